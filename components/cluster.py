@@ -1,0 +1,64 @@
+"""The ECS cluster both colors run in, the tasks' execution role and their log group."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class ServiceClusterArgs:
+    service_name: str
+    tags: dict[str, str]
+
+
+class ServiceCluster(pulumi.ComponentResource):
+    """An ECS cluster with Container Insights, a task execution role and a log group."""
+
+    def __init__(
+        self, name: str, args: ServiceClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cutover:index:ServiceCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            tags=args.tags,
+            opts=child,
+        )
+        self.execution_role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-execution-policy",
+            role=self.execution_role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
+            opts=child,
+        )
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/cutover/{args.service_name}",
+            retention_in_days=30,
+            tags=args.tags,
+            opts=child,
+        )
+        self.register_outputs(
+            {"clusterArn": self.cluster.arn, "executionRoleArn": self.execution_role.arn}
+        )

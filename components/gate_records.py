@@ -1,0 +1,91 @@
+"""Gate records named in stack config, published as SSM parameters the policy pack reads.
+
+The program does not judge records (the pack does, with keys the stack cannot set); it
+checks they are well formed and publishes each under `/cutover/<stack>/gates/<color>/<kind>`,
+which also leaves AWS an audit trail of what was approved.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+from cutover_gates.record import KINDS
+
+from cutover.color import COLORS
+from cutover.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GateRecordFile:
+    path: str
+    kind: str
+    color: str
+    text: str
+
+
+def parameter_name(stack: str, color: str, kind: str) -> str:
+    return f"/cutover/{stack}/gates/{color}/{kind}"
+
+
+def read_gate_records(paths: tuple[str, ...], base: Path) -> list[GateRecordFile]:
+    """Read and shape-check the record files; ConfigError names the file and the problem."""
+    records: list[GateRecordFile] = []
+    seen: dict[tuple[str, str], str] = {}
+    for path in paths:
+        file = base / path
+        try:
+            text = file.read_text()
+            document = json.loads(text)
+        except OSError as e:
+            raise ConfigError(f"cutover:gateRecords: cannot read {path}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"cutover:gateRecords: {path} is not JSON ({e.msg})") from None
+        body = document.get("record") if isinstance(document, dict) else None
+        kind = body.get("kind") if isinstance(body, dict) else None
+        color = body.get("color") if isinstance(body, dict) else None
+        if kind not in KINDS or color not in COLORS:
+            raise ConfigError(
+                f"cutover:gateRecords: {path} is not a gate record; expected a document made by "
+                f"`cutover approve`, `cutover signoff` or `cutover drill` (kind one of {KINDS})"
+            )
+        if (color, kind) in seen:
+            raise ConfigError(
+                f"cutover:gateRecords: {path} and {seen[(color, kind)]} are both {kind} records "
+                f"for {color}; expected one per color and kind"
+            )
+        seen[(color, kind)] = path
+        records.append(GateRecordFile(path, kind, color, json.dumps(document, sort_keys=True)))
+    return records
+
+
+@dataclass(frozen=True)
+class GateRecordsArgs:
+    stack: str
+    records: list[GateRecordFile]
+    tags: dict[str, str]
+
+
+class GateRecords(pulumi.ComponentResource):
+    """One SSM String parameter per gate record."""
+
+    def __init__(
+        self, name: str, args: GateRecordsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cutover:index:GateRecords", name, None, opts)
+        self.parameters = [
+            aws.ssm.Parameter(
+                f"{name}-{r.color}-{r.kind}",
+                name=parameter_name(args.stack, r.color, r.kind),
+                type="String",
+                value=r.text,
+                description=f"cutover {r.kind} record for {r.color} ({r.path})",
+                tags={**args.tags, "cutover:color": r.color, "cutover:gate": r.kind},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for r in args.records
+        ]
+        self.register_outputs({"parameters": [p.name for p in self.parameters]})

@@ -1,0 +1,133 @@
+"""The IAM role the `cutover` helper runs as: exactly the calls a shift makes, on this stack's resources."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+METRICS_NAMESPACE = "Cutover"
+
+
+@dataclass(frozen=True)
+class HelperRoleArgs:
+    tags: dict[str, str]
+    listener_arn: pulumi.Input[str]
+    alarm_arns: list[pulumi.Input[str]]
+    table_arn: pulumi.Input[str]
+    service_arns: list[pulumi.Input[str]]
+    topic_arn: pulumi.Input[str]
+
+
+def helper_policy(
+    listener_arn: str,
+    alarm_arns: list[str],
+    table_arn: str,
+    service_arns: list[str],
+    topic_arn: str,
+) -> dict:
+    """The helper's policy document. Writes are scoped to resources; `*` appears only on
+    describe calls that IAM cannot scope, and on PutMetricData, which is held to one
+    namespace by condition."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "MoveTraffic",
+                "Effect": "Allow",
+                "Action": ["elasticloadbalancing:ModifyListener"],
+                "Resource": [listener_arn],
+            },
+            {
+                "Sid": "ReadLoadBalancer",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeTargetHealth",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                ],
+                "Resource": ["*"],
+            },
+            {
+                "Sid": "ReadAlarms",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:DescribeAlarms"],
+                "Resource": alarm_arns,
+            },
+            {
+                "Sid": "Journal",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                ],
+                "Resource": [table_arn],
+            },
+            {
+                "Sid": "Metrics",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricData"],
+                "Resource": ["*"],
+                "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            },
+            {
+                "Sid": "ScaleColors",
+                "Effect": "Allow",
+                "Action": ["ecs:UpdateService", "ecs:DescribeServices"],
+                "Resource": service_arns,
+            },
+            {
+                "Sid": "Events",
+                "Effect": "Allow",
+                "Action": ["sns:Publish"],
+                "Resource": [topic_arn],
+            },
+        ],
+    }
+
+
+class HelperRole(pulumi.ComponentResource):
+    """A role for the helper, assumable by principals of this account, with `helper_policy`."""
+
+    def __init__(
+        self, name: str, args: HelperRoleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cutover:index:HelperRole", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity_output().account_id
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=account.apply(
+                lambda a: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": f"arn:aws:iam::{a}:root"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                )
+            ),
+            max_session_duration=3600,
+            tags=args.tags,
+            opts=child,
+        )
+        document = pulumi.Output.all(
+            args.listener_arn,
+            pulumi.Output.all(*args.alarm_arns),
+            args.table_arn,
+            pulumi.Output.all(*args.service_arns),
+            args.topic_arn,
+        ).apply(lambda v: json.dumps(helper_policy(*v)))
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-policy", role=self.role.id, policy=document, opts=child
+        )
+        self.register_outputs({"roleArn": self.role.arn})

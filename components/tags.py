@@ -1,0 +1,26 @@
+"""Tags every cutover resource carries; color resources also name their color and release."""
+
+from __future__ import annotations
+
+from components.config import ColorConfig, StackConfig
+
+COLOR_TAG = "cutover:color"
+RELEASE_TAG = "cutover:release"
+CAPACITY_TAG = "cutover:capacity"
+
+
+def stack_tags(config: StackConfig) -> dict[str, str]:
+    return {
+        "cutover:project": config.project,
+        "cutover:stack": config.stack,
+        "cutover:service": config.service.name,
+    }
+
+
+def color_tags(config: StackConfig, color: ColorConfig) -> dict[str, str]:
+    return {
+        **stack_tags(config),
+        COLOR_TAG: color.color,
+        RELEASE_TAG: color.release,
+        CAPACITY_TAG: str(color.capacity),
+    }

@@ -1,0 +1,293 @@
+"""Run the Pulumi program offline, under the Pulumi SDK's own mock runtime.
+
+Computed fields (ARNs, ARN suffixes, DNS names, ids) are filled in, so nothing a reviewer or
+the policy pack looks at is silently unknown. The run records every registration with its
+parent and dependencies, which is what the engine sends the policy pack.
+
+One run per process: the Pulumi runtime is process-wide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+
+
+def _hex(seed: str, n: int = 16) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:n]
+
+
+class ProgramMocks(pulumi.runtime.Mocks):
+    """Deterministic cloud answers: physical names, ARNs and the previous `traffic` output.
+
+    `previous_outputs` is what the self StackReference reads: the stack's outputs after its
+    last update (empty on the first one).
+    """
+
+    def __init__(
+        self,
+        previous_outputs: Mapping[str, Any] | None = None,
+        account: str = ACCOUNT,
+        region: str = REGION,
+    ) -> None:
+        self.previous_outputs = dict(previous_outputs or {})
+        self.account = account
+        self.region = region
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+    def computed(self, typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The output fields AWS would compute for a resource of type `typ`."""
+        physical = inputs.get("name") or f"{name}-{_hex(name, 7)}"
+        tail = _hex(name)
+        if typ == "aws:lb/loadBalancer:LoadBalancer":
+            suffix = f"app/{physical[:32]}/{tail}"
+            return {
+                "name": physical,
+                "arn": self.arn("elasticloadbalancing", f"loadbalancer/{suffix}"),
+                "arnSuffix": suffix,
+                "dnsName": f"{physical[:32]}-{tail[:9]}.{self.region}.elb.amazonaws.com",
+                "zoneId": "Z32O12XQLNTSW2",
+            }
+        if typ == "aws:lb/targetGroup:TargetGroup":
+            suffix = f"targetgroup/{physical[:32]}/{tail}"
+            return {
+                "name": physical,
+                "arn": self.arn("elasticloadbalancing", suffix),
+                "arnSuffix": suffix,
+            }
+        if typ == "aws:lb/listener:Listener":
+            return {"arn": self.arn("elasticloadbalancing", f"listener/app/{name}/{tail}")}
+        if typ == "aws:ecs/service:Service":
+            cluster = str(inputs.get("cluster", "")).rsplit("/", 1)[-1]
+            arn = self.arn("ecs", f"service/{cluster}/{physical}")
+            return {"name": physical, "arn": arn, "id": arn}
+        if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            return {"name": physical, "arn": self.arn("cloudwatch", f"alarm:{physical}")}
+        if typ == "aws:sns/topic:Topic":
+            return {"name": physical, "arn": self.arn("sns", physical)}
+        if typ == "aws:dynamodb/table:Table":
+            return {"name": physical, "arn": self.arn("dynamodb", f"table/{physical}")}
+        if typ == "aws:ecs/cluster:Cluster":
+            return {"name": physical, "arn": self.arn("ecs", f"cluster/{physical}")}
+        if typ == "aws:ecs/taskDefinition:TaskDefinition":
+            family = inputs.get("family", physical)
+            return {
+                "arn": self.arn("ecs", f"task-definition/{family}:1"),
+                "revision": 1,
+            }
+        if typ == "aws:iam/role:Role":
+            return {"name": physical, "arn": f"arn:aws:iam::{self.account}:role/{physical}"}
+        if typ == "aws:ec2/securityGroup:SecurityGroup":
+            return {"name": physical, "id": f"sg-{tail}", "arn": self.arn("ec2", f"sg-{tail}")}
+        if typ.startswith("aws:"):
+            service = typ.split(":")[1].split("/")[0]
+            return {"name": physical, "arn": self.arn(service, f"{name}/{tail}")}
+        return {}
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {
+                "name": args.inputs.get("name", args.name),
+                "outputs": self.previous_outputs,
+                "secretOutputNames": [],
+            }
+        state = {**args.inputs, **self.computed(args.typ, args.name, args.inputs)}
+        return state.get("id") or f"{args.name}-id", state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": self.account,
+                "arn": f"arn:aws:iam::{self.account}:user/cutover",
+                "userId": "AIDACUTOVER",
+                "id": self.account,
+            }, []
+        return {}, []
+
+
+@dataclass
+class Resource:
+    """One registered resource, as the engine would hand it to a policy pack."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "custom": self.custom,
+            "parent": self.parent,
+            "inputs": self.inputs,
+            "state": self.state,
+            "dependencies": self.dependencies,
+            "propertyDependencies": self.property_dependencies,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Resource:
+        return cls(
+            urn=data["urn"],
+            type=data["type"],
+            name=data["name"],
+            custom=data["custom"],
+            parent=data["parent"],
+            inputs=data["inputs"],
+            state=data["state"],
+            dependencies=data.get("dependencies", []),
+            property_dependencies=data.get("propertyDependencies", {}),
+        )
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program declared and exported."""
+
+    project: str
+    stack: str
+    resources: list[Resource]
+    outputs: dict[str, Any]
+
+    def of_type(self, typ: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "resources": [r.to_json() for r in self.resources],
+            "outputs": self.outputs,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProgramRun:
+        return cls(
+            project=data["project"],
+            stack=data["stack"],
+            resources=[Resource.from_json(r) for r in data["resources"]],
+            outputs=data["outputs"],
+        )
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's MockMonitor, also keeping what the engine keeps: parents and dependencies."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Resource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        from pulumi.runtime import rpc
+
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        registered = self.resources[response.urn]
+        self.registrations.append(
+            Resource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=request.custom,
+                parent=request.parent,
+                inputs=_plain(rpc.deserialize_properties(request.object)),
+                state=_plain(registered.state),
+                dependencies=list(request.dependencies),
+                property_dependencies={
+                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                },
+            )
+        )
+        return response
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of deserialized properties (unknowns become None)."""
+    return json.loads(json.dumps(value, default=lambda _: None))
+
+
+def run_program(
+    project_dir: Path,
+    stack: str,
+    config: Mapping[str, Any],
+    mocks: ProgramMocks | None = None,
+    preview: bool = True,
+) -> ProgramRun:
+    """Run `project_dir/__main__.py` for `stack` with `config` (full keys, e.g. `cutover:activeColor`;
+    objects as JSON strings or values) and return what it declared and exported."""
+    from pulumi.runtime import settings as runtime_settings
+    from pulumi.runtime.stack import wait_for_rpcs
+    from pulumi.runtime.sync_await import _sync_await
+
+    project = _project_name(project_dir)
+    mocks = mocks or ProgramMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_all_config(
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    )
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    sys.path.insert(0, str(project_dir))
+    cwd = os.getcwd()
+    os.chdir(project_dir)
+    try:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        _sync_await(wait_for_rpcs())
+        root = runtime_settings.get_root_resource()
+        exported = dict(getattr(root, "outputs", {}))
+        outputs = {k: _sync_await(_resolve(v)) for k, v in exported.items()}
+        _sync_await(wait_for_rpcs())
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(project_dir))
+    return ProgramRun(project, stack, list(monitor.registrations), _plain(outputs))
+
+
+async def _resolve(value: Any) -> Any:
+    return await pulumi.Output.from_input(value).future()
+
+
+def _project_name(project_dir: Path) -> str:
+    for line in (project_dir / "Pulumi.yaml").read_text().splitlines():
+        if line.startswith("name:"):
+            return line.split(":", 1)[1].strip()
+    raise ValueError(f"{project_dir / 'Pulumi.yaml'} has no `name:`")
+
+
+def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
+    """The `config:` map of `Pulumi.<stack>.yaml` (values as YAML gives them)."""
+    import yaml
+
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        from cutover.errors import ConfigError
+
+        raise ConfigError(f"cannot read the stack file {path}: {e.strerror}") from None
+    config = document.get("config", {}) if isinstance(document, dict) else {}
+    return dict(config)

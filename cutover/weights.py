@@ -1,0 +1,37 @@
+"""Listener weights per color: pure functions, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cutover.color import COLORS, Color, other_color
+
+Weights = dict[Color, int]
+
+# The ALB accepts 0-999 per target group; cutover writes percentages (0-100).
+MAX_WEIGHT = 999
+
+
+def weights_for(color: Color, percent: int) -> Weights:
+    """`percent` of traffic to `color`, the rest to the other color."""
+    if not 0 <= percent <= 100:
+        raise ValueError(f"traffic percent {percent} is out of range; expected 0-100")
+    return {color: percent, other_color(color): 100 - percent}
+
+
+def check_weights(weights: Mapping[str, int]) -> Weights:
+    """Both colors, each 0-999, and some traffic flowing; ValueError otherwise."""
+    if set(weights) != set(COLORS):
+        raise ValueError(f"weights {dict(weights)} must name exactly blue and green")
+    for color, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= MAX_WEIGHT:
+            raise ValueError(f"weight {weight!r} for {color} is out of range; expected 0-999")
+    if sum(weights.values()) == 0:
+        raise ValueError("weights sum to zero: no traffic would be served")
+    return {"blue": weights["blue"], "green": weights["green"]}
+
+
+def share(weights: Mapping[str, int], color: Color) -> float:
+    """The fraction of traffic `color` receives under `weights`."""
+    total = sum(weights.values())
+    return weights[color] / total if total else 0.0

@@ -1,0 +1,202 @@
+"""Gate records: small JSON documents signed with Ed25519 over canonical JSON.
+
+A record binds one project, stack, release (version and image digest) and target color, and
+carries its issue and expiry times and the signer's key id. Kinds: `approval` (the chairman),
+`security-signoff` (security automation, with findings counts), `rollback-drill` (the helper's
+drill, signed with the deploy key). Verifying needs the trusted public keys, which live in the
+policy pack's config, never in the stack's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+KINDS = ("approval", "security-signoff", "rollback-drill")
+SEVERITIES = ("critical", "high", "medium", "low")
+FORMAT = "cutover.gate-record/v1"
+# Clocks disagree a little; a record "issued" slightly in the future is still accepted.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class RecordInvalid(Exception):
+    """The record does not prove what it is asked to prove; the message says why."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a record must bind to count for a gate."""
+
+    kind: str
+    project: str
+    stack: str
+    version: str
+    digest: str
+    color: str
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, no insignificant whitespace, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """A short, stable id of a public key: the first 16 hex digits of SHA-256 of its raw bytes."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_key_text(public_key: Ed25519PublicKey) -> str:
+    """The public key as base64 of its 32 raw bytes: what goes into the pack's config."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """A public key from base64 of its raw bytes; ValueError when it is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"not an Ed25519 public key (base64 of 32 bytes): {text!r}") from e
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: Any, field: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordInvalid(f"{field} {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise RecordInvalid(f"{field} {text!r} has no time zone")
+    return moment
+
+
+def make_record(
+    *,
+    kind: str,
+    project: str,
+    stack: str,
+    version: str,
+    digest: str,
+    color: str,
+    issued_at: datetime,
+    valid_for: timedelta,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The unsigned body of a gate record."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return {
+        "format": FORMAT,
+        "kind": kind,
+        "project": project,
+        "stack": stack,
+        "release": {"version": version, "digest": digest},
+        "color": color,
+        "issuedAt": timestamp(issued_at),
+        "expiresAt": timestamp(issued_at + valid_for),
+        "details": details or {},
+    }
+
+
+def sign(body: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """A signed record document: the body with the signer's key id, and the signature."""
+    body = {**body, "keyId": key_id(private_key.public_key())}
+    signature = private_key.sign(canonical(body))
+    return {"record": body, "signature": base64.b64encode(signature).decode()}
+
+
+def verify(
+    document: Any,
+    trusted_keys: list[str],
+    expected: Expected,
+    now: datetime,
+    max_age: timedelta | None = None,
+) -> dict[str, Any]:
+    """The record body when `document` proves `expected` at `now`; RecordInvalid otherwise.
+
+    Checks, in order: shape, a trusted signer, the signature over the canonical body, the
+    kind, issue and expiry times (and `max_age`), and every binding (project, stack, release
+    version and digest, color).
+    """
+    if not isinstance(document, dict) or set(document) != {"record", "signature"}:
+        raise RecordInvalid("not a gate record: expected {record, signature}")
+    body, signature = document["record"], document["signature"]
+    if not isinstance(body, dict) or not isinstance(signature, str):
+        raise RecordInvalid("not a gate record: record must be an object, signature a string")
+    if body.get("format") != FORMAT:
+        raise RecordInvalid(f"unknown record format {body.get('format')!r}; expected {FORMAT}")
+
+    keys = {key_id(k): k for k in (parse_public_key(t) for t in trusted_keys)}
+    signer = body.get("keyId")
+    if signer not in keys:
+        raise RecordInvalid(f"signed by key {signer!r}, which is not a trusted {expected.kind} key")
+    try:
+        keys[signer].verify(base64.b64decode(signature, validate=True), canonical(body))
+    except (InvalidSignature, ValueError):
+        raise RecordInvalid(
+            f"the signature does not match the record (forged or changed after signing; key {signer})"
+        ) from None
+
+    if body.get("kind") != expected.kind:
+        raise RecordInvalid(f"is a {body.get('kind')!r} record; expected {expected.kind!r}")
+    issued = parse_time(body.get("issuedAt"), "issuedAt")
+    expires = parse_time(body.get("expiresAt"), "expiresAt")
+    if issued > now + CLOCK_SKEW:
+        raise RecordInvalid(f"issued in the future ({timestamp(issued)})")
+    if expires <= now:
+        raise RecordInvalid(f"expired at {timestamp(expires)}")
+    if max_age is not None and now - issued > max_age:
+        raise RecordInvalid(f"issued {timestamp(issued)}, older than the allowed {_age(max_age)}")
+
+    release: dict[str, Any] = body["release"] if isinstance(body.get("release"), dict) else {}
+    bindings = [
+        ("project", body.get("project"), expected.project),
+        ("stack", body.get("stack"), expected.stack),
+        ("release version", release.get("version"), expected.version),
+        ("release digest", release.get("digest"), expected.digest),
+        ("color", body.get("color"), expected.color),
+    ]
+    for name, got, want in bindings:
+        if got != want:
+            raise RecordInvalid(f"is for {name} {got!r}; this update needs {want!r}")
+    return body
+
+
+def _age(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"
+
+
+def load_private_key(pem: bytes) -> Ed25519PrivateKey:
+    """An Ed25519 private key from PEM; ValueError when it is not one."""
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("not an Ed25519 private key")
+    return key
+
+
+def private_key_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def findings(body: dict[str, Any]) -> dict[str, int]:
+    """Findings counts by severity of a security sign-off (missing severities count as 0)."""
+    counts = body.get("details", {}).get("findings", {})
+    return {s: int(counts.get(s, 0)) for s in SEVERITIES}
