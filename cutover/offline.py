@@ -291,3 +291,43 @@ def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read the stack file {path}: {e.strerror}") from None
     config = document.get("config", {}) if isinstance(document, dict) else {}
     return dict(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cutover.offline`: run the program once and print what it declared as JSON.
+
+    Used by tests and tools that need a fresh process per run.
+    """
+    import argparse
+
+    from cutover.errors import CutoverError
+
+    parser = argparse.ArgumentParser(prog="python -m cutover.offline")
+    parser.add_argument("--project-dir", type=Path, default=Path.cwd())
+    parser.add_argument("--stack", required=True)
+    parser.add_argument(
+        "--config", type=Path, help="JSON file: full config (overrides the stack file)"
+    )
+    parser.add_argument("--previous", type=Path, help="JSON file: the stack's previous outputs")
+    parser.add_argument("--update", action="store_true", help="run as an update, not a preview")
+    args = parser.parse_args(argv)
+    project_dir = args.project_dir.resolve()
+    try:
+        config = (
+            json.loads(args.config.read_text())
+            if args.config
+            else stack_config(project_dir, args.stack)
+        )
+        previous = json.loads(args.previous.read_text()) if args.previous else None
+        run = run_program(
+            project_dir, args.stack, config, ProgramMocks(previous), preview=not args.update
+        )
+    except CutoverError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    json.dump(run.to_json(), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

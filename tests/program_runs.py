@@ -1,0 +1,71 @@
+"""Run the Pulumi program under the SDK's mocks, one fresh process per scenario."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cutover.offline import ProgramRun, stack_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def prod_config() -> dict[str, Any]:
+    """The production stack's config, as `Pulumi.prod.yaml` has it."""
+    return copy.deepcopy(stack_config(ROOT, "prod"))
+
+
+def previous_outputs(
+    weights: dict[str, int], minutes_ago: float, releases: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A previous update's outputs whose traffic last moved `minutes_ago`."""
+    changed = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return {
+        "traffic": {
+            "weights": weights,
+            "releases": releases or {"blue": "1.41.0", "green": "1.42.0"},
+            "desiredCounts": {"blue": 6, "green": 6},
+            "changedAt": changed.isoformat(timespec="seconds"),
+        }
+    }
+
+
+def run(
+    config: dict[str, Any],
+    stack: str = "prod",
+    previous: dict[str, Any] | None = None,
+    project_dir: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m cutover.offline` for one scenario."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config_file = Path(tmp) / "config.json"
+        config_file.write_text(json.dumps(config))
+        args = [
+            sys.executable,
+            "-m",
+            "cutover.offline",
+            "--project-dir",
+            str(project_dir),
+            "--stack",
+            stack,
+            "--config",
+            str(config_file),
+        ]
+        if previous is not None:
+            previous_file = Path(tmp) / "previous.json"
+            previous_file.write_text(json.dumps(previous))
+            args += ["--previous", str(previous_file)]
+        return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp)
+
+
+def declare(config: dict[str, Any], **kwargs: Any) -> ProgramRun:
+    """Run a scenario that must succeed and return what it declared."""
+    result = run(config, **kwargs)
+    assert result.returncode == 0, result.stderr
+    return ProgramRun.from_json(json.loads(result.stdout))

@@ -1,0 +1,189 @@
+"""The config loader: every bad value raises one ConfigError naming key, value and expectation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components.config import parse_config
+from cutover.errors import ConfigError
+from tests.program_runs import prod_config
+
+
+def raw(config: dict[str, Any]) -> dict[str, Any]:
+    """Stack-file config as Pulumi hands it to a program: keys without namespace, objects as JSON."""
+    out = {}
+    for key, value in config.items():
+        if key.startswith("cutover:"):
+            short = key.split(":", 1)[1]
+            out[short] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return out
+
+
+def parse(config: dict[str, Any], stack: str = "prod"):
+    return parse_config(raw(config), project="cutover", stack=stack)
+
+
+def test_prod_stack_file_is_valid() -> None:
+    config = parse(prod_config())
+    assert config.active_color == "blue"
+    assert config.weights == {"blue": 100, "green": 0}
+    assert config.green.capacity == 6 and config.green.idle_capacity == 2
+    assert config.production is True
+    assert config.green.digest.startswith("sha256:")
+
+
+def _set(config: dict[str, Any], path: str, value: Any) -> None:
+    key, *rest = path.split(".")
+    if not rest:
+        if value is DELETE:
+            del config[f"cutover:{key}"]
+        else:
+            config[f"cutover:{key}"] = value
+        return
+    node = config[f"cutover:{key}"]
+    for part in rest[:-1]:
+        node = node[part]
+    if value is DELETE:
+        del node[rest[-1]]
+    else:
+        node[rest[-1]] = value
+
+
+DELETE = object()
+
+BAD = [
+    ("activeColor", "purple", "cutover:activeColor: got 'purple'; expected blue or green"),
+    ("activeColor", DELETE, "cutover:activeColor: got None; expected blue or green (required)"),
+    (
+        "trafficPercent",
+        "101",
+        "cutover:trafficPercent: got 101; expected a whole number from 0 to 100",
+    ),
+    ("trafficPercent", "ten", "cutover:trafficPercent: got 'ten'"),
+    ("production", "maybe", "cutover:production: got 'maybe'; expected true or false"),
+    ("platform", "lambda", "cutover:platform: got 'lambda'; expected ecs or kubernetes"),
+    (
+        "colors.green.image",
+        "registry/checkout:1.42.0",
+        "cutover:colors.green.image: got 'registry/checkout:1.42.0'; expected an image pinned by digest",
+    ),
+    (
+        "colors.blue.release",
+        "latest",
+        "cutover:colors.blue.release: got 'latest'; expected a version like 1.42.0",
+    ),
+    (
+        "colors.blue.capacity",
+        -1,
+        "cutover:colors.blue.capacity: got -1; expected a whole number from 0 to 1000",
+    ),
+    (
+        "colors.blue.idleCapacity",
+        7,
+        "cutover:colors.blue.idleCapacity: got 7; expected a whole number from 0 to 6",
+    ),
+    ("colors.blue.containerPort", 70000, "cutover:colors.blue.containerPort: got 70000"),
+    (
+        "colors.blue.healthCheckPath",
+        "healthz",
+        "cutover:colors.blue.healthCheckPath: got 'healthz'; expected an absolute URL path",
+    ),
+    (
+        "colors.blue.colour",
+        "x",
+        "cutover:colors.blue.colour: got 'x'; expected one of the known keys",
+    ),
+    ("colors.purple", {}, "cutover:colors.purple"),
+    ("network.vpcId", "my-vpc", "cutover:network.vpcId: got 'my-vpc'; expected a VPC id"),
+    (
+        "network.publicSubnetIds",
+        ["subnet-0a1b2c3d4e5f60001"],
+        "cutover:network.publicSubnetIds: got ['subnet-0a1b2c3d4e5f60001']; expected a list of at least two subnet ids",
+    ),
+    (
+        "network.privateSubnetIds",
+        ["subnet-0a1b2c3d4e5f61001", "subnet-0a1b2c3d4e5f61001"],
+        "expected distinct subnet ids",
+    ),
+    (
+        "alarms.errorRatePercent",
+        0,
+        "cutover:alarms.errorRatePercent: got 0; expected a number from 0.01 to 100",
+    ),
+    (
+        "alarms.periodSeconds",
+        45,
+        "cutover:alarms.periodSeconds: got 45; expected 10, 30 or a multiple of 60",
+    ),
+    ("rollbackWindowMinutes", "-5", "cutover:rollbackWindowMinutes: got -5"),
+    (
+        "certificateArn",
+        "arn:aws:iam::123456789012:server-certificate/x",
+        "cutover:certificateArn: got 'arn:aws:iam::123456789012:server-certificate/x'; expected an ACM certificate ARN",
+    ),
+    (
+        "testListenerPort",
+        "443",
+        "cutover:testListenerPort: got 443; expected a port other than 443",
+    ),
+    ("service.name", "Checkout_Service", "cutover:service.name: got 'Checkout_Service'"),
+    ("activeColour", "green", "cutover:activeColour: got 'green'; expected one of the known keys"),
+    (
+        "gateRecords",
+        "gates/approval.json",
+        "cutover:gateRecords: got 'gates/approval.json'; expected a list of gate record file paths",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD, ids=[f"{p}={v}" for p, v, _ in BAD])
+def test_bad_value_raises_config_error_naming_key_value_and_expectation(
+    path: str, value: Any, message: str
+) -> None:
+    config = prod_config()
+    _set(config, path, value)
+    with pytest.raises(ConfigError) as error:
+        parse(config)
+    assert message in str(error.value)
+
+
+def test_color_receiving_traffic_needs_capacity() -> None:
+    config = prod_config()
+    config["cutover:colors"]["blue"].update(capacity=0, idleCapacity=0)
+    with pytest.raises(ConfigError) as error:
+        parse(config)
+    assert (
+        "cutover:colors.blue.capacity: got 0; expected at least 1: blue would receive 100% of traffic"
+        in str(error.value)
+    )
+
+
+def test_malformed_object_json_is_named() -> None:
+    values = raw(prod_config())
+    values["network"] = "{vpcId: vpc-1"
+    with pytest.raises(
+        ConfigError, match=r"cutover:network: got '\{vpcId: vpc-1'; expected a JSON object"
+    ):
+        parse_config(values, project="cutover", stack="prod")
+
+
+def test_tag_pinned_images_are_allowed_off_production() -> None:
+    config = prod_config()
+    config["cutover:production"] = False
+    config["cutover:colors"]["green"]["image"] = "registry/checkout:1.42.0"
+    assert parse(config, stack="staging").green.digest == ""
+
+
+@given(active=st.sampled_from(["blue", "green"]), percent=st.integers(0, 100))
+def test_weights_always_sum_to_100_and_follow_the_active_color(active: str, percent: int) -> None:
+    config = prod_config()
+    config["cutover:activeColor"] = active
+    config["cutover:trafficPercent"] = percent
+    weights = parse(config).weights
+    assert sum(weights.values()) == 100
+    assert weights[active] == percent
