@@ -202,28 +202,35 @@ class RecordingMonitor(MockMonitor):
         self.registrations: list[Resource] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self._record(request, response.urn, request.object, custom=request.custom)
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        # Reads (a StackReference among them) are resources the engine shows the pack too.
+        response = super().ReadResource(request)
+        self._record(request, response.urn, request.properties, custom=True)
+        return response
+
+    def _record(self, request: Any, urn: str, properties: Any, custom: bool) -> None:
         from pulumi.runtime import rpc
 
-        response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        registered = self.resources[response.urn]
         self.registrations.append(
             Resource(
-                urn=response.urn,
+                urn=urn,
                 type=request.type,
                 name=request.name,
-                custom=request.custom,
+                custom=custom,
                 parent=request.parent,
-                inputs=_plain(rpc.deserialize_properties(request.object)),
-                state=_plain(registered.state),
+                inputs=_plain(rpc.deserialize_properties(properties)),
+                state=_plain(self.resources[urn].state),
                 dependencies=list(request.dependencies),
                 property_dependencies={
-                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                    k: list(v.urns) for k, v in getattr(request, "propertyDependencies", {}).items()
                 },
             )
         )
-        return response
 
 
 def _plain(value: Any) -> Any:

@@ -37,7 +37,7 @@ class TrafficState:
 
 def parse_traffic_state(value: Any) -> TrafficState | None:
     """The previous `traffic` output, or None when there is none (first update) or it is malformed."""
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         return None
     try:
         weights = {c: int(value["weights"][c]) for c in COLORS}

@@ -1,0 +1,269 @@
+"""Run the policy pack as the Pulumi engine does, and talk to it over the analyzer protocol.
+
+The pack is started as a plugin process (`python __main__.py`, which prints its port), then
+driven with GetAnalyzerInfo, Configure, AnalyzeStack and Analyze. Pack config is the JSON of
+`pulumi preview --policy-pack-config`, validated against each policy's schema as the CLI
+validates it, with the schema's defaults filled in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from cutover.errors import ConfigError
+from cutover.offline import Resource
+
+LEVELS = {"advisory": 0, "mandatory": 1, "disabled": 2, "remediate": 3}
+LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
+START_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One policy violation as the engine would print it."""
+
+    policy: str
+    message: str
+    level: str
+    urn: str
+
+    @property
+    def mandatory(self) -> bool:
+        return self.level == "mandatory"
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    name: str
+    description: str
+    level: str
+    schema: dict[str, Any]
+    kind: str
+
+
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+class PolicyPackProcess:
+    """The pack as a running plugin. Use as a context manager; it is stopped on exit."""
+
+    def __init__(self, pack_dir: Path, stack: str, project: str, preview: bool = True) -> None:
+        self.pack_dir = pack_dir
+        env = {
+            **os.environ,
+            "PULUMI_STACK": stack,
+            "PULUMI_PROJECT": project,
+            "PULUMI_DRY_RUN": "true" if preview else "false",
+        }
+        main = pack_dir / "__main__.py"
+        if not main.is_file():
+            raise ConfigError(
+                f"--policy-pack {pack_dir}: no __main__.py; expected a policy pack folder"
+            )
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", str(main)],
+            cwd=pack_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        port = self._read_port()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_SECONDS)
+        self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        self._policies: list[PolicyInfo] | None = None
+
+    def _read_port(self) -> int:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT_SECONDS)
+        line = self.process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.close()
+            err = self.process.stderr.read().decode() if self.process.stderr else ""
+            raise RuntimeError(f"policy pack {self.pack_dir} did not start: {err[-2000:]}")
+        return int(line)
+
+    def __enter__(self) -> PolicyPackProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if getattr(self, "channel", None) is not None:
+            self.channel.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def info(self) -> tuple[str, str, list[PolicyInfo]]:
+        """(name, version, policies) from GetAnalyzerInfo."""
+        info = self.stub.GetAnalyzerInfo(empty_pb2.Empty())
+        policies = [
+            PolicyInfo(
+                name=p.name,
+                description=p.description,
+                level=LEVEL_NAMES[p.enforcementLevel],
+                schema={
+                    "properties": json.loads(
+                        json.dumps(dict(p.configSchema.properties), default=_from_proto)
+                    ),
+                    "required": list(p.configSchema.required),
+                },
+                kind="stack" if p.policy_type == 2 else "resource",
+            )
+            for p in info.policies
+        ]
+        self._policies = policies
+        return info.name, info.version, policies
+
+    def configure(self, config: dict[str, Any] | None) -> None:
+        """Send pack config (the `--policy-pack-config` JSON), validated against the schemas."""
+        _, _, policies = self.info()
+        resolved = resolve_config(config or {}, policies)
+        request = analyzer_pb2.ConfigureAnalyzerRequest(
+            policyConfig={
+                name: analyzer_pb2.PolicyConfig(
+                    enforcementLevel=analyzer_pb2.EnforcementLevel.Value(level.upper()),
+                    properties=_struct(props),
+                )
+                for name, (level, props) in resolved.items()
+            }
+        )
+        self.stub.Configure(request)
+
+    def analyze_stack(self, resources: list[Resource]) -> list[Diagnostic]:
+        """AnalyzeStack with every resource's state, parent and dependencies."""
+        request = analyzer_pb2.AnalyzeStackRequest(
+            resources=[
+                analyzer_pb2.AnalyzerResource(
+                    type=r.type,
+                    properties=_struct(r.state),
+                    urn=r.urn,
+                    name=r.name,
+                    parent=r.parent,
+                    dependencies=r.dependencies,
+                    propertyDependencies={
+                        k: analyzer_pb2.AnalyzerPropertyDependencies(urns=v)
+                        for k, v in r.property_dependencies.items()
+                    },
+                )
+                for r in resources
+                if r.custom
+            ]
+        )
+        return _diagnostics(self.stub.AnalyzeStack(request))
+
+    def analyze(self, resource: Resource) -> list[Diagnostic]:
+        """Analyze one resource's inputs, as the engine does before creating or updating it."""
+        request = analyzer_pb2.AnalyzeRequest(
+            type=resource.type,
+            properties=_struct(resource.inputs),
+            urn=resource.urn,
+            name=resource.name,
+        )
+        return _diagnostics(self.stub.Analyze(request))
+
+
+def _from_proto(value: Any) -> Any:
+    if isinstance(value, struct_pb2.Struct):
+        return dict(value)
+    if isinstance(value, struct_pb2.ListValue):
+        return list(value)
+    return str(value)
+
+
+def _diagnostics(response: Any) -> list[Diagnostic]:
+    return [
+        Diagnostic(d.policyName, d.message, LEVEL_NAMES[d.enforcementLevel], d.urn)
+        for d in response.diagnostics
+    ]
+
+
+def resolve_config(
+    config: dict[str, Any], policies: list[PolicyInfo]
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Per policy: (enforcement level, properties with defaults). ConfigError on invalid config."""
+    import jsonschema
+
+    by_name = {p.name: p for p in policies}
+    unknown = sorted(set(config) - set(by_name) - {"all"})
+    if unknown:
+        raise ConfigError(
+            f"policy pack config: unknown policy {unknown[0]!r}; expected one of {sorted(by_name)} or 'all'"
+        )
+    default = config.get("all")
+    if default is not None and default not in LEVELS:
+        raise ConfigError(
+            f"policy pack config: all: got {default!r}; expected one of {sorted(LEVELS)}"
+        )
+    resolved = {}
+    for policy in policies:
+        entry = config.get(policy.name, {})
+        if isinstance(entry, str):
+            entry = {"enforcementLevel": entry}
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f"policy pack config: {policy.name}: got {entry!r}; expected an object or an enforcement level"
+            )
+        props = {k: v for k, v in entry.items() if k != "enforcementLevel"}
+        level = entry.get("enforcementLevel", default or policy.level)
+        if level not in LEVELS:
+            raise ConfigError(
+                f"policy pack config: {policy.name}.enforcementLevel: got {level!r}; expected one of {sorted(LEVELS)}"
+            )
+        schema = {
+            "type": "object",
+            "properties": policy.schema["properties"],
+            "required": policy.schema["required"],
+            "additionalProperties": False,
+        }
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft7Validator(schema).iter_errors(props)
+        )
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path) or "(top)"
+            raise ConfigError(f"policy pack config: {policy.name}.{where}: {error.message}")
+        defaults = {
+            k: s["default"] for k, s in policy.schema["properties"].items() if "default" in s
+        }
+        resolved[policy.name] = (level, {**defaults, **props})
+    return resolved
+
+
+def load_pack_config(path: Path | None) -> dict[str, Any]:
+    """The `--policy-pack-config` JSON file, or {} when none is given."""
+    if path is None:
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"--policy-pack-config {path}: cannot read it ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"--policy-pack-config {path}: not JSON ({e.msg} at line {e.lineno})"
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--policy-pack-config {path}: expected a JSON object of policy names")
+    return value

@@ -1,0 +1,502 @@
+"""The `cutover-gates` policies.
+
+Gates (approval, sign-off, drill) apply to updates that move traffic: when a color's weight
+changes, or a color receiving traffic changes release, compared with the stack's previous
+update (its `traffic` output, read through the program's self StackReference). Each message
+says what is wrong and what to do. Anything that cannot be decided because a value is unknown
+during preview fails closed with a violation saying so.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import UnknownValueError
+
+from cutover_gates.facts import (
+    LOAD_BALANCER_TYPES,
+    SERVICE,
+    TARGET_GROUP_TYPES,
+    TASK_DEFINITION,
+    Res,
+    StackFacts,
+    collect,
+    stack_of,
+)
+from cutover_gates.record import SEVERITIES, Expected, RecordInvalid, findings, verify
+from cutover_gates.rollback_window import keeps_full_capacity
+
+# report(message) or report(message, urn): the SDK's ReportViolation, urn optional.
+Report = Callable[..., None]
+
+DEFAULT_PRODUCTION_STACKS = ["prod", "prod-*", "production", "production-*", "*-prod"]
+DIGEST_IMAGE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+DEFAULT_METRICS = ["HTTPCode_Target_5XX_Count", "TargetResponseTime", "UnHealthyHostCount"]
+
+_PRODUCTION = {
+    "productionStacks": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "description": "Stack name patterns (fnmatch) treated as production.",
+        "default": DEFAULT_PRODUCTION_STACKS,
+    }
+}
+_KEYS = {
+    "trustedKeys": {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$"},
+        "description": "Trusted Ed25519 public keys (base64 of 32 bytes; `cutover keys new` prints them).",
+        "default": [],
+    }
+}
+
+
+def is_production(stack: str | None, patterns: list[str] | None = None) -> bool:
+    """True for production stacks; an unknown stack counts as production (fail closed)."""
+    if not stack:
+        return True
+    return any(fnmatch.fnmatchcase(stack, p) for p in (patterns or DEFAULT_PRODUCTION_STACKS))
+
+
+class _EnforcedByStack:
+    """Mandatory on production stacks, advisory elsewhere, unless the pack's config says otherwise.
+
+    The engine names the stack in PULUMI_STACK; the pack config's `enforcementLevel` for a
+    policy overrides this (the SDK consults config first).
+    """
+
+    _explicit: EnforcementLevel | None = None
+
+    @property
+    def enforcement_level(self) -> EnforcementLevel:
+        if self._explicit is not None:
+            return self._explicit
+        production = is_production(os.environ.get("PULUMI_STACK"))
+        return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY
+
+    @enforcement_level.setter
+    def enforcement_level(self, value: EnforcementLevel | None) -> None:
+        self._explicit = value
+
+
+def _fail_closed(report: Report, error: UnknownValueError) -> None:
+    report(
+        f"Cannot be decided during preview: {error.message} Failing closed: this gate does "
+        "not pass on values it cannot see. Run the preview against a stack whose resources "
+        "exist, or `cutover preview`, which fills computed values."
+    )
+
+
+class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
+    """A stack policy over StackFacts."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        check: Callable[[StackFacts, Mapping[str, Any], Report], None],
+        properties: dict[str, Any],
+    ) -> None:
+        def validate(args: StackValidationArgs, report: Report) -> None:
+            resources = [Res(r.resource_type, r.urn, r.props) for r in args.resources]
+            if not resources:
+                return
+            try:
+                check(collect(resources), args.get_config() or {}, report)
+            except UnknownValueError as e:
+                _fail_closed(report, e)
+
+        super().__init__(
+            name,
+            description,
+            validate,
+            config_schema=PolicyConfigSchema({**_PRODUCTION, **properties}),
+        )
+
+
+class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[misc]
+    """A resource policy over (type, urn, props)."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        check: Callable[[Res, Mapping[str, Any], Report], None],
+        properties: dict[str, Any],
+    ) -> None:
+        def validate(args: ResourceValidationArgs, report: Report) -> None:
+            try:
+                check(
+                    Res(args.resource_type, args.urn, args.props), args.get_config() or {}, report
+                )
+            except UnknownValueError as e:
+                _fail_closed(report, e)
+
+        super().__init__(
+            name,
+            description,
+            validate,
+            config_schema=PolicyConfigSchema({**_PRODUCTION, **properties}),
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _moving(facts: StackFacts) -> list[str]:
+    """Colors receiving traffic whose share or release changed since the previous update.
+
+    With no previous update known, every receiving color counts as moving (fail closed).
+    """
+    weights = facts.weights()
+    total = sum(weights.values())
+    previous = facts.previous
+    moving = []
+    for color in facts.receiving():
+        if previous is None:
+            moving.append(color)
+            continue
+        before_total = sum(previous.weights.values()) or 1
+        share_changed = weights[color] / total != previous.weights.get(color, 0) / before_total
+        release_changed = facts.colors[color].release() != previous.releases.get(color)
+        if share_changed or release_changed:
+            moving.append(color)
+    return moving
+
+
+def _gate(
+    facts: StackFacts,
+    config: Mapping[str, Any],
+    report: Report,
+    kind: str,
+    colors: list[str],
+    max_age: timedelta | None,
+    how: str,
+) -> dict[str, dict[str, Any]]:
+    """Verify a `kind` record for each color; report what is missing or invalid."""
+    keys = list(config.get("trustedKeys") or [])
+    accepted: dict[str, dict[str, Any]] = {}
+    if colors and not keys:
+        report(
+            f"No trusted keys for {kind} records in the policy pack's config: the gate cannot "
+            f"pass. Set `trustedKeys` for this policy in the pack config (never in the stack)."
+        )
+        return accepted
+    for color in colors:
+        fleet = facts.colors[color]
+        version, digest = fleet.release(), fleet.digest()
+        if not version or not digest:
+            report(
+                f"{color} will receive traffic but its release is not identifiable "
+                f"(version {version!r}, image digest {digest!r}); pin the image by digest."
+            )
+            continue
+        document = facts.records.get((color, kind))
+        release = f"{color} release {version} ({digest[:19]}…)"
+        if document is None:
+            report(f"{release} has no {kind} record. {how} and list it in cutover:gateRecords.")
+            continue
+        expected = Expected(kind, facts.project, facts.stack, version, digest, color)
+        try:
+            accepted[color] = verify(document, keys, expected, _now(), max_age)
+        except RecordInvalid as e:
+            report(f"The {kind} record for {release} is not valid: it {e}. {how}.")
+        except ValueError as e:
+            report(f"The pack's trustedKeys are malformed ({e}); fix the pack config.")
+    return accepted
+
+
+def _hours(config: Mapping[str, Any], key: str, default: float | None) -> timedelta | None:
+    value = config.get(key, default)
+    return timedelta(hours=float(value)) if value is not None else None
+
+
+def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    _gate(
+        facts,
+        config,
+        report,
+        "approval",
+        _moving(facts),
+        _hours(config, "maxAgeHours", None),
+        "Ask the chairman to sign one with `cutover approve`",
+    )
+
+
+def check_signoff(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    accepted = _gate(
+        facts,
+        config,
+        report,
+        "security-signoff",
+        _moving(facts),
+        _hours(config, "maxAgeHours", None),
+        "Have security automation sign one with `cutover signoff`",
+    )
+    limits = {"critical": 0, **dict(config.get("maxFindings") or {})}
+    for color, body in accepted.items():
+        counts = findings(body)
+        over = [
+            f"{counts[s]} {s} (allowed {limits[s]})"
+            for s in SEVERITIES
+            if s in limits and counts[s] > int(limits[s])
+        ]
+        if over:
+            scanner = body.get("details", {}).get("scanner", "the scanner")
+            report(
+                f"{color} release {body['release']['version']}: security sign-off by {scanner} "
+                f"reports {', '.join(over)}. Fix the findings and sign off again."
+            )
+
+
+def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    weights = facts.weights()
+    total = sum(weights.values())
+    reaching = [c for c in _moving(facts) if weights[c] == total]
+    _gate(
+        facts,
+        config,
+        report,
+        "rollback-drill",
+        reaching,
+        timedelta(days=float(config.get("maxAgeDays", 7))),
+        "Run `cutover drill` against this stack (it signs a rollback-drill record)",
+    )
+
+
+def check_rollback_ready(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    weights = facts.weights()
+    window = int(config.get("rollbackWindowMinutes", 60))
+    now = _now()
+    for color, fleet in facts.colors.items():
+        if not keeps_full_capacity(color, weights, facts.previous, window, now):
+            continue
+        if not fleet.target_groups or not fleet.services:
+            missing = "target group" if not fleet.target_groups else "service"
+            report(
+                f"{color} is the rollback target (it served traffic, or did within "
+                f"{window} min) but this update removes its {missing}. Keep it until the "
+                "rollback window has passed."
+            )
+            continue
+        capacity, desired = fleet.capacity(), fleet.desired_count()
+        if capacity is None or desired is None or desired < capacity:
+            report(
+                f"{color} is the rollback target but this update scales it to {desired} of its "
+                f"capacity {capacity}. Keep it at full capacity in the update that moves traffic "
+                f"away from it and for {window} min after; scale it down in a later update."
+            )
+
+
+def check_monitoring(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    required = list(config.get("requiredMetrics") or DEFAULT_METRICS)
+    lb_suffixes = {lb.props["arnSuffix"] for lb in facts.load_balancers}
+    for color in facts.receiving():
+        fleet = facts.colors[color]
+        tg_suffixes = {tg.props["arnSuffix"] for tg in fleet.target_groups}
+        watched: set[str] = set()
+        for alarm in fleet.alarms:
+            if not alarm.props.get("alarmActions"):
+                continue
+            for metric, dims in _alarm_metrics(alarm.props):
+                if (
+                    dims.get("TargetGroup") in tg_suffixes
+                    and dims.get("LoadBalancer") in lb_suffixes
+                ):
+                    watched.add(metric)
+        missing = [m for m in required if m not in watched]
+        if missing:
+            report(
+                f"{color} will receive traffic but has no alarm with actions on its own target "
+                f"group for {', '.join(missing)}. Declare them (components/monitoring.py)."
+            )
+
+
+def _alarm_metrics(props: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    if props.get("metricName"):
+        return [(str(props["metricName"]), props.get("dimensions") or {})]
+    out = []
+    for query in props.get("metricQueries") or []:
+        metric = query.get("metric")
+        if metric:
+            out.append((str(metric.get("metricName")), metric.get("dimensions") or {}))
+    return out
+
+
+def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    try:
+        weights = facts.weights()
+    except ValueError as e:
+        report(f"The production listener's forward action is not a blue/green split: {e}.")
+        return
+    for color, weight in weights.items():
+        if not 0 <= weight <= 999:
+            report(f"{color} weight {weight} is out of range; expected 0-999.")
+    total = sum(weights.values())
+    if total <= 0:
+        report("Weights sum to zero: no traffic would be served. Give one color weight.")
+        return
+    previous = facts.previous
+    for color in facts.receiving():
+        fleet = facts.colors[color]
+        desired = fleet.desired_count()
+        if not desired:
+            report(f"{color} receives {weights[color]} of {total} weight but runs no tasks.")
+            continue
+        if previous is None:
+            continue
+        before = previous.weights.get(color, 0) / (sum(previous.weights.values()) or 1)
+        if weights[color] / total <= before:
+            continue
+        capacity = fleet.capacity() or 0
+        warm = (
+            previous.releases.get(color) == fleet.release()
+            and previous.desired_counts.get(color, 0) >= capacity
+        )
+        if not warm:
+            report(
+                f"Traffic moves onto {color}, which was not already running release "
+                f"{fleet.release()} at full capacity ({capacity}) before this update. Deploy "
+                f"and scale {color} in one update, smoke-test it on the test listener, then "
+                "move traffic in the next."
+            )
+
+
+def check_zero_downtime(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    if res.type in TARGET_GROUP_TYPES:
+        health = res.props.get("healthCheck") or {}
+        if health.get("enabled") is False:
+            report("Target group health checks are off; the ALB would route to dead targets.")
+        low = int(config.get("minDeregistrationDelaySeconds", 5))
+        high = int(config.get("maxDeregistrationDelaySeconds", 300))
+        delay = int(res.props.get("deregistrationDelay", 300))
+        if not low <= delay <= high:
+            report(
+                f"Deregistration delay {delay}s is outside {low}-{high}s: too short drops "
+                "in-flight requests, too long stalls every rollout."
+            )
+    elif res.type == SERVICE:
+        minimum = int(res.props.get("deploymentMinimumHealthyPercent", 100))
+        if minimum < 100:
+            report(f"Rolling updates may drop to {minimum}% healthy; set 100.")
+        breaker = res.props.get("deploymentCircuitBreaker") or {}
+        if not breaker.get("enable"):
+            report("The ECS deployment circuit breaker is off; turn it on with rollback.")
+        controller = (res.props.get("deploymentController") or {}).get("type", "ECS")
+        if controller != "ECS":
+            report(
+                f"Deployment controller {controller} moves traffic itself and would fight cutover; use ECS."
+            )
+    elif res.type in LOAD_BALANCER_TYPES:
+        stack, _ = stack_of(res.urn)
+        if is_production(stack, config.get("productionStacks")) and not res.props.get(
+            "enableDeletionProtection"
+        ):
+            report(f"Deletion protection is off on a load balancer of production stack {stack}.")
+
+
+def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    if res.type != TASK_DEFINITION:
+        return
+    stack, _ = stack_of(res.urn)
+    if not is_production(stack, config.get("productionStacks")):
+        return
+    for image in _images(res):
+        if not DIGEST_IMAGE.fullmatch(image):
+            report(
+                f"Image {image} is not pinned by digest on production stack {stack}; use repo@sha256:<digest>."
+            )
+
+
+def _images(res: Res) -> list[str]:
+    return [str(c.get("image", "")) for c in json.loads(res.props["containerDefinitions"])]
+
+
+POLICIES = [
+    GatePolicy(
+        "chairman-approval",
+        "Every color that traffic moves onto runs a release the chairman approved: signed by a "
+        "trusted key, unexpired, for this project, stack, release digest and color.",
+        check_approval,
+        {**_KEYS, "maxAgeHours": {"type": "number", "minimum": 1}},
+    ),
+    GatePolicy(
+        "security-signoff",
+        "Every color that traffic moves onto has a valid security sign-off with findings "
+        "within thresholds (by default zero critical).",
+        check_signoff,
+        {
+            **_KEYS,
+            "maxAgeHours": {"type": "number", "minimum": 1},
+            "maxFindings": {
+                "type": "object",
+                "properties": {s: {"type": "integer", "minimum": 0} for s in SEVERITIES},
+                "additionalProperties": False,
+            },
+        },
+    ),
+    GatePolicy(
+        "rollback-tested",
+        "Before a color reaches 100% of traffic, a rollback drill of its release on this stack "
+        "succeeded recently.",
+        check_drill,
+        {**_KEYS, "maxAgeDays": {"type": "number", "minimum": 0.01, "default": 7}},
+    ),
+    GatePolicy(
+        "rollback-ready",
+        "The color losing traffic keeps its target group and full capacity in the same update "
+        "and for the rollback window.",
+        check_rollback_ready,
+        {"rollbackWindowMinutes": {"type": "integer", "minimum": 0, "default": 60}},
+    ),
+    GatePolicy(
+        "monitoring-active",
+        "Every color receiving traffic has alarms with actions on its own target group.",
+        check_monitoring,
+        {
+            "requiredMetrics": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": DEFAULT_METRICS,
+            }
+        },
+    ),
+    GatePolicy(
+        "weights-valid",
+        "The listener splits traffic between exactly the two colors, in range, with traffic "
+        "flowing, only onto colors already running at full capacity.",
+        check_weights,
+        {},
+    ),
+    ResourceGate(
+        "zero-downtime-settings",
+        "Health checks on, deregistration delay within bounds, rolling updates at 100% "
+        "healthy with a circuit breaker, deletion protection on production load balancers.",
+        check_zero_downtime,
+        {
+            "minDeregistrationDelaySeconds": {"type": "integer", "minimum": 0, "default": 5},
+            "maxDeregistrationDelaySeconds": {"type": "integer", "maximum": 3600, "default": 300},
+        },
+    ),
+    ResourceGate(
+        "release-pinned",
+        "Production images are pinned by digest.",
+        check_pinned,
+        {},
+    ),
+]

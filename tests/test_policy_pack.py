@@ -1,0 +1,443 @@
+"""The policy pack, started as the engine starts it and driven over the analyzer gRPC protocol,
+against the resources the program declares under mocks."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cutover_gates.record import make_record, public_key_text, sign
+
+from cutover.analyzer import Diagnostic, PolicyPackProcess
+from cutover.errors import ConfigError
+from cutover.offline import ProgramRun, Resource
+from tests.program_runs import ROOT, declare, previous_outputs, prod_config
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown-string sentinel
+KEYS = {name: Ed25519PrivateKey.generate() for name in ("chairman", "security", "deploy", "rogue")}
+
+
+def release(color: str) -> tuple[str, str]:
+    fleet = prod_config()["cutover:colors"][color]
+    return fleet["release"], fleet["image"].split("@", 1)[1]
+
+
+def record(
+    kind: str,
+    color: str = "green",
+    key: str | None = None,
+    stack: str = "prod",
+    version: str | None = None,
+    digest: str | None = None,
+    issued: datetime | None = None,
+    valid: timedelta = timedelta(days=2),
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    own_version, own_digest = release(color)
+    signer = key or {"approval": "chairman", "security-signoff": "security"}.get(kind, "deploy")
+    body = make_record(
+        kind=kind,
+        project="cutover",
+        stack=stack,
+        version=version or own_version,
+        digest=digest or own_digest,
+        color=color,
+        issued_at=issued or datetime.now(UTC) - timedelta(minutes=5),
+        valid_for=valid,
+        details=details
+        if details is not None
+        else {"scanner": "trivy", "findings": {"critical": 0, "high": 2}}
+        if kind == "security-signoff"
+        else {},
+    )
+    return sign(body, KEYS[signer])
+
+
+PACK_CONFIG = {
+    "chairman-approval": {"trustedKeys": [public_key_text(KEYS["chairman"].public_key())]},
+    "security-signoff": {"trustedKeys": [public_key_text(KEYS["security"].public_key())]},
+    "rollback-tested": {"trustedKeys": [public_key_text(KEYS["deploy"].public_key())]},
+}
+
+
+def declare_with_green_records(folder: Path, config: dict[str, Any], **kwargs: Any) -> ProgramRun:
+    """Run the program with green's three records written to files named in cutover:gateRecords."""
+    paths = []
+    for kind in ("approval", "security-signoff", "rollback-drill"):
+        path = folder / f"green-{kind}.json"
+        path.write_text(json.dumps(record(kind)))
+        paths.append(str(path))
+    return declare({**config, "cutover:gateRecords": paths}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def flip(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
+    """The update that moves traffic from blue to green, with green's three records."""
+    config = prod_config()
+    config["cutover:activeColor"] = "green"
+    return declare_with_green_records(
+        tmp_path_factory.mktemp("gates"),
+        config,
+        previous=previous_outputs({"blue": 100, "green": 0}, 600),
+    )
+
+
+@pytest.fixture(scope="module")
+def pack() -> Iterator[PolicyPackProcess]:
+    with PolicyPackProcess(ROOT / "policies", stack="prod", project="cutover") as process:
+        process.configure(PACK_CONFIG)
+        yield process
+
+
+def analyze(pack: PolicyPackProcess, resources: list[Resource]) -> list[Diagnostic]:
+    """Everything the engine would get back: the stack policies and each resource's policies."""
+    found = pack.analyze_stack(resources)
+    for resource in resources:
+        if resource.custom:
+            found += pack.analyze(resource)
+    return found
+
+
+def only(diagnostics: list[Diagnostic], policy: str, phrase: str) -> None:
+    """Exactly the named policy is violated, mandatorily, with a message containing `phrase`."""
+    assert diagnostics, f"expected a {policy} violation, got none"
+    assert {d.policy for d in diagnostics} == {policy}, [(d.policy, d.message) for d in diagnostics]
+    assert all(d.mandatory for d in diagnostics)
+    assert any(phrase in d.message for d in diagnostics), [d.message for d in diagnostics]
+
+
+def with_record(run: ProgramRun, kind: str, document: Any, color: str = "green") -> list[Resource]:
+    """The run's resources with the SSM parameter of one record replaced (None: removed)."""
+    resources = copy.deepcopy(run.resources)
+    name = f"/cutover/prod/gates/{color}/{kind}"
+    kept = []
+    for r in resources:
+        if r.type == "aws:ssm/parameter:Parameter" and r.state["name"] == name:
+            if document is None:
+                continue
+            r.state["value"] = r.inputs["value"] = json.dumps(document)
+        kept.append(r)
+    return kept
+
+
+def changed(run: ProgramRun, typ: str, color: str, **props: Any) -> list[Resource]:
+    resources = copy.deepcopy(run.resources)
+    for r in resources:
+        if r.type == typ and r.state.get("tags", {}).get("cutover:color") == color:
+            r.state.update(props)
+            r.inputs.update(props)
+    return resources
+
+
+def test_valid_production_flip_passes_every_policy(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    assert analyze(pack, flip.resources) == []
+
+
+def test_pack_describes_its_policies_with_config_schemas(pack: PolicyPackProcess) -> None:
+    name, _, policies = pack.info()
+    assert name == "cutover-gates"
+    assert [p.name for p in policies] == [
+        "chairman-approval",
+        "security-signoff",
+        "rollback-tested",
+        "rollback-ready",
+        "monitoring-active",
+        "weights-valid",
+        "zero-downtime-settings",
+        "release-pinned",
+    ]
+    assert all(p.level == "mandatory" for p in policies)
+    assert all("productionStacks" in p.schema["properties"] for p in policies)
+    assert (ROOT / "policies" / "PulumiPolicy.yaml").read_text().count("version: ") == 1
+
+
+def _forged(document: dict[str, Any]) -> dict[str, Any]:
+    forged = copy.deepcopy(document)
+    forged["signature"] = sign(forged["record"], KEYS["rogue"])["signature"]
+    return forged
+
+
+def _edited(document: dict[str, Any]) -> dict[str, Any]:
+    edited = copy.deepcopy(document)
+    edited["record"]["expiresAt"] = "2099-01-01T00:00:00Z"
+    return edited
+
+
+APPROVAL_CASES = {
+    "forged signature": (_forged(record("approval")), "signature does not match"),
+    "untrusted key": (record("approval", key="rogue"), "which is not a trusted approval key"),
+    "expired": (
+        record("approval", issued=datetime.now(UTC) - timedelta(days=3), valid=timedelta(days=1)),
+        "expired at",
+    ),
+    "other stack": (record("approval", stack="staging"), "is for stack 'staging'"),
+    "other digest": (record("approval", digest="sha256:" + "0" * 64), "is for release digest"),
+    "other color": (
+        record("approval", color="blue", version="1.42.0", digest=release("green")[1]),
+        "is for color 'blue'; this update needs 'green'",
+    ),
+    "changed after signing": (_edited(record("approval")), "signature does not match"),
+    "old release replayed": (
+        record("approval", version="1.41.0", digest=release("blue")[1]),
+        "is for release version '1.41.0'; this update needs '1.42.0'",
+    ),
+    "missing": (None, "has no approval record. Ask the chairman"),
+}
+
+
+@pytest.mark.parametrize("case", APPROVAL_CASES)
+def test_chairman_approval_refuses(pack: PolicyPackProcess, flip: ProgramRun, case: str) -> None:
+    document, phrase = APPROVAL_CASES[case]
+    only(analyze(pack, with_record(flip, "approval", document)), "chairman-approval", phrase)
+
+
+def test_approval_for_another_color_is_refused_even_in_the_right_slot(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    # a blue approval published where green's should be
+    blue_record = record("approval", color="blue")
+    only(
+        analyze(pack, with_record(flip, "approval", blue_record)),
+        "chairman-approval",
+        "is for release version",
+    )
+
+
+def test_security_signoff_is_required(pack: PolicyPackProcess, flip: ProgramRun) -> None:
+    only(
+        analyze(pack, with_record(flip, "security-signoff", None)),
+        "security-signoff",
+        "has no security-signoff record",
+    )
+
+
+def test_critical_finding_is_refused(pack: PolicyPackProcess, flip: ProgramRun) -> None:
+    signoff = record(
+        "security-signoff", details={"scanner": "trivy", "findings": {"critical": 1, "high": 0}}
+    )
+    only(
+        analyze(pack, with_record(flip, "security-signoff", signoff)),
+        "security-signoff",
+        "trivy reports 1 critical (allowed 0)",
+    )
+
+
+def test_signoff_from_the_chairman_key_is_not_a_security_signoff(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    signoff = record("security-signoff", key="chairman")
+    only(
+        analyze(pack, with_record(flip, "security-signoff", signoff)),
+        "security-signoff",
+        "not a trusted security-signoff key",
+    )
+
+
+def test_old_drill_is_refused(pack: PolicyPackProcess, flip: ProgramRun) -> None:
+    drill = record(
+        "rollback-drill", issued=datetime.now(UTC) - timedelta(days=10), valid=timedelta(days=30)
+    )
+    only(
+        analyze(pack, with_record(flip, "rollback-drill", drill)),
+        "rollback-tested",
+        "older than the allowed 7 days",
+    )
+
+
+def test_scaling_down_the_old_color_in_the_flip_is_refused(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    resources = changed(flip, "aws:ecs/service:Service", "blue", desiredCount=2)
+    only(analyze(pack, resources), "rollback-ready", "scales it to 2 of its capacity 6")
+
+
+def test_deleting_the_old_color_in_the_flip_is_refused(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    resources = [
+        r
+        for r in flip.resources
+        if not (r.type == "aws:ecs/service:Service" and r.state["tags"]["cutover:color"] == "blue")
+    ]
+    only(analyze(pack, resources), "rollback-ready", "removes its service")
+
+
+def test_weight_to_a_zero_capacity_color_is_refused(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    resources = changed(flip, "aws:ecs/service:Service", "green", desiredCount=0)
+    diagnostics = analyze(pack, resources)
+    # green is also below its capacity while serving, which rollback-ready reports too
+    assert {d.policy for d in diagnostics} == {"weights-valid", "rollback-ready"}
+    assert any(
+        "green receives 100 of 100 weight but runs no tasks" in d.message
+        for d in diagnostics
+        if d.policy == "weights-valid"
+    )
+
+
+def test_missing_alarms_are_refused(pack: PolicyPackProcess, flip: ProgramRun) -> None:
+    resources = [
+        r
+        for r in flip.resources
+        if not (
+            r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
+            and r.state["tags"]["cutover:color"] == "green"
+            and "latency" in r.name
+        )
+    ]
+    only(analyze(pack, resources), "monitoring-active", "for TargetResponseTime")
+
+
+def test_alarm_on_the_other_colors_target_group_does_not_count(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    resources = copy.deepcopy(flip.resources)
+    blue_tg = next(
+        r.state["arnSuffix"]
+        for r in resources
+        if r.type == "aws:lb/targetGroup:TargetGroup" and r.state["tags"]["cutover:color"] == "blue"
+    )
+    for r in resources:
+        if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm" and r.name == (
+            "checkout-green-unhealthy-hosts"
+        ):
+            r.state["dimensions"]["TargetGroup"] = blue_tg
+    only(analyze(pack, resources), "monitoring-active", "for UnHealthyHostCount")
+
+
+def test_moving_traffic_onto_a_cold_color_is_refused(
+    tmp_path: Path, pack: PolicyPackProcess
+) -> None:
+    # green ran an older release before this update: it is deployed and flipped at once
+    config = prod_config()
+    config["cutover:activeColor"] = "green"
+    run = declare_with_green_records(
+        tmp_path,
+        config,
+        previous=previous_outputs(
+            {"blue": 100, "green": 0}, 600, releases={"blue": "1.41.0", "green": "1.40.0"}
+        ),
+    )
+    only(
+        analyze(pack, run.resources),
+        "weights-valid",
+        "not already running release 1.42.0 at full capacity (6)",
+    )
+
+
+def test_unknown_weights_at_preview_fail_closed(pack: PolicyPackProcess, flip: ProgramRun) -> None:
+    resources = copy.deepcopy(flip.resources)
+    for r in resources:
+        if r.type == "aws:lb/listener:Listener" and r.name == "checkout-https":
+            r.state["defaultActions"][0]["forward"]["targetGroups"][1]["arn"] = UNKNOWN
+    diagnostics = pack.analyze_stack(resources)
+    gates = {"chairman-approval", "security-signoff", "rollback-tested", "weights-valid"}
+    failed_closed = {d.policy for d in diagnostics if "Failing closed" in d.message}
+    assert gates <= failed_closed
+    assert all(d.mandatory for d in diagnostics if d.policy in gates)
+
+
+def test_steady_update_without_traffic_move_needs_no_new_records(
+    pack: PolicyPackProcess,
+) -> None:
+    # blue has served 1.41.0 since long ago; this update only changes alarm thresholds
+    config = prod_config()
+    config["cutover:alarms"]["p99LatencySeconds"] = 2
+    run = declare(config, previous=previous_outputs({"blue": 100, "green": 0}, 6000))
+    assert analyze(pack, run.resources) == []
+
+
+def test_resource_policies_check_settings_and_pinning(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    tg = next(r for r in flip.resources if r.type == "aws:lb/targetGroup:TargetGroup")
+    bad_tg = copy.deepcopy(tg)
+    bad_tg.inputs["healthCheck"]["enabled"] = False
+    bad_tg.inputs["deregistrationDelay"] = 900
+    messages = [d.message for d in pack.analyze(bad_tg)]
+    assert any("health checks are off" in m for m in messages)
+    assert any("Deregistration delay 900s is outside 5-300s" in m for m in messages)
+
+    service = next(r for r in flip.resources if r.type == "aws:ecs/service:Service")
+    bad_service = copy.deepcopy(service)
+    bad_service.inputs["deploymentMinimumHealthyPercent"] = 50
+    only(pack.analyze(bad_service), "zero-downtime-settings", "drop to 50% healthy")
+
+    alb = next(r for r in flip.resources if r.type == "aws:lb/loadBalancer:LoadBalancer")
+    unprotected = copy.deepcopy(alb)
+    unprotected.inputs["enableDeletionProtection"] = False
+    only(pack.analyze(unprotected), "zero-downtime-settings", "Deletion protection is off")
+
+    task = next(r for r in flip.resources if r.type == "aws:ecs/taskDefinition:TaskDefinition")
+    tagged = copy.deepcopy(task)
+    containers = json.loads(tagged.inputs["containerDefinitions"])
+    containers[0]["image"] = "registry.example/checkout:1.42.0"
+    tagged.inputs["containerDefinitions"] = json.dumps(containers)
+    only(pack.analyze(tagged), "release-pinned", "is not pinned by digest")
+
+
+def test_violations_are_advisory_off_production(flip: ProgramRun) -> None:
+    with PolicyPackProcess(ROOT / "policies", stack="staging", project="cutover") as staging:
+        staging.configure(PACK_CONFIG)
+        diagnostics = staging.analyze_stack(with_record(flip, "approval", None))
+    assert [d.policy for d in diagnostics] == ["chairman-approval"]
+    assert diagnostics[0].level == "advisory"
+
+
+def test_config_sets_enforcement_levels(pack: PolicyPackProcess, flip: ProgramRun) -> None:
+    try:
+        pack.configure(
+            {
+                **PACK_CONFIG,
+                "chairman-approval": {
+                    **PACK_CONFIG["chairman-approval"],
+                    "enforcementLevel": "advisory",
+                },
+            }
+        )
+        diagnostics = pack.analyze_stack(with_record(flip, "approval", None))
+        assert [(d.policy, d.level) for d in diagnostics] == [("chairman-approval", "advisory")]
+    finally:
+        pack.configure(PACK_CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"chairman-approval": {"trustedKeys": "abc"}},
+            "chairman-approval.trustedKeys: 'abc' is not of type 'array'",
+        ),
+        ({"chairman-approval": {"trustedKeys": ["not-a-key"]}}, "does not match"),
+        (
+            {"chairman-approval": {"trustedkeys": []}},
+            "Additional properties are not allowed ('trustedkeys'",
+        ),
+        (
+            {"security-signoff": {"maxFindings": {"critical": -1}}},
+            "security-signoff.maxFindings.critical",
+        ),
+        (
+            {"rollback-tested": {"maxAgeDays": "week"}},
+            "rollback-tested.maxAgeDays: 'week' is not of type 'number'",
+        ),
+        ({"all": "strict"}, "all: got 'strict'"),
+        ({"chairman-approvals": {}}, "unknown policy 'chairman-approvals'"),
+    ],
+)
+def test_invalid_pack_config_is_refused(
+    pack: PolicyPackProcess, config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        pack.configure(config)
+    assert message in str(error.value)
+    pack.configure(PACK_CONFIG)
