@@ -97,6 +97,7 @@ export_outputs(
     load_balancer_dns_name=lb.load_balancer.dns_name,
     test_url=lb.test_url,
     extra={
+        "project": config.project,
         TRAFFIC_OUTPUT: traffic.state,
         "helperRoleArn": helper.role.arn,
     },

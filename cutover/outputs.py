@@ -66,3 +66,66 @@ def export_outputs(
     }
     for key, value in values.items():
         pulumi.export(key, value)
+
+
+class StackOutputs:
+    """A stack's outputs as the helper needs them, validated."""
+
+    def __init__(self, data: dict[str, Any], source: str) -> None:
+        from cutover.color import COLORS
+        from cutover.errors import ConfigError
+
+        def fail(key: str, expected: str) -> ConfigError:
+            return ConfigError(f"{source}: output {key!r} {expected}")
+
+        missing = [k for k in REQUIRED if k not in data]
+        if missing:
+            raise ConfigError(
+                f"{source}: missing outputs {missing}; expected the JSON of `pulumi stack output --json` "
+                "for a cutover stack"
+            )
+        for key in (TARGET_GROUP_ARNS, ALARM_NAMES, RELEASES, SERVICES):
+            if not isinstance(data[key], dict) or set(data[key]) != set(COLORS):
+                raise fail(key, "must map exactly blue and green")
+        for key in (LISTENER_ARN, JOURNAL_TABLE, TOPIC_ARN, STACK):
+            if not isinstance(data[key], str) or not data[key]:
+                raise fail(key, "must be a non-empty string")
+        self.source = source
+        self.data = data
+        self.stack: str = data[STACK]
+        self.project: str = str(data.get("project", "cutover"))
+        self.listener_arn: str = data[LISTENER_ARN]
+        self.target_group_arns: dict[str, str] = dict(data[TARGET_GROUP_ARNS])
+        self.alarm_names: dict[str, list[str]] = {c: list(v) for c, v in data[ALARM_NAMES].items()}
+        self.releases: dict[str, dict[str, Any]] = dict(data[RELEASES])
+        self.services: dict[str, dict[str, Any]] = dict(data[SERVICES])
+        self.journal_table: str = data[JOURNAL_TABLE]
+        self.topic_arn: str = data[TOPIC_ARN]
+        self.test_url: str = str(data[TEST_URL])
+
+    @property
+    def name(self) -> str:
+        """A short name for messages: the stack and service."""
+        service = self.services["blue"].get("service", "")
+        return f"{self.stack}/{str(service).rsplit('-', 1)[0]}"
+
+
+def load_outputs(path: str) -> StackOutputs:
+    """Read `pulumi stack output --json` saved to `path`; ConfigError naming what is wrong."""
+    import json
+    from pathlib import Path
+
+    from cutover.errors import ConfigError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"--outputs {path}: cannot read it ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"--outputs {path}: not JSON ({e.msg} at line {e.lineno}); expected "
+            "the output of `pulumi stack output --json`"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--outputs {path}: expected a JSON object of stack outputs")
+    return StackOutputs(data, f"--outputs {path}")

@@ -226,7 +226,7 @@ def test_critical_finding_is_refused(pack: PolicyPackProcess, flip: ProgramRun) 
     only(
         analyze(pack, with_record(flip, "security-signoff", signoff)),
         "security-signoff",
-        "trivy reports 1 critical (allowed 0)",
+        "reports 1 critical (allowed 0) found by trivy",
     )
 
 

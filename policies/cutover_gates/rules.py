@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pulumi_policy import (
@@ -37,7 +37,8 @@ from cutover_gates.facts import (
     collect,
     stack_of,
 )
-from cutover_gates.record import SEVERITIES, Expected, RecordInvalid, findings, verify
+from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge
+from cutover_gates.record import SEVERITIES, Expected, RecordInvalid
 from cutover_gates.rollback_window import keeps_full_capacity
 
 # report(message) or report(message, urn): the SDK's ReportViolation, urn optional.
@@ -185,18 +186,8 @@ def _gate(
     report: Report,
     kind: str,
     colors: list[str],
-    max_age: timedelta | None,
-    how: str,
-) -> dict[str, dict[str, Any]]:
-    """Verify a `kind` record for each color; report what is missing or invalid."""
-    keys = list(config.get("trustedKeys") or [])
-    accepted: dict[str, dict[str, Any]] = {}
-    if colors and not keys:
-        report(
-            f"No trusted keys for {kind} records in the policy pack's config: the gate cannot "
-            f"pass. Set `trustedKeys` for this policy in the pack config (never in the stack)."
-        )
-        return accepted
+) -> None:
+    """Judge the `kind` record of each color; report what is missing or invalid."""
     for color in colors:
         fleet = facts.colors[color]
         version, digest = fleet.release(), fleet.digest()
@@ -206,76 +197,36 @@ def _gate(
                 f"(version {version!r}, image digest {digest!r}); pin the image by digest."
             )
             continue
-        document = facts.records.get((color, kind))
         release = f"{color} release {version} ({digest[:19]}…)"
+        document = facts.records.get((color, kind))
         if document is None:
-            report(f"{release} has no {kind} record. {how} and list it in cutover:gateRecords.")
+            report(
+                f"{release} has no {kind} record. {HOW_TO[kind]} and list it in cutover:gateRecords."
+            )
             continue
         expected = Expected(kind, facts.project, facts.stack, version, digest, color)
         try:
-            accepted[color] = verify(document, keys, expected, _now(), max_age)
+            judge(kind, document, expected, config, _now())
+        except NoTrustedKeys as e:
+            report(f"Cannot pass: {e}.")
+            return
         except RecordInvalid as e:
-            report(f"The {kind} record for {release} is not valid: it {e}. {how}.")
-        except ValueError as e:
-            report(f"The pack's trustedKeys are malformed ({e}); fix the pack config.")
-    return accepted
-
-
-def _hours(config: Mapping[str, Any], key: str, default: float | None) -> timedelta | None:
-    value = config.get(key, default)
-    return timedelta(hours=float(value)) if value is not None else None
+            report(f"The {kind} record for {release} is not valid: it {e}. {HOW_TO[kind]}.")
 
 
 def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
-    _gate(
-        facts,
-        config,
-        report,
-        "approval",
-        _moving(facts),
-        _hours(config, "maxAgeHours", None),
-        "Ask the chairman to sign one with `cutover approve`",
-    )
+    _gate(facts, config, report, "approval", _moving(facts))
 
 
 def check_signoff(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
-    accepted = _gate(
-        facts,
-        config,
-        report,
-        "security-signoff",
-        _moving(facts),
-        _hours(config, "maxAgeHours", None),
-        "Have security automation sign one with `cutover signoff`",
-    )
-    limits = {"critical": 0, **dict(config.get("maxFindings") or {})}
-    for color, body in accepted.items():
-        counts = findings(body)
-        over = [
-            f"{counts[s]} {s} (allowed {limits[s]})"
-            for s in SEVERITIES
-            if s in limits and counts[s] > int(limits[s])
-        ]
-        if over:
-            scanner = body.get("details", {}).get("scanner", "the scanner")
-            report(
-                f"{color} release {body['release']['version']}: security sign-off by {scanner} "
-                f"reports {', '.join(over)}. Fix the findings and sign off again."
-            )
+    _gate(facts, config, report, "security-signoff", _moving(facts))
 
 
 def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
     weights = facts.weights()
     total = sum(weights.values())
-    reaching = [c for c in _moving(facts) if weights[c] == total]
     _gate(
-        facts,
-        config,
-        report,
-        "rollback-drill",
-        reaching,
-        timedelta(days=float(config.get("maxAgeDays", 7))),
-        "Run `cutover drill` against this stack (it signs a rollback-drill record)",
+        facts, config, report, "rollback-drill", [c for c in _moving(facts) if weights[c] == total]
     )
 
 

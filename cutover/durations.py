@@ -1,0 +1,19 @@
+"""Durations on the command line: `90s`, `5m`, `1h30m`, `2d`, or plain seconds."""
+
+from __future__ import annotations
+
+import re
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `text`; ValueError naming the expected form."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = _PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"invalid duration {text!r}; expected e.g. 30s, 5m, 1h30m or seconds")
+    return sum(float(n) * _UNITS[u] for n, u in parts)

@@ -1,0 +1,100 @@
+"""Guards watched while a step bakes: alarms, target health, HTTP probes.
+
+Each check returns a Verdict: ok, fail, or inconclusive (the API could not answer after
+botocore's bounded retries). The shift counts consecutive inconclusive polls against a limit.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from cutover.aws import client
+
+State = Literal["ok", "fail", "inconclusive"]
+# Guards whose failure means users are not being served (counted as downtime).
+SERVING_GUARDS = ("targets", "probe")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    guard: str
+    state: State
+    detail: str
+
+
+class Guard(Protocol):
+    kind: str
+
+    def check(self) -> Verdict: ...
+
+
+def _inconclusive(kind: str, error: Exception) -> Verdict:
+    return Verdict(kind, "inconclusive", f"{type(error).__name__}: {error}")
+
+
+class AlarmGuard:
+    """Fails when any of the named CloudWatch alarms is in ALARM."""
+
+    kind = "alarms"
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def check(self) -> Verdict:
+        try:
+            alarms = client("cloudwatch").describe_alarms(AlarmNames=self.names)["MetricAlarms"]
+        except Exception as e:  # noqa: BLE001 - any API failure is inconclusive, not a crash
+            return _inconclusive(self.kind, e)
+        firing = sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")
+        if firing:
+            return Verdict(self.kind, "fail", f"in ALARM: {', '.join(firing)}")
+        return Verdict(self.kind, "ok", f"{len(alarms)} alarm(s) OK")
+
+
+def healthy_targets(target_group_arn: str) -> int:
+    """Targets reported healthy in a target group."""
+    health = client("elbv2").describe_target_health(TargetGroupArn=target_group_arn)
+    return sum(
+        1 for t in health["TargetHealthDescriptions"] if t["TargetHealth"]["State"] == "healthy"
+    )
+
+
+class TargetHealthGuard:
+    """Fails when a color that serves traffic has no healthy targets."""
+
+    kind = "targets"
+
+    def __init__(self, target_groups: dict[str, str]) -> None:
+        self.target_groups = target_groups  # label (service/color) -> target group ARN
+
+    def check(self) -> Verdict:
+        try:
+            counts = {label: healthy_targets(arn) for label, arn in self.target_groups.items()}
+        except Exception as e:  # noqa: BLE001
+            return _inconclusive(self.kind, e)
+        empty = sorted(label for label, n in counts.items() if n == 0)
+        detail = ", ".join(f"{label}: {n} healthy" for label, n in sorted(counts.items()))
+        return Verdict(self.kind, "fail" if empty else "ok", detail)
+
+
+class ProbeGuard:
+    """Fails when an HTTP GET of `url` does not answer with `expected` status."""
+
+    kind = "probe"
+
+    def __init__(self, url: str, expected: int = 200, timeout: float = 2.0) -> None:
+        self.url, self.expected, self.timeout = url, expected, timeout
+
+    def check(self) -> Verdict:
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except (urllib.error.URLError, OSError) as e:
+            return Verdict(self.kind, "fail", f"{self.url}: {e}")
+        state: State = "ok" if status == self.expected else "fail"
+        return Verdict(self.kind, state, f"{self.url}: {status} (expected {self.expected})")

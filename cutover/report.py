@@ -1,0 +1,167 @@
+"""Deployment reports: timeline, success rate, downtime, rollback time, and a plot.
+
+Figures come from the journal: downtime is the time during which a color serving traffic
+had no healthy targets or a probe failed (from guard samples); rollback time runs from the
+failure being observed to the restored weights being read back as served.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FINISHED = ("succeeded", "rolled-back", "drilled")
+
+
+def figures(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The key figures of one deployment."""
+    samples = deployment.get("samples", [])
+    downtime = 0.0
+    for this, following in zip(samples, samples[1:], strict=False):
+        if not this["ok"]:
+            downtime += following["t"] - this["t"]
+    if samples and not samples[-1]["ok"]:
+        end = deployment.get("timings", {}).get("restoredAt") or samples[-1]["t"]
+        downtime += max(0.0, end - samples[-1]["t"])
+    timings = deployment.get("timings", {})
+    rollback = timings["restoredAt"] - timings["detectedAt"] if "restoredAt" in timings else None
+    finished = deployment.get("finishedAt") or (samples[-1]["t"] if samples else None)
+    return {
+        "shiftSeconds": round((finished or deployment["startedAt"]) - deployment["startedAt"], 3),
+        "downtimeSeconds": round(downtime, 3),
+        "rollbackSeconds": round(rollback, 3) if rollback is not None else None,
+        "restoreWriteSeconds": round(timings["restoreAcceptedAt"] - timings["detectedAt"], 3)
+        if "restoreAcceptedAt" in timings
+        else None,
+    }
+
+
+def success_rate(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Shifts that succeeded among finished shifts (drills excluded)."""
+    shifts = [d for d in history if d["options"].get("kind", "shift") == "shift"]
+    finished = [d for d in shifts if d["status"] in FINISHED]
+    succeeded = sum(1 for d in finished if d["status"] == "succeeded")
+    return {
+        "deployments": len(finished),
+        "succeeded": succeeded,
+        "successRate": round(succeeded / len(finished), 4) if finished else None,
+    }
+
+
+def _time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def report_json(deployment: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "deployment": deployment["id"],
+        "services": deployment["services"],
+        "target": deployment["options"]["target"],
+        "status": deployment["status"],
+        "failure": deployment.get("failure"),
+        **figures(deployment),
+        **success_rate(history),
+        "timeline": [
+            {"at": _time(e["t"]), **{k: v for k, v in e.items() if k != "t"}}
+            for e in deployment["events"]
+        ],
+    }
+
+
+def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
+    rate = data["successRate"]
+    lines = [
+        f"# Deployment {data['deployment']}",
+        "",
+        f"- Services: {', '.join(data['services'])}",
+        f"- Target color: {data['target']}",
+        f"- Outcome: **{data['status']}**"
+        + (
+            f" ({data['failure']['reason']}: {data['failure']['detail']})"
+            if data["failure"]
+            else ""
+        ),
+        f"- Shift duration: {data['shiftSeconds']} s",
+        f"- Downtime: {data['downtimeSeconds']} s",
+        f"- Rollback time: {data['rollbackSeconds']} s"
+        if data["rollbackSeconds"] is not None
+        else "- Rollback time: no rollback",
+        f"- Deployment success rate: {data['succeeded']}/{data['deployments']}"
+        + (f" ({rate:.0%})" if rate is not None else ""),
+        "",
+        "## Timeline",
+        "",
+        "| time (UTC) | event | detail |",
+        "| --- | --- | --- |",
+    ]
+    for event in data["timeline"]:
+        detail = {k: v for k, v in event.items() if k not in ("at", "type")}
+        lines.append(
+            f"| {event['at']} | {event['type']} | {json.dumps(detail) if detail else ''} |"
+        )
+    if plot is not None:
+        lines += ["", f"![weights and guards]({plot.name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(deployment: dict[str, Any], path: Path) -> Path:
+    """A PNG of the target color's weight over time, with guard failures marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    start = deployment["startedAt"]
+    target = deployment["options"]["target"]
+    points: list[tuple[float, float]] = []
+    first = deployment["events"][0].get("weights") if deployment["events"] else None
+    if first:
+        points.append((0.0, _share(first[0], target)))
+    for event in deployment["events"]:
+        if event["type"] == "step":
+            points.append((event["t"] - start, _share(event["weights"], target)))
+        elif event["type"] == "restored" and first:
+            # a restore puts back the weights the deployment started from
+            points.append((event["t"] - start, _share(first[0], target)))
+    end = (deployment.get("finishedAt") or start) - start
+    figure, (ax, guards) = plt.subplots(
+        2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    xs, ys = [], []
+    for i, (t, y) in enumerate(points):
+        if i:
+            xs.append(t)
+            ys.append(points[i - 1][1])
+        xs.append(t)
+        ys.append(y)
+    xs.append(max(end, xs[-1] if xs else 0))
+    ys.append(ys[-1] if ys else 0)
+    ax.plot(xs, ys, color="#2ca02c" if target == "green" else "#1f77b4", linewidth=2)
+    ax.set_ylabel(f"% traffic to {target}")
+    ax.set_ylim(-5, 105)
+    ax.set_title(f"Deployment {deployment['id']}: {deployment['status']}")
+    ax.grid(alpha=0.3)
+    samples = deployment.get("samples", [])
+    guards.scatter(
+        [s["t"] - start for s in samples],
+        [1 if s["ok"] and all(v != "fail" for v in s["guards"].values()) else 0 for s in samples],
+        c=[
+            "#2ca02c" if all(v != "fail" for v in s["guards"].values()) else "#d62728"
+            for s in samples
+        ],
+        s=12,
+    )
+    guards.set_yticks([0, 1], ["fail", "ok"])
+    guards.set_xlabel("seconds since start")
+    guards.set_ylabel("guards")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _share(weights: dict[str, int], color: str) -> float:
+    total = sum(weights.values())
+    return 100.0 * weights[color] / total if total else 0.0
