@@ -119,7 +119,7 @@ class StackConfig:
         return other_color(self.active_color)
 
     @property
-    def weights(self) -> dict[Color, int]:
+    def weights(self) -> dict[str, int]:
         """Listener weights per color, from `activeColor` and `trafficPercent`."""
         return weights_for(self.active_color, self.traffic_percent)
 
@@ -337,7 +337,8 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
     )
     if config.test_listener_port == 443:
         raise _fail("testListenerPort", 443, "a port other than 443 (the production listener)")
-    for color, weight in config.weights.items():
+    for color in COLORS:
+        weight = config.weights[color]
         if weight > 0 and config.color(color).capacity == 0:
             raise _fail(
                 f"colors.{color}.capacity",

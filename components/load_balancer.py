@@ -22,7 +22,7 @@ class WeightedLoadBalancerArgs:
 
 
 def forward_action(
-    arns: Mapping[Color, pulumi.Input[str]], weights: Mapping[Color, int]
+    arns: Mapping[Color, pulumi.Input[str]], weights: Mapping[str, int]
 ) -> aws.lb.ListenerDefaultActionArgsDict:
     """A listener default action forwarding to both colors with `weights`."""
     return {

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cutover.color import Color, other_color
-from cutover.errors import CutoverError, DeploymentFailed
+from cutover.color import COLORS, Color
+from cutover.errors import DeploymentFailed
 from cutover.guard import SERVING_GUARDS, AlarmGuard, Guard, ProbeGuard, TargetHealthGuard, Verdict
 from cutover.journal import LEASE_SECONDS, Journal, holder_identity, scope_of
 from cutover.outputs import StackOutputs
@@ -444,9 +444,9 @@ class Shift:
             detected = time.time()
             self._prepare_restore()
             restored = self._snapshot_weights()
-            for color in ("blue", "green"):
-                if any(w[color] > 0 for w in restored):  # type: ignore[index]
-                    ensure_capacity(color)  # type: ignore[arg-type]
+            for color in COLORS:
+                if any(w[color] > 0 for w in restored):
+                    ensure_capacity(color)
             self.record("rollback-requested", previousStatus=doc["status"])
             self.restore("cutover rollback", detected)
             self.doc["status"] = "rolled-back"
@@ -454,10 +454,3 @@ class Shift:
             return self.finish()
         finally:
             self._unlock()
-
-
-def other(color: Color) -> Color:
-    return other_color(color)
-
-
-__all__ = ["CutoverError", "Service", "Shift", "ShiftOptions"]

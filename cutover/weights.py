@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from cutover.color import COLORS, Color, other_color
 
-Weights = dict[Color, int]
+Weights = dict[str, int]
 
 # The ALB accepts 0-999 per target group; cutover writes percentages (0-100).
 MAX_WEIGHT = 999

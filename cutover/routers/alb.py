@@ -50,7 +50,7 @@ class AlbRouter:
         return {"targetGroups": groups, "stickiness": stickiness}
 
     def weights_of(self, snapshot: dict[str, Any]) -> Weights:
-        weights = {c: 0 for c in COLORS}
+        weights: Weights = {c: 0 for c in COLORS}
         for group in snapshot["targetGroups"]:
             weights[self.color_of[group["TargetGroupArn"]]] += group["Weight"]
         return check_weights(weights)

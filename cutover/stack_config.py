@@ -1,0 +1,53 @@
+"""Writing a finished shift back into the stack's config, so the next `pulumi up` keeps it.
+
+The program owns the listener's weights (`activeColor`, `trafficPercent`). After the helper
+moves traffic, the stack's config must say the same, or the next `pulumi up` would put the
+old weights back. With the Pulumi CLI, `pulumi config set` does it; without, the stack file
+is edited in place (only those two lines change).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from cutover.errors import ConfigError
+
+
+def config_commands(stack: str | None, color: str, percent: int) -> list[list[str]]:
+    base = ["pulumi", "config", "set"]
+    suffix = ["--stack", stack] if stack else []
+    return [
+        [*base, "cutover:activeColor", color, *suffix],
+        [*base, "cutover:trafficPercent", str(percent), *suffix],
+    ]
+
+
+def write_back_cli(stack: str, color: str, percent: int) -> None:
+    if shutil.which("pulumi") is None:
+        raise ConfigError("the Pulumi CLI is not on PATH; use --stack-config Pulumi.<stack>.yaml")
+    for command in config_commands(stack, color, percent):
+        subprocess.run(command, check=True)
+
+
+def write_back_file(path: Path, color: str, percent: int) -> None:
+    """Set cutover:activeColor and cutover:trafficPercent in a Pulumi.<stack>.yaml file."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"--stack-config {path}: cannot read it ({e.strerror})") from None
+    if not re.search(r"^config:\s*$", text, re.M):
+        raise ConfigError(
+            f"--stack-config {path}: no top-level `config:`; expected a Pulumi stack file"
+        )
+    for key, value in (("activeColor", color), ("trafficPercent", str(percent))):
+        line = re.compile(rf"^(\s+)cutover:{key}:.*$", re.M)
+        if line.search(text):
+            text = line.sub(rf"\g<1>cutover:{key}: {value}", text, count=1)
+        else:
+            text = re.sub(
+                r"^config:\s*$", f"config:\n  cutover:{key}: {value}", text, count=1, flags=re.M
+            )
+    path.write_text(text)
