@@ -1,20 +1,27 @@
 """boto3 clients with bounded retries (botocore's standard retry mode) and timeouts.
 
 Region, credentials and endpoint come from the standard AWS environment; `AWS_ENDPOINT_URL`
-is honoured by boto3 itself.
+is honoured by boto3 itself. `AWS_MAX_ATTEMPTS`, `CUTOVER_AWS_CONNECT_TIMEOUT` and
+`CUTOVER_AWS_READ_TIMEOUT` (seconds) tune the bounds.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 # Standard mode retries throttling, 5xx and connection errors with exponential backoff and
 # jitter; a rollback must never wait long on one call, so attempts and timeouts are bounded.
 MAX_ATTEMPTS = 4
-CONNECT_TIMEOUT = 2
-READ_TIMEOUT = 5
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 5.0
 POOL = 64  # concurrent calls, e.g. restoring many listeners at once
+
+
+def _setting(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
 
 
 @functools.cache
@@ -24,9 +31,12 @@ def client(service: str) -> Any:
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
+        retries={
+            "mode": "standard",
+            "max_attempts": int(_setting("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)),
+        },
+        connect_timeout=_setting("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
+        read_timeout=_setting("CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT),
         max_pool_connections=POOL,
     )
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]

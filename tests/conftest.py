@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from cutover.offline import ProgramRun
+from tests.aws_stack import aws, aws_session  # noqa: F401 (fixtures)
 from tests.program_runs import declare, previous_outputs, prod_config
 
 

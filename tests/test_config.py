@@ -141,7 +141,11 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), BAD, ids=[f"{p}={v}" for p, v, _ in BAD])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    BAD,
+    ids=[f"{p}={'(deleted)' if v is DELETE else v}" for p, v, _ in BAD],
+)
 def test_bad_value_raises_config_error_naming_key_value_and_expectation(
     path: str, value: Any, message: str
 ) -> None:

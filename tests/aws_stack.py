@@ -1,0 +1,288 @@
+"""A rehearsal stack in moto's server for the helper's tests, reached through a fault proxy.
+
+The stacks are created by the Pulumi program (cutover.rehearsal); the `cutover` CLI runs as a
+real process with AWS_ENDPOINT_URL pointing at the proxy; assertions read moto directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from cutover.rehearsal import aws_env, moto_server
+from tests.fault_proxy import FaultProxy
+from tests.program_runs import ROOT
+
+CAPACITY = 6
+
+
+@dataclass
+class AwsStack:
+    endpoint: str  # moto itself
+    proxy: FaultProxy
+    env: dict[str, str]  # for the CLI: through the proxy
+    outputs: dict[str, Path]  # service -> outputs file
+    data: dict[str, dict[str, Any]]
+    gates_config: Path
+    records: Path
+    keys: Path
+    tmp: Path
+
+    def add_service(self, service: str) -> None:
+        """Provision a second service of the release train (once per session)."""
+        if service not in self.outputs:
+            self.outputs[service] = self.tmp.parent / f"{service}-outputs.json"
+            _provision(self.endpoint, service, self.outputs[service])
+            self.data[service] = json.loads(self.outputs[service].read_text())
+            self.reset()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id="t",
+            aws_secret_access_key="t",
+        )
+
+    def served(self, service: str = "checkout") -> dict[str, int]:
+        listener = self.client("elbv2").describe_listeners(
+            ListenerArns=[self.data[service]["listenerArn"]]
+        )["Listeners"][0]
+        groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+        color = {v: k for k, v in self.data[service]["targetGroupArns"].items()}
+        return {color[g["TargetGroupArn"]]: g["Weight"] for g in groups}
+
+    def forward_config(self, service: str = "checkout") -> dict[str, Any]:
+        listener = self.client("elbv2").describe_listeners(
+            ListenerArns=[self.data[service]["listenerArn"]]
+        )["Listeners"][0]
+        return dict(listener["DefaultActions"][0]["ForwardConfig"])
+
+    def set_weights(
+        self, weights: dict[str, int], sticky: bool = False, service: str = "checkout"
+    ) -> None:
+        arns = self.data[service]["targetGroupArns"]
+        self.client("elbv2").modify_listener(
+            ListenerArn=self.data[service]["listenerArn"],
+            DefaultActions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": arns[c], "Weight": w} for c, w in weights.items()
+                        ],
+                        "TargetGroupStickinessConfig": {"Enabled": sticky, "DurationSeconds": 60}
+                        if sticky
+                        else {"Enabled": False},
+                    },
+                }
+            ],
+        )
+
+    def alarm(self, name: str, state: str = "ALARM") -> None:
+        self.client("cloudwatch").set_alarm_state(
+            AlarmName=name, StateValue=state, StateReason="test"
+        )
+
+    def targets(self, color: str, count: int, service: str = "checkout") -> None:
+        """Exactly `count` healthy targets in the color's target group."""
+        elbv2 = self.client("elbv2")
+        arn = self.data[service]["targetGroupArns"][color]
+        current = [
+            t["Target"]
+            for t in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        ]
+        if current:
+            elbv2.deregister_targets(
+                TargetGroupArn=arn, Targets=[{"Id": t["Id"], "Port": t["Port"]} for t in current]
+            )
+        if count:
+            base = 3 if color == "blue" else 4
+            elbv2.register_targets(
+                TargetGroupArn=arn,
+                Targets=[{"Id": f"10.0.{base}.{10 + i}", "Port": 8080} for i in range(count)],
+            )
+
+    def reset(self) -> None:
+        self.proxy.clear()
+        for service, data in self.data.items():
+            self.set_weights({"blue": 100, "green": 0}, service=service)
+            for color in ("blue", "green"):
+                self.targets(color, CAPACITY, service)
+                for name in data["alarmNames"][color]:
+                    self.alarm(name, "OK")
+                svc = data["services"][color]
+                self.client("ecs").update_service(
+                    cluster=svc["cluster"], service=svc["service"], desiredCount=CAPACITY
+                )
+
+    def journal(self) -> str:
+        return f"file:{self.tmp / 'journal.json'}"
+
+    def args(self, *args: str, service: str = "checkout") -> list[str]:
+        return [*args, "--outputs", str(self.outputs[service]), "--journal", self.journal()]
+
+    def gate_args(self) -> list[str]:
+        return ["--gates-config", str(self.gates_config), "--records", str(self.records)]
+
+    def cutover(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cutover", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **self.env, **(env or {})},
+            cwd=self.tmp,
+        )
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cutover", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **self.env},
+            cwd=self.tmp,
+        )
+
+    def deployments(self) -> list[dict[str, Any]]:
+        path = self.tmp / "journal.json"
+        if not path.exists():
+            return []
+        return sorted(json.loads(path.read_text())["deployments"].values(), key=lambda d: d["id"])
+
+    def wait_for(self, predicate: Any, timeout: float = 30, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+
+def _provision(endpoint: str, service: str, out: Path) -> None:
+    args = [sys.executable, "-m", "cutover.rehearsal", "--stack", "prod", "--out", str(out)]
+    if service != "checkout":
+        args += ["--service-name", service]
+    subprocess.run(args, check=True, cwd=ROOT, env={**os.environ, **aws_env(endpoint)}, timeout=300)
+
+
+def _cli(env: dict[str, str], cwd: Path, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "cutover", *args],
+        check=True,
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def aws_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
+    base = tmp_path_factory.mktemp("aws")
+    with moto_server() as endpoint:
+        proxy = FaultProxy(endpoint, delay=1.3)
+        env = {
+            **aws_env(proxy.endpoint),
+            "CUTOVER_AWS_READ_TIMEOUT": "1",
+            "CUTOVER_AWS_CONNECT_TIMEOUT": "1",
+        }
+        outputs = {"checkout": base / "checkout-outputs.json"}
+        _provision(endpoint, "checkout", outputs["checkout"])
+        keys, records = base / "keys", base / "records"
+        records.mkdir()
+        for name in ("chairman", "security", "deploy"):
+            _cli(env, base, "keys", "new", "--name", name, "--out", str(keys))
+        pub = {
+            n: (keys / f"{n}.pub").read_text().strip() for n in ("chairman", "security", "deploy")
+        }
+        gates = base / "gates.json"
+        gates.write_text(
+            json.dumps(
+                {
+                    "chairman-approval": {"trustedKeys": [pub["chairman"]]},
+                    "security-signoff": {"trustedKeys": [pub["security"]]},
+                    "rollback-tested": {"trustedKeys": [pub["deploy"]]},
+                }
+            )
+        )
+        stack_file = ROOT / "Pulumi.prod.yaml"
+        for color in ("blue", "green"):
+            common = ["--stack", "prod", "--color", color, "--stack-file", str(stack_file)]
+            _cli(
+                env,
+                base,
+                "approve",
+                *common,
+                "--key",
+                str(keys / "chairman.key"),
+                "--out",
+                str(records / f"{color}-approval.json"),
+            )
+            _cli(
+                env,
+                base,
+                "signoff",
+                *common,
+                "--key",
+                str(keys / "security.key"),
+                "--scanner",
+                "trivy",
+                "--findings",
+                "critical=0,high=1",
+                "--out",
+                str(records / f"{color}-signoff.json"),
+            )
+        _sign_drills(keys / "deploy.key", records)
+        data = {s: json.loads(p.read_text()) for s, p in outputs.items()}
+        try:
+            yield AwsStack(endpoint, proxy, env, outputs, data, gates, records, keys, base)
+        finally:
+            proxy.close()
+
+
+def _sign_drills(key_file: Path, records: Path) -> None:
+    """Drill records as `cutover drill` writes them (the drill itself is tested on its own)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cutover_gates.record import load_private_key, make_record, sign
+
+    from tests.program_runs import prod_config
+
+    key = load_private_key(key_file.read_bytes())
+    for color in ("blue", "green"):
+        fleet = prod_config()["cutover:colors"][color]
+        body = make_record(
+            kind="rollback-drill",
+            project="cutover",
+            stack="prod",
+            version=fleet["release"],
+            digest=fleet["image"].split("@", 1)[1],
+            color=color,
+            issued_at=datetime.now(UTC),
+            valid_for=timedelta(days=7),
+            details={"rollbackSeconds": 0.05},
+        )
+        (records / f"{color}-drill.json").write_text(json.dumps(sign(body, key)))
+
+
+@pytest.fixture
+def aws(aws_session: AwsStack, tmp_path: Path) -> AwsStack:
+    """The session's stacks reset to blue 100 / green 0, healthy, alarms OK, with a fresh journal."""
+    aws_session.reset()
+    aws_session.tmp = tmp_path
+    shutil.copy(ROOT / "Pulumi.prod.yaml", tmp_path / "Pulumi.prod.yaml")
+    return aws_session
