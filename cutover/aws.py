@@ -25,9 +25,16 @@ def _setting(name: str, default: float) -> float:
 
 
 @functools.cache
+def _session() -> Any:
+    # One session for every client: its loaders and endpoint data are read once.
+    import boto3
+
+    return boto3.session.Session()
+
+
+@functools.cache
 def client(service: str) -> Any:
     """One shared, thread-safe client per service."""
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -39,4 +46,4 @@ def client(service: str) -> Any:
         read_timeout=_setting("CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT),
         max_pool_connections=POOL,
     )
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    return _session().client(service, config=config)

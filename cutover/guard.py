@@ -41,11 +41,17 @@ class AlarmGuard:
     kind = "alarms"
 
     def __init__(self, names: list[str]) -> None:
-        self.names = names
+        self.names = sorted(set(names))
 
     def check(self) -> Verdict:
         try:
-            alarms = client("cloudwatch").describe_alarms(AlarmNames=self.names)["MetricAlarms"]
+            alarms = [
+                alarm
+                for i in range(0, len(self.names), 100)  # the API takes 100 names a call
+                for alarm in client("cloudwatch").describe_alarms(
+                    AlarmNames=self.names[i : i + 100]
+                )["MetricAlarms"]
+            ]
         except Exception as e:  # noqa: BLE001 - any API failure is inconclusive, not a crash
             return _inconclusive(self.kind, e)
         firing = sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")
