@@ -81,11 +81,19 @@ class PolicyPackProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        port = self._read_port()
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_SECONDS)
-        self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        self.channel: grpc.Channel | None = None
+        self._stub: Any = None
         self._policies: list[PolicyInfo] | None = None
+
+    @property
+    def stub(self) -> Any:
+        """The analyzer client, connected on first use (the pack starts while the caller works)."""
+        if self._stub is None:
+            port = self._read_port()
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_SECONDS)
+            self._stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        return self._stub
 
     def _read_port(self) -> int:
         assert self.process.stdout is not None
@@ -104,7 +112,7 @@ class PolicyPackProcess:
         self.close()
 
     def close(self) -> None:
-        if getattr(self, "channel", None) is not None:
+        if self.channel is not None:
             self.channel.close()
         if self.process.poll() is None:
             self.process.terminate()
@@ -140,7 +148,7 @@ class PolicyPackProcess:
 
     def configure(self, config: dict[str, Any] | None) -> None:
         """Send pack config (the `--policy-pack-config` JSON), validated against the schemas."""
-        _, _, policies = self.info()
+        policies = self._policies if self._policies is not None else self.info()[2]
         resolved = resolve_config(config or {}, policies)
         request = analyzer_pb2.ConfigureAnalyzerRequest(
             policyConfig={
@@ -175,6 +183,14 @@ class PolicyPackProcess:
         )
         return _diagnostics(self.stub.AnalyzeStack(request))
 
+    def analyze_each(self, resources: list[Resource]) -> list[Diagnostic]:
+        """Analyze every custom resource, several requests in flight at once (as the engine does)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            found = pool.map(self.analyze, [r for r in resources if r.custom])
+        return [d for diagnostics in found for d in diagnostics]
+
     def analyze(self, resource: Resource) -> list[Diagnostic]:
         """Analyze one resource's inputs, as the engine does before creating or updating it."""
         request = analyzer_pb2.AnalyzeRequest(
@@ -205,8 +221,6 @@ def resolve_config(
     config: dict[str, Any], policies: list[PolicyInfo]
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Per policy: (enforcement level, properties with defaults). ConfigError on invalid config."""
-    import jsonschema
-
     by_name = {p.name: p for p in policies}
     unknown = sorted(set(config) - set(by_name) - {"all"})
     if unknown:
@@ -233,14 +247,18 @@ def resolve_config(
             raise ConfigError(
                 f"policy pack config: {policy.name}.enforcementLevel: got {level!r}; expected one of {sorted(LEVELS)}"
             )
+        import jsonschema  # only when there is config to check: it is slow to import
+
         schema = {
             "type": "object",
             "properties": policy.schema["properties"],
             "required": policy.schema["required"],
             "additionalProperties": False,
         }
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft7Validator(schema).iter_errors(props)
+        error = (
+            jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(props))
+            if props or schema["required"]
+            else None
         )
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path) or "(top)"

@@ -251,7 +251,7 @@ def run_program(
     from pulumi.runtime.stack import wait_for_rpcs
     from pulumi.runtime.sync_await import _sync_await
 
-    project = _project_name(project_dir)
+    project = project_name(project_dir)
     mocks = mocks or ProgramMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(
@@ -278,18 +278,17 @@ async def _resolve(value: Any) -> Any:
     return await pulumi.Output.from_input(value).future()
 
 
-def _project_name(project_dir: Path) -> str:
+def project_name(project_dir: Path) -> str:
     for line in (project_dir / "Pulumi.yaml").read_text().splitlines():
         if line.startswith("name:"):
             return line.split(":", 1)[1].strip()
     raise ValueError(f"{project_dir / 'Pulumi.yaml'} has no `name:`")
 
 
-def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml` (values as YAML gives them)."""
+def stack_config(path: Path) -> dict[str, Any]:
+    """The `config:` map of a `Pulumi.<stack>.yaml` file (values as YAML gives them)."""
     import yaml
 
-    path = project_dir / f"Pulumi.{stack}.yaml"
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
@@ -323,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         config = (
             json.loads(args.config.read_text())
             if args.config
-            else stack_config(project_dir, args.stack)
+            else stack_config(project_dir / f"Pulumi.{args.stack}.yaml")
         )
         previous = json.loads(args.previous.read_text()) if args.previous else None
         run = run_program(

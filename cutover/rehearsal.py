@@ -284,7 +284,7 @@ def _metric_stat(metric: dict[str, Any]) -> dict[str, Any]:
 
 def rehearsal_config(project_dir: Path, stack: str, service_name: str | None) -> dict[str, Any]:
     """The stack's config with a network and certificate that exist at the endpoint."""
-    config = stack_config(project_dir, stack)
+    config = stack_config(project_dir / f"Pulumi.{stack}.yaml")
     ec2 = _aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def prod_config() -> dict[str, Any]:
     """The production stack's config, as `Pulumi.prod.yaml` has it."""
-    return copy.deepcopy(stack_config(ROOT, "prod"))
+    return copy.deepcopy(stack_config(ROOT / "Pulumi.prod.yaml"))
 
 
 def previous_outputs(

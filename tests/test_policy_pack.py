@@ -97,11 +97,7 @@ def pack() -> Iterator[PolicyPackProcess]:
 
 def analyze(pack: PolicyPackProcess, resources: list[Resource]) -> list[Diagnostic]:
     """Everything the engine would get back: the stack policies and each resource's policies."""
-    found = pack.analyze_stack(resources)
-    for resource in resources:
-        if resource.custom:
-            found += pack.analyze(resource)
-    return found
+    return pack.analyze_stack(resources) + pack.analyze_each(resources)
 
 
 def only(diagnostics: list[Diagnostic], policy: str, phrase: str) -> None:

@@ -555,7 +555,7 @@ def test_config_written_back_keeps_the_shift_on_the_next_pulumi_up(aws: AwsStack
     from cutover.offline import stack_config
     from tests.program_runs import declare
 
-    run = declare(stack_config(aws.tmp, "prod"))
+    run = declare(stack_config(aws.tmp / "Pulumi.prod.yaml"))
     (listener,) = [r for r in run.of_type("aws:lb/listener:Listener") if r.name == "checkout-https"]
     tg_color = {
         r.state["arn"]: r.state["tags"]["cutover:color"]

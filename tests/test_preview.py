@@ -1,0 +1,77 @@
+"""`cutover preview`: the program under mocks and the real pack over gRPC, as one command."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.program_runs import ROOT, previous_outputs
+from tests.test_policy_pack import PACK_CONFIG, record
+
+
+def preview(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cutover", "preview", "--project-dir", str(ROOT),
+                           "--policy-pack", str(ROOT / "policies"), *args],
+                          capture_output=True, text=True, cwd=tmp, timeout=120)
+
+
+def flip_to_green(tmp: Path, approval: dict[str, Any] | None = None) -> list[str]:
+    """A stack file moving traffic to green with its records, the pack config and the previous outputs."""
+    documents = {k: record(k) for k in ("approval", "security-signoff", "rollback-drill")}
+    if approval is not None:
+        documents["approval"] = approval
+    paths = []
+    for kind, document in documents.items():
+        path = tmp / f"green-{kind}.json"
+        path.write_text(json.dumps(document))
+        paths.append(str(path))
+    stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    stack["config"]["cutover:activeColor"] = "green"
+    stack["config"]["cutover:gateRecords"] = paths
+    (tmp / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack))
+    (tmp / "pack.json").write_text(json.dumps(PACK_CONFIG))
+    (tmp / "previous.json").write_text(json.dumps(previous_outputs({"blue": 100, "green": 0}, 600)))
+    return ["--stack-file", str(tmp / "Pulumi.prod.yaml"), "--policy-pack-config", str(tmp / "pack.json"),
+            "--previous", str(tmp / "previous.json")]
+
+
+def test_gated_flip_passes(tmp_path: Path) -> None:
+    result = preview(tmp_path, *flip_to_green(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "green  weight 100  desired 6  release 1.42.0" in result.stdout
+    assert "port 443: forward blue 0, green 100" in result.stdout
+    assert "PASS  chairman-approval (gate) [mandatory]" in result.stdout
+    assert "No mandatory policy is violated." in result.stdout
+
+
+def test_forged_approval_blocks_with_exit_1(tmp_path: Path) -> None:
+    forged = copy.deepcopy(record("approval"))
+    forged["record"]["expiresAt"] = "2099-01-01T00:00:00Z"
+    result = preview(tmp_path, *flip_to_green(tmp_path, approval=forged), "--output", "json")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["blocked"] is True
+    violations = {p["name"]: p["violations"] for p in data["policies"]}
+    assert "signature does not match" in violations["chairman-approval"][0]["message"]
+    assert violations["weights-valid"] == []
+
+
+def test_without_records_the_prod_stack_is_blocked_by_the_gates(tmp_path: Path) -> None:
+    result = preview(tmp_path, "--stack", "prod")
+    assert result.returncode == 1
+    assert "FAIL  chairman-approval (gate) [mandatory]: blue release 1.41.0" in result.stdout
+    assert "PASS  monitoring-active [mandatory]" in result.stdout
+
+
+def test_bad_input_exits_2(tmp_path: Path) -> None:
+    missing = preview(tmp_path, "--stack", "qa")
+    assert missing.returncode == 2 and "no " in missing.stderr and "Pulumi.qa.yaml" in missing.stderr
+    (tmp_path / "bad.json").write_text(json.dumps({"chairman-approval": {"trustedKeys": 5}}))
+    invalid = preview(tmp_path, "--policy-pack-config", str(tmp_path / "bad.json"))
+    assert invalid.returncode == 2 and "chairman-approval.trustedKeys: 5 is not of type 'array'" in invalid.stderr
