@@ -546,12 +546,20 @@ def drill(
     from cutover_gates.record import make_record, sign
 
     from cutover.analyzer import load_pack_config
+    from cutover.color import other_color
+    from cutover.errors import ConfigError
     from cutover.gates import load_records
     from cutover.shift import ShiftOptions
 
     key = _private_key(key_file, "CUTOVER_DEPLOY_KEY")
     pack_config = load_pack_config(gates_config)
     ctx = Context(outputs, stack, journal)
+    for service in ctx.services:
+        if service.router.served()[other_color(target)] == 0:  # type: ignore[arg-type]
+            raise ConfigError(
+                f"{service.outputs.name}: {target} already serves all traffic; drill the color "
+                "that does not, so the drill moves real traffic to it and back"
+            )
     preflight(
         ctx, target, ["approval", "security-signoff"], pack_config, load_records(records), 1, None
     )

@@ -168,7 +168,7 @@ def _edited(document: dict[str, Any]) -> dict[str, Any]:
 
 
 APPROVAL_CASES = {
-    "forged signature": (_forged(record("approval")), "signature does not match"),
+    "forged signature": (_forged(record("approval")), "a signature that does not match the record"),
     "untrusted key": (record("approval", key="rogue"), "which is not a trusted approval key"),
     "expired": (
         record("approval", issued=datetime.now(UTC) - timedelta(days=3), valid=timedelta(days=1)),
@@ -180,7 +180,10 @@ APPROVAL_CASES = {
         record("approval", color="blue", version="1.42.0", digest=release("green")[1]),
         "is for color 'blue'; this update needs 'green'",
     ),
-    "changed after signing": (_edited(record("approval")), "signature does not match"),
+    "changed after signing": (
+        _edited(record("approval")),
+        "a signature that does not match the record",
+    ),
     "old release replayed": (
         record("approval", version="1.41.0", digest=release("blue")[1]),
         "is for release version '1.41.0'; this update needs '1.42.0'",

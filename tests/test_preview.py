@@ -16,9 +16,23 @@ from tests.test_policy_pack import PACK_CONFIG, record
 
 
 def preview(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cutover", "preview", "--project-dir", str(ROOT),
-                           "--policy-pack", str(ROOT / "policies"), *args],
-                          capture_output=True, text=True, cwd=tmp, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cutover",
+            "preview",
+            "--project-dir",
+            str(ROOT),
+            "--policy-pack",
+            str(ROOT / "policies"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        timeout=120,
+    )
 
 
 def flip_to_green(tmp: Path, approval: dict[str, Any] | None = None) -> list[str]:
@@ -37,8 +51,14 @@ def flip_to_green(tmp: Path, approval: dict[str, Any] | None = None) -> list[str
     (tmp / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack))
     (tmp / "pack.json").write_text(json.dumps(PACK_CONFIG))
     (tmp / "previous.json").write_text(json.dumps(previous_outputs({"blue": 100, "green": 0}, 600)))
-    return ["--stack-file", str(tmp / "Pulumi.prod.yaml"), "--policy-pack-config", str(tmp / "pack.json"),
-            "--previous", str(tmp / "previous.json")]
+    return [
+        "--stack-file",
+        str(tmp / "Pulumi.prod.yaml"),
+        "--policy-pack-config",
+        str(tmp / "pack.json"),
+        "--previous",
+        str(tmp / "previous.json"),
+    ]
 
 
 def test_gated_flip_passes(tmp_path: Path) -> None:
@@ -58,7 +78,10 @@ def test_forged_approval_blocks_with_exit_1(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["blocked"] is True
     violations = {p["name"]: p["violations"] for p in data["policies"]}
-    assert "signature does not match" in violations["chairman-approval"][0]["message"]
+    assert (
+        "a signature that does not match the record"
+        in violations["chairman-approval"][0]["message"]
+    )
     assert violations["weights-valid"] == []
 
 
@@ -71,7 +94,12 @@ def test_without_records_the_prod_stack_is_blocked_by_the_gates(tmp_path: Path) 
 
 def test_bad_input_exits_2(tmp_path: Path) -> None:
     missing = preview(tmp_path, "--stack", "qa")
-    assert missing.returncode == 2 and "no " in missing.stderr and "Pulumi.qa.yaml" in missing.stderr
+    assert (
+        missing.returncode == 2 and "no " in missing.stderr and "Pulumi.qa.yaml" in missing.stderr
+    )
     (tmp_path / "bad.json").write_text(json.dumps({"chairman-approval": {"trustedKeys": 5}}))
     invalid = preview(tmp_path, "--policy-pack-config", str(tmp_path / "bad.json"))
-    assert invalid.returncode == 2 and "chairman-approval.trustedKeys: 5 is not of type 'array'" in invalid.stderr
+    assert (
+        invalid.returncode == 2
+        and "chairman-approval.trustedKeys: 5 is not of type 'array'" in invalid.stderr
+    )

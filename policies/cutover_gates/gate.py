@@ -48,7 +48,9 @@ def judge(
     except ValueError as e:
         if isinstance(e, RecordInvalid):
             raise
-        raise RecordInvalid(f"the pack's trustedKeys are malformed ({e})") from None
+        raise RecordInvalid(
+            f"cannot be checked: the pack's trustedKeys are malformed ({e})"
+        ) from None
     if kind == "security-signoff":
         limits = {"critical": 0, **dict(config.get("maxFindings") or {})}
         counts = findings(body)

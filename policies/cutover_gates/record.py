@@ -77,9 +77,9 @@ def parse_time(text: Any, field: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
-        raise RecordInvalid(f"{field} {text!r} is not an ISO 8601 time") from None
+        raise RecordInvalid(f"has {field} {text!r}, which is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        raise RecordInvalid(f"{field} {text!r} has no time zone")
+        raise RecordInvalid(f"has {field} {text!r} without a time zone")
     return moment
 
 
@@ -132,22 +132,24 @@ def verify(
     version and digest, color).
     """
     if not isinstance(document, dict) or set(document) != {"record", "signature"}:
-        raise RecordInvalid("not a gate record: expected {record, signature}")
+        raise RecordInvalid("is not a gate record: expected {record, signature}")
     body, signature = document["record"], document["signature"]
     if not isinstance(body, dict) or not isinstance(signature, str):
-        raise RecordInvalid("not a gate record: record must be an object, signature a string")
+        raise RecordInvalid("is not a gate record: record must be an object, signature a string")
     if body.get("format") != FORMAT:
-        raise RecordInvalid(f"unknown record format {body.get('format')!r}; expected {FORMAT}")
+        raise RecordInvalid(f"has an unknown format {body.get('format')!r}; expected {FORMAT}")
 
     keys = {key_id(k): k for k in (parse_public_key(t) for t in trusted_keys)}
     signer = body.get("keyId")
     if signer not in keys:
-        raise RecordInvalid(f"signed by key {signer!r}, which is not a trusted {expected.kind} key")
+        raise RecordInvalid(
+            f"is signed by key {signer!r}, which is not a trusted {expected.kind} key"
+        )
     try:
         keys[signer].verify(base64.b64decode(signature, validate=True), canonical(body))
     except (InvalidSignature, ValueError):
         raise RecordInvalid(
-            f"the signature does not match the record (forged or changed after signing; key {signer})"
+            f"has a signature that does not match the record (forged or changed after signing; key {signer})"
         ) from None
 
     if body.get("kind") != expected.kind:
@@ -155,11 +157,13 @@ def verify(
     issued = parse_time(body.get("issuedAt"), "issuedAt")
     expires = parse_time(body.get("expiresAt"), "expiresAt")
     if issued > now + CLOCK_SKEW:
-        raise RecordInvalid(f"issued in the future ({timestamp(issued)})")
+        raise RecordInvalid(f"was issued in the future ({timestamp(issued)})")
     if expires <= now:
         raise RecordInvalid(f"expired at {timestamp(expires)}")
     if max_age is not None and now - issued > max_age:
-        raise RecordInvalid(f"issued {timestamp(issued)}, older than the allowed {_age(max_age)}")
+        raise RecordInvalid(
+            f"was issued {timestamp(issued)}, older than the allowed {_age(max_age)}"
+        )
 
     release: dict[str, Any] = body["release"] if isinstance(body.get("release"), dict) else {}
     bindings = [

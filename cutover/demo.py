@@ -1,0 +1,253 @@
+"""`make demo`: the whole product on an embedded AWS (moto's server on 127.0.0.1), in about a minute.
+
+Every step runs the real `cutover` commands a platform engineer would run, and says what it
+is doing. Output lands in demo-out/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from cutover.rehearsal import aws_env, moto_server
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path("demo-out")
+
+
+def step(title: str) -> None:
+    print(f"\n\033[1m== {title}\033[0m", flush=True)
+
+
+def run(
+    *args: str, env: dict[str, str], expect: int = 0, quiet: bool = False
+) -> subprocess.CompletedProcess[str]:
+    shown = " ".join(a if len(a) < 60 else "…" + a[-40:] for a in args)
+    print(f"$ cutover {shown}", flush=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cutover", *args], env=env, text=True, capture_output=quiet
+    )
+    if result.returncode != expect:
+        if quiet:
+            print(result.stdout, result.stderr)
+        raise SystemExit(f"demo: `cutover {args[0]}` exited {result.returncode}, expected {expect}")
+    return result
+
+
+def main() -> None:
+    started = time.monotonic()
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    keys, records = OUT / "keys", OUT / "records"
+    records.mkdir(parents=True)
+    step("1. Start an embedded AWS (moto's server) on a free port of 127.0.0.1")
+    with moto_server() as endpoint:
+        os.environ.update(aws_env(endpoint))  # the demo's own checks use boto3 too
+        env = dict(os.environ)
+        print(f"   endpoint {endpoint}; every AWS call below goes there and nowhere else")
+
+        step("2. Create the prod stack's traffic resources from the Pulumi program itself")
+        outputs = OUT / "outputs.json"
+        subprocess.run(
+            [sys.executable, "-m", "cutover.rehearsal", "--stack", "prod", "--out", str(outputs)],
+            env=env,
+            check=True,
+            cwd=ROOT,
+        )
+        data = json.loads(outputs.read_text())
+        print(
+            f"   load balancer {data['loadBalancerDnsName']}: blue serves 1.41.0, green is warm with 1.42.0"
+        )
+        common = ["--outputs", str(outputs), "--journal", f"file:{OUT / 'journal.json'}"]
+        run("status", *common, env=env)
+
+        step("3. Make throwaway keys and sign the gates for green's release 1.42.0")
+        for name in ("chairman", "security", "deploy"):
+            run("keys", "new", "--name", name, "--out", str(keys), env=env, quiet=True)
+        public = {
+            n: (keys / f"{n}.pub").read_text().strip() for n in ("chairman", "security", "deploy")
+        }
+        gates = OUT / "gates.json"
+        gates.write_text(
+            json.dumps(
+                {
+                    "chairman-approval": {"trustedKeys": [public["chairman"]]},
+                    "security-signoff": {"trustedKeys": [public["security"]]},
+                    "rollback-tested": {"trustedKeys": [public["deploy"]]},
+                },
+                indent=2,
+            )
+        )
+        stack_file = str(ROOT / "Pulumi.prod.yaml")
+        for color in ("green", "blue"):
+            release = ["--stack", "prod", "--color", color, "--stack-file", stack_file]
+            run(
+                "approve",
+                *release,
+                "--key",
+                str(keys / "chairman.key"),
+                "--out",
+                str(records / f"{color}-approval.json"),
+                env=env,
+            )
+            run(
+                "signoff",
+                *release,
+                "--key",
+                str(keys / "security.key"),
+                "--scanner",
+                "trivy",
+                "--findings",
+                "critical=0,high=1",
+                "--out",
+                str(records / f"{color}-signoff.json"),
+                env=env,
+            )
+        gate_args = ["--gates-config", str(gates), "--records", str(records)]
+        print("   a rollback drill: 5% to green and back, timed, then signed with the deploy key")
+        drill = [
+            "--percent",
+            "5",
+            "--bake",
+            "1s",
+            "--interval",
+            "0.2s",
+            *gate_args,
+            "--key",
+            str(keys / "deploy.key"),
+        ]
+        run("drill", "--to", "green", *drill, *common, env=env)
+
+        step("4. Preview the flip to green with the policy pack, offline: the gates hold")
+        flip = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+        flip["config"]["cutover:activeColor"] = "green"
+        flip["config"]["cutover:gateRecords"] = sorted(
+            str(p.resolve()) for p in records.glob("green-*.json")
+        ) + [str(p.resolve()) for p in records.glob("prod-green-*-rollback-drill.json")]
+        (OUT / "Pulumi.prod.yaml").write_text(yaml.safe_dump(flip))
+        preview = [
+            "preview",
+            "--stack",
+            "prod",
+            "--project-dir",
+            str(ROOT),
+            "--policy-pack",
+            str(ROOT / "policies"),
+            "--stack-file",
+            str(OUT / "Pulumi.prod.yaml"),
+            "--policy-pack-config",
+            str(gates),
+            "--previous",
+            str(outputs),
+        ]
+        result = run(*preview, env=env, quiet=True)
+        print(
+            "\n".join(
+                line
+                for line in result.stdout.splitlines()
+                if line.startswith(("  PASS", "  FAIL", "  blue", "  green", "No ", "Blocked"))
+            )
+        )
+
+        step(
+            "5. The same preview with a forged approval (its expiry edited after signing): refused"
+        )
+        approval = records / "green-approval.json"
+        forged = json.loads(approval.read_text())
+        forged["record"]["expiresAt"] = "2099-12-31T00:00:00Z"
+        forged_file = OUT / "forged-approval.json"
+        forged_file.write_text(json.dumps(forged))
+        flip["config"]["cutover:gateRecords"] = [
+            str(forged_file.resolve()) if p.endswith("green-approval.json") else p
+            for p in flip["config"]["cutover:gateRecords"]
+        ]
+        (OUT / "Pulumi.prod.yaml").write_text(yaml.safe_dump(flip))
+        result = run(*preview, env=env, expect=1, quiet=True)
+        print("\n".join(line for line in result.stdout.splitlines() if "chairman-approval" in line))
+
+        step("6. Progressive shift blue -> green: 10%, 50%, 100%, each step baked under guards")
+        run(
+            "shift",
+            "--to",
+            "green",
+            "--steps",
+            "10,50,100",
+            "--bake",
+            "2s",
+            "--interval",
+            "0.25s",
+            "--smoke",
+            'test -n "$CUTOVER_TEST_URL"',
+            *gate_args,
+            *common,
+            env=env,
+        )
+
+        print("   with green serving, drill blue so it may take traffic back later")
+        run("drill", "--to", "blue", *drill, *common, env=env)
+
+        step("7. A second shift, back to blue; blue's 5xx alarm fires at the first step")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cutover",
+                "shift",
+                "--to",
+                "blue",
+                "--steps",
+                "25,100",
+                "--bake",
+                "5s",
+                "--interval",
+                "0.25s",
+                *gate_args,
+                *common,
+            ],
+            env=env,
+            text=True,
+        )
+        _wait_for_weight(env, data, "blue", 25)
+        import boto3
+
+        print("   (the demo sets blue's 5xx-rate alarm to ALARM)", flush=True)
+        boto3.client("cloudwatch", endpoint_url=endpoint).set_alarm_state(
+            AlarmName=data["alarmNames"]["blue"][0],
+            StateValue="ALARM",
+            StateReason="demo: injected failure",
+        )
+        process.wait(timeout=60)
+        print(f"   shift exited {process.returncode}: rolled back automatically", flush=True)
+        run("status", *common, env=env)
+
+        step("8. Report: timeline, success rate, downtime, rollback time, and a plot")
+        run("report", *common, "--out", str(OUT), env=env)
+    print(f"\nDone in {time.monotonic() - started:.0f}s. Everything is in {OUT.resolve()}/")
+
+
+def _wait_for_weight(env: dict[str, str], data: dict[str, object], color: str, weight: int) -> None:
+    import boto3
+
+    client = boto3.client("elbv2", endpoint_url=env["AWS_ENDPOINT_URL"])
+    arns = data["targetGroupArns"]
+    assert isinstance(arns, dict)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        groups = client.describe_listeners(ListenerArns=[data["listenerArn"]])["Listeners"][0][
+            "DefaultActions"
+        ][0]["ForwardConfig"]["TargetGroups"]
+        if any(g["TargetGroupArn"] == arns[color] and g["Weight"] == weight for g in groups):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"demo: {color} never reached {weight}%")
+
+
+if __name__ == "__main__":
+    main()
