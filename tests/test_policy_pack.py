@@ -440,3 +440,11 @@ def test_invalid_pack_config_is_refused(
         pack.configure(config)
     assert message in str(error.value)
     pack.configure(PACK_CONFIG)
+
+
+def test_the_shipped_pack_config_is_valid(pack: PolicyPackProcess) -> None:
+    shipped = json.loads((ROOT / "policies" / "config" / "prod.json").read_text())
+    try:
+        pack.configure(shipped)
+    finally:
+        pack.configure(PACK_CONFIG)
