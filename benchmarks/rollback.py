@@ -35,6 +35,7 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cutover.gates import pack_config_trusting  # noqa: E402
 from cutover.rehearsal import aws_env, moto_server  # noqa: E402
 
 TRIALS = 7
@@ -111,18 +112,11 @@ class Bench:
             str(records / "s.json"),
         )
         self.gates = self.work / "gates.json"
-        self.gates.write_text(
-            json.dumps(
-                {
-                    "chairman-approval": {
-                        "trustedKeys": [(keys / "chairman.pub").read_text().strip()]
-                    },
-                    "security-signoff": {
-                        "trustedKeys": [(keys / "security.pub").read_text().strip()]
-                    },
-                }
-            )
-        )
+        trusted = {
+            "approval": (keys / "chairman.pub").read_text().strip(),
+            "security-signoff": (keys / "security.pub").read_text().strip(),
+        }
+        self.gates.write_text(json.dumps(pack_config_trusting(trusted)))
         self.records_dir = records
 
     def reset(self, outputs: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from cutover.gates import pack_config_trusting
 from cutover.rehearsal import aws_env, moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,16 +76,12 @@ def main() -> None:
             n: (keys / f"{n}.pub").read_text().strip() for n in ("chairman", "security", "deploy")
         }
         gates = OUT / "gates.json"
-        gates.write_text(
-            json.dumps(
-                {
-                    "chairman-approval": {"trustedKeys": [public["chairman"]]},
-                    "security-signoff": {"trustedKeys": [public["security"]]},
-                    "rollback-tested": {"trustedKeys": [public["deploy"]]},
-                },
-                indent=2,
-            )
-        )
+        trusted = {
+            "approval": public["chairman"],
+            "security-signoff": public["security"],
+            "rollback-drill": public["deploy"],
+        }
+        gates.write_text(json.dumps(pack_config_trusting(trusted), indent=2))
         stack_file = str(ROOT / "Pulumi.prod.yaml")
         for color in ("green", "blue"):
             release = ["--stack", "prod", "--color", color, "--stack-file", stack_file]

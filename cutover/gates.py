@@ -64,3 +64,8 @@ def check_gates(
             detail = "; ".join(reasons) if reasons else "no record found"
             problems.append(f"{kind} gate for {where}: {detail}. {HOW_TO[kind]}.")
     return problems
+
+
+def pack_config_trusting(keys: dict[str, str]) -> dict[str, Any]:
+    """Pack config trusting one public key per record kind (`{"approval": key, ...}`)."""
+    return {POLICY_OF_KIND[kind]: {"trustedKeys": [key]} for kind, key in keys.items()}

@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
+from cutover.gates import pack_config_trusting
 from cutover.rehearsal import aws_env, moto_server
 from tests.fault_proxy import FaultProxy
 from tests.program_runs import ROOT
@@ -210,15 +211,12 @@ def aws_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
             n: (keys / f"{n}.pub").read_text().strip() for n in ("chairman", "security", "deploy")
         }
         gates = base / "gates.json"
-        gates.write_text(
-            json.dumps(
-                {
-                    "chairman-approval": {"trustedKeys": [pub["chairman"]]},
-                    "security-signoff": {"trustedKeys": [pub["security"]]},
-                    "rollback-tested": {"trustedKeys": [pub["deploy"]]},
-                }
-            )
-        )
+        trusted = {
+            "approval": pub["chairman"],
+            "security-signoff": pub["security"],
+            "rollback-drill": pub["deploy"],
+        }
+        gates.write_text(json.dumps(pack_config_trusting(trusted)))
         stack_file = ROOT / "Pulumi.prod.yaml"
         for color in ("blue", "green"):
             common = ["--stack", "prod", "--color", color, "--stack-file", str(stack_file)]
