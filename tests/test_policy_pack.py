@@ -448,3 +448,18 @@ def test_the_shipped_pack_config_is_valid(pack: PolicyPackProcess) -> None:
         pack.configure(shipped)
     finally:
         pack.configure(PACK_CONFIG)
+
+
+def test_a_listener_that_is_not_a_blue_green_split_fails_every_gate_closed(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    resources = copy.deepcopy(flip.resources)
+    for r in resources:
+        if r.type == "aws:lb/listener:Listener" and r.name == "checkout-https":
+            r.state["defaultActions"][0]["forward"]["targetGroups"].pop()
+    diagnostics = pack.analyze_stack(resources)
+    assert {"chairman-approval", "security-signoff", "rollback-tested", "weights-valid"} <= {
+        d.policy for d in diagnostics
+    }
+    weights = next(d for d in diagnostics if d.policy == "weights-valid")
+    assert "forwards to ['blue']; expected blue and green" in weights.message

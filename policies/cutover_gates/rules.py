@@ -120,6 +120,8 @@ class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
                 check(collect(resources), args.get_config() or {}, report)
             except UnknownValueError as e:
                 _fail_closed(report, e)
+            except ValueError as e:  # the listener is not a blue/green split: nothing to judge by
+                report(f"Cannot be decided: {e}. Failing closed (see weights-valid).")
 
         super().__init__(
             name,
