@@ -13,7 +13,7 @@ from typing import Any
 
 # Standard mode retries throttling, 5xx and connection errors with exponential backoff and
 # jitter; a rollback must never wait long on one call, so attempts and timeouts are bounded.
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = 4  # in all, the first attempt included
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 5.0
 POOL = 64  # concurrent calls, e.g. restoring many listeners at once
@@ -40,7 +40,7 @@ def client(service: str) -> Any:
     config = Config(
         retries={
             "mode": "standard",
-            "max_attempts": int(_setting("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)),
+            "total_max_attempts": int(_setting("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)),
         },
         connect_timeout=_setting("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
         read_timeout=_setting("CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT),

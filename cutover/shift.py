@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cutover.color import COLORS, Color
-from cutover.errors import DeploymentFailed
+from cutover.errors import CutoverError, DeploymentFailed
 from cutover.guard import SERVING_GUARDS, AlarmGuard, Guard, ProbeGuard, TargetHealthGuard, Verdict
 from cutover.journal import LEASE_SECONDS, Journal, holder_identity, scope_of
 from cutover.outputs import StackOutputs
@@ -196,10 +196,17 @@ class Shift:
         self._each(lambda s: s.router.set(weights))
 
     def _verify(self, expected: list[Weights], timeout: float) -> bool:
-        """Read every listener back until each serves its expected weights (bounded)."""
+        """Read every listener back until each serves its expected weights (bounded).
+
+        A read that fails after its retries counts as "not yet", never as a crash.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            served = self._each(lambda s: s.router.served())
+            try:
+                served = self._each(lambda s: s.router.served())
+            except Exception as e:  # noqa: BLE001
+                self.log(f"  (reading the listeners back failed: {e})")
+                served = None
             if served == expected:
                 return True
             if time.monotonic() >= deadline:
@@ -220,8 +227,14 @@ class Shift:
     def restore(self, reason: str, detected_at: float) -> None:
         """Write every snapshot back at once, verify it is served, and record the timings."""
         started = time.time()
-        list(self.pool.map(lambda pair: pair[0].restore(pair[1]), self._prepared))
+        errors = [e for e in self.pool.map(_restore_one, self._prepared) if e]
         accepted = time.time()
+        if errors:
+            self.record("restore-failed", reason=reason, errors=errors)
+            raise DeploymentFailed(
+                f"deployment {self.doc['id']}: restoring the weights it found failed on "
+                f"{len(errors)} listener(s) ({'; '.join(errors)}); run `cutover rollback` to retry"
+            )
         verified = self._verify(self._snapshot_weights(), self.doc["options"]["verifyTimeout"])
         done = time.time()
         self.doc["timings"].update(
@@ -366,57 +379,66 @@ class Shift:
             time.monotonic() + options["deadline"] if options["deadline"] is not None else None
         )
         try:
-            if from_step == 0:
-                self.notifier.event(self.doc, "started", f"towards {options['target']}")
-            plan: list[Weights] = self.doc["plan"]
-            for index in range(from_step, len(plan)):
-                weights = plan[index]
-                last = index == len(plan) - 1
-                if options["mode"] == "manual" or (options["mode"] == "assisted" and last):
-                    self.doc["status"] = "paused"
-                    self.record("paused", before=weights)
-                    self.notifier.event(self.doc, "paused", f"before {self._fmt(weights)}")
-                    self.log(
-                        f"Paused before {self._fmt(weights)}. Run `cutover promote` to continue "
-                        "or `cutover abort` to give traffic back."
-                    )
-                    decision = self.wait_for_promote(deadline)
-                    if decision != "promote":
-                        return self.fail(decision, "stopped while paused", time.time())
-                    self.journal.request(self.scope, self.doc["id"], "")
-                    self.doc["status"] = "in-progress"
-                    self.record("promoted")
-                    self.notifier.event(self.doc, "promoted", f"to {self._fmt(weights)}")
-                self.record("step-intent", index=index, weights=weights)
-                self._set_all(weights)
-                if not self._verify([weights] * len(self.services), options["verifyTimeout"]):
-                    return self.fail(
-                        "not served",
-                        f"listeners did not report {self._fmt(weights)} within "
-                        f"{options['verifyTimeout']}s",
-                        time.time(),
-                    )
-                self.doc["step"] = index
-                self.record("step", index=index, weights=weights)
-                self.notifier.event(self.doc, "step", self._fmt(weights))
-                self.log(
-                    f"Step {index + 1}/{len(plan)}: serving {self._fmt(weights)}; baking "
-                    f"{options['bake']:g}s under guards."
-                )
-                failure = self.bake(weights, options["bake"], deadline)
-                if failure is not None:
-                    return self.fail(failure[0], failure[1], time.time())
-            if options["kind"] == "drill":
-                # A drill gives the traffic back on purpose: that restore is what it measures.
-                self.restore("drill", time.time())
-                self.doc["status"] = "drilled"
-            else:
-                self.doc["status"] = "succeeded"
-            return self.finish()
+            return self._steps(from_step, deadline)
+        except CutoverError:
+            raise
+        except Exception as e:  # noqa: BLE001 - an AWS call failed after its retries
+            return self.fail("error", f"{type(e).__name__}: {e}", time.time())
         finally:
             self._unlock()
 
+    def _steps(self, from_step: int, deadline: float | None) -> dict[str, Any]:
+        options = self.doc["options"]
+        if from_step == 0:
+            self.notifier.event(self.doc, "started", f"towards {options['target']}")
+        plan: list[Weights] = self.doc["plan"]
+        for index in range(from_step, len(plan)):
+            weights = plan[index]
+            last = index == len(plan) - 1
+            if options["mode"] == "manual" or (options["mode"] == "assisted" and last):
+                self.doc["status"] = "paused"
+                self.record("paused", before=weights)
+                self.notifier.event(self.doc, "paused", f"before {self._fmt(weights)}")
+                self.log(
+                    f"Paused before {self._fmt(weights)}. Run `cutover promote` to continue "
+                    "or `cutover abort` to give traffic back."
+                )
+                decision = self.wait_for_promote(deadline)
+                if decision != "promote":
+                    return self.fail(decision, "stopped while paused", time.time())
+                self.journal.request(self.scope, self.doc["id"], "")
+                self.doc["status"] = "in-progress"
+                self.record("promoted")
+                self.notifier.event(self.doc, "promoted", f"to {self._fmt(weights)}")
+            self.record("step-intent", index=index, weights=weights)
+            self._set_all(weights)
+            if not self._verify([weights] * len(self.services), options["verifyTimeout"]):
+                return self.fail(
+                    "not served",
+                    f"listeners did not report {self._fmt(weights)} within "
+                    f"{options['verifyTimeout']}s",
+                    time.time(),
+                )
+            self.doc["step"] = index
+            self.record("step", index=index, weights=weights)
+            self.notifier.event(self.doc, "step", self._fmt(weights))
+            self.log(
+                f"Step {index + 1}/{len(plan)}: serving {self._fmt(weights)}; baking "
+                f"{options['bake']:g}s under guards."
+            )
+            failure = self.bake(weights, options["bake"], deadline)
+            if failure is not None:
+                return self.fail(failure[0], failure[1], time.time())
+        if options["kind"] == "drill":
+            # A drill gives the traffic back on purpose: that restore is what it measures.
+            self.restore("drill", time.time())
+            self.doc["status"] = "drilled"
+        else:
+            self.doc["status"] = "succeeded"
+        return self.finish()
+
     def fail(self, reason: str, detail: str, detected_at: float) -> dict[str, Any]:
+        """Give the traffic back, record why, and raise DeploymentFailed."""
         self.log(f"Rolling back: {reason}: {detail}")
         self.restore(reason, detected_at)
         self.doc["status"] = "rolled-back"
@@ -454,3 +476,13 @@ class Shift:
             return self.finish()
         finally:
             self._unlock()
+
+
+def _restore_one(pair: tuple[TrafficRouter, dict[str, Any]]) -> str | None:
+    """Restore one listener; the error as text instead of raising, so every listener is tried."""
+    router, snapshot = pair
+    try:
+        router.restore(snapshot)
+    except Exception as e:  # noqa: BLE001
+        return f"{router.name}: {type(e).__name__}: {e}"
+    return None

@@ -2,7 +2,7 @@
 
 Tests point AWS_ENDPOINT_URL at it, the same seam production uses for its endpoint. Each
 rule is a queue of faults consumed one request at a time: `throttle` (the service's throttling
-error), `5xx` (503), `timeout` (answers after the client's read timeout).
+error), `5xx` (503), `timeout` (answers after the client's read timeout), `ok` (passes).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class FaultProxy:
                     fault = queue.popleft() if queue else None
                 if fault == "timeout":
                     time.sleep(proxy.delay)
-                elif fault is not None:
+                elif fault not in (None, "ok"):
                     self._fault(fault, headers)
                     return
                 connection = http.client.HTTPConnection(

@@ -233,6 +233,28 @@ def test_persistent_guard_api_failure_is_inconclusive_and_rolls_back(aws: AwsSta
     assert aws.served() == {"blue": 100, "green": 0}
 
 
+def test_a_write_failing_after_its_retries_gives_traffic_back(aws: AwsStack) -> None:
+    # the first step's write passes; the second fails on every attempt botocore makes
+    aws.proxy.inject("ModifyListener", "ok", *["5xx"] * 4)
+    result = aws.cutover(*shift(aws, "--steps", "50,100", *FAST))
+    assert result.returncode == 1
+    assert "rolled back (error: ClientError" in result.stderr
+    assert aws.served() == {"blue": 100, "green": 0}
+
+
+def test_a_failed_restore_says_so_and_cutover_rollback_finishes_it(aws: AwsStack) -> None:
+    aws.set_weights({"blue": 60, "green": 40})
+    aws.proxy.inject("ModifyListener", "ok", *["5xx"] * 8)  # the step, then the restore, fail
+    result = aws.cutover(*shift(aws, "--steps", "70,100", *FAST))
+    assert result.returncode == 1
+    assert "restoring the weights it found failed" in result.stderr
+    assert "run `cutover rollback` to retry" in result.stderr
+    assert aws.served() == {"blue": 30, "green": 70}
+    rollback = aws.cutover(*aws.args("rollback"))
+    assert rollback.returncode == 0, rollback.stderr
+    assert aws.served() == {"blue": 60, "green": 40}
+
+
 BAD_INPUTS = [
     (["--to", "purple"], "unknown color 'purple'"),
     (["--to", "green", "--steps", "50,10,100"], "steps must increase"),
