@@ -66,7 +66,12 @@ BAD = [
     ),
     ("trafficPercent", "ten", "cutover:trafficPercent: got 'ten'"),
     ("production", "maybe", "cutover:production: got 'maybe'; expected true or false"),
-    ("platform", "lambda", "cutover:platform: got 'lambda'; expected ecs or kubernetes"),
+    ("platform", "lambda", "cutover:platform: got 'lambda'; expected ecs"),
+    (
+        "platform",
+        "kubernetes",
+        "cutover:platform: got 'kubernetes'; expected ecs (the only platform",
+    ),
     (
         "colors.green.image",
         "registry/checkout:1.42.0",
