@@ -443,6 +443,7 @@ class Shift:
         self.restore(reason, detected_at)
         self.doc["status"] = "rolled-back"
         self.doc["failure"] = {"reason": reason, "detail": detail}
+        self.notifier.event(self.doc, "rolled-back", f"{reason}: {detail}")
         self.finish()
         raise DeploymentFailed(
             f"deployment {self.doc['id']} rolled back ({reason}: {detail}); traffic is back "

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class AwsStack:
     records: Path
     keys: Path
     tmp: Path
+    queues: dict[str, str] = field(default_factory=dict)
 
     def add_service(self, service: str) -> None:
         """Provision a second service of the release train (once per session)."""
@@ -92,6 +93,35 @@ class AwsStack:
             ],
         )
 
+    def topic_messages(self, service: str = "checkout") -> list[dict[str, Any]]:
+        """Deployment events published to the stack's topic (through an SQS subscription)."""
+        if service not in self.queues:
+            sqs = self.client("sqs")
+            url = sqs.create_queue(QueueName=f"{service}-events")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            self.client("sns").subscribe(
+                TopicArn=self.data[service]["topicArn"],
+                Protocol="sqs",
+                Endpoint=arn,
+                Attributes={"RawMessageDelivery": "true"},
+            )
+            self.queues[service] = url
+            return []
+        messages = []
+        while True:
+            batch = self.client("sqs").receive_message(
+                QueueUrl=self.queues[service], MaxNumberOfMessages=10
+            )
+            if not batch.get("Messages"):
+                return messages
+            for m in batch["Messages"]:
+                messages.append(json.loads(m["Body"]))
+                self.client("sqs").delete_message(
+                    QueueUrl=self.queues[service], ReceiptHandle=m["ReceiptHandle"]
+                )
+
     def alarm(self, name: str, state: str = "ALARM") -> None:
         self.client("cloudwatch").set_alarm_state(
             AlarmName=name, StateValue=state, StateReason="test"
@@ -118,6 +148,7 @@ class AwsStack:
 
     def reset(self) -> None:
         self.proxy.clear()
+        self.topic_messages()  # subscribe once, then drain what earlier tests published
         for service, data in self.data.items():
             self.set_weights({"blue": 100, "green": 0}, service=service)
             for color in ("blue", "green"):

@@ -74,6 +74,8 @@ def test_alarm_at_any_step_rolls_back_to_the_exact_split_it_found(aws: AwsStack,
     assert doc["status"] == "rolled-back"
     assert "in ALARM: checkout-prod-green-5xx-rate" in doc["failure"]["detail"]
     assert doc["timings"]["restoreVerified"] is True
+    events = [e["event"] for e in aws.topic_messages() if e["deployment"] == doc["id"]]
+    assert events == ["started", *["step"] * (step + 1), "rolled-back", "finished"]
 
 
 @pytest.mark.parametrize("step", [0, 1, 2])
