@@ -6,8 +6,6 @@ botocore's bounded retries). The shift counts consecutive inconclusive polls aga
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -95,6 +93,9 @@ class ProbeGuard:
         self.url, self.expected, self.timeout = url, expected, timeout
 
     def check(self) -> Verdict:
+        import urllib.error
+        import urllib.request  # here, not at the top: a rollback process never probes
+
         try:
             with urllib.request.urlopen(self.url, timeout=self.timeout) as response:  # noqa: S310
                 status = response.status
