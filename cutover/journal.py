@@ -41,6 +41,17 @@ def holder_identity(deployment_id: str) -> dict[str, Any]:
     }
 
 
+def _lock_item(listener: str, holder: dict[str, Any], now: int) -> dict[str, Any]:
+    """The lock item of one listener, leased for LEASE_SECONDS from `now`."""
+    return {
+        "pk": {"S": f"lock#{listener}"},
+        "sk": {"S": "lock"},
+        "holder": {"S": holder["holder"]},
+        "info": {"S": json.dumps(holder)},
+        "expiresAt": {"N": str(now + LEASE_SECONDS)},
+    }
+
+
 def _dead_here(holder: dict[str, Any]) -> bool:
     """True when the holder ran on this host and its process no longer exists."""
     if holder.get("host") != socket.gethostname() or not holder.get("pid"):
@@ -97,13 +108,7 @@ class DynamoJournal:
         try:
             self.db.put_item(
                 TableName=self.table,
-                Item={
-                    "pk": {"S": f"lock#{listener}"},
-                    "sk": {"S": "lock"},
-                    "holder": {"S": holder["holder"]},
-                    "info": {"S": json.dumps(holder)},
-                    "expiresAt": {"N": str(now + LEASE_SECONDS)},
-                },
+                Item=_lock_item(listener, holder, now),
                 ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR holder = :me",
                 ExpressionAttributeValues={":now": {"N": str(now)}, ":me": {"S": holder["holder"]}},
             )
@@ -123,13 +128,7 @@ class DynamoJournal:
         try:
             self.db.put_item(
                 TableName=self.table,
-                Item={
-                    "pk": {"S": f"lock#{listener}"},
-                    "sk": {"S": "lock"},
-                    "holder": {"S": holder["holder"]},
-                    "info": {"S": json.dumps(holder)},
-                    "expiresAt": {"N": str(int(time.time()) + LEASE_SECONDS)},
-                },
+                Item=_lock_item(listener, holder, int(time.time())),
                 ConditionExpression="holder = :stale",
                 ExpressionAttributeValues={":stale": {"S": stale["holder"]}},
             )
