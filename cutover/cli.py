@@ -313,6 +313,7 @@ def shift(
     from cutover.gates import load_records
     from cutover.plan import STRATEGIES, parse_steps
     from cutover.shift import ShiftOptions
+    from cutover.weights import share
 
     if steps and strategy:
         raise _bad("give --steps or --strategy, not both")
@@ -333,12 +334,13 @@ def shift(
     pack_config = load_pack_config(gates_config)
     found_records = load_records(records)
     ctx = Context(outputs, stack, journal)
+    if all(share(s.router.served(), target) == 1.0 for s in ctx.services):  # type: ignore[arg-type]
+        say(f"{target} already serves all traffic; nothing to shift.")
+        return
     kinds = ["approval", "security-signoff", "rollback-drill"]
     preflight(ctx, target, kinds, pack_config, found_records, min_healthy, smoke)
     shifter = ctx.shift()
     doc = shifter.start(options)
-    if not doc["plan"]:
-        say(f"{target} already serves all traffic; nothing to shift.")
     say(f"Deployment {doc['id']}: {len(doc['plan'])} step(s) towards {target}.")
     done = shifter.run()
     say(f"Shift {done['id']} succeeded: {target} serves all traffic.")

@@ -572,6 +572,14 @@ def test_report_has_timeline_figures_and_plot(aws: AwsStack) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_shifting_to_the_color_that_serves_everything_changes_nothing(aws: AwsStack) -> None:
+    result = aws.cutover(*shift(aws, "--steps", "100", *FAST, to="blue"))
+    assert result.returncode == 0, result.stderr
+    assert "blue already serves all traffic; nothing to shift" in result.stdout
+    assert aws.deployments() == []
+    assert aws.proxy.seen["ModifyListener"] == 0
+
+
 def test_config_written_back_keeps_the_shift_on_the_next_pulumi_up(aws: AwsStack) -> None:
     stack_file = aws.tmp / "Pulumi.prod.yaml"
     done = aws.cutover(*shift(aws, "--steps", "100", *FAST, "--stack-config", str(stack_file)))
