@@ -92,7 +92,7 @@ class ColorFleet(pulumi.ComponentResource):
             deployment_circuit_breaker={"enable": True, "rollback": True},
             health_check_grace_period_seconds=60,
             network_configuration={
-                "subnets": list(config.network.private_subnet_ids),
+                "subnets": list(config.vpc.private_subnet_ids),
                 "security_groups": [args.security_group_id],
                 "assign_public_ip": False,
             },

@@ -25,6 +25,9 @@ _VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _CERT = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi)?$")
 
 KNOWN_KEYS = frozenset(
     {
@@ -42,6 +45,7 @@ KNOWN_KEYS = frozenset(
         "deregistrationDelaySeconds",
         "slowStartSeconds",
         "gateRecords",
+        "kubernetes",
     }
 )
 
@@ -80,6 +84,19 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class KubernetesConfig:
+    """Where the colors run on Kubernetes, and the Gateway their HTTPRoute attaches to."""
+
+    namespace: str
+    gateway_name: str
+    gateway_namespace: str
+    hostnames: tuple[str, ...]
+    service_port: int
+    cpu: str
+    memory: str
+
+
+@dataclass(frozen=True)
 class AlarmThresholds:
     error_rate_percent: float
     p99_latency_seconds: float
@@ -99,12 +116,13 @@ class StackConfig:
     active_color: Color
     traffic_percent: int
     service: ServiceConfig
-    network: Network
+    network: Network | None  # ECS only
+    kubernetes: KubernetesConfig | None  # Kubernetes only
     blue: ColorConfig
     green: ColorConfig
     alarms: AlarmThresholds
     rollback_window_minutes: int
-    certificate_arn: str
+    certificate_arn: str | None  # ECS only
     test_listener_port: int
     deregistration_delay_seconds: int
     slow_start_seconds: int
@@ -112,6 +130,20 @@ class StackConfig:
 
     def color(self, color: Color) -> ColorConfig:
         return self.blue if color == "blue" else self.green
+
+    @property
+    def vpc(self) -> Network:
+        """The ECS platform's network (parse_config requires it there)."""
+        if self.network is None:
+            raise _fail("network", None, "an object: platform ecs needs a VPC and subnets")
+        return self.network
+
+    @property
+    def certificate(self) -> str:
+        """The ECS platform's listener certificate (parse_config requires it there)."""
+        if self.certificate_arn is None:
+            raise _fail("certificateArn", None, "an ACM certificate ARN for platform ecs")
+        return self.certificate_arn
 
     @property
     def inactive_color(self) -> Color:
@@ -246,9 +278,8 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
         raise _fail("activeColor", active, "blue or green (required)")
     production = _bool(raw.get("production", stack.startswith("prod")), "production")
     platform = raw.get("platform", "ecs")
-    if platform != "ecs":
-        # Kubernetes colors (Deployments behind a Gateway API route) are not built yet.
-        raise _fail("platform", platform, "ecs (the only platform this version supports)")
+    if platform not in ("ecs", "kubernetes"):
+        raise _fail("platform", platform, "ecs or kubernetes")
 
     svc = _object(raw, "service")
     _unknown(svc, "service", {"name", "containerName", "cpu", "memory"})
@@ -261,17 +292,8 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
         memory=_int(svc.get("memory", 1024), "service.memory", 512, 122880),
     )
 
-    net = _object(raw, "network")
-    _unknown(net, "network", {"vpcId", "publicSubnetIds", "privateSubnetIds"})
-    network = Network(
-        vpc_id=_text(net.get("vpcId"), "network.vpcId", _VPC, "a VPC id like vpc-0a1b2c3d"),
-        public_subnet_ids=_ids(
-            net.get("publicSubnetIds"), "network.publicSubnetIds", _SUBNET, "subnet ids"
-        ),
-        private_subnet_ids=_ids(
-            net.get("privateSubnetIds"), "network.privateSubnetIds", _SUBNET, "subnet ids"
-        ),
-    )
+    network = _network(raw) if platform == "ecs" else None
+    kubernetes = _kubernetes(raw) if platform == "kubernetes" else None
 
     colors = _object(raw, "colors")
     _unknown(colors, "colors", set(COLORS))
@@ -316,6 +338,7 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
         traffic_percent=traffic,
         service=service,
         network=network,
+        kubernetes=kubernetes,
         blue=blue,
         green=green,
         alarms=alarms,
@@ -327,7 +350,9 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
             "certificateArn",
             _CERT,
             "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",
-        ),
+        )
+        if platform == "ecs"
+        else None,
         test_listener_port=_int(raw.get("testListenerPort", 8443), "testListenerPort", 1, 65535),
         deregistration_delay_seconds=_int(
             raw.get("deregistrationDelaySeconds", 30), "deregistrationDelaySeconds", 0, 3600
@@ -346,6 +371,62 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
                 f"at least 1: {color} would receive {weight}% of traffic",
             )
     return config
+
+
+def _network(raw: Mapping[str, Any]) -> Network:
+    net = _object(raw, "network")
+    _unknown(net, "network", {"vpcId", "publicSubnetIds", "privateSubnetIds"})
+    return Network(
+        vpc_id=_text(net.get("vpcId"), "network.vpcId", _VPC, "a VPC id like vpc-0a1b2c3d"),
+        public_subnet_ids=_ids(
+            net.get("publicSubnetIds"), "network.publicSubnetIds", _SUBNET, "subnet ids"
+        ),
+        private_subnet_ids=_ids(
+            net.get("privateSubnetIds"), "network.privateSubnetIds", _SUBNET, "subnet ids"
+        ),
+    )
+
+
+def _kubernetes(raw: Mapping[str, Any]) -> KubernetesConfig:
+    obj = _object(raw, "kubernetes")
+    _unknown(
+        obj, "kubernetes", {"namespace", "gateway", "hostnames", "servicePort", "cpu", "memory"}
+    )
+    gateway = obj.get("gateway")
+    if not isinstance(gateway, dict) or set(gateway) - {"name", "namespace"}:
+        raise _fail(
+            "kubernetes.gateway", gateway, "an object with name and namespace of the Gateway"
+        )
+    hostnames = obj.get("hostnames", [])
+    if not isinstance(hostnames, list) or not all(
+        isinstance(h, str) and _HOST.fullmatch(h) for h in hostnames
+    ):
+        raise _fail("kubernetes.hostnames", hostnames, "a list of DNS names")
+    return KubernetesConfig(
+        namespace=_text(
+            obj.get("namespace"), "kubernetes.namespace", _LABEL, "a namespace name (DNS label)"
+        ),
+        gateway_name=_text(
+            gateway.get("name"), "kubernetes.gateway.name", _LABEL, "a Gateway name"
+        ),
+        gateway_namespace=_text(
+            gateway.get("namespace", obj.get("namespace")),
+            "kubernetes.gateway.namespace",
+            _LABEL,
+            "a namespace name",
+        ),
+        hostnames=tuple(hostnames),
+        service_port=_int(obj.get("servicePort", 80), "kubernetes.servicePort", 1, 65535),
+        cpu=_text(
+            obj.get("cpu", "500m"), "kubernetes.cpu", _QUANTITY, "a CPU quantity like 500m or 1"
+        ),
+        memory=_text(
+            obj.get("memory", "512Mi"),
+            "kubernetes.memory",
+            _QUANTITY,
+            "a memory quantity like 512Mi",
+        ),
+    )
 
 
 def _records(value: Any) -> tuple[str, ...]:

@@ -89,3 +89,29 @@ class GateRecords(pulumi.ComponentResource):
             for r in args.records
         ]
         self.register_outputs({"parameters": [p.name for p in self.parameters]})
+
+
+@dataclass(frozen=True)
+class KubernetesGateRecordsArgs:
+    namespace: str
+    records: list[GateRecordFile]
+    labels: dict[str, str]
+
+
+class KubernetesGateRecords(pulumi.ComponentResource):
+    """The gate records as one ConfigMap (`cutover-gates`, key `<color>.<kind>.json`) in the
+    release namespace, where the pack sees them."""
+
+    def __init__(
+        self, name: str, args: KubernetesGateRecordsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        import pulumi_kubernetes as k8s
+
+        super().__init__("cutover:index:KubernetesGateRecords", name, None, opts)
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-configmap",
+            metadata={"name": "cutover-gates", "namespace": args.namespace, "labels": args.labels},
+            data={f"{r.color}.{r.kind}.json": r.text for r in args.records},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})

@@ -57,7 +57,7 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-alb-sg",
             description=f"{config.service.name} load balancer: HTTP(S) from the internet",
-            vpc_id=config.network.vpc_id,
+            vpc_id=config.vpc.vpc_id,
             ingress=[
                 {"protocol": "tcp", "from_port": p, "to_port": p, "cidr_blocks": ["0.0.0.0/0"]}
                 for p in public_ports
@@ -70,7 +70,7 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
         self.service_security_group = aws.ec2.SecurityGroup(
             f"{name}-service-sg",
             description=f"{config.service.name} tasks: only from the load balancer",
-            vpc_id=config.network.vpc_id,
+            vpc_id=config.vpc.vpc_id,
             ingress=[
                 {
                     "protocol": "tcp",
@@ -88,7 +88,7 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
             f"{name}-alb",
             load_balancer_type="application",
             internal=False,
-            subnets=list(config.network.public_subnet_ids),
+            subnets=list(config.vpc.public_subnet_ids),
             security_groups=[self.security_group.id],
             drop_invalid_header_fields=True,
             enable_deletion_protection=config.production,
@@ -104,7 +104,7 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
                 port=fleet.container_port,
                 protocol="HTTP",
                 target_type="ip",
-                vpc_id=config.network.vpc_id,
+                vpc_id=config.vpc.vpc_id,
                 deregistration_delay=config.deregistration_delay_seconds,
                 slow_start=config.slow_start_seconds,
                 health_check={
@@ -141,7 +141,7 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
             port=443,
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
-            certificate_arn=config.certificate_arn,
+            certificate_arn=config.certificate,
             default_actions=[forward_action(arns, config.weights)],
             tags={**tags, "cutover:role": "production"},
             opts=child,
@@ -153,7 +153,7 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
             port=config.test_listener_port,
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
-            certificate_arn=config.certificate_arn,
+            certificate_arn=config.certificate,
             default_actions=[forward_action(arns, {inactive: 1, config.active_color: 0})],
             tags={**tags, "cutover:role": "test", "cutover:color": inactive},
             opts=child,

@@ -20,6 +20,9 @@ TOPIC_ARN = "topicArn"
 LOAD_BALANCER_DNS_NAME = "loadBalancerDnsName"
 TEST_URL = "testUrl"
 
+PLATFORM = "platform"
+ROUTE = "route"
+
 REQUIRED = (
     STACK,
     LISTENER_ARN,
@@ -68,6 +71,23 @@ def export_outputs(
         pulumi.export(key, value)
 
 
+def export_kubernetes_outputs(
+    *, stack: Any, route: Any, releases: Any, services: Any, extra: dict[str, Any]
+) -> None:
+    """Export a Kubernetes stack's outputs: the route's namespace and name replace the listener."""
+    import pulumi
+
+    values = {
+        STACK: stack,
+        PLATFORM: "kubernetes",
+        ROUTE: route,
+        RELEASES: releases,
+        SERVICES: services,
+    }
+    for key, value in {**values, **extra}.items():
+        pulumi.export(key, value)
+
+
 class StackOutputs:
     """A stack's outputs as the helper needs them, validated."""
 
@@ -78,6 +98,11 @@ class StackOutputs:
         def fail(key: str, expected: str) -> ConfigError:
             return ConfigError(f"{source}: output {key!r} {expected}")
 
+        if data.get(PLATFORM) == "kubernetes":
+            raise ConfigError(
+                f"{source}: a Kubernetes stack; the helper does not shift Gateway API routes yet "
+                "(move traffic with `pulumi up` and the policy pack)"
+            )
         missing = [k for k in REQUIRED if k not in data]
         if missing:
             raise ConfigError(

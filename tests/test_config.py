@@ -66,12 +66,8 @@ BAD = [
     ),
     ("trafficPercent", "ten", "cutover:trafficPercent: got 'ten'"),
     ("production", "maybe", "cutover:production: got 'maybe'; expected true or false"),
-    ("platform", "lambda", "cutover:platform: got 'lambda'; expected ecs"),
-    (
-        "platform",
-        "kubernetes",
-        "cutover:platform: got 'kubernetes'; expected ecs (the only platform",
-    ),
+    ("platform", "lambda", "cutover:platform: got 'lambda'; expected ecs or kubernetes"),
+    ("platform", "kubernetes", "cutover:kubernetes: got None; expected an object"),
     (
         "colors.green.image",
         "registry/checkout:1.42.0",

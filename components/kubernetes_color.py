@@ -1,0 +1,96 @@
+"""One color on Kubernetes: a Deployment, its PodDisruptionBudget and its Service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import ColorConfig, StackConfig
+
+COLOR_LABEL = "cutover/color"
+RELEASE_LABEL = "cutover/release"
+CAPACITY_ANNOTATION = "cutover/capacity"
+
+
+def color_labels(config: StackConfig, color: ColorConfig) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": config.service.name,
+        COLOR_LABEL: color.color,
+        RELEASE_LABEL: color.release,
+    }
+
+
+@dataclass(frozen=True)
+class KubernetesColorArgs:
+    config: StackConfig
+    color: ColorConfig
+    replicas: pulumi.Input[int]
+
+
+class KubernetesColor(pulumi.ComponentResource):
+    """A color's pods, never fewer ready than its replicas while they roll (maxUnavailable 0)."""
+
+    def __init__(
+        self, name: str, args: KubernetesColorArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cutover:index:KubernetesColor", name, None, opts)
+        config, fleet = args.config, args.color
+        cluster = config.kubernetes
+        assert cluster is not None  # parse_config requires it on this platform
+        child = pulumi.ResourceOptions(parent=self)
+        labels = color_labels(config, fleet)
+        selector = {k: labels[k] for k in ("app.kubernetes.io/name", COLOR_LABEL)}
+        self.resource_name = f"{config.service.name}-{fleet.color}"
+        metadata: dict[str, Any] = {
+            "name": self.resource_name,
+            "namespace": cluster.namespace,
+            "labels": labels,
+            "annotations": {CAPACITY_ANNOTATION: str(fleet.capacity)},
+        }
+        probe: dict[str, Any] = {
+            "httpGet": {"path": fleet.health_check_path, "port": fleet.container_port},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        }
+        resources: dict[str, Any] = {"cpu": cluster.cpu, "memory": cluster.memory}
+        container: dict[str, Any] = {
+            "name": config.service.container_name,
+            "image": fleet.image,
+            "ports": [{"containerPort": fleet.container_port}],
+            "readinessProbe": probe,
+            "livenessProbe": {**probe, "initialDelaySeconds": 10},
+            "resources": {"requests": resources, "limits": resources},
+            "env": [
+                {"name": "CUTOVER_COLOR", "value": fleet.color},
+                {"name": "CUTOVER_RELEASE", "value": fleet.release},
+            ],
+        }
+        deployment: dict[str, Any] = {
+            "replicas": args.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
+            },
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        }
+        # pulumi-kubernetes types these as TypedDicts; plain dicts are what it accepts at run time
+        self.deployment = k8s.apps.v1.Deployment(  # type: ignore[call-overload]
+            f"{name}-deployment", metadata=metadata, spec=deployment, opts=child
+        )
+        plain: dict[str, Any] = {**metadata, "annotations": {}}
+        budget: dict[str, Any] = {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(  # type: ignore[call-overload]
+            f"{name}-pdb", metadata=plain, spec=budget, opts=child
+        )
+        service: dict[str, Any] = {
+            "selector": selector,
+            "ports": [{"port": cluster.service_port, "targetPort": fleet.container_port}],
+        }
+        self.service = k8s.core.v1.Service(  # type: ignore[call-overload]
+            f"{name}-service", metadata=plain, spec=service, opts=child
+        )
+        self.register_outputs({"deployment": self.resource_name})

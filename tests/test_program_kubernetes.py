@@ -1,0 +1,72 @@
+"""The program's Kubernetes variant under the SDK's mocks: Deployments behind a weighted HTTPRoute."""
+
+from __future__ import annotations
+
+from cutover.offline import ProgramRun
+from tests.program_runs import declare, previous_outputs, prod_config
+
+
+def kubernetes_config(active: str = "green", percent: int = 90) -> dict:
+    config = prod_config()
+    for key in ("cutover:network", "cutover:certificateArn"):
+        config.pop(key)
+    config.update(
+        {
+            "cutover:platform": "kubernetes",
+            "cutover:activeColor": active,
+            "cutover:trafficPercent": percent,
+            "cutover:kubernetes": {
+                "namespace": "checkout",
+                "gateway": {"name": "public", "namespace": "gateways"},
+                "hostnames": ["checkout.example.com"],
+            },
+        }
+    )
+    return config
+
+
+def by_type(run: ProgramRun, kind: str) -> dict[str, dict]:
+    found = {}
+    for r in run.resources:
+        if r.type == kind:
+            found[r.state["metadata"]["labels"].get("cutover/color", r.name)] = r.state
+    return found
+
+
+def test_route_weights_and_colors_on_kubernetes() -> None:
+    run = declare(kubernetes_config(), previous=previous_outputs({"blue": 100, "green": 0}, 600))
+    (route,) = by_type(run, "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute").values()
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateways"}]
+    refs = route["spec"]["rules"][0]["backendRefs"]
+    assert [(r["name"], r["weight"]) for r in refs] == [
+        ("checkout-blue", 10),
+        ("checkout-green", 90),
+    ]
+    deployments = by_type(run, "kubernetes:apps/v1:Deployment")
+    for color, deployment in deployments.items():
+        spec = deployment["spec"]
+        assert spec["replicas"] == 6  # blue loses traffic in this update: it keeps its capacity
+        assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        (container,) = spec["template"]["spec"]["containers"]
+        assert "@sha256:" in container["image"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["resources"]["limits"] == {"cpu": "500m", "memory": "512Mi"}
+        assert (
+            deployment["metadata"]["labels"]["cutover/release"]
+            == prod_config()["cutover:colors"][color]["release"]
+        )
+    assert set(by_type(run, "kubernetes:core/v1:Service")) == {"blue", "green"}
+    assert set(by_type(run, "kubernetes:policy/v1:PodDisruptionBudget")) == {"blue", "green"}
+    assert run.outputs["platform"] == "kubernetes"
+    assert run.outputs["route"] == {"namespace": "checkout", "name": "checkout"}
+    assert run.outputs["services"]["green"]["deployment"] == "checkout-green"
+
+
+def test_idle_color_scales_down_only_after_the_window_on_kubernetes() -> None:
+    run = declare(
+        kubernetes_config(percent=100), previous=previous_outputs({"blue": 0, "green": 100}, 600)
+    )
+    replicas = {
+        c: d["spec"]["replicas"] for c, d in by_type(run, "kubernetes:apps/v1:Deployment").items()
+    }
+    assert replicas == {"blue": 2, "green": 6}
