@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cutover_gates.record import PINNED_IMAGE
+
 from cutover.color import COLORS, Color, other_color
 from cutover.errors import ConfigError
 from cutover.weights import weights_for
 
 NAMESPACE = "cutover"
 
-_DIGEST_IMAGE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 _VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
@@ -240,7 +241,7 @@ def _color(name: Color, obj: Any, production: bool) -> ColorConfig:
     image = obj.get("image")
     if not isinstance(image, str) or not image or any(c.isspace() for c in image):
         raise _fail(f"{path}.image", image, "a container image reference")
-    if production and not _DIGEST_IMAGE.fullmatch(image):
+    if production and not PINNED_IMAGE.fullmatch(image):
         raise _fail(
             f"{path}.image",
             image,

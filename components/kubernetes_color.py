@@ -77,20 +77,19 @@ class KubernetesColor(pulumi.ComponentResource):
             },
             "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
         }
-        # pulumi-kubernetes types these as TypedDicts; plain dicts are what it accepts at run time
-        self.deployment = k8s.apps.v1.Deployment(  # type: ignore[call-overload]
+        self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=metadata, spec=deployment, opts=child
         )
         plain: dict[str, Any] = {**metadata, "annotations": {}}
         budget: dict[str, Any] = {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
-        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(  # type: ignore[call-overload]
+        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=plain, spec=budget, opts=child
         )
         service: dict[str, Any] = {
             "selector": selector,
             "ports": [{"port": cluster.service_port, "targetPort": fleet.container_port}],
         }
-        self.service = k8s.core.v1.Service(  # type: ignore[call-overload]
+        self.service = k8s.core.v1.Service(
             f"{name}-service", metadata=plain, spec=service, opts=child
         )
         self.register_outputs({"deployment": self.resource_name})

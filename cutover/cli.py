@@ -747,7 +747,7 @@ def _write_record(
     import re
     from datetime import UTC, datetime, timedelta
 
-    from cutover_gates.record import make_record, sign
+    from cutover_gates.record import DIGEST, make_record, sign
 
     from cutover.errors import ConfigError
 
@@ -763,7 +763,7 @@ def _write_record(
         raise ConfigError(
             "give --release and --digest, or --stack-file with the color's release and pinned image"
         )
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+    if not re.fullmatch(DIGEST, digest):
         raise ConfigError(f"--digest {digest!r}; expected sha256:<64 hex digits>")
     key = _private_key(key_file, env)
     body = make_record(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 KINDS = ("approval", "security-signoff", "rollback-drill")
 SEVERITIES = ("critical", "high", "medium", "low")
 FORMAT = "cutover.gate-record/v1"
+# An image digest as records bind it, and as a pinned image ends: repo@sha256:<64 hex>.
+DIGEST = r"sha256:[0-9a-f]{64}"
+PINNED_IMAGE = re.compile(rf"^[^\s@]+@{DIGEST}$")
 # Clocks disagree a little; a record "issued" slightly in the future is still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -38,14 +37,13 @@ from cutover_gates.facts import (
     stack_of,
 )
 from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge
-from cutover_gates.record import SEVERITIES, Expected, RecordInvalid
+from cutover_gates.record import PINNED_IMAGE, SEVERITIES, Expected, RecordInvalid
 from cutover_gates.rollback_window import keeps_full_capacity
 
 # report(message) or report(message, urn): the SDK's ReportViolation, urn optional.
 Report = Callable[..., None]
 
 DEFAULT_PRODUCTION_STACKS = ["prod", "prod-*", "production", "production-*", "*-prod"]
-DIGEST_IMAGE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 DEFAULT_METRICS = ["HTTPCode_Target_5XX_Count", "TargetResponseTime", "UnHealthyHostCount"]
 
 _PRODUCTION = {
@@ -370,7 +368,7 @@ def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
     if not is_production(stack, config.get("productionStacks")):
         return
     for image in _images(res):
-        if not DIGEST_IMAGE.fullmatch(image):
+        if not PINNED_IMAGE.fullmatch(image):
             report(
                 f"Image {image} is not pinned by digest on production stack {stack}; use repo@sha256:<digest>."
             )
