@@ -16,7 +16,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.tags import stack_tags
 from components.traffic import TRAFFIC_OUTPUT, TrafficPlan, previous_traffic
 from cutover.color import COLORS
-from cutover.outputs import export_kubernetes_outputs, export_outputs
+from cutover.outputs import PLATFORM, export_kubernetes_outputs, export_outputs
 
 
 def releases(config: StackConfig) -> dict:
@@ -30,13 +30,74 @@ def releases(config: StackConfig) -> dict:
     }
 
 
+class AlbSide:
+    """The AWS side shared by ECS and Kubernetes-with-alb: the weighted ALB, alarms, journal."""
+
+    def __init__(self, config: StackConfig) -> None:
+        name = config.service.name
+        self.tags = stack_tags(config)
+        self.lb = WeightedLoadBalancer(name, WeightedLoadBalancerArgs(config=config))
+        self.monitoring = Monitoring(
+            name,
+            MonitoringArgs(
+                config=config,
+                load_balancer_arn_suffix=self.lb.load_balancer.arn_suffix,
+                target_group_arn_suffixes={c: self.lb.target_groups[c].arn_suffix for c in COLORS},
+            ),
+        )
+        self.journal = DeploymentJournal(
+            name, DeploymentJournalArgs(tags=self.tags, production=config.production)
+        )
+
+    def export(
+        self, config: StackConfig, traffic: TrafficPlan, services: dict, service_arns: list
+    ) -> None:
+        """The helper's role, then the outputs contract for a stack behind the ALB."""
+        helper = HelperRole(
+            f"{config.service.name}-helper",
+            HelperRoleArgs(
+                tags=self.tags,
+                listener_arn=self.lb.listener.arn,
+                alarm_arns=[a.arn for c in COLORS for a in self.monitoring.alarms[c]],
+                table_arn=self.journal.table.arn,
+                service_arns=service_arns,
+                topic_arn=self.monitoring.topic.arn,
+            ),
+        )
+        export_outputs(
+            stack=config.stack,
+            listener_arn=self.lb.listener.arn,
+            target_group_arns={c: self.lb.target_groups[c].arn for c in COLORS},
+            alarm_names={c: [a.name for a in self.monitoring.alarms[c]] for c in COLORS},
+            releases=releases(config),
+            services=services,
+            journal_table=self.journal.table.name,
+            topic_arn=self.monitoring.topic.arn,
+            load_balancer_dns_name=self.lb.load_balancer.dns_name,
+            test_url=self.lb.test_url,
+            extra={
+                "project": config.project,
+                PLATFORM: config.platform,
+                TRAFFIC_OUTPUT: traffic.state,
+                "helperRoleArn": helper.role.arn,
+            },
+        )
+
+
+def capacities(config: StackConfig, traffic: TrafficPlan, c: str) -> dict:
+    return {
+        "capacity": config.color(c).capacity,
+        "idleCapacity": config.color(c).idle_capacity,
+        "desiredCount": traffic.desired_counts[c],
+    }
+
+
 def ecs(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan) -> None:
     """Both colors on ECS Fargate behind one weighted ALB, with alarms, journal and helper role."""
-    tags = stack_tags(config)
     name = config.service.name
-    counts = traffic.desired_counts
-    cluster = ServiceCluster(name, ServiceClusterArgs(service_name=name, tags=tags))
-    lb = WeightedLoadBalancer(name, WeightedLoadBalancerArgs(config=config))
+    cluster = ServiceCluster(name, ServiceClusterArgs(service_name=name, tags=stack_tags(config)))
+    side = AlbSide(config)
+    lb = side.lb
     fleets = {
         color: ColorFleet(
             f"{name}-{color}",
@@ -48,66 +109,29 @@ def ecs(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan
                 log_group_name=cluster.log_group.name,
                 security_group_id=lb.service_security_group.id,
                 target_group_arn=lb.target_groups[color].arn,
-                desired_count=counts[color],
+                desired_count=traffic.desired_counts[color],
             ),
             pulumi.ResourceOptions(depends_on=[lb.listener, lb.test_listener]),
         )
         for color in COLORS
     }
-    monitoring = Monitoring(
-        name,
-        MonitoringArgs(
-            config=config,
-            load_balancer_arn_suffix=lb.load_balancer.arn_suffix,
-            target_group_arn_suffixes={c: lb.target_groups[c].arn_suffix for c in COLORS},
-        ),
+    GateRecords(
+        f"{name}-gates", GateRecordsArgs(stack=config.stack, records=records, tags=side.tags)
     )
-    journal = DeploymentJournal(
-        name, DeploymentJournalArgs(tags=tags, production=config.production)
-    )
-    helper = HelperRole(
-        f"{name}-helper",
-        HelperRoleArgs(
-            tags=tags,
-            listener_arn=lb.listener.arn,
-            alarm_arns=[a.arn for c in COLORS for a in monitoring.alarms[c]],
-            table_arn=journal.table.arn,
-            service_arns=[fleets[c].service.id for c in COLORS],
-            topic_arn=monitoring.topic.arn,
-        ),
-    )
-    GateRecords(f"{name}-gates", GateRecordsArgs(stack=config.stack, records=records, tags=tags))
-    export_outputs(
-        stack=config.stack,
-        listener_arn=lb.listener.arn,
-        target_group_arns={c: lb.target_groups[c].arn for c in COLORS},
-        alarm_names={c: [a.name for a in monitoring.alarms[c]] for c in COLORS},
-        releases=releases(config),
-        services={
-            c: {
-                "platform": "ecs",
-                "cluster": cluster.cluster.name,
-                "service": fleets[c].service.name,
-                "capacity": config.color(c).capacity,
-                "idleCapacity": config.color(c).idle_capacity,
-                "desiredCount": counts[c],
-            }
-            for c in COLORS
-        },
-        journal_table=journal.table.name,
-        topic_arn=monitoring.topic.arn,
-        load_balancer_dns_name=lb.load_balancer.dns_name,
-        test_url=lb.test_url,
-        extra={
-            "project": config.project,
-            TRAFFIC_OUTPUT: traffic.state,
-            "helperRoleArn": helper.role.arn,
-        },
-    )
+    services = {
+        c: {
+            "platform": "ecs",
+            "cluster": cluster.cluster.name,
+            "service": fleets[c].service.name,
+            **capacities(config, traffic, c),
+        }
+        for c in COLORS
+    }
+    side.export(config, traffic, services, [fleets[c].service.id for c in COLORS])
 
 
 def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan) -> None:
-    """Both colors as Deployments behind one weighted Gateway API HTTPRoute."""
+    """Both colors as Deployments, behind a weighted Gateway API HTTPRoute or the weighted ALB."""
     # Imported here: pulumi-kubernetes takes seconds to import, and ECS stacks never need it.
     from components.gate_records import KubernetesGateRecords, KubernetesGateRecordsArgs
     from components.gateway_route import WeightedRoute, WeightedRouteArgs
@@ -116,20 +140,23 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
     cluster = config.kubernetes
     assert cluster is not None
     name = config.service.name
+    side = AlbSide(config) if cluster.routing == "alb" else None
     colors = {
         c: KubernetesColor(
             f"{name}-{c}",
             KubernetesColorArgs(
-                config=config, color=config.color(c), replicas=traffic.desired_counts[c]
+                config=config,
+                color=config.color(c),
+                replicas=traffic.desired_counts[c],
+                target_group_arn=side.lb.target_groups[c].arn if side else None,
+                load_balancer_security_group_id=side.lb.security_group.id if side else None,
             ),
+            pulumi.ResourceOptions(depends_on=[side.lb.listener, side.lb.test_listener])
+            if side
+            else None,
         )
         for c in COLORS
     }
-    route = WeightedRoute(
-        name,
-        WeightedRouteArgs(config=config, services={c: colors[c].resource_name for c in COLORS}),
-        pulumi.ResourceOptions(depends_on=[colors[c].service for c in COLORS]),
-    )
     KubernetesGateRecords(
         f"{name}-gates",
         KubernetesGateRecordsArgs(
@@ -138,22 +165,29 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
             labels={"app.kubernetes.io/name": name},
         ),
     )
+    services = {
+        c: {
+            "platform": "kubernetes",
+            "namespace": cluster.namespace,
+            "deployment": colors[c].resource_name,
+            "service": colors[c].resource_name,
+            **capacities(config, traffic, c),
+        }
+        for c in COLORS
+    }
+    if side is not None:
+        side.export(config, traffic, services, [])
+        return
+    route = WeightedRoute(
+        name,
+        WeightedRouteArgs(config=config, services={c: colors[c].resource_name for c in COLORS}),
+        pulumi.ResourceOptions(depends_on=[colors[c].service for c in COLORS]),
+    )
     export_kubernetes_outputs(
         stack=config.stack,
         route={"namespace": cluster.namespace, "name": route.route_name},
         releases=releases(config),
-        services={
-            c: {
-                "platform": "kubernetes",
-                "namespace": cluster.namespace,
-                "deployment": colors[c].resource_name,
-                "service": colors[c].resource_name,
-                "capacity": config.color(c).capacity,
-                "idleCapacity": config.color(c).idle_capacity,
-                "desiredCount": traffic.desired_counts[c],
-            }
-            for c in COLORS
-        },
+        services=services,
         extra={"project": config.project, TRAFFIC_OUTPUT: traffic.state},
     )
 

@@ -86,11 +86,17 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class KubernetesConfig:
-    """Where the colors run on Kubernetes, and the Gateway their HTTPRoute attaches to."""
+    """Where the colors run on Kubernetes and how traffic reaches them.
+
+    `routing` is `gateway` (a weighted Gateway API HTTPRoute on the named Gateway) or `alb`
+    (each color's Service bound to its ALB target group by a TargetGroupBinding of the AWS
+    Load Balancer Controller, so the ALB's weights and CloudWatch guards apply as on ECS).
+    """
 
     namespace: str
-    gateway_name: str
-    gateway_namespace: str
+    routing: str
+    gateway_name: str | None  # gateway routing only
+    gateway_namespace: str | None
     hostnames: tuple[str, ...]
     service_port: int
     cpu: str
@@ -117,13 +123,13 @@ class StackConfig:
     active_color: Color
     traffic_percent: int
     service: ServiceConfig
-    network: Network | None  # ECS only
+    network: Network | None  # on an ALB: ECS, or Kubernetes with alb routing
     kubernetes: KubernetesConfig | None  # Kubernetes only
     blue: ColorConfig
     green: ColorConfig
     alarms: AlarmThresholds
     rollback_window_minutes: int
-    certificate_arn: str | None  # ECS only
+    certificate_arn: str | None  # on an ALB
     test_listener_port: int
     deregistration_delay_seconds: int
     slow_start_seconds: int
@@ -136,14 +142,14 @@ class StackConfig:
     def vpc(self) -> Network:
         """The ECS platform's network (parse_config requires it there)."""
         if self.network is None:
-            raise _fail("network", None, "an object: platform ecs needs a VPC and subnets")
+            raise _fail("network", None, "an object: an ALB needs a VPC and subnets")
         return self.network
 
     @property
     def certificate(self) -> str:
         """The ECS platform's listener certificate (parse_config requires it there)."""
         if self.certificate_arn is None:
-            raise _fail("certificateArn", None, "an ACM certificate ARN for platform ecs")
+            raise _fail("certificateArn", None, "an ACM certificate ARN for the ALB")
         return self.certificate_arn
 
     @property
@@ -293,8 +299,9 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
         memory=_int(svc.get("memory", 1024), "service.memory", 512, 122880),
     )
 
-    network = _network(raw) if platform == "ecs" else None
     kubernetes = _kubernetes(raw) if platform == "kubernetes" else None
+    on_alb = kubernetes is None or kubernetes.routing == "alb"
+    network = _network(raw) if on_alb else None
 
     colors = _object(raw, "colors")
     _unknown(colors, "colors", set(COLORS))
@@ -352,7 +359,7 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
             _CERT,
             "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",
         )
-        if platform == "ecs"
+        if on_alb
         else None,
         test_listener_port=_int(raw.get("testListenerPort", 8443), "testListenerPort", 1, 65535),
         deregistration_delay_seconds=_int(
@@ -391,13 +398,24 @@ def _network(raw: Mapping[str, Any]) -> Network:
 def _kubernetes(raw: Mapping[str, Any]) -> KubernetesConfig:
     obj = _object(raw, "kubernetes")
     _unknown(
-        obj, "kubernetes", {"namespace", "gateway", "hostnames", "servicePort", "cpu", "memory"}
+        obj,
+        "kubernetes",
+        {"namespace", "routing", "gateway", "hostnames", "servicePort", "cpu", "memory"},
     )
-    gateway = obj.get("gateway")
+    routing = obj.get("routing", "gateway")
+    if routing not in ("gateway", "alb"):
+        raise _fail(
+            "kubernetes.routing",
+            routing,
+            "gateway (a Gateway API HTTPRoute) or alb (TargetGroupBindings to the stack's ALB)",
+        )
+    gateway = obj.get("gateway", {} if routing == "alb" else None)
     if not isinstance(gateway, dict) or set(gateway) - {"name", "namespace"}:
         raise _fail(
             "kubernetes.gateway", gateway, "an object with name and namespace of the Gateway"
         )
+    if routing == "alb" and gateway:
+        raise _fail("kubernetes.gateway", gateway, "no gateway: alb routing uses the stack's ALB")
     hostnames = obj.get("hostnames", [])
     if not isinstance(hostnames, list) or not all(
         isinstance(h, str) and _HOST.fullmatch(h) for h in hostnames
@@ -407,15 +425,18 @@ def _kubernetes(raw: Mapping[str, Any]) -> KubernetesConfig:
         namespace=_text(
             obj.get("namespace"), "kubernetes.namespace", _LABEL, "a namespace name (DNS label)"
         ),
-        gateway_name=_text(
-            gateway.get("name"), "kubernetes.gateway.name", _LABEL, "a Gateway name"
-        ),
+        routing=routing,
+        gateway_name=_text(gateway.get("name"), "kubernetes.gateway.name", _LABEL, "a Gateway name")
+        if routing == "gateway"
+        else None,
         gateway_namespace=_text(
             gateway.get("namespace", obj.get("namespace")),
             "kubernetes.gateway.namespace",
             _LABEL,
             "a namespace name",
-        ),
+        )
+        if routing == "gateway"
+        else None,
         hostnames=tuple(hostnames),
         service_port=_int(obj.get("servicePort", 80), "kubernetes.servicePort", 1, 65535),
         cpu=_text(

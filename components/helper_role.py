@@ -31,6 +31,19 @@ def helper_policy(
     """The helper's policy document. Writes are scoped to resources; `*` appears only on
     describe calls that IAM cannot scope, and on PutMetricData, which is held to one
     namespace by condition."""
+    # ECS services to scale (on Kubernetes the helper scales Deployments through its kubeconfig)
+    scale = (
+        [
+            {
+                "Sid": "ScaleColors",
+                "Effect": "Allow",
+                "Action": ["ecs:UpdateService", "ecs:DescribeServices"],
+                "Resource": service_arns,
+            }
+        ]
+        if service_arns
+        else []
+    )
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -76,17 +89,12 @@ def helper_policy(
                 "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
             },
             {
-                "Sid": "ScaleColors",
-                "Effect": "Allow",
-                "Action": ["ecs:UpdateService", "ecs:DescribeServices"],
-                "Resource": service_arns,
-            },
-            {
                 "Sid": "Events",
                 "Effect": "Allow",
                 "Action": ["sns:Publish"],
                 "Resource": [topic_arn],
             },
+            *scale,
         ],
     }
 

@@ -1,4 +1,6 @@
-"""One color on Kubernetes: a Deployment, its PodDisruptionBudget and its Service."""
+"""One color on Kubernetes: a Deployment, its PodDisruptionBudget and its Service; with alb
+routing, also the TargetGroupBinding that registers the Service's pods in the color's ALB
+target group."""
 
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ class KubernetesColorArgs:
     config: StackConfig
     color: ColorConfig
     replicas: pulumi.Input[int]
+    # alb routing: the color's target group and the ALB's security group
+    target_group_arn: pulumi.Input[str] | None = None
+    load_balancer_security_group_id: pulumi.Input[str] | None = None
 
 
 class KubernetesColor(pulumi.ComponentResource):
@@ -92,4 +97,33 @@ class KubernetesColor(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             f"{name}-service", metadata=plain, spec=service, opts=child
         )
+        self.binding = None
+        if args.target_group_arn is not None:
+            self.binding = k8s.apiextensions.CustomResource(
+                f"{name}-binding",
+                api_version="elbv2.k8s.aws/v1beta1",
+                kind="TargetGroupBinding",
+                metadata=plain,
+                spec={
+                    "serviceRef": {"name": self.resource_name, "port": cluster.service_port},
+                    "targetGroupARN": args.target_group_arn,
+                    "targetType": "ip",
+                    # the controller opens the pods' port to the ALB, and nothing else
+                    "networking": {
+                        "ingress": [
+                            {
+                                "from": [
+                                    {
+                                        "securityGroup": {
+                                            "groupID": args.load_balancer_security_group_id
+                                        }
+                                    }
+                                ],
+                                "ports": [{"protocol": "TCP", "port": fleet.container_port}],
+                            }
+                        ]
+                    },
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
+            )
         self.register_outputs({"deployment": self.resource_name})

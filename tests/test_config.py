@@ -192,3 +192,45 @@ def test_weights_always_sum_to_100_and_follow_the_active_color(active: str, perc
     weights = parse(config).weights
     assert sum(weights.values()) == 100
     assert weights[active] == percent
+
+
+KUBERNETES_BAD = [
+    (
+        {"namespace": "checkout", "routing": "nginx"},
+        "cutover:kubernetes.routing: got 'nginx'; expected gateway (a Gateway API HTTPRoute) or alb",
+    ),
+    (
+        {"namespace": "checkout"},
+        "cutover:kubernetes.gateway: got None; expected an object with name and namespace",
+    ),
+    (
+        {"namespace": "checkout", "routing": "alb", "gateway": {"name": "public"}},
+        "cutover:kubernetes.gateway: got {'name': 'public'}; expected no gateway: alb routing uses the stack's ALB",
+    ),
+    (
+        {"namespace": "Checkout", "gateway": {"name": "public"}},
+        "cutover:kubernetes.namespace: got 'Checkout'; expected a namespace name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cluster", "message"), KUBERNETES_BAD)
+def test_bad_kubernetes_settings_are_named(cluster: dict[str, Any], message: str) -> None:
+    config = {**prod_config(), "cutover:platform": "kubernetes", "cutover:kubernetes": cluster}
+    with pytest.raises(ConfigError) as error:
+        parse(config)
+    assert message in str(error.value)
+
+
+def test_alb_routing_on_kubernetes_needs_the_alb_settings() -> None:
+    config = {
+        **prod_config(),
+        "cutover:platform": "kubernetes",
+        "cutover:kubernetes": {"namespace": "checkout", "routing": "alb"},
+    }
+    assert parse(config).network is not None
+    del config["cutover:network"]
+    with pytest.raises(ConfigError, match="cutover:network: got None; expected an object"):
+        parse(config)
+    gateway = {**config, "cutover:kubernetes": {"namespace": "checkout", "gateway": {"name": "gw"}}}
+    assert parse(gateway).network is None

@@ -6,20 +6,23 @@ from cutover.offline import ProgramRun
 from tests.program_runs import declare, previous_outputs, prod_config
 
 
-def kubernetes_config(active: str = "green", percent: int = 90) -> dict:
+def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "gateway") -> dict:
+    """The production stack on Kubernetes: Gateway API routing, or the ALB (`routing="alb"`)."""
     config = prod_config()
-    for key in ("cutover:network", "cutover:certificateArn"):
-        config.pop(key)
+    cluster: dict = {"namespace": "checkout", "routing": routing}
+    if routing == "gateway":
+        for key in ("cutover:network", "cutover:certificateArn"):
+            config.pop(key)
+        cluster.update(
+            gateway={"name": "public", "namespace": "gateways"},
+            hostnames=["checkout.example.com"],
+        )
     config.update(
         {
             "cutover:platform": "kubernetes",
             "cutover:activeColor": active,
             "cutover:trafficPercent": percent,
-            "cutover:kubernetes": {
-                "namespace": "checkout",
-                "gateway": {"name": "public", "namespace": "gateways"},
-                "hostnames": ["checkout.example.com"],
-            },
+            "cutover:kubernetes": cluster,
         }
     )
     return config
@@ -70,3 +73,49 @@ def test_idle_color_scales_down_only_after_the_window_on_kubernetes() -> None:
         c: d["spec"]["replicas"] for c, d in by_type(run, "kubernetes:apps/v1:Deployment").items()
     }
     assert replicas == {"blue": 2, "green": 6}
+
+
+def test_alb_routing_binds_each_color_to_its_target_group() -> None:
+    run = declare(
+        kubernetes_config(routing="alb"), previous=previous_outputs({"blue": 100, "green": 0}, 600)
+    )
+    assert not by_type(run, "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
+    assert not [r for r in run.resources if r.type.startswith("aws:ecs/")]
+    groups = {
+        r.state["tags"]["cutover:color"]: r.state
+        for r in run.resources
+        if r.type == "aws:lb/targetGroup:TargetGroup"
+    }
+    (listener,) = [
+        r.state
+        for r in run.resources
+        if r.type == "aws:lb/listener:Listener" and r.state["tags"].get("cutover:role") == "production"
+    ]
+    forward = listener["defaultActions"][0]["forward"]["targetGroups"]
+    assert {g["arn"]: g["weight"] for g in forward} == {
+        groups["blue"]["arn"]: 10,
+        groups["green"]["arn"]: 90,
+    }
+    bindings = by_type(run, "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert set(bindings) == {"blue", "green"}
+    (alb_sg,) = [
+        r.state
+        for r in run.resources
+        if r.type == "aws:ec2/securityGroup:SecurityGroup" and r.name.endswith("-alb-sg")
+    ]
+    for color, binding in bindings.items():
+        spec = binding["spec"]
+        assert spec["targetGroupARN"] == groups[color]["arn"]
+        assert spec["serviceRef"] == {"name": f"checkout-{color}", "port": 80}
+        assert spec["targetType"] == groups[color]["targetType"] == "ip"
+        (rule,) = spec["networking"]["ingress"]
+        assert rule["from"] == [{"securityGroup": {"groupID": alb_sg["id"]}}]
+    alarms = [r for r in run.resources if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"]
+    assert {a.state["tags"]["cutover:color"] for a in alarms} == {"blue", "green"}
+    outputs = run.outputs
+    assert outputs["platform"] == "kubernetes"
+    assert outputs["listenerArn"] == listener["arn"]
+    assert outputs["services"]["blue"]["deployment"] == "checkout-blue"
+    assert outputs["alarmNames"]["green"]
+    (policy,) = [r.state for r in run.resources if r.type == "aws:iam/rolePolicy:RolePolicy"]
+    assert "ecs:UpdateService" not in policy["policy"]
