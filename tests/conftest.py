@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from cutover.analyzer import PolicyPackProcess
 from cutover.offline import ProgramRun
 from tests.aws_stack import aws, aws_session  # noqa: F401 (fixtures)
-from tests.program_runs import declare, previous_outputs, prod_config
+from tests.program_runs import ROOT, declare, previous_outputs, prod_config
 
 
 def _scenarios() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -38,3 +40,13 @@ def runs() -> dict[str, ProgramRun]:
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(declare, cfg, **kw) for name, (cfg, kw) in scenarios.items()}
         return {name: f.result() for name, f in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def pack() -> Iterator[PolicyPackProcess]:
+    """The policy pack, started as the engine starts it, trusting the test keys."""
+    from tests.test_policy_pack import PACK_CONFIG
+
+    with PolicyPackProcess(ROOT / "policies", stack="prod", project="cutover") as process:
+        process.configure(PACK_CONFIG)
+        yield process

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,13 +87,6 @@ def flip(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
     )
 
 
-@pytest.fixture(scope="module")
-def pack() -> Iterator[PolicyPackProcess]:
-    with PolicyPackProcess(ROOT / "policies", stack="prod", project="cutover") as process:
-        process.configure(PACK_CONFIG)
-        yield process
-
-
 def analyze(pack: PolicyPackProcess, resources: list[Resource]) -> list[Diagnostic]:
     """Everything the engine would get back: the stack policies and each resource's policies."""
     return pack.analyze_stack(resources) + pack.analyze_each(resources)
@@ -149,6 +141,7 @@ def test_pack_describes_its_policies_with_config_schemas(pack: PolicyPackProcess
         "weights-valid",
         "zero-downtime-settings",
         "release-pinned",
+        "probes-required",
     ]
     assert all(p.level == "mandatory" for p in policies)
     assert all("productionStacks" in p.schema["properties"] for p in policies)

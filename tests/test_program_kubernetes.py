@@ -89,7 +89,8 @@ def test_alb_routing_binds_each_color_to_its_target_group() -> None:
     (listener,) = [
         r.state
         for r in run.resources
-        if r.type == "aws:lb/listener:Listener" and r.state["tags"].get("cutover:role") == "production"
+        if r.type == "aws:lb/listener:Listener"
+        and r.state["tags"].get("cutover:role") == "production"
     ]
     forward = listener["defaultActions"][0]["forward"]["targetGroups"]
     assert {g["arn"]: g["weight"] for g in forward} == {

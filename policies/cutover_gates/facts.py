@@ -1,8 +1,9 @@
 """What a stack declares, in the pack's terms: per color, its weight, fleet, release and alarms.
 
-Built from the resources the engine sends (type, URN, properties). Reading a value that is
-unknown during preview raises the SDK's UnknownValueError; the policies turn that into a
-fail-closed violation, never a silent skip.
+Built from the resources the engine sends (type, URN, properties), on either platform: ECS
+services behind the ALB, or Kubernetes Deployments behind a Gateway API HTTPRoute or the ALB.
+Reading a value that is unknown during preview raises the SDK's UnknownValueError; the
+policies turn that into a fail-closed violation, never a silent skip.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 PARAMETER = "aws:ssm/parameter:Parameter"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+KUBERNETES_SERVICE = "kubernetes:core/v1:Service"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+HTTP_ROUTE_TYPES = (
+    "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+    "kubernetes:gateway.networking.k8s.io/v1beta1:HTTPRoute",
+)
+RECORDS_CONFIG_MAP = "cutover-gates"  # data keys `<color>.<kind>.json`
 
 
 @dataclass
@@ -37,6 +46,28 @@ class Res:
         value = tags.get(key)
         return str(value) if value is not None else None
 
+    def marker(self, name: str) -> str | None:
+        """cutover's marker `name`: AWS tag `cutover:<name>`, or Kubernetes label or annotation
+        `cutover/<name>`."""
+        if self.type.startswith("kubernetes:"):
+            metadata = self.props.get("metadata") or {}
+            for where in ("labels", "annotations"):
+                value = (metadata.get(where) or {}).get(f"cutover/{name}")
+                if value is not None:
+                    return str(value)
+            return None
+        return self.tag(f"cutover:{name}")
+
+    @property
+    def name(self) -> str | None:
+        """A Kubernetes object's metadata.name."""
+        return (self.props.get("metadata") or {}).get("name")
+
+    def containers(self) -> list[Any]:
+        """A Deployment's pod containers (init containers included)."""
+        pod = ((self.props.get("spec") or {}).get("template") or {}).get("spec") or {}
+        return list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+
 
 def stack_of(urn: str) -> tuple[str, str]:
     """(stack, project) from a URN `urn:pulumi:<stack>::<project>::...`."""
@@ -51,18 +82,24 @@ class ColorFacts:
     services: list[Res] = field(default_factory=list)
     task_definitions: list[Res] = field(default_factory=list)
     alarms: list[Res] = field(default_factory=list)
+    deployments: list[Res] = field(default_factory=list)
+    kubernetes_services: list[Res] = field(default_factory=list)
+
+    @property
+    def fleet(self) -> list[Res]:
+        """What runs the color: its ECS services or Kubernetes Deployments."""
+        return self.services + self.deployments
 
     def release(self) -> str | None:
-        for r in self.services + self.task_definitions + self.target_groups:
-            if r.tag("cutover:release"):
-                return r.tag("cutover:release")
+        for r in self.fleet + self.task_definitions + self.target_groups:
+            if r.marker("release"):
+                return r.marker("release")
         return None
 
     def images(self) -> list[str]:
-        images = []
-        for task in self.task_definitions:
-            for container in json.loads(task.props["containerDefinitions"]):
-                images.append(str(container.get("image", "")))
+        images = [image for task in self.task_definitions for image in task_images(task)]
+        for deployment in self.deployments:
+            images += [str(c.get("image", "")) for c in deployment.containers()]
         return images
 
     def digest(self) -> str | None:
@@ -70,15 +107,20 @@ class ColorFacts:
         return digests.pop() if len(digests) == 1 else None
 
     def capacity(self) -> int | None:
-        """The full capacity the color's fleet declares (tag `cutover:capacity`)."""
-        for s in self.services:
-            if s.tag("cutover:capacity"):
-                return int(str(s.tag("cutover:capacity")))
+        """The full capacity the color's fleet declares (marker `capacity`)."""
+        for r in self.fleet:
+            if r.marker("capacity"):
+                return int(str(r.marker("capacity")))
         return None
 
     def desired_count(self) -> int | None:
         counts = [int(s.props.get("desiredCount") or 0) for s in self.services]
+        counts += [int((d.props.get("spec") or {}).get("replicas") or 0) for d in self.deployments]
         return sum(counts) if counts else None
+
+
+def task_images(task: Res) -> list[str]:
+    return [str(c.get("image", "")) for c in json.loads(task.props["containerDefinitions"])]
 
 
 @dataclass
@@ -88,17 +130,29 @@ class StackFacts:
     resources: list[Res]
     colors: dict[str, ColorFacts]
     listener: Res | None
+    route: Res | None
     load_balancers: list[Res]
     records: dict[tuple[str, str], Any]
     previous: TrafficState | None
 
-    def weights(self) -> dict[str, int]:
-        """Weights per color of the production listener's forward action.
+    @property
+    def routing(self) -> str:
+        """`alb` (a weighted listener) or `gateway` (a weighted HTTPRoute)."""
+        return "gateway" if self.listener is None and self.route is not None else "alb"
 
-        ValueError when the action does not forward to exactly the two colors' target groups.
+    def weights(self) -> dict[str, int]:
+        """Weights per color of the production listener's forward action, or of the production
+        HTTPRoute's backendRefs.
+
+        ValueError when it does not route to exactly the two colors.
         """
+        if self.routing == "gateway":
+            return self._route_weights()
         if self.listener is None:
-            raise ValueError("no production listener (HTTPS, tagged cutover:role=production)")
+            raise ValueError(
+                "no production route: neither an HTTPS listener tagged cutover:role=production "
+                "nor an HTTPRoute labelled cutover/role=production"
+            )
         actions = self.listener.props.get("defaultActions") or []
         forwards = [a for a in actions if a.get("type") == "forward"]
         if len(actions) != 1 or len(forwards) != 1:
@@ -121,6 +175,31 @@ class StackFacts:
             raise ValueError(f"forwards to {sorted(weights) or 'nothing'}; expected blue and green")
         return weights
 
+    def _route_weights(self) -> dict[str, int]:
+        assert self.route is not None
+        rules = (self.route.props.get("spec") or {}).get("rules") or []
+        if len(rules) != 1:
+            raise ValueError(f"the HTTPRoute has {len(rules)} rules; expected one weighted rule")
+        namespace = (self.route.props.get("metadata") or {}).get("namespace")
+        color_of = {
+            s.name: c for c, facts in self.colors.items() for s in facts.kubernetes_services
+        }
+        weights: dict[str, int] = {}
+        for ref in rules[0].get("backendRefs") or []:
+            color = color_of.get(ref.get("name"))
+            if ref.get("kind", "Service") != "Service" or ref.get("namespace", namespace) != (
+                namespace
+            ):
+                color = None
+            if color is None:
+                raise ValueError(f"routes to {ref.get('name')}, which is not a color's Service")
+            if color in weights:
+                raise ValueError(f"routes to {color} twice")
+            weights[color] = int(ref.get("weight", 1))
+        if set(weights) != set(COLORS):
+            raise ValueError(f"routes to {sorted(weights) or 'nothing'}; expected blue and green")
+        return weights
+
     def receiving(self) -> list[str]:
         """Colors that receive traffic in this update."""
         return [c for c, w in self.weights().items() if w > 0]
@@ -130,24 +209,28 @@ def collect(resources: list[Res]) -> StackFacts:
     """Group a stack's resources by color and find its listener, records and previous state."""
     stack, project = stack_of(resources[0].urn) if resources else ("", "")
     colors = {c: ColorFacts(c) for c in COLORS}
-    listener = None
+    listener = route = None
     load_balancers: list[Res] = []
     records: dict[tuple[str, str], Any] = {}
     previous = None
     prefix = f"/cutover/{stack}/gates/"
     for r in resources:
-        color = r.tag("cutover:color") if r.type != STACK_REFERENCE else None
+        color = r.marker("color") if r.type != STACK_REFERENCE else None
         if r.type in LISTENER_TYPES and r.tag("cutover:role") == "production":
             listener = r
+        elif r.type in HTTP_ROUTE_TYPES and r.marker("role") == "production":
+            route = r
+        elif r.type == CONFIG_MAP and r.name == RECORDS_CONFIG_MAP:
+            for key, text in (r.props.get("data") or {}).items():
+                parts = str(key).removesuffix(".json").split(".", 1)
+                if len(parts) == 2:
+                    records[(parts[0], parts[1])] = _json(text)
         elif r.type in LOAD_BALANCER_TYPES:
             load_balancers.append(r)
         elif r.type == PARAMETER and str(r.props.get("name", "")).startswith(prefix):
             tail = str(r.props["name"])[len(prefix) :].split("/")
             if len(tail) == 2:
-                try:
-                    records[(tail[0], tail[1])] = json.loads(r.props["value"])
-                except (TypeError, ValueError):
-                    records[(tail[0], tail[1])] = None
+                records[(tail[0], tail[1])] = _json(r.props["value"])
         elif r.type == STACK_REFERENCE:
             outputs = r.props.get("outputs") or {}
             previous = parse_traffic_state(outputs.get("traffic"))
@@ -158,9 +241,19 @@ def collect(resources: list[Res]) -> StackFacts:
                 SERVICE: colors[color].services,
                 TASK_DEFINITION: colors[color].task_definitions,
                 ALARM: colors[color].alarms,
+                DEPLOYMENT: colors[color].deployments,
+                KUBERNETES_SERVICE: colors[color].kubernetes_services,
             }.get(r.type)
             if bucket is not None:
                 bucket.append(r)
     return StackFacts(
-        stack, project, resources, colors, listener, load_balancers, records, previous
+        stack, project, resources, colors, listener, route, load_balancers, records, previous
     )
+
+
+def _json(text: Any) -> Any:
+    """A record document, or None when it is not JSON (judged as an invalid record)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None

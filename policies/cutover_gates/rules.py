@@ -10,7 +10,6 @@ during preview fails closed with a violation saying so.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -27,14 +26,17 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 from cutover_gates.facts import (
+    DEPLOYMENT,
     LOAD_BALANCER_TYPES,
     SERVICE,
     TARGET_GROUP_TYPES,
     TASK_DEFINITION,
+    ColorFacts,
     Res,
     StackFacts,
     collect,
     stack_of,
+    task_images,
 )
 from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge
 from cutover_gates.record import PINNED_IMAGE, SEVERITIES, Expected, RecordInvalid
@@ -237,8 +239,8 @@ def check_rollback_ready(facts: StackFacts, config: Mapping[str, Any], report: R
     for color, fleet in facts.colors.items():
         if not keeps_full_capacity(color, weights, facts.previous, window, now):
             continue
-        if not fleet.target_groups or not fleet.services:
-            missing = "target group" if not fleet.target_groups else "service"
+        missing = _missing(fleet, facts.routing)
+        if missing:
             report(
                 f"{color} is the rollback target (it served traffic, or did within "
                 f"{window} min) but this update removes its {missing}. Keep it until the "
@@ -254,7 +256,21 @@ def check_rollback_ready(facts: StackFacts, config: Mapping[str, Any], report: R
             )
 
 
+def _missing(fleet: ColorFacts, routing: str) -> str | None:
+    """What the color lacks to take traffic back: its fleet, or what routes to it."""
+    if not fleet.fleet:
+        return "service or Deployment"
+    if routing == "alb" and not fleet.target_groups:
+        return "target group"
+    if routing == "gateway" and not fleet.kubernetes_services:
+        return "Service"
+    return None
+
+
 def check_monitoring(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    if facts.routing == "gateway":
+        _check_readiness(facts, report)
+        return
     required = list(config.get("requiredMetrics") or DEFAULT_METRICS)
     lb_suffixes = {lb.props["arnSuffix"] for lb in facts.load_balancers}
     for color in facts.receiving():
@@ -278,6 +294,30 @@ def check_monitoring(facts: StackFacts, config: Mapping[str, Any], report: Repor
             )
 
 
+def _check_readiness(facts: StackFacts, report: Report) -> None:
+    """Behind a Gateway, the helper's guard is the receiving color's ready replicas: without a
+    readiness probe on every container, "ready" means only "started"."""
+    for color in facts.receiving():
+        deployments = facts.colors[color].deployments
+        unprobed = [
+            str(c.get("name"))
+            for d in deployments
+            for c in d.containers()
+            if not c.get("readinessProbe")
+        ]
+        if not deployments or unprobed:
+            report(
+                f"{color} will receive traffic but nothing watches it: "
+                + (
+                    f"container(s) {', '.join(unprobed)} have no readiness probe"
+                    if unprobed
+                    else "it has no Deployment"
+                )
+                + ". Ready replicas are the rollback guard behind a Gateway; declare readiness "
+                "probes (components/kubernetes_color.py)."
+            )
+
+
 def _alarm_metrics(props: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     if props.get("metricName"):
         return [(str(props["metricName"]), props.get("dimensions") or {})]
@@ -293,7 +333,7 @@ def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) 
     try:
         weights = facts.weights()
     except ValueError as e:
-        report(f"The production listener's forward action is not a blue/green split: {e}.")
+        report(f"The production route is not a blue/green split: {e}.")
         return
     for color, weight in weights.items():
         if not 0 <= weight <= 999:
@@ -353,6 +393,20 @@ def check_zero_downtime(res: Res, config: Mapping[str, Any], report: Report) -> 
             report(
                 f"Deployment controller {controller} moves traffic itself and would fight cutover; use ECS."
             )
+    elif res.type == DEPLOYMENT:
+        strategy = (res.props.get("spec") or {}).get("strategy") or {}
+        kind = strategy.get("type", "RollingUpdate")
+        unavailable = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+        if kind != "RollingUpdate":
+            report(
+                f"Deployment strategy {kind} stops every pod before starting new ones; use RollingUpdate."
+            )
+        elif _quantity(unavailable) != 0:
+            report(
+                f"Rolling updates may take {_quantity(unavailable):g}"
+                f"{'%' if str(unavailable).endswith('%') else ''} of the pods out of service; set "
+                "strategy.rollingUpdate.maxUnavailable to 0."
+            )
     elif res.type in LOAD_BALANCER_TYPES:
         stack, _ = stack_of(res.urn)
         if is_production(stack, config.get("productionStacks")) and not res.props.get(
@@ -361,21 +415,43 @@ def check_zero_downtime(res: Res, config: Mapping[str, Any], report: Report) -> 
             report(f"Deletion protection is off on a load balancer of production stack {stack}.")
 
 
+def _quantity(value: Any) -> float:
+    """An int-or-percent field (`1`, `"25%"`; numbers arrive from the engine as floats)."""
+    try:
+        return float(str(value).removesuffix("%"))
+    except ValueError:
+        return float("nan")  # not a number: never equal to 0, so reported
+
+
 def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
-    if res.type != TASK_DEFINITION:
+    if res.type == TASK_DEFINITION:
+        images = task_images(res)
+    elif res.type == DEPLOYMENT:
+        images = [str(c.get("image", "")) for c in res.containers()]
+    else:
         return
     stack, _ = stack_of(res.urn)
     if not is_production(stack, config.get("productionStacks")):
         return
-    for image in _images(res):
+    for image in images:
         if not PINNED_IMAGE.fullmatch(image):
             report(
                 f"Image {image} is not pinned by digest on production stack {stack}; use repo@sha256:<digest>."
             )
 
 
-def _images(res: Res) -> list[str]:
-    return [str(c.get("image", "")) for c in json.loads(res.props["containerDefinitions"])]
+def check_probes(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    if res.type != DEPLOYMENT:
+        return
+    pod = ((res.props.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in pod.get("containers") or []:
+        missing = [p for p in ("readinessProbe", "livenessProbe") if not container.get(p)]
+        if missing:
+            report(
+                f"Container {container.get('name')} has no {' or '.join(missing)}: without a "
+                "readiness probe pods take traffic before they can serve it, and without a "
+                "liveness probe a hung pod keeps its share. Declare both."
+            )
 
 
 POLICIES = [
@@ -410,14 +486,15 @@ POLICIES = [
     ),
     GatePolicy(
         "rollback-ready",
-        "The color losing traffic keeps its target group and full capacity in the same update "
-        "and for the rollback window.",
+        "The color losing traffic keeps what routes to it (target group or Service) and its "
+        "full capacity in the same update and for the rollback window.",
         check_rollback_ready,
         {"rollbackWindowMinutes": {"type": "integer", "minimum": 0, "default": 60}},
     ),
     GatePolicy(
         "monitoring-active",
-        "Every color receiving traffic has alarms with actions on its own target group.",
+        "Every color receiving traffic is watched: alarms with actions on its own target group "
+        "behind the ALB, readiness probes behind a Gateway.",
         check_monitoring,
         {
             "requiredMetrics": {
@@ -429,15 +506,16 @@ POLICIES = [
     ),
     GatePolicy(
         "weights-valid",
-        "The listener splits traffic between exactly the two colors, in range, with traffic "
-        "flowing, only onto colors already running at full capacity.",
+        "The listener or HTTPRoute splits traffic between exactly the two colors, in range, "
+        "with traffic flowing, only onto colors already running at full capacity.",
         check_weights,
         {},
     ),
     ResourceGate(
         "zero-downtime-settings",
         "Health checks on, deregistration delay within bounds, rolling updates at 100% "
-        "healthy with a circuit breaker, deletion protection on production load balancers.",
+        "healthy (ECS circuit breaker on; Deployments maxUnavailable 0), deletion protection "
+        "on production load balancers.",
         check_zero_downtime,
         {
             "minDeregistrationDelaySeconds": {"type": "integer", "minimum": 0, "default": 5},
@@ -448,6 +526,12 @@ POLICIES = [
         "release-pinned",
         "Production images are pinned by digest.",
         check_pinned,
+        {},
+    ),
+    ResourceGate(
+        "probes-required",
+        "Every Deployment's containers declare readiness and liveness probes.",
+        check_probes,
         {},
     ),
 ]

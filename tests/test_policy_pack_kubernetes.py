@@ -1,0 +1,211 @@
+"""The same gates on Kubernetes stacks: the real pack over gRPC, against what the program
+declares under mocks with Gateway API routing and with alb routing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cutover.analyzer import PolicyPackProcess
+from cutover.offline import ProgramRun, Resource
+from tests.program_runs import previous_outputs
+from tests.test_policy_pack import _forged, analyze, declare_with_green_records, only, record
+from tests.test_program_kubernetes import kubernetes_config
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+
+
+def _flip(folder: Path, routing: str, **previous: Any) -> ProgramRun:
+    """The update that moves all traffic from blue to green, with green's three records."""
+    return declare_with_green_records(
+        folder,
+        kubernetes_config(percent=100, routing=routing),
+        previous=previous_outputs({"blue": 100, "green": 0}, 600, **previous),
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
+    return _flip(tmp_path_factory.mktemp("gateway"), "gateway")
+
+
+@pytest.fixture(scope="module")
+def alb(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
+    return _flip(tmp_path_factory.mktemp("alb"), "alb")
+
+
+def edited(
+    run: ProgramRun, typ: str, color: str | None, edit: Callable[[dict[str, Any]], None]
+) -> list[Resource]:
+    """The run's resources with `edit` applied to each `typ` of `color` (None: any color)."""
+    resources = copy.deepcopy(run.resources)
+    for r in resources:
+        labels = (r.state.get("metadata") or {}).get("labels") or {}
+        if r.type == typ and color in (None, labels.get("cutover/color")):
+            edit(r.state)
+            edit(r.inputs)
+    return resources
+
+
+def container(props: dict[str, Any]) -> dict[str, Any]:
+    return props["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_valid_flips_pass_every_policy(
+    pack: PolicyPackProcess, gateway: ProgramRun, alb: ProgramRun
+) -> None:
+    assert analyze(pack, gateway.resources) == []
+    assert analyze(pack, alb.resources) == []
+
+
+@pytest.mark.parametrize("routing", ["gateway", "alb"])
+def test_records_are_read_from_the_configmap(
+    pack: PolicyPackProcess, gateway: ProgramRun, alb: ProgramRun, routing: str
+) -> None:
+    run = {"gateway": gateway, "alb": alb}[routing]
+
+    def forge(props: dict[str, Any]) -> None:
+        props["data"]["green.approval.json"] = json.dumps(_forged(record("approval")))
+
+    only(
+        analyze(pack, edited(run, "kubernetes:core/v1:ConfigMap", None, forge)),
+        "chairman-approval",
+        "a signature that does not match the record",
+    )
+
+    def drop_signoff(props: dict[str, Any]) -> None:
+        del props["data"]["green.security-signoff.json"]
+
+    only(
+        analyze(pack, edited(run, "kubernetes:core/v1:ConfigMap", None, drop_signoff)),
+        "security-signoff",
+        "has no security-signoff record",
+    )
+
+
+def test_scaling_the_old_deployment_down_in_the_flip_is_refused(
+    pack: PolicyPackProcess, gateway: ProgramRun
+) -> None:
+    def scale(props: dict[str, Any]) -> None:
+        props["spec"]["replicas"] = 2
+
+    only(
+        analyze(pack, edited(gateway, DEPLOYMENT, "blue", scale)),
+        "rollback-ready",
+        "blue is the rollback target but this update scales it to 2 of its capacity 6",
+    )
+
+
+def without(run: ProgramRun, typ: str, name: str) -> list[Resource]:
+    return [r for r in run.resources if not (r.type == typ and r.name == name)]
+
+
+def test_removing_the_old_color_in_the_flip_is_refused(
+    pack: PolicyPackProcess, gateway: ProgramRun
+) -> None:
+    only(
+        analyze(pack, without(gateway, DEPLOYMENT, "checkout-blue-deployment")),
+        "rollback-ready",
+        "removes its service or Deployment",
+    )
+    # without its Service, the route names a backend that is not a color: every gate fails closed
+    diagnostics = analyze(
+        pack, without(gateway, "kubernetes:core/v1:Service", "checkout-blue-service")
+    )
+    assert {"rollback-ready", "weights-valid", "chairman-approval"} <= {
+        d.policy for d in diagnostics
+    }
+    assert any(
+        "routes to checkout-blue, which is not a color's Service" in d.message for d in diagnostics
+    )
+
+
+def test_route_weights_outside_the_two_colors_fail_closed(
+    pack: PolicyPackProcess, gateway: ProgramRun
+) -> None:
+    def elsewhere(props: dict[str, Any]) -> None:
+        props["spec"]["rules"][0]["backendRefs"][0]["name"] = "checkout-canary"
+
+    diagnostics = pack.analyze_stack(edited(gateway, ROUTE, None, elsewhere))
+    assert {"chairman-approval", "security-signoff", "rollback-tested", "weights-valid"} <= {
+        d.policy for d in diagnostics
+    }
+    assert all(d.mandatory for d in diagnostics)
+
+
+def test_moving_traffic_onto_a_cold_deployment_is_refused(
+    tmp_path: Path, pack: PolicyPackProcess
+) -> None:
+    run = _flip(tmp_path, "gateway", releases={"blue": "1.41.0", "green": "1.40.0"})
+    only(
+        analyze(pack, run.resources),
+        "weights-valid",
+        "not already running release 1.42.0 at full capacity (6)",
+    )
+
+
+def test_deployment_settings_are_checked(pack: PolicyPackProcess, gateway: ProgramRun) -> None:
+    def tagged(props: dict[str, Any]) -> None:
+        container(props)["image"] = "registry.example.com/checkout:1.42.0"
+
+    only(
+        pack.analyze_each(edited(gateway, DEPLOYMENT, "green", tagged)),
+        "release-pinned",
+        "is not pinned by digest on production stack prod",
+    )
+
+    def unavailable(props: dict[str, Any]) -> None:
+        props["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = 1
+
+    only(
+        pack.analyze_each(edited(gateway, DEPLOYMENT, "green", unavailable)),
+        "zero-downtime-settings",
+        "may take 1 of the pods out of service",
+    )
+
+    def recreate(props: dict[str, Any]) -> None:
+        props["spec"]["strategy"] = {"type": "Recreate"}
+
+    only(
+        pack.analyze_each(edited(gateway, DEPLOYMENT, "blue", recreate)),
+        "zero-downtime-settings",
+        "Deployment strategy Recreate",
+    )
+
+
+def test_probes_are_required(pack: PolicyPackProcess, gateway: ProgramRun) -> None:
+    def no_liveness(props: dict[str, Any]) -> None:
+        del container(props)["livenessProbe"]
+
+    only(
+        analyze(pack, edited(gateway, DEPLOYMENT, "blue", no_liveness)),
+        "probes-required",
+        "has no livenessProbe",
+    )
+
+    def no_readiness(props: dict[str, Any]) -> None:
+        del container(props)["readinessProbe"]
+
+    diagnostics = analyze(pack, edited(gateway, DEPLOYMENT, "green", no_readiness))
+    assert {d.policy for d in diagnostics} == {"probes-required", "monitoring-active"}
+    watched = next(d for d in diagnostics if d.policy == "monitoring-active")
+    assert "green will receive traffic but nothing watches it" in watched.message
+
+
+def test_alb_routing_needs_alarms_like_ecs(pack: PolicyPackProcess, alb: ProgramRun) -> None:
+    resources = [
+        r
+        for r in alb.resources
+        if not (
+            r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
+            and r.state["tags"]["cutover:color"] == "green"
+            and r.state.get("metricName") == "TargetResponseTime"
+        )
+    ]
+    only(analyze(pack, resources), "monitoring-active", "for TargetResponseTime")
