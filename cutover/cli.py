@@ -101,22 +101,40 @@ def load_all_outputs(outputs: tuple[Path, ...], stack: str | None) -> list[Stack
     return [load_outputs(str(p)) for p in outputs]
 
 
-def services_of(all_outputs: list[StackOutputs]) -> list[Service]:
+def router_of(o: StackOutputs) -> Any:
+    """The stack's router: its ALB listener, or its Gateway API HTTPRoute."""
+    if o.routing == "gateway":
+        from cutover.routers.gateway import GatewayRouter
+
+        services = {c: str(o.services[c]["service"]) for c in ("blue", "green")}
+        return GatewayRouter(o.route["namespace"], o.route["name"], services, o.name)
     from cutover.routers.alb import AlbRouter
+
+    return AlbRouter(o.listener_arn, o.target_group_arns, o.name)
+
+
+def services_of(all_outputs: list[StackOutputs]) -> list[Service]:
+    from cutover.errors import ConfigError
+    from cutover.fleet import fleet_of
     from cutover.shift import Service
 
-    listeners = [o.listener_arn for o in all_outputs]
-    if len(set(listeners)) != len(listeners):
-        from cutover.errors import ConfigError
-
-        raise ConfigError("two --outputs name the same listener; give each service once")
-    return [Service(o, AlbRouter(o.listener_arn, o.target_group_arns, o.name)) for o in all_outputs]
+    keys = [o.route_key for o in all_outputs]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("two --outputs name the same listener or route; give each service once")
+    return [Service(o, router_of(o), fleet_of(o)) for o in all_outputs]
 
 
 def journal_of(spec: str, all_outputs: list[StackOutputs]) -> Journal:
+    from cutover.errors import ConfigError
     from cutover.journal import open_journal
 
-    return open_journal(spec, all_outputs[0].journal_table)
+    table = all_outputs[0].journal_table
+    if spec == "dynamodb" and not table:
+        raise ConfigError(
+            f"{all_outputs[0].source}: this stack has no journal table (Kubernetes with Gateway "
+            "routing); pass --journal file:PATH on a disk every operator of this stack shares"
+        )
+    return open_journal(spec, str(table))
 
 
 class Context:
@@ -128,7 +146,7 @@ class Context:
         self.all_outputs = load_all_outputs(outputs, stack)
         self.services = services_of(self.all_outputs)
         self.journal = journal_of(journal, self.all_outputs)
-        self.scope = scope_of([o.listener_arn for o in self.all_outputs])
+        self.scope = scope_of([o.route_key for o in self.all_outputs])
 
     def shift(self) -> Any:
         from cutover.shift import Shift
@@ -145,7 +163,7 @@ class Context:
 
     def live_holder(self) -> dict[str, Any] | None:
         for o in self.all_outputs:
-            holder = self.journal.lock_holder(o.listener_arn)
+            holder = self.journal.lock_holder(o.route_key)
             if holder:
                 return holder
         return None
@@ -164,26 +182,24 @@ def cli() -> None:
 @outputs_options
 @click.option("--output", "fmt", type=click.Choice(["text", "json"]), default="text")
 def status(outputs: tuple[Path, ...], stack: str | None, journal: str, fmt: str) -> None:
-    """Weights per color, target health, alarms, and the deployment in progress."""
-    from cutover.aws import client
-    from cutover.guard import healthy_targets
-
+    """Weights per color, ready instances, alarms, and the deployment in progress."""
     ctx = Context(outputs, stack, journal)
     services: list[dict[str, Any]] = []
     for service in ctx.services:
         o = service.outputs
         names = [n for c in ("blue", "green") for n in o.alarm_names[c]]
-        alarms = (
-            client("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"] if names else []
-        )
+        alarms = []
+        if names:
+            from cutover.aws import client
+
+            alarms = client("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"]
         services.append(
             {
                 "service": o.name,
-                "listener": o.listener_arn,
+                "route": o.route_key,
                 "weights": service.router.served(),
-                "healthyTargets": {
-                    c: healthy_targets(o.target_group_arns[c]) for c in ("blue", "green")
-                },
+                "ready": {c: service.fleet.ready(c) for c in ("blue", "green")},
+                "readyUnit": service.fleet.unit,
                 "releases": {c: o.releases[c].get("version") for c in ("blue", "green")},
                 "alarms": {a["AlarmName"]: a["StateValue"] for a in alarms},
             }
@@ -211,7 +227,7 @@ def status(outputs: tuple[Path, ...], stack: str | None, journal: str, fmt: str)
         w = s["weights"]
         say(f"{s['service']}: blue {w['blue']} / green {w['green']}")
         for c in ("blue", "green"):
-            say(f"  {c}: release {s['releases'][c]}, {s['healthyTargets'][c]} healthy targets")
+            say(f"  {c}: release {s['releases'][c]}, {s['ready'][c]} {s['readyUnit']}")
         for name, value in sorted(s["alarms"].items()):
             say(f"  alarm {name}: {value}")
     if deployment:
@@ -388,23 +404,28 @@ def preflight(
     import subprocess
 
     from cutover.color import other_color
-    from cutover.errors import GateRefused
+    from cutover.errors import ConfigError, GateRefused
     from cutover.gates import check_gates
-    from cutover.guard import healthy_targets
 
     problems: list[str] = []
-    for o in ctx.all_outputs:
+    for service in ctx.services:
+        o, fleet = service.outputs, service.fleet
         problems += check_gates(o, target, kinds, pack_config, records)
         need = min_healthy or int(o.services[target].get("capacity", 1))
-        healthy = healthy_targets(o.target_group_arns[target])
-        if healthy < need:
+        ready = fleet.ready(target)  # type: ignore[arg-type]
+        if ready < need:
             problems.append(
-                f"{o.name}: {target} has {healthy} healthy targets; it needs {need} before it takes traffic"
+                f"{o.name}: {target} has {ready} {fleet.unit}; it needs {need} before it takes traffic"
             )
         other = other_color(target)  # type: ignore[arg-type]
-        if healthy_targets(o.target_group_arns[other]) == 0:
+        if fleet.ready(other) == 0:
             problems.append(
-                f"{o.name}: {other} has no healthy targets; it could not take traffic back"
+                f"{o.name}: {other} has no {fleet.unit}; it could not take traffic back"
+            )
+        if smoke and not o.test_url:
+            raise ConfigError(
+                f"--smoke: {o.name} has no test listener (Gateway routing); smoke-test the "
+                "inactive color's Service before shifting, and drop --smoke"
             )
     if problems:
         raise GateRefused("refused, nothing was changed:\n  " + "\n  ".join(problems))
@@ -412,7 +433,7 @@ def preflight(
         for o in ctx.all_outputs:
             say(f"Smoke test against {o.test_url}: {smoke}")
             result = subprocess.run(
-                smoke, shell=True, env={**os.environ, "CUTOVER_TEST_URL": o.test_url}
+                smoke, shell=True, env={**os.environ, "CUTOVER_TEST_URL": str(o.test_url)}
             )
             if result.returncode != 0:
                 raise GateRefused(
@@ -485,8 +506,8 @@ def _rollback(ctx: Context, doc: dict[str, Any], scale_timeout: float = 600) -> 
     from cutover.fleet import ensure_full_capacity
 
     def capacity(color: Any) -> None:
-        for o in ctx.all_outputs:
-            ensure_full_capacity(o, color, scale_timeout, say)
+        for s in ctx.services:
+            ensure_full_capacity(s.outputs, s.fleet, color, scale_timeout, say)
 
     done = ctx.shift().rollback(doc, capacity)
     say(f"Deployment {done['id']} rolled back.")

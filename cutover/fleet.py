@@ -1,47 +1,116 @@
-"""A color's fleet: its ECS service's capacity and its healthy targets."""
+"""A color's fleet: how many of its instances are ready, and scaling it back to full capacity.
+
+ECS: tasks healthy in the color's target group, scaled through the ECS service. Kubernetes:
+ready replicas of the color's Deployment, scaled through its scale subresource.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from cutover.aws import client
 from cutover.color import Color
 from cutover.errors import DeploymentFailed
-from cutover.guard import healthy_targets
 from cutover.outputs import StackOutputs
+
+
+class Fleet(Protocol):
+    unit: str  # what `ready` counts, for messages
+
+    def ready(self, color: Color) -> int:
+        """Instances of `color` ready to serve now."""
+        ...
+
+    def scale_up(self, color: Color, capacity: int) -> int | None:
+        """Scale `color` to at least `capacity`; the count it had if it was lower, else None."""
+        ...
+
+
+class EcsFleet:
+    unit = "healthy targets"
+
+    def __init__(self, outputs: StackOutputs) -> None:
+        self.outputs = outputs
+
+    def ready(self, color: Color) -> int:
+        from cutover.guard import healthy_targets
+
+        return healthy_targets(self.outputs.target_group_arns[color])
+
+    def scale_up(self, color: Color, capacity: int) -> int | None:
+        from cutover.aws import client
+
+        service = self.outputs.services[color]
+        found = client("ecs").describe_services(
+            cluster=service["cluster"], services=[service["service"]]
+        )
+        desired = found["services"][0]["desiredCount"] if found["services"] else 0
+        if desired >= capacity:
+            return None
+        client("ecs").update_service(
+            cluster=service["cluster"], service=service["service"], desiredCount=capacity
+        )
+        return int(desired)
+
+
+class KubernetesFleet:
+    unit = "ready replicas"
+
+    def __init__(self, outputs: StackOutputs) -> None:
+        self.outputs = outputs
+
+    def _deployment(self, color: Color) -> tuple[str, str]:
+        service = self.outputs.services[color]
+        return str(service["deployment"]), str(service["namespace"])
+
+    def ready(self, color: Color) -> int:
+        from cutover.kube import apps, timeout
+
+        name, namespace = self._deployment(color)
+        found = apps().read_namespaced_deployment(name, namespace, _request_timeout=timeout())
+        return int(found.status.ready_replicas or 0)
+
+    def scale_up(self, color: Color, capacity: int) -> int | None:
+        from cutover.kube import apps, timeout
+
+        name, namespace = self._deployment(color)
+        found = apps().read_namespaced_deployment(name, namespace, _request_timeout=timeout())
+        desired = int(found.spec.replicas or 0)
+        if desired >= capacity:
+            return None
+        apps().patch_namespaced_deployment_scale(
+            name, namespace, {"spec": {"replicas": capacity}}, _request_timeout=timeout()
+        )
+        return desired
+
+
+def fleet_of(outputs: StackOutputs) -> Fleet:
+    return KubernetesFleet(outputs) if outputs.platform == "kubernetes" else EcsFleet(outputs)
 
 
 def ensure_full_capacity(
     outputs: StackOutputs,
+    fleet: Fleet,
     color: Color,
     timeout: float,
     log: Callable[[str], None],
     poll: float = 5.0,
 ) -> None:
     """Scale `color` back to its full capacity if it was scaled down, and wait until that many
-    targets are healthy. Traffic never moves onto a color below its full capacity."""
-    service = outputs.services[color]
-    capacity = int(service["capacity"])
-    found = client("ecs").describe_services(
-        cluster=service["cluster"], services=[service["service"]]
-    )
-    desired = found["services"][0]["desiredCount"] if found["services"] else 0
-    if desired < capacity:
-        log(
-            f"{outputs.name}: {color} runs {desired} of {capacity} tasks; scaling it back up first."
-        )
-        client("ecs").update_service(
-            cluster=service["cluster"], service=service["service"], desiredCount=capacity
-        )
+    are ready. Traffic never moves onto a color below its full capacity."""
+    capacity = int(outputs.services[color]["capacity"])
+    before = fleet.scale_up(color, capacity)
+    if before is not None:
+        log(f"{outputs.name}: {color} runs {before} of {capacity}; scaling it back up first.")
     deadline = time.monotonic() + timeout
     while True:
-        healthy = healthy_targets(outputs.target_group_arns[color])
-        if healthy >= capacity:
+        ready = fleet.ready(color)
+        if ready >= capacity:
             return
         if time.monotonic() >= deadline:
             raise DeploymentFailed(
-                f"{outputs.name}: {color} has {healthy} of {capacity} healthy targets after "
+                f"{outputs.name}: {color} has {ready} of {capacity} {fleet.unit} after "
                 f"{timeout:g}s; traffic was not moved onto it"
             )
         time.sleep(poll)

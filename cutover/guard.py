@@ -1,4 +1,5 @@
-"""Guards watched while a step bakes: alarms, target health, HTTP probes.
+"""Guards watched while a step bakes: alarms, ready instances (healthy targets on ECS, ready
+replicas on Kubernetes), HTTP probes.
 
 Each check returns a Verdict: ok, fail, or inconclusive (the API could not answer after
 botocore's bounded retries). The shift counts consecutive inconclusive polls against a limit.
@@ -6,6 +7,7 @@ botocore's bounded retries). The shift counts consecutive inconclusive polls aga
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -66,21 +68,21 @@ def healthy_targets(target_group_arn: str) -> int:
     )
 
 
-class TargetHealthGuard:
-    """Fails when a color that serves traffic has no healthy targets."""
+class ReadyGuard:
+    """Fails when a color that serves traffic has nothing ready to serve it."""
 
     kind = "targets"
 
-    def __init__(self, target_groups: dict[str, str]) -> None:
-        self.target_groups = target_groups  # label (service/color) -> target group ARN
+    def __init__(self, counts: dict[str, Callable[[], int]]) -> None:
+        self.counts = counts  # label (service/color) -> how many are ready now
 
     def check(self) -> Verdict:
         try:
-            counts = {label: healthy_targets(arn) for label, arn in self.target_groups.items()}
+            counts = {label: count() for label, count in self.counts.items()}
         except Exception as e:  # noqa: BLE001
             return _inconclusive(self.kind, e)
         empty = sorted(label for label, n in counts.items() if n == 0)
-        detail = ", ".join(f"{label}: {n} healthy" for label, n in sorted(counts.items()))
+        detail = ", ".join(f"{label}: {n} ready" for label, n in sorted(counts.items()))
         return Verdict(self.kind, "fail" if empty else "ok", detail)
 
 

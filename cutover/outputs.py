@@ -89,7 +89,11 @@ def export_kubernetes_outputs(
 
 
 class StackOutputs:
-    """A stack's outputs as the helper needs them, validated."""
+    """A stack's outputs as the helper needs them, validated.
+
+    `routing` is `alb` (a weighted listener: ECS, or Kubernetes bound to the ALB) or `gateway`
+    (a Kubernetes HTTPRoute); `platform` (`ecs` or `kubernetes`) says what runs each color.
+    """
 
     def __init__(self, data: dict[str, Any], source: str) -> None:
         from cutover.color import COLORS
@@ -98,35 +102,64 @@ class StackOutputs:
         def fail(key: str, expected: str) -> ConfigError:
             return ConfigError(f"{source}: output {key!r} {expected}")
 
-        if data.get(PLATFORM) == "kubernetes":
-            raise ConfigError(
-                f"{source}: a Kubernetes stack; the helper does not shift Gateway API routes yet "
-                "(move traffic with `pulumi up` and the policy pack)"
-            )
-        missing = [k for k in REQUIRED if k not in data]
+        self.routing = "gateway" if ROUTE in data and LISTENER_ARN not in data else "alb"
+        required = REQUIRED if self.routing == "alb" else (STACK, ROUTE, RELEASES, SERVICES)
+        missing = [k for k in required if k not in data]
         if missing:
             raise ConfigError(
                 f"{source}: missing outputs {missing}; expected the JSON of `pulumi stack output --json` "
                 "for a cutover stack"
             )
-        for key in (TARGET_GROUP_ARNS, ALARM_NAMES, RELEASES, SERVICES):
+        mapped = (RELEASES, SERVICES) + (
+            (TARGET_GROUP_ARNS, ALARM_NAMES) if self.routing == "alb" else ()
+        )
+        for key in mapped:
             if not isinstance(data[key], dict) or set(data[key]) != set(COLORS):
                 raise fail(key, "must map exactly blue and green")
-        for key in (LISTENER_ARN, JOURNAL_TABLE, TOPIC_ARN, STACK):
+        named = (STACK,) + (
+            (LISTENER_ARN, JOURNAL_TABLE, TOPIC_ARN) if self.routing == "alb" else ()
+        )
+        for key in named:
             if not isinstance(data[key], str) or not data[key]:
                 raise fail(key, "must be a non-empty string")
+        self.platform = str(data.get(PLATFORM, "ecs"))
+        if self.platform not in ("ecs", "kubernetes"):
+            raise fail(PLATFORM, "must be ecs or kubernetes")
+        self.route: dict[str, str] = {}
+        if self.routing == "gateway":
+            route = data[ROUTE]
+            if not isinstance(route, dict) or not all(
+                isinstance(route.get(k), str) and route.get(k) for k in ("namespace", "name")
+            ):
+                raise fail(ROUTE, "must name the HTTPRoute's namespace and name")
+            self.route = {"namespace": route["namespace"], "name": route["name"]}
         self.source = source
         self.data = data
         self.stack: str = data[STACK]
         self.project: str = str(data.get("project", "cutover"))
-        self.listener_arn: str = data[LISTENER_ARN]
-        self.target_group_arns: dict[str, str] = dict(data[TARGET_GROUP_ARNS])
-        self.alarm_names: dict[str, list[str]] = {c: list(v) for c, v in data[ALARM_NAMES].items()}
+        self.listener_arn: str = str(data.get(LISTENER_ARN, ""))
+        self.target_group_arns: dict[str, str] = dict(data.get(TARGET_GROUP_ARNS) or {})
+        self.alarm_names: dict[str, list[str]] = {
+            c: list((data.get(ALARM_NAMES) or {}).get(c, [])) for c in COLORS
+        }
         self.releases: dict[str, dict[str, Any]] = dict(data[RELEASES])
         self.services: dict[str, dict[str, Any]] = dict(data[SERVICES])
-        self.journal_table: str = data[JOURNAL_TABLE]
-        self.topic_arn: str = data[TOPIC_ARN]
-        self.test_url: str = str(data[TEST_URL])
+        self.journal_table: str | None = data.get(JOURNAL_TABLE)
+        self.topic_arn: str | None = data.get(TOPIC_ARN)
+        self.test_url: str | None = data.get(TEST_URL)
+
+    @property
+    def route_key(self) -> str:
+        """What the journal and the lock know this service's routing by: the listener ARN, or
+        `httproute/<namespace>/<name>`."""
+        if self.routing == "gateway":
+            return f"httproute/{self.route['namespace']}/{self.route['name']}"
+        return self.listener_arn
+
+    @property
+    def on_aws(self) -> bool:
+        """True when the stack has AWS parts (ALB, alarms, topic): events and metrics go there."""
+        return self.routing == "alb"
 
     @property
     def name(self) -> str:

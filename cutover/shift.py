@@ -9,6 +9,7 @@ and only then journaled, so rollback time is one API round trip.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import time
@@ -19,7 +20,8 @@ from typing import Any
 
 from cutover.color import COLORS, Color
 from cutover.errors import CutoverError, DeploymentFailed
-from cutover.guard import SERVING_GUARDS, AlarmGuard, Guard, ProbeGuard, TargetHealthGuard, Verdict
+from cutover.fleet import Fleet
+from cutover.guard import SERVING_GUARDS, AlarmGuard, Guard, ProbeGuard, ReadyGuard, Verdict
 from cutover.journal import LEASE_SECONDS, Journal, holder_identity, scope_of
 from cutover.outputs import StackOutputs
 from cutover.plan import plan_shift
@@ -31,10 +33,11 @@ Log = Callable[[str], None]
 
 @dataclass
 class Service:
-    """One service of a release: its outputs and its router."""
+    """One service of a release: its outputs, its router and its fleet."""
 
     outputs: StackOutputs
     router: TrafficRouter
+    fleet: Fleet
 
 
 @dataclass
@@ -84,7 +87,7 @@ class Notifier:
     """Deployment events to the stack's SNS topic, and metrics in the `Cutover` namespace."""
 
     def __init__(self, services: list[Service], log: Log) -> None:
-        self.services = services
+        self.services = [s for s in services if s.outputs.on_aws]  # Gateway stacks: journal only
         self.log = log
 
     def event(self, deployment: dict[str, Any], kind: str, detail: str) -> None:
@@ -102,7 +105,7 @@ class Notifier:
         for service in self.services:
             try:
                 client("sns").publish(
-                    TopicArn=service.outputs.topic_arn,
+                    TopicArn=str(service.outputs.topic_arn),
                     Subject=f"cutover {kind}: {service.outputs.name}"[:100],
                     Message=json.dumps({**message, "service": service.outputs.name}),
                 )
@@ -155,7 +158,7 @@ class Shift:
         self.journal = journal
         self.log = log
         self.sleep = sleep
-        self.listeners = [s.outputs.listener_arn for s in services]
+        self.listeners = [s.outputs.route_key for s in services]
         self.scope = scope_of(self.listeners)
         self.notifier = Notifier(services, log)
         self.pool = ThreadPoolExecutor(max_workers=min(64, max(1, len(services))))
@@ -215,13 +218,13 @@ class Shift:
 
     def _snapshot_weights(self) -> list[Weights]:
         return [
-            s.router.weights_of(self.doc["snapshot"][s.outputs.listener_arn]) for s in self.services
+            s.router.weights_of(self.doc["snapshot"][s.outputs.route_key]) for s in self.services
         ]
 
     def _prepare_restore(self) -> None:
         """Pair each router with its snapshot now, so a restore is only the writes."""
         self._prepared = [
-            (s.router, self.doc["snapshot"][s.outputs.listener_arn]) for s in self.services
+            (s.router, self.doc["snapshot"][s.outputs.route_key]) for s in self.services
         ]
 
     def restore(self, reason: str, detected_at: float) -> None:
@@ -263,12 +266,12 @@ class Shift:
         if alarms:
             found.append(AlarmGuard(alarms))
         serving = {
-            f"{s.outputs.name}/{c}": s.outputs.target_group_arns[c]
+            f"{s.outputs.name}/{c}": functools.partial(s.fleet.ready, c)
             for s in self.services
             for c, w in weights.items()
             if w > 0
         }
-        found.append(TargetHealthGuard(serving))
+        found.append(ReadyGuard(serving))
         found += [ProbeGuard(url, status) for url, status in self.doc["options"]["probes"]]
         return found
 
@@ -332,7 +335,7 @@ class Shift:
             snapshot = dict(
                 zip(self.listeners, self._each(lambda s: s.router.snapshot()), strict=True)
             )
-            start = [s.router.weights_of(snapshot[s.outputs.listener_arn]) for s in self.services]
+            start = [s.router.weights_of(snapshot[s.outputs.route_key]) for s in self.services]
             lowest = min(start, key=lambda w: w[options.target] / (sum(w.values()) or 1))
             plan = plan_shift(lowest, options.target, options.steps)
             self.doc = {

@@ -607,6 +607,7 @@ def test_status_reports_weights_health_alarms_and_lock(aws: AwsStack) -> None:
     data = json.loads(result.stdout)
     (service,) = data["services"]
     assert service["weights"] == {"blue": 100, "green": 0}
-    assert service["healthyTargets"] == {"blue": 6, "green": 6}
+    assert service["ready"] == {"blue": 6, "green": 6}
+    assert service["readyUnit"] == "healthy targets"
     assert service["alarms"]["checkout-prod-blue-p99-latency"] == "ALARM"
     assert data["deployment"] is None and data["lock"] is None

@@ -1,0 +1,70 @@
+"""One Kubernetes API client for the helper, with bounded retries and timeouts.
+
+Credentials come from the kubeconfig (`KUBECONFIG`, or ~/.kube/config; its current context,
+or `CUTOVER_KUBE_CONTEXT`), or from the pod's service account when running in the cluster.
+`CUTOVER_KUBE_CONNECT_TIMEOUT` and `CUTOVER_KUBE_READ_TIMEOUT` (seconds) tune the bounds.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from cutover.errors import ConfigError
+
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 5.0
+ATTEMPTS = 4  # in all, the first included, as for AWS calls
+GATEWAY_API = ("gateway.networking.k8s.io", "v1", "httproutes")
+
+
+def timeout() -> tuple[float, float]:
+    """(connect, read) seconds for every call."""
+    return (
+        float(os.environ.get("CUTOVER_KUBE_CONNECT_TIMEOUT") or CONNECT_TIMEOUT),
+        float(os.environ.get("CUTOVER_KUBE_READ_TIMEOUT") or READ_TIMEOUT),
+    )
+
+
+@functools.cache
+def api_client() -> Any:
+    """The shared ApiClient: urllib3 retries connection errors, 429 and 5xx with backoff."""
+    from kubernetes import client, config
+    from urllib3.util.retry import Retry
+
+    configuration = client.Configuration()
+    in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ and not os.environ.get("KUBECONFIG")
+    try:
+        if in_cluster:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(
+                context=os.environ.get("CUTOVER_KUBE_CONTEXT") or None,
+                client_configuration=configuration,
+            )
+    except (config.ConfigException, OSError) as e:
+        raise ConfigError(
+            f"no Kubernetes credentials ({e}); expected a kubeconfig (KUBECONFIG or "
+            "~/.kube/config) or a pod service account"
+        ) from None
+    configuration.retries = Retry(
+        total=ATTEMPTS - 1,
+        backoff_factor=0.2,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,  # every method: the helper's writes are idempotent
+        raise_on_status=False,
+    )
+    return client.ApiClient(configuration)
+
+
+def custom_objects() -> Any:
+    from kubernetes import client
+
+    return client.CustomObjectsApi(api_client())
+
+
+def apps() -> Any:
+    from kubernetes import client
+
+    return client.AppsV1Api(api_client())

@@ -1,0 +1,138 @@
+"""The Gateway API router: weights of the backendRefs of one HTTPRoute.
+
+`set` reads the route and patches it with the resourceVersion it read, which the API server
+takes as a precondition: if anyone wrote the route meanwhile it answers 409 Conflict, and the
+router reads again and retries. `restore` is one JSON patch with no version test, so giving
+traffic back never loses a race; its tests on the backend names refuse to write weights into
+a route whose backends have been rearranged since the snapshot. The route counts as served
+when every parent Gateway reports it Accepted at its current generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cutover.color import COLORS
+from cutover.errors import ConfigError
+from cutover.kube import GATEWAY_API, custom_objects, timeout
+from cutover.weights import Weights, check_weights
+
+CONFLICT_RETRIES = 5
+
+
+class NotServed(RuntimeError):
+    """The route's parent Gateways have not accepted its current generation yet."""
+
+
+class GatewayRouter:
+    """Weighted backendRefs of one HTTPRoute between the blue and green Services."""
+
+    def __init__(self, namespace: str, route: str, services: dict[str, str], name: str) -> None:
+        self.namespace = namespace
+        self.route = route
+        self.color_of = {service: color for color, service in services.items()}
+        self.name = name
+
+    def _get(self) -> dict[str, Any]:
+        group, version, plural = GATEWAY_API
+        return custom_objects().get_namespaced_custom_object(  # type: ignore[no-any-return]
+            group, version, self.namespace, plural, self.route, _request_timeout=timeout()
+        )
+
+    def _patch(self, operations: list[dict[str, Any]]) -> None:
+        group, version, plural = GATEWAY_API
+        custom_objects().patch_namespaced_custom_object(
+            group,
+            version,
+            self.namespace,
+            plural,
+            self.route,
+            operations,
+            _content_type="application/json-patch+json",
+            _request_timeout=timeout(),
+        )
+
+    def _refs(self, route: dict[str, Any]) -> list[dict[str, Any]]:
+        rules = (route.get("spec") or {}).get("rules") or []
+        if len(rules) != 1:
+            raise ConfigError(
+                f"{self.name}: HTTPRoute {self.namespace}/{self.route} has {len(rules)} rules; "
+                "expected the one weighted rule a cutover stack declares"
+            )
+        refs = [
+            {"name": r.get("name"), "weight": int(r.get("weight", 1))}
+            for r in rules[0].get("backendRefs") or []
+        ]
+        unknown = [r["name"] for r in refs if r["name"] not in self.color_of]
+        if unknown or sorted(self.color_of[r["name"]] for r in refs) != sorted(COLORS):
+            raise ConfigError(
+                f"{self.name}: HTTPRoute {self.namespace}/{self.route} routes to "
+                f"{[r['name'] for r in refs]}; expected one backendRef per color's Service "
+                f"({sorted(self.color_of)})"
+            )
+        return refs
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"backendRefs": self._refs(self._get())}
+
+    def weights_of(self, snapshot: dict[str, Any]) -> Weights:
+        weights: Weights = {c: 0 for c in COLORS}
+        for ref in snapshot["backendRefs"]:
+            weights[self.color_of[ref["name"]]] += ref["weight"]
+        return check_weights(weights)
+
+    def served(self) -> Weights:
+        route = self._get()
+        generation = (route.get("metadata") or {}).get("generation")
+        parents = (route.get("status") or {}).get("parents") or []
+        pending = [
+            str((p.get("parentRef") or {}).get("name"))
+            for p in parents
+            if not any(
+                c.get("type") == "Accepted"
+                and c.get("status") == "True"
+                and c.get("observedGeneration") == generation
+                for c in p.get("conditions") or []
+            )
+        ]
+        if not parents or pending:
+            raise NotServed(
+                f"HTTPRoute {self.namespace}/{self.route} generation {generation} is not yet "
+                f"accepted by {', '.join(pending) or 'any Gateway'}"
+            )
+        return self.weights_of({"backendRefs": self._refs(route)})
+
+    @staticmethod
+    def _operations(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        operations: list[dict[str, Any]] = []
+        for i, ref in enumerate(refs):
+            path = f"/spec/rules/0/backendRefs/{i}"
+            operations.append({"op": "test", "path": f"{path}/name", "value": ref["name"]})
+            operations.append({"op": "replace", "path": f"{path}/weight", "value": ref["weight"]})
+        return operations
+
+    def set(self, weights: Weights) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        weights = check_weights(weights)
+        for attempt in range(CONFLICT_RETRIES + 1):
+            route = self._get()
+            refs = [
+                {"name": r["name"], "weight": weights[self.color_of[r["name"]]]}
+                for r in self._refs(route)
+            ]
+            version = {
+                "op": "replace",
+                "path": "/metadata/resourceVersion",
+                "value": route["metadata"]["resourceVersion"],
+            }
+            try:
+                self._patch([version, *self._operations(refs)])
+                return
+            except ApiException as e:
+                if e.status != 409 or attempt == CONFLICT_RETRIES:
+                    raise
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.weights_of(snapshot)  # never write a split that serves nothing
+        self._patch(self._operations(snapshot["backendRefs"]))
