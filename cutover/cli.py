@@ -279,6 +279,13 @@ def status(outputs: tuple[Path, ...], stack: str | None, journal: str, fmt: str)
     "--deadline", callback=_duration, help="Bound on the whole shift; past it, roll back."
 )
 @click.option(
+    "--verify-timeout",
+    default="30s",
+    show_default=True,
+    callback=_duration,
+    help="How long a written split may take to be served (listener or Gateway) before it counts as failed.",
+)
+@click.option(
     "--probe", "probes", multiple=True, help="URL[=STATUS] polled as a guard (default 200)."
 )
 @click.option("--smoke", help="Command run against the test listener first (CUTOVER_TEST_URL).")
@@ -297,7 +304,7 @@ def status(outputs: tuple[Path, ...], stack: str | None, journal: str, fmt: str)
 @click.option(
     "--min-healthy",
     type=click.IntRange(min=1),
-    help="Healthy targets the target color needs (default: its capacity).",
+    help="Healthy targets or ready replicas the target color needs (default: its capacity).",
 )
 @click.option("--max-inconclusive", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option(
@@ -316,6 +323,7 @@ def shift(
     interval: float,
     mode: str,
     deadline: float | None,
+    verify_timeout: float,
     probes: tuple[str, ...],
     smoke: str | None,
     gates_config: Path,
@@ -346,6 +354,7 @@ def shift(
         deadline=deadline,
         probes=[_probe(p) for p in probes],
         max_inconclusive=max_inconclusive,
+        verify_timeout=verify_timeout,
     )
     pack_config = load_pack_config(gates_config)
     found_records = load_records(records)

@@ -1,0 +1,318 @@
+"""The helper on a Kubernetes stack with Gateway API routing: the real CLI and the real
+`kubernetes` client against a local API server (tests/kube_api.py) holding the HTTPRoute and
+Deployments the program declares. AWS is unreachable on purpose: a Gateway stack needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cutover_gates.record import make_record, public_key_text, sign
+
+from cutover.gates import pack_config_trusting
+from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
+from tests.program_runs import declare, prod_config
+from tests.test_program_kubernetes import kubernetes_config
+
+NS = "checkout"
+FAST = ["--bake", "0.3s", "--interval", "0.05s"]
+KINDS = {"approval": "chairman", "security-signoff": "security", "rollback-drill": "deploy"}
+
+
+@dataclass
+class Cluster:
+    api: KubeApi
+    env: dict[str, str]
+    outputs: Path
+    gates: Path
+    records: Path
+    deploy_key: Path
+    program: dict[str, Any]  # what the program declared: route and deployments by name
+    tmp: Path
+
+    def reset(self, tmp: Path) -> None:
+        self.tmp = tmp
+        with self.api.lock:
+            self.api.routes.clear()
+            self.api.deployments.clear()
+            self.api.requests.clear()
+            self.api.accept_after = 0.0
+            self.api.interfere = self.api.unavailable = 0
+            self.api.add_route(self.program["route"])
+            for deployment in self.program["deployments"]:
+                self.api.add_deployment(deployment)
+
+    def cutover(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cutover", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **self.env},
+            cwd=self.tmp,
+        )
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cutover", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **self.env},
+            cwd=self.tmp,
+        )
+
+    def args(self, *args: str) -> list[str]:
+        return [*args, "--outputs", str(self.outputs), "--journal", f"file:{self.tmp}/journal.json"]
+
+    def shift(self, *extra: str, to: str = "green") -> list[str]:
+        gates = ["--gates-config", str(self.gates), "--records", str(self.records)]
+        return self.args("shift", "--to", to, *gates, *extra)
+
+    def weights(self) -> dict[str, int]:
+        named = self.api.weights(NS, "checkout")
+        return {"blue": named["checkout-blue"], "green": named["checkout-green"]}
+
+    def set_weights(self, weights: dict[str, int]) -> None:
+        with self.api.lock:
+            for ref in self.api.routes[(NS, "checkout")]["spec"]["rules"][0]["backendRefs"]:
+                ref["weight"] = weights[ref["name"].rsplit("-", 1)[1]]
+
+    def deployments(self) -> list[dict[str, Any]]:
+        path = self.tmp / "journal.json"
+        if not path.exists():
+            return []
+        return sorted(json.loads(path.read_text())["deployments"].values(), key=lambda d: d["id"])
+
+
+def _records(folder: Path) -> Path:
+    """Signed approval, sign-off and drill records for both colors; the trusting pack config."""
+    keys = {name: Ed25519PrivateKey.generate() for name in set(KINDS.values())}
+    for color in ("blue", "green"):
+        fleet = prod_config()["cutover:colors"][color]
+        for kind, signer in KINDS.items():
+            body = make_record(
+                kind=kind,
+                project="cutover",
+                stack="prod",
+                version=fleet["release"],
+                digest=fleet["image"].split("@", 1)[1],
+                color=color,
+                issued_at=datetime.now(UTC),
+                valid_for=timedelta(days=2),
+                details={"scanner": "trivy", "findings": {"critical": 0}}
+                if kind == "security-signoff"
+                else {},
+            )
+            (folder / f"{color}-{kind}.json").write_text(json.dumps(sign(body, keys[signer])))
+    gates = folder.parent / "gates.json"
+    trusted = {k: public_key_text(keys[s].public_key()) for k, s in KINDS.items()}
+    gates.write_text(json.dumps(pack_config_trusting(trusted)))
+    key_file = folder.parent / "deploy.key"
+    from cryptography.hazmat.primitives import serialization
+
+    key_file.write_bytes(
+        keys["deploy"].private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return gates
+
+
+@pytest.fixture(scope="module")
+def cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    base = tmp_path_factory.mktemp("cluster")
+    run = declare(kubernetes_config(active="blue", percent=100))
+    outputs = base / "outputs.json"
+    outputs.write_text(json.dumps(run.outputs))
+    states = {r.type: [] for r in run.resources}  # type: dict[str, list[dict[str, Any]]]
+    for r in run.resources:
+        states[r.type].append(r.state)
+    program = {
+        "route": states["kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"][0],
+        "deployments": states["kubernetes:apps/v1:Deployment"],
+    }
+    records = base / "records"
+    records.mkdir()
+    gates = _records(records)
+    api = KubeApi()
+    with kube_api_server(api) as server:
+        env = {
+            "KUBECONFIG": str(write_kubeconfig(base / "kubeconfig", server)),
+            "CUTOVER_KUBE_READ_TIMEOUT": "2",
+            # a Gateway stack makes no AWS call; any attempt fails fast on a closed local port
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_ACCESS_KEY_ID": "none",
+            "AWS_SECRET_ACCESS_KEY": "none",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }
+        yield Cluster(api, env, outputs, gates, records, base / "deploy.key", program, base)
+
+
+@pytest.fixture
+def cluster(cluster_session: Cluster, tmp_path: Path) -> Cluster:
+    cluster_session.reset(tmp_path)
+    return cluster_session
+
+
+def test_shift_patches_the_route_in_steps_and_verifies_each(cluster: Cluster) -> None:
+    result = cluster.cutover(*cluster.shift("--steps", "10,50,100", *FAST))
+    assert result.returncode == 0, result.stderr
+    assert cluster.weights() == {"blue": 0, "green": 100}
+    (doc,) = cluster.deployments()
+    assert doc["status"] == "succeeded"
+    assert [e["weights"] for e in doc["events"] if e["type"] == "step"] == [
+        {"blue": 90, "green": 10},
+        {"blue": 50, "green": 50},
+        {"blue": 0, "green": 100},
+    ]
+    assert doc["listeners"] == ["httproute/checkout/checkout"]
+    # one PATCH per step, each conditional on the resourceVersion it read
+    patches = cluster.api.patches()
+    assert len(patches) == 3
+    assert all(p[0]["path"] == "/metadata/resourceVersion" for p in patches)
+    # the guard read the target Deployment's ready replicas
+    assert any("/deployments/checkout-green" in p for _, p, _ in cluster.api.requests)
+    assert "Now make the stack's config follow" in result.stdout
+
+
+def test_a_concurrent_writer_causes_a_conflict_and_the_router_retries(cluster: Cluster) -> None:
+    cluster.api.interfere = 2
+    result = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
+    assert result.returncode == 0, result.stderr
+    assert cluster.weights() == {"blue": 0, "green": 100}
+    assert len(cluster.api.patches()) == 3  # two refused with 409, the third written
+    labels = cluster.api.routes[(NS, "checkout")]["metadata"]["labels"]
+    assert labels["touched-by"] == "someone-else"  # the other writer's change is kept
+
+
+def test_slow_propagation_is_waited_for(cluster: Cluster) -> None:
+    cluster.api.accept_after = 1.0
+    started = time.monotonic()
+    result = cluster.cutover(*cluster.shift("--steps", "50,100", *FAST))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 2.0  # each step waited for the Gateway to accept it
+    (doc,) = cluster.deployments()
+    assert doc["status"] == "succeeded"
+    assert "not yet accepted" in result.stdout
+
+
+def test_a_route_never_accepted_is_given_back(cluster: Cluster) -> None:
+    cluster.set_weights({"blue": 70, "green": 30})
+    cluster.api.accept_after = 60
+    result = cluster.cutover(*cluster.shift("--steps", "100", *FAST, "--verify-timeout", "1s"))
+    assert result.returncode == 1
+    assert "not served" in result.stderr
+    assert cluster.weights() == {"blue": 70, "green": 30}
+    (doc,) = cluster.deployments()
+    assert doc["status"] == "rolled-back"
+    assert doc["timings"]["restoreVerified"] is False  # said honestly: the Gateway lags
+
+
+def test_ready_replicas_dropping_rolls_back_to_the_exact_split(cluster: Cluster) -> None:
+    cluster.set_weights({"blue": 70, "green": 30})
+    process = cluster.spawn(
+        *cluster.shift("--steps", "60,100", "--bake", "20s", "--interval", "0.05s")
+    )
+    deadline = time.monotonic() + 60
+    while not any(e["type"] == "step" for d in cluster.deployments() for e in d["events"]):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    before = len(cluster.api.patches())
+    cluster.api.set_ready(NS, "checkout-green", 0)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "checkout/green: 0 ready" in err
+    assert cluster.weights() == {"blue": 70, "green": 30}
+    (restore,) = cluster.api.patches()[before:]  # one round trip, with no version to race on
+    assert not any(op["path"] == "/metadata/resourceVersion" for op in restore)
+    (doc,) = cluster.deployments()
+    assert doc["status"] == "rolled-back" and doc["timings"]["restoreVerified"] is True
+
+
+def test_preflight_refuses_a_target_without_ready_replicas(cluster: Cluster) -> None:
+    cluster.api.set_ready(NS, "checkout-green", 3)
+    result = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
+    assert result.returncode == 2
+    assert "green has 3 ready replicas; it needs 6 before it takes traffic" in result.stderr
+    assert cluster.api.patches() == [] and cluster.deployments() == []
+
+
+def test_rollback_scales_the_old_color_up_before_giving_it_traffic(cluster: Cluster) -> None:
+    assert cluster.cutover(*cluster.shift("--steps", "100", *FAST)).returncode == 0
+    # after the rollback window, `pulumi up` scaled blue to its idle capacity
+    with cluster.api.lock:
+        blue = cluster.api.deployments[(NS, "checkout-blue")]
+        blue["spec"]["replicas"] = 2
+        blue["status"]["readyReplicas"] = 2
+    result = cluster.cutover(*cluster.args("rollback"))
+    assert result.returncode == 0, result.stderr
+    assert "blue runs 2 of 6; scaling it back up first" in result.stdout
+    assert cluster.api.deployments[(NS, "checkout-blue")]["spec"]["replicas"] == 6
+    assert cluster.weights() == {"blue": 100, "green": 0}
+    scale = [b for m, p, b in cluster.api.requests if p.endswith("/checkout-blue/scale")]
+    assert scale == [{"spec": {"replicas": 6}}]
+
+
+def test_status_drill_and_report_work_unchanged(cluster: Cluster) -> None:
+    cluster.api.unavailable = 2  # the client retries 503s
+    status = cluster.cutover(*cluster.args("status", "--output", "json"))
+    assert status.returncode == 0, status.stderr
+    (service,) = json.loads(status.stdout)["services"]
+    assert service["weights"] == {"blue": 100, "green": 0}
+    assert service["ready"] == {"blue": 6, "green": 6}
+    assert service["readyUnit"] == "ready replicas"
+    records = cluster.tmp / "records"
+    shutil.copytree(cluster.records, records)
+    drill = cluster.cutover(
+        *cluster.args(
+            "drill",
+            "--to",
+            "green",
+            "--bake",
+            "0.3s",
+            "--interval",
+            "0.05s",
+            "--gates-config",
+            str(cluster.gates),
+            "--records",
+            str(records),
+            "--key",
+            str(cluster.deploy_key),
+        )
+    )
+    assert drill.returncode == 0, drill.stderr
+    assert cluster.weights() == {"blue": 100, "green": 0}
+    (written,) = records.glob("prod-green-1.42.0-rollback-drill.json")
+    assert json.loads(written.read_text())["record"]["details"]["rollbackSeconds"] > 0
+    report = cluster.cutover(
+        *cluster.args("report", "--format", "json", "--out", str(cluster.tmp / "report"))
+    )
+    assert report.returncode == 0, report.stderr
+    (data,) = (cluster.tmp / "report").glob("deployment-*.json")
+    figures = json.loads(data.read_text())
+    assert figures["status"] == "drilled"
+    assert figures["rollbackSeconds"] is not None
+
+
+def test_a_gateway_stack_needs_a_shared_journal_file(cluster: Cluster) -> None:
+    result = cluster.cutover("status", "--outputs", str(cluster.outputs))
+    assert result.returncode == 2
+    assert "this stack has no journal table" in result.stderr
+    assert "--journal file:PATH" in result.stderr
+    assert cluster.api.requests == []
