@@ -135,6 +135,7 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
     # Imported here: pulumi-kubernetes takes seconds to import, and ECS stacks never need it.
     from components.gate_records import KubernetesGateRecords, KubernetesGateRecordsArgs
     from components.gateway_route import WeightedRoute, WeightedRouteArgs
+    from components.helper_role import KubernetesHelperRole, KubernetesHelperRoleArgs
     from components.kubernetes_color import KubernetesColor, KubernetesColorArgs
 
     cluster = config.kubernetes
@@ -175,6 +176,15 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
         }
         for c in COLORS
     }
+    KubernetesHelperRole(
+        f"{name}-helper",
+        KubernetesHelperRoleArgs(
+            namespace=cluster.namespace,
+            deployments=[colors[c].resource_name for c in COLORS],
+            route=name if side is None else None,
+            labels={"app.kubernetes.io/name": name},
+        ),
+    )
     if side is not None:
         side.export(config, traffic, services, [])
         return

@@ -139,3 +139,58 @@ class HelperRole(pulumi.ComponentResource):
             f"{name}-policy", role=self.role.id, policy=document, opts=child
         )
         self.register_outputs({"roleArn": self.role.arn})
+
+
+@dataclass(frozen=True)
+class KubernetesHelperRoleArgs:
+    namespace: str
+    deployments: list[str]
+    route: str | None  # the HTTPRoute the helper patches (gateway routing)
+    labels: dict[str, str]
+
+
+def kubernetes_helper_rules(deployments: list[str], route: str | None) -> list[dict]:
+    """What the helper may do in the release namespace, by object name and nothing more."""
+    rules: list[dict] = [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": deployments,
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/scale"],
+            "resourceNames": deployments,
+            "verbs": ["get", "patch"],
+        },
+    ]
+    if route is not None:
+        rules.append(
+            {
+                "apiGroups": ["gateway.networking.k8s.io"],
+                "resources": ["httproutes"],
+                "resourceNames": [route],
+                "verbs": ["get", "patch"],
+            }
+        )
+    return rules
+
+
+class KubernetesHelperRole(pulumi.ComponentResource):
+    """A namespaced Role `cutover-helper` for the helper's Kubernetes calls; bind it to the
+    identity that runs `cutover shift` (a CI service account or an operators' group)."""
+
+    def __init__(
+        self, name: str, args: KubernetesHelperRoleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        import pulumi_kubernetes as k8s
+
+        super().__init__("cutover:index:KubernetesHelperRole", name, None, opts)
+        self.role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata={"name": "cutover-helper", "namespace": args.namespace, "labels": args.labels},
+            rules=kubernetes_helper_rules(args.deployments, args.route),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"role": "cutover-helper"})

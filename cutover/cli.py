@@ -922,6 +922,28 @@ def main() -> None:
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except Exception as e:
+        message = api_failure(e)
+        if message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+
+def api_failure(error: Exception) -> str | None:
+    """What an AWS or Kubernetes call that failed after its retries said; None for anything else
+    (a bug keeps its traceback)."""
+    module = type(error).__module__
+    if module.startswith("kubernetes."):
+        status, reason = getattr(error, "status", None), getattr(error, "reason", None)
+        try:
+            detail = json.loads(getattr(error, "body", None) or "{}").get("message", "")
+        except (TypeError, ValueError):
+            detail = ""
+        return f"the Kubernetes API answered {status} {reason}: {detail or error}".rstrip(": ")
+    if module.startswith(("botocore.", "boto3.", "urllib3.")):
+        return f"an AWS call failed after its retries: {error}"
+    return None
 
 
 # -- preview -----------------------------------------------------------------------------------

@@ -265,11 +265,11 @@ class Shift:
         alarms = [n for s in self.services for n in s.outputs.alarm_names[target]]
         if alarms:
             found.append(AlarmGuard(alarms))
-        serving = {
+        serving: dict[str, Callable[[], int]] = {
             f"{s.outputs.name}/{c}": functools.partial(s.fleet.ready, c)
             for s in self.services
-            for c, w in weights.items()
-            if w > 0
+            for c in COLORS
+            if weights[c] > 0
         }
         found.append(ReadyGuard(serving))
         found += [ProbeGuard(url, status) for url, status in self.doc["options"]["probes"]]

@@ -316,3 +316,13 @@ def test_a_gateway_stack_needs_a_shared_journal_file(cluster: Cluster) -> None:
     assert "this stack has no journal table" in result.stderr
     assert "--journal file:PATH" in result.stderr
     assert cluster.api.requests == []
+
+
+def test_kubernetes_api_errors_are_reported_plainly(cluster: Cluster) -> None:
+    del cluster.api.routes[(NS, "checkout")]
+    result = cluster.cutover(*cluster.args("status"))
+    assert result.returncode == 1
+    assert 'the Kubernetes API answered 404 Not Found: httproutes "checkout" not found' in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

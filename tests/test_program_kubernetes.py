@@ -63,6 +63,20 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
     assert run.outputs["platform"] == "kubernetes"
     assert run.outputs["route"] == {"namespace": "checkout", "name": "checkout"}
     assert run.outputs["services"]["green"]["deployment"] == "checkout-green"
+    (role,) = [
+        r.state for r in run.resources if r.type == "kubernetes:rbac.authorization.k8s.io/v1:Role"
+    ]
+    assert role["metadata"] == {
+        **role["metadata"],
+        "name": "cutover-helper",
+        "namespace": "checkout",
+    }
+    grants = {(g["resources"][0], tuple(g["resourceNames"])): g["verbs"] for g in role["rules"]}
+    assert grants == {
+        ("deployments", ("checkout-blue", "checkout-green")): ["get"],
+        ("deployments/scale", ("checkout-blue", "checkout-green")): ["get", "patch"],
+        ("httproutes", (route["metadata"]["name"],)): ["get", "patch"],
+    }
 
 
 def test_idle_color_scales_down_only_after_the_window_on_kubernetes() -> None:

@@ -13,15 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from cutover.color import COLORS
-from cutover.errors import ConfigError
+from cutover.errors import ConfigError, CutoverError
 from cutover.kube import GATEWAY_API, custom_objects, timeout
 from cutover.weights import Weights, check_weights
 
 CONFLICT_RETRIES = 5
 
 
-class NotServed(RuntimeError):
+class NotServed(CutoverError):
     """The route's parent Gateways have not accepted its current generation yet."""
+
+    exit_code = 1
 
 
 class GatewayRouter:
