@@ -103,3 +103,28 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
         invalid.returncode == 2
         and "chairman-approval.trustedKeys: 5 is not of type 'array'" in invalid.stderr
     )
+
+
+def test_the_kubernetes_example_previews_with_the_same_gates(tmp_path: Path) -> None:
+    example = ROOT / "examples" / "kubernetes" / "Pulumi.prod.yaml"
+    (tmp_path / "pack.json").write_text(json.dumps(PACK_CONFIG))
+    steady = tmp_path / "steady.json"
+    steady.write_text(json.dumps(previous_outputs({"blue": 100, "green": 0}, 600)))
+    args = ["--stack-file", str(example), "--policy-pack-config", str(tmp_path / "pack.json")]
+    # nothing moves: every policy passes
+    result = preview(tmp_path, *args, "--previous", str(steady), "--output", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert {r["type"] for r in report["resources"]} >= {
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+    }
+    # the same file moving traffic to green without records: refused by the gates
+    stack = yaml.safe_load(example.read_text())
+    stack["config"]["cutover:activeColor"] = "green"
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack))
+    args[1] = str(tmp_path / "Pulumi.prod.yaml")
+    moved = preview(tmp_path, *args, "--previous", str(steady))
+    assert moved.returncode == 1
+    assert "FAIL  chairman-approval" in moved.stdout
+    assert "green release 1.42.0" in moved.stdout
