@@ -282,7 +282,8 @@ def test_every_resource_is_parented_by_a_component(runs: dict[str, ProgramRun]) 
 def test_outputs_are_the_contract_and_all_known_in_preview(runs: dict[str, ProgramRun]) -> None:
     out = runs["split"].outputs
     assert set(outputs.REQUIRED) <= set(out)
-    assert set(out) - set(outputs.REQUIRED) == {"project", "traffic", "helperRoleArn"}
+    assert set(out) - set(outputs.REQUIRED) == {"project", "platform", "traffic", "helperRoleArn"}
+    assert out["platform"] == "ecs"
     assert set(out["targetGroupArns"]) == {"blue", "green"}
     assert out["listenerArn"] == one(runs["split"], LISTENER, "checkout-https").state["arn"]
     assert out["testUrl"] == f"https://{out['loadBalancerDnsName']}:8443"
