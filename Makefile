@@ -30,6 +30,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/program.py
+	$(BIN)/python benchmarks/preview.py
+	$(BIN)/python benchmarks/rollback.py
+	$(BIN)/python benchmarks/gateway_rollback.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

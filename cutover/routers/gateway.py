@@ -20,6 +20,16 @@ from cutover.weights import Weights, check_weights
 CONFLICT_RETRIES = 5
 
 
+def weight_patch(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A JSON patch writing each backendRef's weight, if that backendRef still names it."""
+    operations: list[dict[str, Any]] = []
+    for i, ref in enumerate(refs):
+        path = f"/spec/rules/0/backendRefs/{i}"
+        operations.append({"op": "test", "path": f"{path}/name", "value": ref["name"]})
+        operations.append({"op": "replace", "path": f"{path}/weight", "value": ref["weight"]})
+    return operations
+
+
 class NotServed(CutoverError):
     """The route's parent Gateways have not accepted its current generation yet."""
 
@@ -43,7 +53,8 @@ class GatewayRouter:
 
     def _patch(self, operations: list[dict[str, Any]]) -> None:
         group, version, plural = GATEWAY_API
-        custom_objects().patch_namespaced_custom_object(
+        # the answer (the whole route) is drained but not decoded: only its status matters
+        response = custom_objects().patch_namespaced_custom_object(
             group,
             version,
             self.namespace,
@@ -52,7 +63,9 @@ class GatewayRouter:
             operations,
             _content_type="application/json-patch+json",
             _request_timeout=timeout(),
+            _preload_content=False,
         )
+        response.drain_conn()
 
     def _refs(self, route: dict[str, Any]) -> list[dict[str, Any]]:
         rules = (route.get("spec") or {}).get("rules") or []
@@ -104,15 +117,6 @@ class GatewayRouter:
             )
         return self.weights_of({"backendRefs": self._refs(route)})
 
-    @staticmethod
-    def _operations(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        operations: list[dict[str, Any]] = []
-        for i, ref in enumerate(refs):
-            path = f"/spec/rules/0/backendRefs/{i}"
-            operations.append({"op": "test", "path": f"{path}/name", "value": ref["name"]})
-            operations.append({"op": "replace", "path": f"{path}/weight", "value": ref["weight"]})
-        return operations
-
     def set(self, weights: Weights) -> None:
         from kubernetes.client.exceptions import ApiException
 
@@ -129,7 +133,7 @@ class GatewayRouter:
                 "value": route["metadata"]["resourceVersion"],
             }
             try:
-                self._patch([version, *self._operations(refs)])
+                self._patch([version, *weight_patch(refs)])
                 return
             except ApiException as e:
                 if e.status != 409 or attempt == CONFLICT_RETRIES:
@@ -137,4 +141,4 @@ class GatewayRouter:
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.weights_of(snapshot)  # never write a split that serves nothing
-        self._patch(self._operations(snapshot["backendRefs"]))
+        self._patch(weight_patch(snapshot["backendRefs"]))
