@@ -150,7 +150,9 @@ class KubernetesHelperRoleArgs:
 
 
 def kubernetes_helper_rules(deployments: list[str], route: str | None) -> list[dict]:
-    """What the helper may do in the release namespace, by object name and nothing more."""
+    """What the helper may do in the release namespace: its objects by name and, with gateway
+    routing (no DynamoDB table), its journal: ConfigMaps and Leases it creates (RBAC cannot
+    scope create or list by name)."""
     rules: list[dict] = [
         {
             "apiGroups": ["apps"],
@@ -166,14 +168,24 @@ def kubernetes_helper_rules(deployments: list[str], route: str | None) -> list[d
         },
     ]
     if route is not None:
-        rules.append(
+        rules += [
             {
                 "apiGroups": ["gateway.networking.k8s.io"],
                 "resources": ["httproutes"],
                 "resourceNames": [route],
                 "verbs": ["get", "patch"],
-            }
-        )
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "verbs": ["get", "list", "create", "update"],
+            },
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "verbs": ["get", "create", "update", "delete"],
+            },
+        ]
     return rules
 
 

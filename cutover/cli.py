@@ -53,9 +53,9 @@ def _duration(_: Any, param: click.Parameter, value: str | None) -> float | None
 def outputs_options(fn: Any) -> Any:
     fn = click.option(
         "--journal",
-        default="dynamodb",
+        default="stack",
         show_default=True,
-        help="dynamodb (the stack's journal table) or file:PATH.",
+        help="stack (its DynamoDB table, or a Kubernetes stack's namespace), dynamodb, kubernetes or file:PATH.",
     )(fn)
     fn = click.option(
         "--stack", "stack", help="Read outputs with `pulumi stack output --json --stack NAME`."
@@ -125,16 +125,10 @@ def services_of(all_outputs: list[StackOutputs]) -> list[Service]:
 
 
 def journal_of(spec: str, all_outputs: list[StackOutputs]) -> Journal:
-    from cutover.errors import ConfigError
     from cutover.journal import open_journal
 
-    table = all_outputs[0].journal_table
-    if spec == "dynamodb" and not table:
-        raise ConfigError(
-            f"{all_outputs[0].source}: this stack has no journal table (Kubernetes with Gateway "
-            "routing); pass --journal file:PATH on a disk every operator of this stack shares"
-        )
-    return open_journal(spec, str(table))
+    first = all_outputs[0]
+    return open_journal(spec, first.journal_table, first.services["blue"].get("namespace"))
 
 
 class Context:

@@ -4,7 +4,8 @@ Every shift is a deployment document (snapshot, plan, events, outcome) saved bef
 each change, so a process killed at any point leaves enough to restore the snapshot exactly.
 Locks are per listener: a DynamoDB conditional write with a lease that a heartbeat extends
 (a dead process's lease expires), or, for `file:` journals, an flock the kernel releases when
-the process dies.
+the process dies. Kubernetes stacks without a table keep theirs in their namespace
+(cutover.kube_journal).
 """
 
 from __future__ import annotations
@@ -325,10 +326,25 @@ class FileJournal:
             return data["controls"].get(f"{scope}/{deployment_id}")
 
 
-def open_journal(spec: str, table: str) -> Journal:
-    """`dynamodb` (the stack's table) or `file:PATH`."""
+def open_journal(spec: str, table: str | None, namespace: str | None) -> Journal:
+    """`stack` (the stack's own: its DynamoDB table, or on a Kubernetes stack without one, its
+    namespace), `dynamodb`, `kubernetes` or `file:PATH`."""
+    if spec == "stack":
+        spec = "dynamodb" if table else "kubernetes"
     if spec == "dynamodb":
+        if not table:
+            raise ConfigError(
+                "--journal dynamodb: this stack has no journal table; use --journal stack"
+            )
         return DynamoJournal(table)
+    if spec == "kubernetes":
+        if not namespace:
+            raise ConfigError(
+                "--journal kubernetes: this stack has no Kubernetes namespace; use --journal stack"
+            )
+        from cutover.kube_journal import KubernetesJournal
+
+        return KubernetesJournal(namespace)
     if spec.startswith("file:") and len(spec) > 5:
         return FileJournal(Path(spec[5:]).expanduser().resolve())
-    raise ConfigError(f"--journal {spec!r}; expected dynamodb or file:PATH")
+    raise ConfigError(f"--journal {spec!r}; expected stack, dynamodb, kubernetes or file:PATH")

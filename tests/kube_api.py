@@ -1,9 +1,10 @@
 """A small Kubernetes API server on 127.0.0.1 serving the few paths the helper uses.
 
 GET and PATCH (JSON patch) of HTTPRoutes, GET of Deployments and PATCH (merge patch) of their
-scale subresource, with the API server's semantics the router depends on: resourceVersion as
-a precondition (409 Conflict), failing `test` operations (422), generation bumped on spec
-changes. The Gateway controller is played by `accept_after`: a route's parents report the new
+scale subresource, and create/get/list/replace/delete of the ConfigMaps and Leases of the
+journal, with the API server's semantics the helper depends on: resourceVersion as a
+precondition (409 Conflict), create of an existing name (409 AlreadyExists), failing `test`
+operations (422), label selectors on lists, generation bumped on spec changes. The Gateway controller is played by `accept_after`: a route's parents report the new
 generation Accepted only that many seconds after it was written (slow propagation). The
 helper reaches it through a kubeconfig file, as it reaches any cluster.
 """
@@ -15,6 +16,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +30,9 @@ ROUTE_PATH = re.compile(
     r"^/apis/gateway\.networking\.k8s\.io/v1/namespaces/([^/]+)/httproutes/([^/?]+)$"
 )
 DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)(/scale)?$")
+OBJECT_PATH = re.compile(
+    r"^/(?:api/v1|apis/coordination\.k8s\.io/v1)/namespaces/([^/]+)/(configmaps|leases)(?:/([^/]+))?$"
+)
 
 
 class KubeApi:
@@ -42,6 +47,7 @@ class KubeApi:
         self.interfere = 0  # PATCHes that find the route written by someone else first
         self.unavailable = 0  # requests answered 503 before being served
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name)
         self.version = 100
 
     # -- objects -------------------------------------------------------------------------------
@@ -102,12 +108,15 @@ class KubeApi:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, body: Any, query: str = "") -> tuple[int, Any]:
         with self.lock:
             self.requests.append((method, path, body))
             if self.unavailable > 0:
                 self.unavailable -= 1
                 return 503, _status(503, "ServiceUnavailable", "try again")
+            found = OBJECT_PATH.match(path)
+            if found:
+                return self._object(method, found[2], found[1], found[3], body, query)
             route = ROUTE_PATH.match(path)
             if route:
                 return self._route(method, (route[1], route[2]), body)
@@ -147,6 +156,58 @@ class KubeApi:
         self._bump(patched)
         self.routes[key] = patched
         return 200, self._view(key)
+
+    def _object(
+        self, method: str, plural: str, namespace: str, name: str | None, body: Any, query: str
+    ) -> tuple[int, Any]:
+        """ConfigMaps and Leases: create, get, list by label, replace and delete, conditionally."""
+        if name is None and method == "GET":
+            selector = dict(
+                part.split("=", 1)
+                for part in urllib.parse.parse_qs(query).get("labelSelector", [""])[0].split(",")
+                if "=" in part
+            )
+            items = [
+                obj
+                for (p, ns, _), obj in sorted(self.objects.items())
+                if p == plural
+                and ns == namespace
+                and selector.items() <= (obj["metadata"].get("labels") or {}).items()
+            ]
+            return 200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
+        if name is None and method == "POST":
+            key = (plural, namespace, body["metadata"]["name"])
+            if key in self.objects:
+                return 409, _status(409, "AlreadyExists", f'{plural} "{key[2]}" already exists')
+            created = copy.deepcopy(body)
+            created["metadata"]["namespace"] = namespace
+            self._bump(created)
+            self.objects[key] = created
+            return 201, created
+        key = (plural, namespace, str(name))
+        current = self.objects.get(key)
+        if current is None:
+            return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+        version = current["metadata"]["resourceVersion"]
+        if method == "GET":
+            return 200, current
+        if method == "PUT":
+            wanted = body["metadata"].get("resourceVersion")
+            if wanted and wanted != version:
+                return 409, _status(
+                    409, "Conflict", f'{plural} "{name}": the object has been modified'
+                )
+            replaced = copy.deepcopy(body)
+            self._bump(replaced)
+            self.objects[key] = replaced
+            return 200, replaced
+        if method == "DELETE":
+            wanted = ((body or {}).get("preconditions") or {}).get("resourceVersion")
+            if wanted and wanted != version:
+                return 409, _status(409, "Conflict", f'{plural} "{name}": precondition failed')
+            del self.objects[key]
+            return 200, _status(200, "Deleted", "deleted") | {"status": "Success"}
+        return 405, _status(405, "MethodNotAllowed", method)
 
     def _deployment(
         self, method: str, key: tuple[str, str], scale: bool, body: Any
@@ -191,7 +252,8 @@ def kube_api_server(api: KubeApi) -> Iterator[str]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            code, payload = api.handle(self.command, self.path.split("?", 1)[0], body)
+            path, _, query = self.path.partition("?")
+            code, payload = api.handle(self.command, path, body, query)
             data = json.dumps(payload).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -199,7 +261,7 @@ def kube_api_server(api: KubeApi) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_PATCH = do_PUT = _serve
+        do_GET = do_PATCH = do_PUT = do_POST = do_DELETE = _serve
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -1,6 +1,7 @@
 """The helper on a Kubernetes stack with Gateway API routing: the real CLI and the real
 `kubernetes` client against a local API server (tests/kube_api.py) holding the HTTPRoute and
-Deployments the program declares. AWS is unreachable on purpose: a Gateway stack needs none.
+Deployments the program declares, and the journal's ConfigMaps and Leases. AWS is unreachable
+on purpose: a Gateway stack needs none.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cutover_gates.record import make_record, public_key_text, sign
 
 from cutover.gates import pack_config_trusting
+from cutover.journal import scope_of
 from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
 from tests.program_runs import declare, prod_config
 from tests.test_program_kubernetes import kubernetes_config
@@ -47,6 +49,7 @@ class Cluster:
         with self.api.lock:
             self.api.routes.clear()
             self.api.deployments.clear()
+            self.api.objects.clear()
             self.api.requests.clear()
             self.api.accept_after = 0.0
             self.api.interfere = self.api.unavailable = 0
@@ -75,7 +78,8 @@ class Cluster:
         )
 
     def args(self, *args: str) -> list[str]:
-        return [*args, "--outputs", str(self.outputs), "--journal", f"file:{self.tmp}/journal.json"]
+        """The stack's own journal: ConfigMaps and Leases in its namespace."""
+        return [*args, "--outputs", str(self.outputs)]
 
     def shift(self, *extra: str, to: str = "green") -> list[str]:
         gates = ["--gates-config", str(self.gates), "--records", str(self.records)]
@@ -91,10 +95,34 @@ class Cluster:
                 ref["weight"] = weights[ref["name"].rsplit("-", 1)[1]]
 
     def deployments(self) -> list[dict[str, Any]]:
-        path = self.tmp / "journal.json"
-        if not path.exists():
-            return []
-        return sorted(json.loads(path.read_text())["deployments"].values(), key=lambda d: d["id"])
+        with self.api.lock:
+            found = [
+                json.loads(obj["data"]["deployment.json"])
+                for (plural, ns, name), obj in self.api.objects.items()
+                if plural == "configmaps" and name.startswith("cutover-deployment-")
+            ]
+        return sorted(found, key=lambda d: d["id"])
+
+    def lease(self, holder: str, host: str, pid: int, renewed: datetime) -> None:
+        """A lock on the route held by someone else."""
+        key = ("leases", NS, f"cutover-lock-{scope_of(['httproute/checkout/checkout'])}")
+        info = {"holder": holder, "deployment": "20261126T000000Z-0000aa", "who": "ana"}
+        with self.api.lock:
+            self.api.objects[key] = {
+                "metadata": {
+                    "name": key[2],
+                    "namespace": NS,
+                    "resourceVersion": "7",
+                    "annotations": {
+                        "cutover/holder": json.dumps({**info, "host": host, "pid": pid})
+                    },
+                },
+                "spec": {
+                    "holderIdentity": holder,
+                    "leaseDurationSeconds": 30,
+                    "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                },
+            }
 
 
 def _records(folder: Path) -> Path:
@@ -310,12 +338,52 @@ def test_status_drill_and_report_work_unchanged(cluster: Cluster) -> None:
     assert figures["rollbackSeconds"] is not None
 
 
-def test_a_gateway_stack_needs_a_shared_journal_file(cluster: Cluster) -> None:
-    result = cluster.cutover("status", "--outputs", str(cluster.outputs))
-    assert result.returncode == 2
-    assert "this stack has no journal table" in result.stderr
-    assert "--journal file:PATH" in result.stderr
-    assert cluster.api.requests == []
+def test_the_journal_and_lock_live_in_the_namespace(cluster: Cluster) -> None:
+    result = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
+    assert result.returncode == 0, result.stderr
+    (doc,) = cluster.deployments()
+    kept = cluster.api.objects[("configmaps", NS, f"cutover-deployment-{doc['id'].lower()}")]
+    assert kept["metadata"]["labels"]["cutover/scope"] == doc["scope"]
+    # the lease was taken before the first write and released at the end
+    calls = [f"{m} {p}" for m, p, _ in cluster.api.requests]
+    lease = next(i for i, c in enumerate(calls) if c.startswith("POST") and c.endswith("/leases"))
+    write = next(i for i, c in enumerate(calls) if c.startswith("PATCH") and "/httproutes/" in c)
+    assert lease < write
+    assert not [k for k in cluster.api.objects if k[0] == "leases"]
+    # a table the stack does not have is refused plainly
+    refused = cluster.cutover(*cluster.args("status", "--journal", "dynamodb"))
+    assert refused.returncode == 2
+    assert "this stack has no journal table; use --journal stack" in refused.stderr
+
+
+def test_a_live_lease_refuses_a_second_shift_and_an_expired_one_is_taken(cluster: Cluster) -> None:
+    now = datetime.now(UTC)
+    cluster.lease("other@ci-runner-7:41", "ci-runner-7", 41, now)
+    held = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
+    assert held.returncode == 3
+    assert "is locked by deployment 20261126T000000Z-0000aa by ana on ci-runner-7" in held.stderr
+    assert cluster.api.patches() == []
+    cluster.lease("other@ci-runner-7:41", "ci-runner-7", 41, now - timedelta(seconds=31))
+    taken = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
+    assert taken.returncode == 0, taken.stderr
+    assert cluster.weights() == {"blue": 0, "green": 100}
+
+
+def test_a_killed_shift_is_rolled_back_from_the_namespace_journal(cluster: Cluster) -> None:
+    cluster.set_weights({"blue": 70, "green": 30})
+    process = cluster.spawn(*cluster.shift("--steps", "60,100", "--bake", "60s", *FAST[2:]))
+    deadline = time.monotonic() + 60
+    while not any(e["type"] == "step" for d in cluster.deployments() for e in d["events"]):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.kill()
+    process.communicate()
+    assert cluster.weights() == {"blue": 40, "green": 60}
+    result = cluster.cutover(*cluster.args("rollback"))  # its lease names a dead process here
+    assert result.returncode == 0, result.stderr
+    assert cluster.weights() == {"blue": 70, "green": 30}
+    (doc,) = cluster.deployments()
+    assert doc["status"] == "rolled-back"
 
 
 def test_kubernetes_api_errors_are_reported_plainly(cluster: Cluster) -> None:

@@ -71,8 +71,12 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
         "name": "cutover-helper",
         "namespace": "checkout",
     }
-    grants = {(g["resources"][0], tuple(g["resourceNames"])): g["verbs"] for g in role["rules"]}
+    grants = {
+        (g["resources"][0], tuple(g.get("resourceNames", ()))): g["verbs"] for g in role["rules"]
+    }
     assert grants == {
+        ("configmaps", ()): ["get", "list", "create", "update"],  # the journal
+        ("leases", ()): ["get", "create", "update", "delete"],  # the lock
         ("deployments", ("checkout-blue", "checkout-green")): ["get"],
         ("deployments/scale", ("checkout-blue", "checkout-green")): ["get", "patch"],
         ("httproutes", (route["metadata"]["name"],)): ["get", "patch"],
@@ -134,3 +138,5 @@ def test_alb_routing_binds_each_color_to_its_target_group() -> None:
     assert outputs["alarmNames"]["green"]
     (policy,) = [r.state for r in run.resources if r.type == "aws:iam/rolePolicy:RolePolicy"]
     assert "ecs:UpdateService" not in policy["policy"]
+    (role,) = [r.state for r in run.resources if r.type.endswith("v1:Role")]
+    assert {g["resources"][0] for g in role["rules"]} == {"deployments", "deployments/scale"}
