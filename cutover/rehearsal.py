@@ -282,9 +282,9 @@ def _metric_stat(metric: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def rehearsal_config(project_dir: Path, stack: str, service_name: str | None) -> dict[str, Any]:
+def rehearsal_config(stack_file: Path, service_name: str | None) -> dict[str, Any]:
     """The stack's config with a network and certificate that exist at the endpoint."""
-    config = stack_config(project_dir / f"Pulumi.{stack}.yaml")
+    config = stack_config(stack_file)
     ec2 = _aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -324,9 +324,13 @@ def provision(
     stack: str,
     service_name: str | None = None,
     previous: dict[str, Any] | None = None,
+    stack_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Create the stack in the endpoint from the program; returns its outputs (one run per process)."""
-    config = rehearsal_config(project_dir, stack, service_name)
+    """Create the stack in the endpoint from the program; returns its outputs (one run per process).
+
+    Only its AWS parts: a Kubernetes stack with alb routing gets its ALB, alarms and table here,
+    and its Deployments stay declared only."""
+    config = rehearsal_config(stack_file or project_dir / f"Pulumi.{stack}.yaml", service_name)
     run = run_program(project_dir, stack, config, AwsMocks(previous), preview=False)
     start_fleets(run.outputs)
     return run.outputs
@@ -340,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument("--stack", default="prod")
     parser.add_argument("--service-name")
+    parser.add_argument("--stack-file", type=Path, help="instead of Pulumi.<stack>.yaml")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if "AWS_ENDPOINT_URL" not in os.environ:
@@ -348,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    outputs = provision(args.project_dir.resolve(), args.stack, args.service_name)
+    outputs = provision(
+        args.project_dir.resolve(), args.stack, args.service_name, stack_file=args.stack_file
+    )
     args.out.write_text(json.dumps(outputs, indent=2) + "\n")
     return 0
 

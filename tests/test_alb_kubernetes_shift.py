@@ -1,0 +1,133 @@
+"""The helper on a Kubernetes stack with alb routing: the ALB, its alarms and journal table in
+moto's server (created by the program, cutover.rehearsal), the Deployments in the local API
+server (tests/kube_api.py). ALB weights and CloudWatch guards as on ECS, ready replicas from
+the cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from cutover.rehearsal import aws_env, moto_server
+from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
+from tests.program_runs import ROOT, declare
+from tests.test_gateway_shift import _records
+from tests.test_program_kubernetes import kubernetes_config
+
+
+@dataclass
+class Hybrid:
+    api: KubeApi
+    env: dict[str, str]
+    outputs: dict[str, Any]
+    args: list[str]
+    tmp: Path
+
+    def aws(self, service: str) -> Any:
+        return boto3.client(service, **_boto(self.env))
+
+    def served(self) -> dict[str, int]:
+        listener = self.aws("elbv2").describe_listeners(ListenerArns=[self.outputs["listenerArn"]])
+        groups = listener["Listeners"][0]["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+        color = {arn: c for c, arn in self.outputs["targetGroupArns"].items()}
+        return {color[g["TargetGroupArn"]]: g["Weight"] for g in groups}
+
+    def cutover(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cutover", *args, *self.args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **self.env},
+            cwd=self.tmp,
+        )
+
+
+def _boto(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "endpoint_url": env["AWS_ENDPOINT_URL"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+@pytest.fixture(scope="module")
+def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
+    base = tmp_path_factory.mktemp("hybrid")
+    stack = yaml.safe_load((ROOT / "examples" / "kubernetes" / "Pulumi.prod.yaml").read_text())
+    cluster = stack["config"]["cutover:kubernetes"]
+    cluster["routing"] = "alb"
+    del cluster["gateway"], cluster["hostnames"]
+    (base / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack))
+    records = base / "records"
+    records.mkdir()
+    gates = _records(records)
+    declared = declare(kubernetes_config(active="blue", percent=100, routing="alb"))
+    api = KubeApi()
+    for r in declared.resources:
+        if r.type == "kubernetes:apps/v1:Deployment":
+            api.add_deployment(r.state)
+    with moto_server() as endpoint, kube_api_server(api) as server:
+        env = {
+            **aws_env(endpoint),
+            "KUBECONFIG": str(write_kubeconfig(base / "kubeconfig", server)),
+        }
+        out = base / "outputs.json"
+        subprocess.run(
+            [sys.executable, "-m", "cutover.rehearsal", "--stack", "prod"]
+            + ["--stack-file", str(base / "Pulumi.prod.yaml"), "--out", str(out)],
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            timeout=300,
+        )
+        args = ["--outputs", str(out), "--gates-config", str(gates), "--records", str(records)]
+        yield Hybrid(api, env, json.loads(out.read_text()), args, base)
+
+
+def test_alb_routing_shifts_on_the_alb_and_watches_the_deployments(hybrid: Hybrid) -> None:
+    assert hybrid.outputs["platform"] == "kubernetes"
+    assert hybrid.outputs["services"]["green"]["deployment"] == "checkout-green"
+    result = hybrid.cutover(
+        "shift", "--to", "green", "--steps", "50,100", "--bake", "0.3s", "--interval", "0.05s"
+    )
+    assert result.returncode == 0, result.stderr
+    assert hybrid.served() == {"blue": 0, "green": 100}
+    # ready replicas came from the cluster; the journal is the stack's DynamoDB table
+    assert any(p.endswith("/deployments/checkout-green") for _, p, _ in hybrid.api.requests)
+    items = hybrid.aws("dynamodb").scan(TableName=hybrid.outputs["journalTable"])["Items"]
+    assert any(i["pk"]["S"].startswith("deploy#") for i in items)
+
+    # back to blue, and an alarm on blue's target group firing mid-bake gives traffic back
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cutover", "shift", "--to", "blue", "--steps", "50,100"]
+        + ["--bake", "30s", "--interval", "0.05s", *hybrid.args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **hybrid.env},
+        cwd=hybrid.tmp,
+    )
+    deadline = time.monotonic() + 60
+    while hybrid.served() != {"blue": 50, "green": 50}:
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    hybrid.aws("cloudwatch").set_alarm_state(
+        AlarmName=hybrid.outputs["alarmNames"]["blue"][0], StateValue="ALARM", StateReason="test"
+    )
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "alarms: in ALARM" in err
+    assert hybrid.served() == {"blue": 0, "green": 100}
