@@ -156,9 +156,12 @@ class Context:
         return found
 
     def live_holder(self) -> dict[str, Any] | None:
+        """Who holds the lock now; a lease whose process died on this host holds nothing."""
+        from cutover.journal import dead_here
+
         for o in self.all_outputs:
             holder = self.journal.lock_holder(o.route_key)
-            if holder:
+            if holder and not dead_here(holder):
                 return holder
         return None
 

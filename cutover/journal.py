@@ -53,7 +53,7 @@ def _lock_item(listener: str, holder: dict[str, Any], now: int) -> dict[str, Any
     }
 
 
-def _dead_here(holder: dict[str, Any]) -> bool:
+def dead_here(holder: dict[str, Any]) -> bool:
     """True when the holder ran on this host and its process no longer exists."""
     if holder.get("host") != socket.gethostname() or not holder.get("pid"):
         return False
@@ -66,7 +66,7 @@ def _dead_here(holder: dict[str, Any]) -> bool:
     return False
 
 
-def _describe(holder: dict[str, Any]) -> str:
+def describe_holder(holder: dict[str, Any]) -> str:
     return (
         f"deployment {holder.get('deployment')} by {holder.get('who')} on "
         f"{holder.get('host')} (pid {holder.get('pid')})"
@@ -115,11 +115,11 @@ class DynamoJournal:
             )
         except self.db.exceptions.ConditionalCheckFailedException:
             current = self.lock_holder(listener) or {}
-            if _dead_here(current):
+            if dead_here(current):
                 self._take_over(listener, holder, current)
                 return
             raise LockHeld(
-                f"listener {listener} is locked by {_describe(current)}; wait for it to finish, "
+                f"listener {listener} is locked by {describe_holder(current)}; wait for it to finish, "
                 "or if that process is gone, its lease expires within "
                 f"{LEASE_SECONDS}s"
             ) from None
@@ -247,7 +247,9 @@ class FileJournal:
                 current = json.loads(handle.read() or "{}")
                 handle.close()
                 self.release(taken, holder)
-                raise LockHeld(f"listener {listener} is locked by {_describe(current)}") from None
+                raise LockHeld(
+                    f"listener {listener} is locked by {describe_holder(current)}"
+                ) from None
             handle.seek(0)
             handle.truncate()
             handle.write(json.dumps(holder))

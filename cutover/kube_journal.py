@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cutover.errors import LockHeld
-from cutover.journal import LEASE_SECONDS, _dead_here, _describe, scope_of
+from cutover.journal import LEASE_SECONDS, dead_here, describe_holder, scope_of
 from cutover.kube import api_client, timeout
 
 SCOPE_LABEL = "cutover/scope"
@@ -124,11 +124,11 @@ class KubernetesJournal:
         free = (
             _expired(current, datetime.now(UTC))
             or current["spec"].get("holderIdentity") == holder["holder"]
-            or _dead_here(info)
+            or dead_here(info)
         )
         if not free:
             raise LockHeld(
-                f"route {key} is locked by {_describe(info)}; wait for it to finish, or if that "
+                f"route {key} is locked by {describe_holder(info)}; wait for it to finish, or if that "
                 f"process is gone, its lease expires within {LEASE_SECONDS}s"
             )
         try:  # conditional on the version read: of two takers, one wins

@@ -53,10 +53,20 @@ def preview(
     project = project_name(project_dir)
     with PolicyPackProcess(pack_dir, stack=stack, project=project) as pack:
         run = run_program(project_dir, stack, config, ProgramMocks(previous))
-        name, version, policies = pack.info()
+        name, _, policies = pack.info()  # the SDK reports 0.0.1; the CLI reads PulumiPolicy.yaml
         pack.configure(pack_config)
         diagnostics = pack.analyze_stack(run.resources) + pack.analyze_each(run.resources)
-    return Preview(run, policies, diagnostics, f"{name}@{version}")
+    return Preview(run, policies, diagnostics, f"{name}@{pack_version(pack_dir)}")
+
+
+def pack_version(pack_dir: Path) -> str:
+    """The pack's version, from PulumiPolicy.yaml as `pulumi policy publish` reads it."""
+    import yaml
+
+    try:
+        return str(yaml.safe_load((pack_dir / "PulumiPolicy.yaml").read_text())["version"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return "unversioned"
 
 
 def target_group_colors(run: ProgramRun) -> dict[str, str]:

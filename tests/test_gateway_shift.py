@@ -379,6 +379,8 @@ def test_a_killed_shift_is_rolled_back_from_the_namespace_journal(cluster: Clust
     process.kill()
     process.communicate()
     assert cluster.weights() == {"blue": 40, "green": 60}
+    status = cluster.cutover(*cluster.args("status"))
+    assert "interrupted" in status.stdout, status.stdout + status.stderr
     result = cluster.cutover(*cluster.args("rollback"))  # its lease names a dead process here
     assert result.returncode == 0, result.stderr
     assert cluster.weights() == {"blue": 70, "green": 30}

@@ -128,3 +128,5 @@ def test_the_kubernetes_example_previews_with_the_same_gates(tmp_path: Path) -> 
     assert moved.returncode == 1
     assert "FAIL  chairman-approval" in moved.stdout
     assert "green release 1.42.0" in moved.stdout
+    version = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())["version"]
+    assert f"Policies (cutover-gates@{version})" in moved.stdout
