@@ -17,6 +17,9 @@ from cutover.outputs import StackOutputs
 
 class Fleet(Protocol):
     unit: str  # what `ready` counts, for messages
+    # instances of the target color that may be unready before the shift fails (None: no
+    # such guard; ECS relies on its UnHealthyHostCount alarm)
+    disruptions_allowed: int | None
 
     def ready(self, color: Color) -> int:
         """Instances of `color` ready to serve now."""
@@ -29,6 +32,7 @@ class Fleet(Protocol):
 
 class EcsFleet:
     unit = "healthy targets"
+    disruptions_allowed: int | None = None
 
     def __init__(self, outputs: StackOutputs) -> None:
         self.outputs = outputs
@@ -56,6 +60,7 @@ class EcsFleet:
 
 class KubernetesFleet:
     unit = "ready replicas"
+    disruptions_allowed: int | None = 1  # the PodDisruptionBudget's maxUnavailable
 
     def __init__(self, outputs: StackOutputs) -> None:
         self.outputs = outputs

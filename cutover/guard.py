@@ -7,7 +7,7 @@ botocore's bounded retries). The shift counts consecutive inconclusive polls aga
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -69,21 +69,30 @@ def healthy_targets(target_group_arn: str) -> int:
 
 
 class ReadyGuard:
-    """Fails when a color that serves traffic has nothing ready to serve it."""
+    """Fails when a color has fewer ready than its floor.
 
-    kind = "targets"
+    Kind `targets` (floor 1 for every color serving traffic: none ready means users are not
+    served, counted as downtime) or `capacity` (the target color on Kubernetes: more pods
+    unready than its disruption budget allows means the release is failing under traffic).
+    """
 
-    def __init__(self, counts: dict[str, Callable[[], int]]) -> None:
-        self.counts = counts  # label (service/color) -> how many are ready now
+    def __init__(
+        self, counts: Mapping[str, tuple[Callable[[], int], int]], kind: str = "targets"
+    ) -> None:
+        self.counts = counts  # label (service/color) -> (how many are ready now, floor)
+        self.kind = kind
 
     def check(self) -> Verdict:
         try:
-            counts = {label: count() for label, count in self.counts.items()}
+            counts = {label: (count(), floor) for label, (count, floor) in self.counts.items()}
         except Exception as e:  # noqa: BLE001
             return _inconclusive(self.kind, e)
-        empty = sorted(label for label, n in counts.items() if n == 0)
-        detail = ", ".join(f"{label}: {n} ready" for label, n in sorted(counts.items()))
-        return Verdict(self.kind, "fail" if empty else "ok", detail)
+        low = [label for label, (n, floor) in counts.items() if n < floor]
+        detail = ", ".join(
+            f"{label}: {n} ready" + (f" (needs {floor})" if floor > 1 else "")
+            for label, (n, floor) in sorted(counts.items())
+        )
+        return Verdict(self.kind, "fail" if low else "ok", detail)
 
 
 class ProbeGuard:

@@ -265,13 +265,23 @@ class Shift:
         alarms = [n for s in self.services for n in s.outputs.alarm_names[target]]
         if alarms:
             found.append(AlarmGuard(alarms))
-        serving: dict[str, Callable[[], int]] = {
-            f"{s.outputs.name}/{c}": functools.partial(s.fleet.ready, c)
+        serving = {
+            f"{s.outputs.name}/{c}": (functools.partial(s.fleet.ready, c), 1)
             for s in self.services
             for c in COLORS
             if weights[c] > 0
         }
         found.append(ReadyGuard(serving))
+        floors = {
+            f"{s.outputs.name}/{target}": (
+                functools.partial(s.fleet.ready, target),
+                max(1, int(s.outputs.services[target]["capacity"]) - s.fleet.disruptions_allowed),
+            )
+            for s in self.services
+            if s.fleet.disruptions_allowed is not None and weights[target] > 0
+        }
+        if floors:
+            found.append(ReadyGuard(floors, kind="capacity"))
         found += [ProbeGuard(url, status) for url, status in self.doc["options"]["probes"]]
         return found
 

@@ -252,25 +252,47 @@ def test_a_route_never_accepted_is_given_back(cluster: Cluster) -> None:
     assert doc["timings"]["restoreVerified"] is False  # said honestly: the Gateway lags
 
 
-def test_ready_replicas_dropping_rolls_back_to_the_exact_split(cluster: Cluster) -> None:
+def _shift_then_ready(cluster: Cluster, ready: int, bake: str) -> tuple[int, str, int]:
+    """Shift 70/30 -> 60 -> 100; once the first step is served, green has `ready` replicas.
+
+    Returns the exit code, stderr, and how many route PATCHes came before the change."""
     cluster.set_weights({"blue": 70, "green": 30})
-    process = cluster.spawn(
-        *cluster.shift("--steps", "60,100", "--bake", "20s", "--interval", "0.05s")
-    )
+    process = cluster.spawn(*cluster.shift("--steps", "60,100", "--bake", bake, *FAST[2:]))
     deadline = time.monotonic() + 60
     while not any(e["type"] == "step" for d in cluster.deployments() for e in d["events"]):
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
     before = len(cluster.api.patches())
-    cluster.api.set_ready(NS, "checkout-green", 0)
+    cluster.api.set_ready(NS, "checkout-green", ready)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 1, err
-    assert "checkout/green: 0 ready" in err
+    return process.returncode, err, before
+
+
+@pytest.mark.parametrize(
+    ("ready", "says"),
+    [(0, "prod/checkout/green: 0 ready;"), (4, "capacity: prod/checkout/green: 4 ready (needs 5)")],
+)
+def test_ready_replicas_dropping_rolls_back_to_the_exact_split(
+    cluster: Cluster, ready: int, says: str
+) -> None:
+    code, err, before = _shift_then_ready(cluster, ready, "20s")
+    assert code == 1, err
+    assert says in err
     assert cluster.weights() == {"blue": 70, "green": 30}
     (restore,) = cluster.api.patches()[before:]  # one round trip, with no version to race on
     assert not any(op["path"] == "/metadata/resourceVersion" for op in restore)
     (doc,) = cluster.deployments()
     assert doc["status"] == "rolled-back" and doc["timings"]["restoreVerified"] is True
+    # only no replica at all means users were not served
+    assert (doc["timings"]["detectedAt"] is not None) and (
+        any(not s["ok"] for s in doc["samples"]) == (ready == 0)
+    )
+
+
+def test_one_disrupted_replica_is_within_the_budget(cluster: Cluster) -> None:
+    code, err, _ = _shift_then_ready(cluster, 5, "1s")
+    assert code == 0, err
+    assert cluster.weights() == {"blue": 0, "green": 100}
 
 
 def test_preflight_refuses_a_target_without_ready_replicas(cluster: Cluster) -> None:
