@@ -413,6 +413,13 @@ def preflight(
     from cutover.errors import ConfigError, GateRefused
     from cutover.gates import check_gates
 
+    if smoke:
+        for o in ctx.all_outputs:
+            if not o.test_url:
+                raise ConfigError(
+                    f"--smoke: {o.name} has no test listener (Gateway routing); smoke-test the "
+                    "inactive color's Service before shifting, and drop --smoke"
+                )
     problems: list[str] = []
     for service in ctx.services:
         o, fleet = service.outputs, service.fleet
@@ -427,11 +434,6 @@ def preflight(
         if fleet.ready(other) == 0:
             problems.append(
                 f"{o.name}: {other} has no {fleet.unit}; it could not take traffic back"
-            )
-        if smoke and not o.test_url:
-            raise ConfigError(
-                f"--smoke: {o.name} has no test listener (Gateway routing); smoke-test the "
-                "inactive color's Service before shifting, and drop --smoke"
             )
     if problems:
         raise GateRefused("refused, nothing was changed:\n  " + "\n  ".join(problems))
@@ -938,8 +940,10 @@ def api_failure(error: Exception) -> str | None:
         except (TypeError, ValueError):
             detail = ""
         return f"the Kubernetes API answered {status} {reason}: {detail or error}".rstrip(": ")
-    if module.startswith(("botocore.", "boto3.", "urllib3.")):
+    if module.startswith(("botocore.", "boto3.")):
         return f"an AWS call failed after its retries: {error}"
+    if module.startswith("urllib3."):
+        return f"could not reach the Kubernetes API after its retries: {error}"
     return None
 
 

@@ -208,7 +208,7 @@ class Shift:
             try:
                 served = self._each(lambda s: s.router.served())
             except Exception as e:  # noqa: BLE001
-                self.log(f"  (reading the listeners back failed: {e})")
+                self.log(f"  (reading the weights back: {e})")
                 served = None
             if served == expected:
                 return True
@@ -236,7 +236,7 @@ class Shift:
             self.record("restore-failed", reason=reason, errors=errors)
             raise DeploymentFailed(
                 f"deployment {self.doc['id']}: restoring the weights it found failed on "
-                f"{len(errors)} listener(s) ({'; '.join(errors)}); run `cutover rollback` to retry"
+                f"{len(errors)} listener(s) or route(s) ({'; '.join(errors)}); run `cutover rollback` to retry"
             )
         verified = self._verify(self._snapshot_weights(), self.doc["options"]["verifyTimeout"])
         done = time.time()
@@ -428,7 +428,7 @@ class Shift:
             if not self._verify([weights] * len(self.services), options["verifyTimeout"]):
                 return self.fail(
                     "not served",
-                    f"listeners did not report {self._fmt(weights)} within "
+                    f"the load balancer or Gateway did not serve {self._fmt(weights)} within "
                     f"{options['verifyTimeout']}s",
                     time.time(),
                 )

@@ -300,6 +300,9 @@ def test_preflight_refuses_a_target_without_ready_replicas(cluster: Cluster) -> 
     result = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
     assert result.returncode == 2
     assert "green has 3 ready replicas; it needs 6 before it takes traffic" in result.stderr
+    smoke = cluster.cutover(*cluster.shift("--steps", "100", *FAST, "--smoke", "true"))
+    assert smoke.returncode == 2
+    assert "--smoke: prod/checkout has no test listener (Gateway routing)" in smoke.stderr
     assert cluster.api.patches() == [] and cluster.deployments() == []
 
 
