@@ -421,3 +421,19 @@ def test_kubernetes_api_errors_are_reported_plainly(cluster: Cluster) -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_paused_shift_is_promoted_through_the_namespace_journal(cluster: Cluster) -> None:
+    process = cluster.spawn(*cluster.shift("--steps", "50,100", "--mode", "assisted", *FAST))
+    deadline = time.monotonic() + 60
+    while not any(d["status"] == "paused" for d in cluster.deployments()):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    assert cluster.weights() == {"blue": 50, "green": 50}
+    promoted = cluster.cutover(*cluster.args("promote"))
+    assert promoted.returncode == 0, promoted.stderr
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert cluster.weights() == {"blue": 0, "green": 100}
+    (doc,) = cluster.deployments()
+    assert [e["type"] for e in doc["events"]].count("promoted") == 1
