@@ -209,3 +209,19 @@ def test_alb_routing_needs_alarms_like_ecs(pack: PolicyPackProcess, alb: Program
         )
     ]
     only(analyze(pack, resources), "monitoring-active", "for TargetResponseTime")
+
+
+def test_alb_routing_keeps_each_colors_target_group_binding(
+    pack: PolicyPackProcess, alb: ProgramRun
+) -> None:
+    binding = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
+    only(
+        analyze(pack, without(alb, binding, "checkout-blue-binding")),
+        "rollback-ready",
+        "removes its TargetGroupBinding",
+    )
+    # the color receiving traffic without one: its target group would be empty
+    diagnostics = analyze(pack, without(alb, binding, "checkout-green-binding"))
+    assert {d.policy for d in diagnostics} == {"weights-valid", "rollback-ready"}
+    assert all(d.mandatory for d in diagnostics)
+    assert any("no TargetGroupBinding registers its pods" in d.message for d in diagnostics)

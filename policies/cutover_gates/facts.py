@@ -30,6 +30,7 @@ HTTP_ROUTE_TYPES = (
     "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
     "kubernetes:gateway.networking.k8s.io/v1beta1:HTTPRoute",
 )
+TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
 RECORDS_CONFIG_MAP = "cutover-gates"  # data keys `<color>.<kind>.json`
 
 
@@ -84,6 +85,7 @@ class ColorFacts:
     alarms: list[Res] = field(default_factory=list)
     deployments: list[Res] = field(default_factory=list)
     kubernetes_services: list[Res] = field(default_factory=list)
+    bindings: list[Res] = field(default_factory=list)  # TargetGroupBindings (alb routing)
 
     @property
     def fleet(self) -> list[Res]:
@@ -243,6 +245,7 @@ def collect(resources: list[Res]) -> StackFacts:
                 ALARM: colors[color].alarms,
                 DEPLOYMENT: colors[color].deployments,
                 KUBERNETES_SERVICE: colors[color].kubernetes_services,
+                TARGET_GROUP_BINDING: colors[color].bindings,
             }.get(r.type)
             if bucket is not None:
                 bucket.append(r)

@@ -262,6 +262,8 @@ def _missing(fleet: ColorFacts, routing: str) -> str | None:
         return "service or Deployment"
     if routing == "alb" and not fleet.target_groups:
         return "target group"
+    if routing == "alb" and fleet.deployments and not fleet.bindings:
+        return "TargetGroupBinding (its pods would leave the target group)"
     if routing == "gateway" and not fleet.kubernetes_services:
         return "Service"
     return None
@@ -348,6 +350,12 @@ def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) 
         desired = fleet.desired_count()
         if not desired:
             report(f"{color} receives {weights[color]} of {total} weight but runs no tasks.")
+            continue
+        if facts.routing == "alb" and fleet.deployments and not fleet.bindings:
+            report(
+                f"{color} receives {weights[color]} of {total} weight but no TargetGroupBinding "
+                "registers its pods in its target group."
+            )
             continue
         if previous is None:
             continue
