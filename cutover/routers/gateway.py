@@ -5,7 +5,8 @@ takes as a precondition: if anyone wrote the route meanwhile it answers 409 Conf
 router reads again and retries. `restore` is one JSON patch with no version test, so giving
 traffic back never loses a race; its tests on the backend names refuse to write weights into
 a route whose backends have been rearranged since the snapshot. The route counts as served
-when every parent Gateway reports it Accepted at its current generation.
+when every parent Gateway reports it Accepted at its current generation, with no
+ResolvedRefs=False (a backend it cannot reach).
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def weight_patch(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         operations.append({"op": "test", "path": f"{path}/name", "value": ref["name"]})
         operations.append({"op": "replace", "path": f"{path}/weight", "value": ref["weight"]})
     return operations
+
+
+def _programmed(conditions: list[dict[str, Any]], generation: Any) -> bool:
+    """A parent reports this generation Accepted, and not its backends unresolved."""
+    current = {c.get("type"): c for c in conditions if c.get("observedGeneration") == generation}
+    accepted = (current.get("Accepted") or {}).get("status") == "True"
+    return accepted and (current.get("ResolvedRefs") or {}).get("status") != "False"
 
 
 class NotServed(CutoverError):
@@ -103,12 +111,7 @@ class GatewayRouter:
         pending = [
             str((p.get("parentRef") or {}).get("name"))
             for p in parents
-            if not any(
-                c.get("type") == "Accepted"
-                and c.get("status") == "True"
-                and c.get("observedGeneration") == generation
-                for c in p.get("conditions") or []
-            )
+            if not _programmed(p.get("conditions") or [], generation)
         ]
         if not parents or pending:
             raise NotServed(
