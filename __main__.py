@@ -98,6 +98,7 @@ def ecs(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan
     cluster = ServiceCluster(name, ServiceClusterArgs(service_name=name, tags=stack_tags(config)))
     side = AlbSide(config)
     lb = side.lb
+    assert lb.service_security_group is not None  # declared on platform ecs
     fleets = {
         color: ColorFleet(
             f"{name}-{color}",

@@ -66,24 +66,30 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        container_ports = sorted({config.color(c).container_port for c in COLORS})
-        self.service_security_group = aws.ec2.SecurityGroup(
-            f"{name}-service-sg",
-            description=f"{config.service.name} tasks: only from the load balancer",
-            vpc_id=config.vpc.vpc_id,
-            ingress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": p,
-                    "to_port": p,
-                    "security_groups": [self.security_group.id],
-                }
-                for p in container_ports
-            ],
-            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
-            tags=tags,
-            opts=child,
-        )
+        # ECS tasks get a security group open only to the ALB; on Kubernetes the
+        # TargetGroupBindings open the pods' port to the ALB instead
+        self.service_security_group: aws.ec2.SecurityGroup | None = None
+        if config.platform == "ecs":
+            container_ports = sorted({config.color(c).container_port for c in COLORS})
+            self.service_security_group = aws.ec2.SecurityGroup(
+                f"{name}-service-sg",
+                description=f"{config.service.name} tasks: only from the load balancer",
+                vpc_id=config.vpc.vpc_id,
+                ingress=[
+                    {
+                        "protocol": "tcp",
+                        "from_port": p,
+                        "to_port": p,
+                        "security_groups": [self.security_group.id],
+                    }
+                    for p in container_ports
+                ],
+                egress=[
+                    {"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}
+                ],
+                tags=tags,
+                opts=child,
+            )
         self.load_balancer = aws.lb.LoadBalancer(
             f"{name}-alb",
             load_balancer_type="application",
