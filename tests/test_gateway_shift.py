@@ -435,3 +435,14 @@ def test_a_paused_shift_is_promoted_through_the_namespace_journal(cluster: Clust
     assert cluster.weights() == {"blue": 0, "green": 100}
     (doc,) = cluster.deployments()
     assert [e["type"] for e in doc["events"]].count("promoted") == 1
+
+
+def test_a_backend_without_a_weight_counts_as_one_and_is_written(cluster: Cluster) -> None:
+    with cluster.api.lock:
+        refs = cluster.api.routes[(NS, "checkout")]["spec"]["rules"][0]["backendRefs"]
+        del refs[0]["weight"]  # blue: the Gateway API default, 1
+    status = cluster.cutover(*cluster.args("status", "--output", "json"))
+    assert json.loads(status.stdout)["services"][0]["weights"] == {"blue": 1, "green": 0}
+    result = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
+    assert result.returncode == 0, result.stderr
+    assert cluster.weights() == {"blue": 0, "green": 100}

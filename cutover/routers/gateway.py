@@ -27,7 +27,8 @@ def weight_patch(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, ref in enumerate(refs):
         path = f"/spec/rules/0/backendRefs/{i}"
         operations.append({"op": "test", "path": f"{path}/name", "value": ref["name"]})
-        operations.append({"op": "replace", "path": f"{path}/weight", "value": ref["weight"]})
+        # "add" sets the member whether or not it is there (a backendRef may omit weight: 1)
+        operations.append({"op": "add", "path": f"{path}/weight", "value": ref["weight"]})
     return operations
 
 
