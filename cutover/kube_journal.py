@@ -63,10 +63,6 @@ class KubernetesJournal:
             raise
         return dict(json.loads(response.data))
 
-    @staticmethod
-    def _status(error: Exception) -> int | None:
-        return getattr(error, "status", None)
-
     # -- the lock -------------------------------------------------------------------------------
 
     def _lease_name(self, key: str) -> str:
@@ -116,7 +112,7 @@ class KubernetesJournal:
             if e.status != 409:
                 raise
         current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
-        if current is None:  # released meanwhile: try once more from the start
+        if current is None:  # released between our create and read: create it again
             return self._acquire_one(key, holder)
         info = json.loads(
             (current["metadata"].get("annotations") or {}).get(HOLDER_ANNOTATION, "{}")
