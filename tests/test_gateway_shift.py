@@ -167,12 +167,11 @@ def cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     run = declare(kubernetes_config(active="blue", percent=100))
     outputs = base / "outputs.json"
     outputs.write_text(json.dumps(run.outputs))
-    states = {r.type: [] for r in run.resources}  # type: dict[str, list[dict[str, Any]]]
-    for r in run.resources:
-        states[r.type].append(r.state)
     program = {
-        "route": states["kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"][0],
-        "deployments": states["kubernetes:apps/v1:Deployment"],
+        "route": next(r.state for r in run.resources if r.type.endswith(":HTTPRoute")),
+        "deployments": [
+            r.state for r in run.resources if r.type == "kubernetes:apps/v1:Deployment"
+        ],
     }
     records = base / "records"
     records.mkdir()
