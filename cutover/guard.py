@@ -69,30 +69,38 @@ def healthy_targets(target_group_arn: str) -> int:
 
 
 class ReadyGuard:
-    """Fails when a color has fewer ready than its floor.
+    """Fails when a color serving traffic has fewer ready than its floor; each is read once.
 
-    Kind `targets` (floor 1 for every color serving traffic: none ready means users are not
-    served, counted as downtime) or `capacity` (the target color on Kubernetes: more pods
-    unready than its disruption budget allows means the release is failing under traffic).
+    None ready on a color means users are not served: verdict `targets` (counted as
+    downtime). Above none but below a floor above 1 (the target color on Kubernetes: more
+    pods unready than its disruption budget allows) means the release is failing under
+    traffic while still serving: verdict `capacity`.
     """
 
-    def __init__(
-        self, counts: Mapping[str, tuple[Callable[[], int], int]], kind: str = "targets"
-    ) -> None:
+    kind = "targets"
+
+    def __init__(self, counts: Mapping[str, tuple[Callable[[], int], int]]) -> None:
         self.counts = counts  # label (service/color) -> (how many are ready now, floor)
-        self.kind = kind
 
     def check(self) -> Verdict:
         try:
             counts = {label: (count(), floor) for label, (count, floor) in self.counts.items()}
         except Exception as e:  # noqa: BLE001
             return _inconclusive(self.kind, e)
-        low = [label for label, (n, floor) in counts.items() if n < floor]
-        detail = ", ".join(
-            f"{label}: {n} ready" + (f" (needs {floor})" if floor > 1 else "")
-            for label, (n, floor) in sorted(counts.items())
-        )
-        return Verdict(self.kind, "fail" if low else "ok", detail)
+
+        def describe(labels: list[str]) -> str:
+            return ", ".join(
+                f"{label}: {counts[label][0]} ready"
+                + (f" (needs {counts[label][1]})" if counts[label][1] > 1 else "")
+                for label in sorted(labels)
+            )
+
+        if any(n == 0 for n, _ in counts.values()):
+            return Verdict(self.kind, "fail", describe(list(counts)))
+        short = [label for label, (n, floor) in counts.items() if n < floor]
+        if short:
+            return Verdict("capacity", "fail", describe(short))
+        return Verdict(self.kind, "ok", describe(list(counts)))
 
 
 class ProbeGuard:

@@ -266,24 +266,22 @@ class Shift:
         if alarms:
             found.append(AlarmGuard(alarms))
         serving = {
-            f"{s.outputs.name}/{c}": (functools.partial(s.fleet.ready, c), 1)
+            f"{s.outputs.name}/{c}": (functools.partial(s.fleet.ready, c), self._floor(s, c))
             for s in self.services
             for c in COLORS
             if weights[c] > 0
         }
         found.append(ReadyGuard(serving))
-        floors = {
-            f"{s.outputs.name}/{target}": (
-                functools.partial(s.fleet.ready, target),
-                max(1, int(s.outputs.services[target]["capacity"]) - s.fleet.disruptions_allowed),
-            )
-            for s in self.services
-            if s.fleet.disruptions_allowed is not None and weights[target] > 0
-        }
-        if floors:
-            found.append(ReadyGuard(floors, kind="capacity"))
         found += [ProbeGuard(url, status) for url, status in self.doc["options"]["probes"]]
         return found
+
+    def _floor(self, service: Service, color: Color) -> int:
+        """Ready instances `color` must keep: 1, or for the target color on a fleet with a
+        disruption budget, its capacity less what the budget allows."""
+        allowed = service.fleet.disruptions_allowed
+        if allowed is None or color != self.doc["options"]["target"]:
+            return 1
+        return max(1, int(service.outputs.services[color]["capacity"]) - allowed)
 
     def bake(
         self, weights: Weights, seconds: float, deadline: float | None
