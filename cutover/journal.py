@@ -17,7 +17,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -73,6 +73,24 @@ def describe_holder(holder: dict[str, Any]) -> str:
     )
 
 
+def acquire_each(
+    keys: list[str],
+    holder: dict[str, Any],
+    acquire_one: Callable[[str, dict[str, Any]], None],
+    release: Callable[[list[str], dict[str, Any]], None],
+) -> None:
+    """Lock every key in a fixed order (no two deployments deadlock); on LockHeld, give back
+    the ones taken."""
+    taken: list[str] = []
+    try:
+        for key in sorted(keys):
+            acquire_one(key, holder)
+            taken.append(key)
+    except LockHeld:
+        release(taken, holder)
+        raise
+
+
 class Journal(Protocol):
     def acquire(self, listeners: list[str], holder: dict[str, Any]) -> None: ...
     def heartbeat(self, listeners: list[str], holder: dict[str, Any]) -> None: ...
@@ -95,14 +113,7 @@ class DynamoJournal:
         self.db = client("dynamodb")
 
     def acquire(self, listeners: list[str], holder: dict[str, Any]) -> None:
-        taken: list[str] = []
-        try:
-            for listener in sorted(listeners):
-                self._acquire_one(listener, holder)
-                taken.append(listener)
-        except LockHeld:
-            self.release(taken, holder)
-            raise
+        acquire_each(listeners, holder, self._acquire_one, self.release)
 
     def _acquire_one(self, listener: str, holder: dict[str, Any]) -> None:
         now = int(time.time())

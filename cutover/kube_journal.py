@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cutover.errors import LockHeld
-from cutover.journal import LEASE_SECONDS, dead_here, describe_holder, scope_of
+from cutover.journal import LEASE_SECONDS, acquire_each, dead_here, describe_holder, scope_of
 from cutover.kube import api_client, timeout
 
 SCOPE_LABEL = "cutover/scope"
@@ -91,14 +91,7 @@ class KubernetesJournal:
         }
 
     def acquire(self, listeners: list[str], holder: dict[str, Any]) -> None:
-        taken: list[str] = []
-        try:
-            for key in sorted(listeners):
-                self._acquire_one(key, holder)
-                taken.append(key)
-        except LockHeld:
-            self.release(taken, holder)
-            raise
+        acquire_each(listeners, holder, self._acquire_one, self.release)
 
     def _acquire_one(self, key: str, holder: dict[str, Any]) -> None:
         from kubernetes.client.exceptions import ApiException
