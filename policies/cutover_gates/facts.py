@@ -163,19 +163,8 @@ class StackFacts:
         color_of = {
             tg.props["arn"]: c for c, facts in self.colors.items() for tg in facts.target_groups
         }
-        weights: dict[str, int] = {}
-        for group in groups:
-            color = color_of.get(group.get("arn"))
-            if color is None:
-                raise ValueError(
-                    f"forwards to {group.get('arn')}, which is not a color's target group"
-                )
-            if color in weights:
-                raise ValueError(f"forwards to {color} twice")
-            weights[color] = int(group.get("weight", 1))
-        if set(weights) != set(COLORS):
-            raise ValueError(f"forwards to {sorted(weights) or 'nothing'}; expected blue and green")
-        return weights
+        backends = [(g.get("arn"), color_of.get(g.get("arn")), g) for g in groups]
+        return _split("forwards to", "target group", backends)
 
     def _route_weights(self) -> dict[str, int]:
         assert self.route is not None
@@ -186,25 +175,39 @@ class StackFacts:
         color_of = {
             s.name: c for c, facts in self.colors.items() for s in facts.kubernetes_services
         }
-        weights: dict[str, int] = {}
-        for ref in rules[0].get("backendRefs") or []:
-            color = color_of.get(ref.get("name"))
-            if ref.get("kind", "Service") != "Service" or ref.get("namespace", namespace) != (
-                namespace
-            ):
-                color = None
-            if color is None:
-                raise ValueError(f"routes to {ref.get('name')}, which is not a color's Service")
-            if color in weights:
-                raise ValueError(f"routes to {color} twice")
-            weights[color] = int(ref.get("weight", 1))
-        if set(weights) != set(COLORS):
-            raise ValueError(f"routes to {sorted(weights) or 'nothing'}; expected blue and green")
-        return weights
+        backends = [
+            (
+                ref.get("name"),
+                color_of.get(ref.get("name"))
+                if ref.get("kind", "Service") == "Service"
+                and ref.get("namespace", namespace) == namespace
+                else None,
+                ref,
+            )
+            for ref in rules[0].get("backendRefs") or []
+        ]
+        return _split("routes to", "Service", backends)
 
     def receiving(self) -> list[str]:
         """Colors that receive traffic in this update."""
         return [c for c, w in self.weights().items() if w > 0]
+
+
+def _split(verb: str, what: str, backends: list[tuple[Any, str | None, Any]]) -> dict[str, int]:
+    """Weights per color of (backend, its color or None, the entry holding its weight).
+
+    ValueError unless each backend is a color's `what`, once, and both colors are there.
+    """
+    weights: dict[str, int] = {}
+    for backend, color, entry in backends:
+        if color is None:
+            raise ValueError(f"{verb} {backend}, which is not a color's {what}")
+        if color in weights:
+            raise ValueError(f"{verb} {color} twice")
+        weights[color] = int(entry.get("weight", 1))
+    if set(weights) != set(COLORS):
+        raise ValueError(f"{verb} {sorted(weights) or 'nothing'}; expected blue and green")
+    return weights
 
 
 def collect(resources: list[Res]) -> StackFacts:
