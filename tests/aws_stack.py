@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,11 @@ from typing import Any
 
 import boto3
 import pytest
+from cutover_gates.record import load_private_key
 
 from cutover.gates import pack_config_trusting
 from cutover.rehearsal import aws_env, moto_server
+from tests.cli_runs import run_cutover, spawn_cutover, wait_for, write_signed_records
 from tests.fault_proxy import FaultProxy
 from tests.program_runs import ROOT
 
@@ -172,24 +173,10 @@ class AwsStack:
     def cutover(
         self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cutover", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **self.env, **(env or {})},
-            cwd=self.tmp,
-        )
+        return run_cutover(list(args), {**self.env, **(env or {})}, self.tmp, timeout)
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cutover", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **self.env},
-            cwd=self.tmp,
-        )
+        return spawn_cutover(list(args), self.env, self.tmp)
 
     def deployments(self) -> list[dict[str, Any]]:
         path = self.tmp / "journal.json"
@@ -198,11 +185,7 @@ class AwsStack:
         return sorted(json.loads(path.read_text())["deployments"].values(), key=lambda d: d["id"])
 
     def wait_for(self, predicate: Any, timeout: float = 30, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.05)
+        wait_for(predicate, timeout, what)
 
 
 def _provision(endpoint: str, service: str, out: Path) -> None:
@@ -275,37 +258,14 @@ def aws_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
                 "--out",
                 str(records / f"{color}-signoff.json"),
             )
-        _sign_drills(keys / "deploy.key", records)
+        # drill records as `cutover drill` writes them (the drill itself is tested on its own)
+        deploy = load_private_key((keys / "deploy.key").read_bytes())
+        write_signed_records(records, {"rollback-drill": deploy}, name="{color}-drill")
         data = {s: json.loads(p.read_text()) for s, p in outputs.items()}
         try:
             yield AwsStack(endpoint, proxy, env, outputs, data, gates, records, keys, base)
         finally:
             proxy.close()
-
-
-def _sign_drills(key_file: Path, records: Path) -> None:
-    """Drill records as `cutover drill` writes them (the drill itself is tested on its own)."""
-    from datetime import UTC, datetime, timedelta
-
-    from cutover_gates.record import load_private_key, make_record, sign
-
-    from tests.program_runs import prod_config
-
-    key = load_private_key(key_file.read_bytes())
-    for color in ("blue", "green"):
-        fleet = prod_config()["cutover:colors"][color]
-        body = make_record(
-            kind="rollback-drill",
-            project="cutover",
-            stack="prod",
-            version=fleet["release"],
-            digest=fleet["image"].split("@", 1)[1],
-            color=color,
-            issued_at=datetime.now(UTC),
-            valid_for=timedelta(days=7),
-            details={"rollbackSeconds": 0.05},
-        )
-        (records / f"{color}-drill.json").write_text(json.dumps(sign(body, key)))
 
 
 @pytest.fixture

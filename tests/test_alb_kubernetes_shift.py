@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,10 @@ import pytest
 import yaml
 
 from cutover.rehearsal import aws_env, moto_server
+from tests.cli_runs import run_cutover, spawn_cutover, wait_for
 from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
 from tests.program_runs import ROOT, declare
-from tests.test_gateway_shift import _records
+from tests.test_gateway_shift import signed_records
 from tests.test_program_kubernetes import kubernetes_config
 
 
@@ -44,14 +44,7 @@ class Hybrid:
         return {color[g["TargetGroupArn"]]: g["Weight"] for g in groups}
 
     def cutover(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cutover", *args, *self.args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, **self.env},
-            cwd=self.tmp,
-        )
+        return run_cutover([*args, *self.args], self.env, self.tmp)
 
 
 def _boto(env: dict[str, str]) -> dict[str, str]:
@@ -73,7 +66,7 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
     (base / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack))
     records = base / "records"
     records.mkdir()
-    gates = _records(records)
+    gates, _ = signed_records(records)
     declared = declare(kubernetes_config(active="blue", percent=100, routing="alb"))
     api = KubeApi()
     for r in declared.resources:
@@ -111,19 +104,13 @@ def test_alb_routing_shifts_on_the_alb_and_watches_the_deployments(hybrid: Hybri
     assert any(i["pk"]["S"].startswith("deploy#") for i in items)
 
     # back to blue, and an alarm on blue's target group firing mid-bake gives traffic back
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cutover", "shift", "--to", "blue", "--steps", "50,100"]
-        + ["--bake", "30s", "--interval", "0.05s", *hybrid.args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **hybrid.env},
-        cwd=hybrid.tmp,
+    process = spawn_cutover(
+        ["shift", "--to", "blue", "--steps", "50,100", "--bake", "30s", "--interval", "0.05s"]
+        + hybrid.args,
+        hybrid.env,
+        hybrid.tmp,
     )
-    deadline = time.monotonic() + 60
-    while hybrid.served() != {"blue": 50, "green": 50}:
-        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
-        time.sleep(0.05)
+    wait_for(lambda: hybrid.served() == {"blue": 50, "green": 50}, 60, "the first step", process)
     hybrid.aws("cloudwatch").set_alarm_state(
         AlarmName=hybrid.outputs["alarmNames"]["blue"][0], StateValue="ALARM", StateReason="test"
     )

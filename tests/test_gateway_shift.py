@@ -7,10 +7,8 @@ on purpose: a Gateway stack needs none.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,17 +18,18 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cutover_gates.record import make_record, public_key_text, sign
+from cutover_gates.record import private_key_pem, public_key_text
 
 from cutover.gates import pack_config_trusting
 from cutover.journal import scope_of
+from tests.cli_runs import run_cutover, spawn_cutover, wait_for, write_signed_records
 from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
-from tests.program_runs import declare, prod_config
+from tests.program_runs import declare
 from tests.test_program_kubernetes import kubernetes_config
 
 NS = "checkout"
 FAST = ["--bake", "0.3s", "--interval", "0.05s"]
-KINDS = {"approval": "chairman", "security-signoff": "security", "rollback-drill": "deploy"}
+KINDS = ("approval", "security-signoff", "rollback-drill")
 
 
 @dataclass
@@ -57,24 +56,19 @@ class Cluster:
             for deployment in self.program["deployments"]:
                 self.api.add_deployment(deployment)
 
-    def cutover(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cutover", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **self.env},
-            cwd=self.tmp,
-        )
+    def cutover(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cutover(list(args), self.env, self.tmp)
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cutover", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **self.env},
-            cwd=self.tmp,
+        return spawn_cutover(list(args), self.env, self.tmp)
+
+    def stepped(self, process: subprocess.Popen[str]) -> None:
+        """Wait until the shift in `process` has served its first step."""
+        wait_for(
+            lambda: any(e["type"] == "step" for d in self.deployments() for e in d["events"]),
+            60,
+            "the first step",
+            process,
         )
 
     def args(self, *args: str) -> list[str]:
@@ -125,40 +119,17 @@ class Cluster:
             }
 
 
-def _records(folder: Path) -> Path:
-    """Signed approval, sign-off and drill records for both colors; the trusting pack config."""
-    keys = {name: Ed25519PrivateKey.generate() for name in set(KINDS.values())}
-    for color in ("blue", "green"):
-        fleet = prod_config()["cutover:colors"][color]
-        for kind, signer in KINDS.items():
-            body = make_record(
-                kind=kind,
-                project="cutover",
-                stack="prod",
-                version=fleet["release"],
-                digest=fleet["image"].split("@", 1)[1],
-                color=color,
-                issued_at=datetime.now(UTC),
-                valid_for=timedelta(days=2),
-                details={"scanner": "trivy", "findings": {"critical": 0}}
-                if kind == "security-signoff"
-                else {},
-            )
-            (folder / f"{color}-{kind}.json").write_text(json.dumps(sign(body, keys[signer])))
+def signed_records(folder: Path) -> tuple[Path, Path]:
+    """Approval, sign-off and drill records for both colors, each kind signed by its own new
+    key; the pack config trusting those keys, and the deploy key's file."""
+    keys = {kind: Ed25519PrivateKey.generate() for kind in KINDS}
+    write_signed_records(folder, keys)
     gates = folder.parent / "gates.json"
-    trusted = {k: public_key_text(keys[s].public_key()) for k, s in KINDS.items()}
+    trusted = {kind: public_key_text(key.public_key()) for kind, key in keys.items()}
     gates.write_text(json.dumps(pack_config_trusting(trusted)))
-    key_file = folder.parent / "deploy.key"
-    from cryptography.hazmat.primitives import serialization
-
-    key_file.write_bytes(
-        keys["deploy"].private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return gates
+    deploy_key = folder.parent / "deploy.key"
+    deploy_key.write_bytes(private_key_pem(keys["rollback-drill"]))
+    return gates, deploy_key
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +146,7 @@ def cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     }
     records = base / "records"
     records.mkdir()
-    gates = _records(records)
+    gates, deploy_key = signed_records(records)
     api = KubeApi()
     with kube_api_server(api) as server:
         env = {
@@ -188,7 +159,7 @@ def cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
             "AWS_SECRET_ACCESS_KEY": "none",
             "AWS_DEFAULT_REGION": "eu-west-1",
         }
-        yield Cluster(api, env, outputs, gates, records, base / "deploy.key", program, base)
+        yield Cluster(api, env, outputs, gates, records, deploy_key, program, base)
 
 
 @pytest.fixture
@@ -257,10 +228,7 @@ def _shift_then_ready(cluster: Cluster, ready: int, bake: str) -> tuple[int, str
     Returns the exit code, stderr, and how many route PATCHes came before the change."""
     cluster.set_weights({"blue": 70, "green": 30})
     process = cluster.spawn(*cluster.shift("--steps", "60,100", "--bake", bake, *FAST[2:]))
-    deadline = time.monotonic() + 60
-    while not any(e["type"] == "step" for d in cluster.deployments() for e in d["events"]):
-        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
-        time.sleep(0.05)
+    cluster.stepped(process)
     before = len(cluster.api.patches())
     cluster.api.set_ready(NS, "checkout-green", ready)
     _, err = process.communicate(timeout=60)
@@ -394,10 +362,7 @@ def test_a_live_lease_refuses_a_second_shift_and_an_expired_one_is_taken(cluster
 def test_a_killed_shift_is_rolled_back_from_the_namespace_journal(cluster: Cluster) -> None:
     cluster.set_weights({"blue": 70, "green": 30})
     process = cluster.spawn(*cluster.shift("--steps", "60,100", "--bake", "60s", *FAST[2:]))
-    deadline = time.monotonic() + 60
-    while not any(e["type"] == "step" for d in cluster.deployments() for e in d["events"]):
-        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
-        time.sleep(0.05)
+    cluster.stepped(process)
     process.kill()
     process.communicate()
     assert cluster.weights() == {"blue": 40, "green": 60}
@@ -422,10 +387,12 @@ def test_kubernetes_api_errors_are_reported_plainly(cluster: Cluster) -> None:
 
 def test_a_paused_shift_is_promoted_through_the_namespace_journal(cluster: Cluster) -> None:
     process = cluster.spawn(*cluster.shift("--steps", "50,100", "--mode", "assisted", *FAST))
-    deadline = time.monotonic() + 60
-    while not any(d["status"] == "paused" for d in cluster.deployments()):
-        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
-        time.sleep(0.05)
+    wait_for(
+        lambda: any(d["status"] == "paused" for d in cluster.deployments()),
+        60,
+        "the pause",
+        process,
+    )
     assert cluster.weights() == {"blue": 50, "green": 50}
     promoted = cluster.cutover(*cluster.args("promote"))
     assert promoted.returncode == 0, promoted.stderr
