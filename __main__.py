@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
+from cutover_gates.contract import COLORS, HELPER_ROLE_ARN, PLATFORM, PROJECT, TRAFFIC
 
 from components.cluster import ServiceCluster, ServiceClusterArgs
 from components.color_fleet import ColorFleet, ColorFleetArgs
@@ -14,9 +15,8 @@ from components.journal import DeploymentJournal, DeploymentJournalArgs
 from components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.tags import stack_tags
-from components.traffic import TRAFFIC_OUTPUT, TrafficPlan, previous_traffic
-from cutover.color import COLORS
-from cutover.outputs import PLATFORM, export_kubernetes_outputs, export_outputs
+from components.traffic import TrafficPlan, previous_traffic
+from cutover.outputs import export_kubernetes_outputs, export_outputs
 
 
 def releases(config: StackConfig) -> dict:
@@ -76,10 +76,10 @@ class AlbSide:
             load_balancer_dns_name=self.lb.load_balancer.dns_name,
             test_url=self.lb.test_url,
             extra={
-                "project": config.project,
+                PROJECT: config.project,
                 PLATFORM: config.platform,
-                TRAFFIC_OUTPUT: traffic.state,
-                "helperRoleArn": helper.role.arn,
+                TRAFFIC: traffic.state,
+                HELPER_ROLE_ARN: helper.role.arn,
             },
         )
 
@@ -199,7 +199,7 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
         route={"namespace": cluster.namespace, "name": route.route_name},
         releases=releases(config),
         services=services,
-        extra={"project": config.project, TRAFFIC_OUTPUT: traffic.state},
+        extra={PROJECT: config.project, TRAFFIC: traffic.state},
     )
 
 

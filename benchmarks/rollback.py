@@ -35,7 +35,7 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cutover.gates import pack_config_trusting  # noqa: E402
+from cutover.preflight import pack_config_trusting  # noqa: E402
 from cutover.rehearsal import aws_env, moto_server  # noqa: E402
 
 TRIALS = 7

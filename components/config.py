@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cutover_gates.contract import COLORS, Color, digest_of, other_color
 from cutover_gates.record import PINNED_IMAGE
 
-from cutover.color import COLORS, Color, other_color
 from cutover.errors import ConfigError
 from cutover.weights import weights_for
 
@@ -66,7 +66,7 @@ class ColorConfig:
     @property
     def digest(self) -> str:
         """The image digest (`sha256:...`), or "" when the image is not pinned."""
-        return self.image.split("@", 1)[1] if "@" in self.image else ""
+        return digest_of(self.image)
 
 
 @dataclass(frozen=True)

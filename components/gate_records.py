@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-from cutover_gates.record import KINDS
+from cutover_gates.contract import (
+    COLORS,
+    KINDS,
+    RECORDS_CONFIG_MAP,
+    record_config_map_key,
+    record_parameter,
+)
 
-from cutover.color import COLORS
 from cutover.errors import ConfigError
 
 
@@ -25,10 +30,6 @@ class GateRecordFile:
     kind: str
     color: str
     text: str
-
-
-def parameter_name(stack: str, color: str, kind: str) -> str:
-    return f"/cutover/{stack}/gates/{color}/{kind}"
 
 
 def read_gate_records(paths: tuple[str, ...], base: Path) -> list[GateRecordFile]:
@@ -79,7 +80,7 @@ class GateRecords(pulumi.ComponentResource):
         self.parameters = [
             aws.ssm.Parameter(
                 f"{name}-{r.color}-{r.kind}",
-                name=parameter_name(args.stack, r.color, r.kind),
+                name=record_parameter(args.stack, r.color, r.kind),
                 type="String",
                 value=r.text,
                 description=f"cutover {r.kind} record for {r.color} ({r.path})",
@@ -110,8 +111,12 @@ class KubernetesGateRecords(pulumi.ComponentResource):
         super().__init__("cutover:index:KubernetesGateRecords", name, None, opts)
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-configmap",
-            metadata={"name": "cutover-gates", "namespace": args.namespace, "labels": args.labels},
-            data={f"{r.color}.{r.kind}.json": r.text for r in args.records},
+            metadata={
+                "name": RECORDS_CONFIG_MAP,
+                "namespace": args.namespace,
+                "labels": args.labels,
+            },
+            data={record_config_map_key(r.color, r.kind): r.text for r in args.records},
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from cutover_gates.contract import COLORS
 
 from components.config import StackConfig
-from cutover.color import COLORS
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-
-METRICS_NAMESPACE = "Cutover"
+from cutover_gates.contract import METRICS_NAMESPACE
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+from cutover_gates.contract import COLORS, Color
 
 from components.config import StackConfig
 from components.tags import color_tags, stack_tags
-from cutover.color import COLORS, Color
 
 NAMESPACE = "AWS/ApplicationELB"
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pulumi
+from cutover_gates.contract import COLORS, TRAFFIC, Color
 from cutover_gates.rollback_window import (
     keeps_full_capacity,
     next_traffic_state,
@@ -14,16 +15,13 @@ from cutover_gates.rollback_window import (
 )
 
 from components.config import StackConfig
-from cutover.color import COLORS, Color
-
-TRAFFIC_OUTPUT = "traffic"
 
 
 def previous_traffic() -> pulumi.Output[Any]:
     """The `traffic` output of this stack's last update, read through a self StackReference."""
     own = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     reference = pulumi.StackReference(f"{pulumi.get_stack()}-previous", stack_name=own)
-    return reference.get_output(TRAFFIC_OUTPUT)
+    return reference.get_output(TRAFFIC)
 
 
 def plan_traffic(config: StackConfig, previous_raw: Any, now: datetime) -> dict[str, Any]:

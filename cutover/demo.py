@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from cutover.gates import pack_config_trusting
+from cutover.preflight import pack_config_trusting
 from cutover.rehearsal import aws_env, moto_server
 
 ROOT = Path(__file__).resolve().parent.parent

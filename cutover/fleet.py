@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from cutover.color import Color
+from cutover_gates.contract import Color
+
 from cutover.errors import DeploymentFailed
 from cutover.outputs import StackOutputs
 
@@ -38,9 +39,15 @@ class EcsFleet:
         self.outputs = outputs
 
     def ready(self, color: Color) -> int:
-        from cutover.guard import healthy_targets
+        """Targets reported healthy in the color's target group."""
+        from cutover.aws import client
 
-        return healthy_targets(self.outputs.target_group_arns[color])
+        health = client("elbv2").describe_target_health(
+            TargetGroupArn=self.outputs.target_group_arns[color]
+        )
+        return sum(
+            1 for t in health["TargetHealthDescriptions"] if t["TargetHealth"]["State"] == "healthy"
+        )
 
     def scale_up(self, color: Color, capacity: int) -> int | None:
         from cutover.aws import client

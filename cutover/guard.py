@@ -7,11 +7,17 @@ botocore's bounded retries). The shift counts consecutive inconclusive polls aga
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from cutover_gates.contract import COLORS, Color
+
 from cutover.aws import client
+from cutover.deployment import Options
+from cutover.service import Service
+from cutover.weights import Weights
 
 State = Literal["ok", "fail", "inconclusive"]
 # Guards whose failure means users are not being served (counted as downtime).
@@ -58,14 +64,6 @@ class AlarmGuard:
         if firing:
             return Verdict(self.kind, "fail", f"in ALARM: {', '.join(firing)}")
         return Verdict(self.kind, "ok", f"{len(alarms)} alarm(s) OK")
-
-
-def healthy_targets(target_group_arn: str) -> int:
-    """Targets reported healthy in a target group."""
-    health = client("elbv2").describe_target_health(TargetGroupArn=target_group_arn)
-    return sum(
-        1 for t in health["TargetHealthDescriptions"] if t["TargetHealth"]["State"] == "healthy"
-    )
 
 
 class ReadyGuard:
@@ -124,3 +122,29 @@ class ProbeGuard:
             return Verdict(self.kind, "fail", f"{self.url}: {e}")
         state: State = "ok" if status == self.expected else "fail"
         return Verdict(self.kind, state, f"{self.url}: {status} (expected {self.expected})")
+
+
+def guards_for(services: list[Service], options: Options, weights: Weights) -> list[Guard]:
+    """What watches a step serving `weights`: the target color's alarms, ready instances of
+    every color serving traffic, and the shift's probes."""
+    found: list[Guard] = []
+    alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
+    if alarms:
+        found.append(AlarmGuard(alarms))
+    serving = {
+        f"{s.outputs.name}/{c}": (functools.partial(s.fleet.ready, c), _floor(s, c, options))
+        for s in services
+        for c in COLORS
+        if weights[c] > 0
+    }
+    found.append(ReadyGuard(serving))
+    return found + [ProbeGuard(url, status) for url, status in options.probes]
+
+
+def _floor(service: Service, color: Color, options: Options) -> int:
+    """Ready instances `color` must keep: 1, or for the target color on a fleet with a
+    disruption budget, its capacity less what the budget allows."""
+    allowed = service.fleet.disruptions_allowed
+    if allowed is None or color != options.target:
+        return 1
+    return max(1, int(service.outputs.services[color]["capacity"]) - allowed)

@@ -6,22 +6,25 @@ The program exports through `export_outputs`; the helper reads the JSON of
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-# Output names, exactly as `pulumi stack output --json` prints them.
-STACK = "stack"
-LISTENER_ARN = "listenerArn"
-TARGET_GROUP_ARNS = "targetGroupArns"
-ALARM_NAMES = "alarmNames"
-RELEASES = "releases"
-SERVICES = "services"
-JOURNAL_TABLE = "journalTable"
-TOPIC_ARN = "topicArn"
-LOAD_BALANCER_DNS_NAME = "loadBalancerDnsName"
-TEST_URL = "testUrl"
-
-PLATFORM = "platform"
-ROUTE = "route"
+from cutover_gates.contract import (
+    ALARM_NAMES,
+    COLORS,
+    JOURNAL_TABLE,
+    LISTENER_ARN,
+    LOAD_BALANCER_DNS_NAME,
+    PLATFORM,
+    PROJECT,
+    RELEASES,
+    ROUTE,
+    SERVICES,
+    STACK,
+    TARGET_GROUP_ARNS,
+    TEST_URL,
+    TOPIC_ARN,
+)
 
 REQUIRED = (
     STACK,
@@ -96,7 +99,6 @@ class StackOutputs:
     """
 
     def __init__(self, data: dict[str, Any], source: str) -> None:
-        from cutover.color import COLORS
         from cutover.errors import ConfigError
 
         def fail(key: str, expected: str) -> ConfigError:
@@ -136,7 +138,7 @@ class StackOutputs:
         self.source = source
         self.data = data
         self.stack: str = data[STACK]
-        self.project: str = str(data.get("project", "cutover"))
+        self.project: str = str(data.get(PROJECT, "cutover"))
         self.listener_arn: str = str(data.get(LISTENER_ARN, ""))
         self.target_group_arns: dict[str, str] = dict(data.get(TARGET_GROUP_ARNS) or {})
         self.alarm_names: dict[str, list[str]] = {
@@ -171,7 +173,6 @@ class StackOutputs:
 def load_outputs(path: str) -> StackOutputs:
     """Read `pulumi stack output --json` saved to `path`; ConfigError naming what is wrong."""
     import json
-    from pathlib import Path
 
     from cutover.errors import ConfigError
 
@@ -187,3 +188,42 @@ def load_outputs(path: str) -> StackOutputs:
     if not isinstance(data, dict):
         raise ConfigError(f"--outputs {path}: expected a JSON object of stack outputs")
     return StackOutputs(data, f"--outputs {path}")
+
+
+def load_all_outputs(files: tuple[Path, ...], stack: str | None) -> list[StackOutputs]:
+    """The outputs of each service: from `--outputs FILE` (repeatable), or from the Pulumi CLI
+    with `--stack NAME`."""
+    import json
+    import shutil
+    import subprocess
+
+    from cutover.errors import ConfigError
+
+    if files and stack:
+        raise ConfigError("give --outputs or --stack, not both")
+    if stack:
+        if shutil.which("pulumi") is None:
+            raise ConfigError(
+                "--stack needs the Pulumi CLI on PATH; save the outputs and use --outputs FILE"
+            )
+        result = subprocess.run(
+            ["pulumi", "stack", "output", "--json", "--stack", stack],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ConfigError(
+                f"--stack {stack}: `pulumi stack output` failed: {result.stderr.strip()}"
+            )
+        try:
+            data = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            raise ConfigError(
+                f"--stack {stack}: `pulumi stack output --json` is not JSON"
+            ) from None
+        return [StackOutputs(data, f"--stack {stack}")]
+    if not files:
+        raise ConfigError(
+            "no stack given; pass --outputs FILE (the JSON of `pulumi stack output --json`) or --stack NAME"
+        )
+    return [load_outputs(str(p)) for p in files]

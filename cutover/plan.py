@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cutover.color import Color, other_color
-from cutover.weights import Weights, share
+from cutover_gates.contract import Color, other_color, share
+
+from cutover.weights import Weights
 
 STRATEGIES: dict[str, list[int]] = {
     "all-at-once": [100],

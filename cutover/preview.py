@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cutover_gates.contract import GATE_POLICIES, TRAFFIC
+
 from cutover.analyzer import Diagnostic, PolicyInfo, PolicyPackProcess
 from cutover.offline import (
     ProgramMocks,
@@ -20,8 +22,6 @@ from cutover.offline import (
     run_program,
     stack_config,
 )
-
-GATES = ("chairman-approval", "security-signoff", "rollback-tested")
 
 
 @dataclass
@@ -112,7 +112,7 @@ def render_text(result: Preview) -> str:
         f"Preview of stack {run.stack} (project {run.project}), {len(run.resources)} resources, offline under mocks",
         "",
     ]
-    traffic = run.outputs.get("traffic", {})
+    traffic = run.outputs.get(TRAFFIC, {})
     weights = traffic.get("weights", {})
     releases = run.outputs.get("releases", {})
     for color in ("blue", "green"):
@@ -136,7 +136,7 @@ def render_text(result: Preview) -> str:
         by_policy.setdefault(d.policy, []).append(d)
     for policy in result.policies:
         found = by_policy.get(policy.name, [])
-        gate = " (gate)" if policy.name in GATES else ""
+        gate = " (gate)" if policy.name in GATE_POLICIES else ""
         if not found:
             lines.append(f"  PASS  {policy.name}{gate} [{policy.level}]")
         for d in found:

@@ -12,37 +12,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-FINISHED = ("succeeded", "rolled-back", "drilled")
+from cutover_gates.contract import Status, share
+
+from cutover.deployment import Deployment
 
 
-def figures(deployment: dict[str, Any]) -> dict[str, Any]:
+def _rounded(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+def figures(deployment: Deployment) -> dict[str, Any]:
     """The key figures of one deployment."""
-    samples = deployment.get("samples", [])
+    samples = deployment.samples
     downtime = 0.0
     for this, following in zip(samples, samples[1:], strict=False):
-        if not this["ok"]:
-            downtime += following["t"] - this["t"]
-    if samples and not samples[-1]["ok"]:
-        end = deployment.get("timings", {}).get("restoredAt") or samples[-1]["t"]
-        downtime += max(0.0, end - samples[-1]["t"])
-    timings = deployment.get("timings", {})
-    rollback = timings["restoredAt"] - timings["detectedAt"] if "restoredAt" in timings else None
-    finished = deployment.get("finishedAt") or (samples[-1]["t"] if samples else None)
+        if not this.ok:
+            downtime += following.t - this.t
+    if samples and not samples[-1].ok:
+        end = deployment.timings.restored_at or samples[-1].t
+        downtime += max(0.0, end - samples[-1].t)
+    finished = deployment.finished_at or (samples[-1].t if samples else None)
     return {
-        "shiftSeconds": round((finished or deployment["startedAt"]) - deployment["startedAt"], 3),
+        "shiftSeconds": round((finished or deployment.started_at) - deployment.started_at, 3),
         "downtimeSeconds": round(downtime, 3),
-        "rollbackSeconds": round(rollback, 3) if rollback is not None else None,
-        "restoreWriteSeconds": round(timings["restoreAcceptedAt"] - timings["detectedAt"], 3)
-        if "restoreAcceptedAt" in timings
-        else None,
+        "rollbackSeconds": _rounded(deployment.timings.rollback_seconds),
+        "restoreWriteSeconds": _rounded(deployment.timings.restore_write_seconds),
     }
 
 
-def success_rate(history: list[dict[str, Any]]) -> dict[str, Any]:
+def success_rate(history: list[Deployment]) -> dict[str, Any]:
     """Shifts that succeeded among finished shifts (drills excluded)."""
-    shifts = [d for d in history if d["options"].get("kind", "shift") == "shift"]
-    finished = [d for d in shifts if d["status"] in FINISHED]
-    succeeded = sum(1 for d in finished if d["status"] == "succeeded")
+    shifts = [d for d in history if d.options.kind == "shift"]
+    finished = [d for d in shifts if d.status.finished]
+    succeeded = sum(1 for d in finished if d.status == Status.SUCCEEDED)
     return {
         "deployments": len(finished),
         "succeeded": succeeded,
@@ -54,19 +56,17 @@ def _time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
-def report_json(deployment: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+def report_json(deployment: Deployment, history: list[Deployment]) -> dict[str, Any]:
+    failure = deployment.failure
     return {
-        "deployment": deployment["id"],
-        "services": deployment["services"],
-        "target": deployment["options"]["target"],
-        "status": deployment["status"],
-        "failure": deployment.get("failure"),
+        "deployment": deployment.id,
+        "services": deployment.services,
+        "target": deployment.target,
+        "status": str(deployment.status),
+        "failure": {"reason": failure.reason, "detail": failure.detail} if failure else None,
         **figures(deployment),
         **success_rate(history),
-        "timeline": [
-            {"at": _time(e["t"]), **{k: v for k, v in e.items() if k != "t"}}
-            for e in deployment["events"]
-        ],
+        "timeline": [{"at": _time(e.t), "type": e.type, **e.detail} for e in deployment.events],
     }
 
 
@@ -106,26 +106,26 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(deployment: dict[str, Any], path: Path) -> Path:
+def plot(deployment: Deployment, path: Path) -> Path:
     """A PNG of the target color's weight over time, with guard failures marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    start = deployment["startedAt"]
-    target = deployment["options"]["target"]
+    start = deployment.started_at
+    target = deployment.target
     points: list[tuple[float, float]] = []
-    first = deployment["events"][0].get("weights") if deployment["events"] else None
+    first = deployment.start_weights
     if first:
-        points.append((0.0, _share(first[0], target)))
-    for event in deployment["events"]:
-        if event["type"] == "step":
-            points.append((event["t"] - start, _share(event["weights"], target)))
-        elif event["type"] == "restored" and first:
+        points.append((0.0, 100 * share(first[0], target)))
+    for event in deployment.events:
+        if event.type == "step":
+            points.append((event.t - start, 100 * share(event.detail["weights"], target)))
+        elif event.type == "restored" and first:
             # a restore puts back the weights the deployment started from
-            points.append((event["t"] - start, _share(first[0], target)))
-    end = (deployment.get("finishedAt") or start) - start
+            points.append((event.t - start, 100 * share(first[0], target)))
+    end = (deployment.finished_at or start) - start
     figure, (ax, guards) = plt.subplots(
         2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -141,15 +141,14 @@ def plot(deployment: dict[str, Any], path: Path) -> Path:
     ax.plot(xs, ys, color="#2ca02c" if target == "green" else "#1f77b4", linewidth=2)
     ax.set_ylabel(f"% traffic to {target}")
     ax.set_ylim(-5, 105)
-    ax.set_title(f"Deployment {deployment['id']}: {deployment['status']}")
+    ax.set_title(f"Deployment {deployment.id}: {deployment.status}")
     ax.grid(alpha=0.3)
-    samples = deployment.get("samples", [])
+    samples = deployment.samples
     guards.scatter(
-        [s["t"] - start for s in samples],
-        [1 if s["ok"] and all(v != "fail" for v in s["guards"].values()) else 0 for s in samples],
+        [s.t - start for s in samples],
+        [1 if s.ok and all(v != "fail" for v in s.guards.values()) else 0 for s in samples],
         c=[
-            "#2ca02c" if all(v != "fail" for v in s["guards"].values()) else "#d62728"
-            for s in samples
+            "#2ca02c" if all(v != "fail" for v in s.guards.values()) else "#d62728" for s in samples
         ],
         s=12,
     )
@@ -160,8 +159,3 @@ def plot(deployment: dict[str, Any], path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
-
-
-def _share(weights: dict[str, int], color: str) -> float:
-    total = sum(weights.values())
-    return 100.0 * weights[color] / total if total else 0.0

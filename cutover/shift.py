@@ -1,147 +1,54 @@
 """The shift state machine: step weights under guards, and give traffic back exactly.
 
-A deployment is a journal document. It is saved with the snapshot of every listener's routing
-before the first write, with each step's intent before it is written and its result after, so
-`cutover rollback` can restore the snapshot after a crash at any point. On any guard failure,
-abort or deadline, the snapshot is written back first (one call per listener, concurrently)
-and only then journaled, so rollback time is one API round trip.
+A deployment is saved with the snapshot of every listener's routing before the first write,
+with each step's intent before it is written and its result after, so `cutover rollback` (or
+the watchdog) can restore the snapshot after a crash at any point. Guards run through every
+bake and every pause. On a guard failure, an abort, the deadline or a signal, the snapshot is
+written back first (one call per listener, concurrently) and only then journaled.
+
+The lease, the notifier, the clock and the signal handling are handed in; this module is the
+state machine only.
 """
 
 from __future__ import annotations
 
-import functools
-import secrets
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
-from cutover.color import COLORS, Color
+from cutover_gates.contract import COLORS, Status
+
+from cutover.deployment import (
+    Deployment,
+    Failure,
+    Options,
+    Sample,
+    Timings,
+    new_deployment_id,
+    scope_of,
+)
 from cutover.errors import CutoverError, DeploymentFailed
-from cutover.fleet import Fleet
-from cutover.guard import SERVING_GUARDS, AlarmGuard, Guard, ProbeGuard, ReadyGuard, Verdict
-from cutover.journal import LEASE_SECONDS, Journal, holder_identity, scope_of
-from cutover.outputs import StackOutputs
+from cutover.guard import SERVING_GUARDS, Guard, Verdict, guards_for
+from cutover.interrupt import Interrupted, Interrupts, NoInterrupts
+from cutover.journal import Journal
+from cutover.journal.lease import Lease
+from cutover.notifier import Notifier
 from cutover.plan import plan_shift
-from cutover.routers import TrafficRouter
+from cutover.restore import Clock, describe, restore_snapshot, snapshot_weights, wait_served
+from cutover.service import Service
 from cutover.weights import Weights
 
 Log = Callable[[str], None]
 
-
-@dataclass
-class Service:
-    """One service of a release: its outputs, its router and its fleet."""
-
-    outputs: StackOutputs
-    router: TrafficRouter
-    fleet: Fleet
+# Control requests a running shift reads from the journal at every poll.
+ABORT = "abort"
+PROMOTE_FULL = "promote-full"
+# While paused, samples are kept when a verdict changes, or at least this often.
+PAUSE_SAMPLE_SECONDS = 60.0
 
 
-@dataclass
-class ShiftOptions:
-    target: Color
-    steps: list[int]
-    bake: float = 60.0
-    interval: float = 5.0
-    mode: str = "auto"  # auto | assisted | manual
-    deadline: float | None = None
-    probes: list[tuple[str, int]] = field(default_factory=list)
-    max_inconclusive: int = 3
-    verify_timeout: float = 30.0
-    kind: str = "shift"  # shift | drill
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "steps": self.steps,
-            "bake": self.bake,
-            "interval": self.interval,
-            "mode": self.mode,
-            "deadline": self.deadline,
-            "probes": [list(p) for p in self.probes],
-            "maxInconclusive": self.max_inconclusive,
-            "verifyTimeout": self.verify_timeout,
-            "kind": self.kind,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ShiftOptions:
-        return cls(
-            target=data["target"],
-            steps=list(data["steps"]),
-            bake=data["bake"],
-            interval=data["interval"],
-            mode=data["mode"],
-            deadline=data["deadline"],
-            probes=[(u, int(s)) for u, s in data["probes"]],
-            max_inconclusive=data["maxInconclusive"],
-            verify_timeout=data["verifyTimeout"],
-            kind=data.get("kind", "shift"),
-        )
-
-
-class Notifier:
-    """Deployment events to the stack's SNS topic, and metrics in the `Cutover` namespace."""
-
-    def __init__(self, services: list[Service], log: Log) -> None:
-        self.services = [s for s in services if s.outputs.on_aws]  # Gateway stacks: journal only
-        self.log = log
-
-    def event(self, deployment: dict[str, Any], kind: str, detail: str) -> None:
-        import json
-
-        from cutover.aws import client
-
-        message = {
-            "event": kind,
-            "deployment": deployment["id"],
-            "target": deployment["options"]["target"],
-            "status": deployment["status"],
-            "detail": detail,
-        }
-        for service in self.services:
-            try:
-                client("sns").publish(
-                    TopicArn=str(service.outputs.topic_arn),
-                    Subject=f"cutover {kind}: {service.outputs.name}"[:100],
-                    Message=json.dumps({**message, "service": service.outputs.name}),
-                )
-            except Exception as e:  # noqa: BLE001 - telling people must not stop a rollback
-                self.log(f"  (could not publish {kind} to {service.outputs.topic_arn}: {e})")
-
-    def metrics(self, deployment: dict[str, Any]) -> None:
-        from cutover.aws import client
-        from cutover.report import figures
-
-        numbers = figures(deployment)
-        succeeded = deployment["status"] == "succeeded"
-        for service in self.services:
-            dims = [{"Name": "Stack", "Value": service.outputs.stack}]
-            data = [
-                ("DeploymentSucceeded", 1.0 if succeeded else 0.0, "Count"),
-                ("DeploymentFailed", 0.0 if succeeded else 1.0, "Count"),
-                ("ShiftSeconds", numbers["shiftSeconds"], "Seconds"),
-                ("DowntimeSeconds", numbers["downtimeSeconds"], "Seconds"),
-            ]
-            if numbers["rollbackSeconds"] is not None:
-                data.append(("RollbackSeconds", numbers["rollbackSeconds"], "Seconds"))
-            try:
-                client("cloudwatch").put_metric_data(
-                    Namespace="Cutover",
-                    MetricData=[
-                        {"MetricName": n, "Value": v, "Unit": u, "Dimensions": dims}
-                        for n, v, u in data
-                    ],
-                )
-            except Exception as e:  # noqa: BLE001
-                self.log(f"  (could not publish metrics: {e})")
-
-
-def new_deployment_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+def promote_request(index: int) -> str:
+    """The request that promotes the pause before step `index` (and no other pause)."""
+    return f"promote:{index}"
 
 
 class Shift:
@@ -151,350 +58,319 @@ class Shift:
         self,
         services: list[Service],
         journal: Journal,
+        notifier: Notifier,
         log: Log,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
+        interrupts: Interrupts | None = None,
     ) -> None:
         self.services = services
         self.journal = journal
+        self.notifier = notifier
         self.log = log
-        self.sleep = sleep
-        self.listeners = [s.outputs.route_key for s in services]
-        self.scope = scope_of(self.listeners)
-        self.notifier = Notifier(services, log)
-        self.pool = ThreadPoolExecutor(max_workers=min(64, max(1, len(services))))
-        self.doc: dict[str, Any] = {}
-        self.holder: dict[str, Any] = {}
-        self._beat = threading.Event()
-        self._prepared: list[tuple[TrafficRouter, dict[str, Any]]] = []
+        self.clock = clock or Clock()
+        self.interrupts = interrupts or NoInterrupts()
+        self.keys = [s.key for s in services]
+        self.scope = scope_of(self.keys)
+        self.lease = Lease(journal, self.keys, log)
+        self.pool = ThreadPoolExecutor(max_workers=min(64, max(1, len(services) * 2)))
+        self._deployment: Deployment | None = None
+        self.full = False  # `cutover promote --full`: no more pauses or bakes
 
-    # -- journal -------------------------------------------------------------------------
+    @property
+    def deployment(self) -> Deployment:
+        assert self._deployment is not None, "no deployment started, resumed or loaded"
+        return self._deployment
 
-    def record(self, kind: str, **detail: Any) -> None:
-        self.doc["events"].append({"t": time.time(), "type": kind, **detail})
-        self.journal.save(self.doc)
+    def record(self, kind: str, **detail: object) -> None:
+        self.deployment.event(kind, self.clock.now(), **detail)
+        self.journal.save(self.deployment)
 
-    def _lock(self, deployment_id: str) -> None:
-        self.holder = holder_identity(deployment_id)
-        self.journal.acquire(self.listeners, self.holder)
-        self._beat.clear()
-        threading.Thread(target=self._heartbeat, daemon=True).start()
+    # -- starting ------------------------------------------------------------------------
 
-    def _heartbeat(self) -> None:
-        while not self._beat.wait(LEASE_SECONDS / 3):
-            try:
-                self.journal.heartbeat(self.listeners, self.holder)
-            except Exception as e:  # noqa: BLE001
-                self.log(f"  (lock heartbeat failed: {e})")
+    def start(self, options: Options) -> Deployment:
+        """Lock, snapshot and journal a new deployment (nothing written to a listener yet)."""
+        deployment_id = new_deployment_id(self.clock.now())
+        holder = self.lease.acquire(deployment_id)
+        try:
+            snapshots = list(self.pool.map(lambda s: s.router.snapshot(), self.services))
+            start = [
+                s.router.weights_of(snap) for s, snap in zip(self.services, snapshots, strict=True)
+            ]
+            lowest = min(start, key=lambda w: w[options.target] / (sum(w.values()) or 1))
+            self._deployment = Deployment(
+                id=deployment_id,
+                scope=self.scope,
+                listeners=self.keys,
+                services=[s.outputs.name for s in self.services],
+                stacks=sorted({s.outputs.stack for s in self.services}),
+                releases={s.outputs.name: s.outputs.releases for s in self.services},
+                options=options,
+                snapshot=dict(zip(self.keys, snapshots, strict=True)),
+                plan=plan_shift(lowest, options.target, options.steps),
+                holder=holder,
+                started_at=self.clock.now(),
+            )
+            self.record("started", weights=start)
+        except BaseException:
+            self.lease.release()
+            raise
+        return self.deployment
 
-    def _unlock(self) -> None:
-        self._beat.set()
-        self.journal.release(self.listeners, self.holder)
+    def resume(self, deployment: Deployment) -> None:
+        """Take over an interrupted deployment (its process is gone)."""
+        self._deployment = deployment
+        deployment.holder = self.lease.acquire(deployment.id)
+        self.record("resumed")
 
-    # -- routing -------------------------------------------------------------------------
+    # -- running ---------------------------------------------------------------------------
 
-    def _each(self, fn: Callable[[Service], Any]) -> list[Any]:
-        return list(self.pool.map(fn, self.services))
+    def run(self, from_step: int = 0) -> Deployment:
+        """Steps from `from_step` to the end; returns the finished deployment.
 
-    def _set_all(self, weights: Weights) -> None:
-        self._each(lambda s: s.router.set(weights))
-
-    def _verify(self, expected: list[Weights], timeout: float) -> bool:
-        """Read every listener back until each serves its expected weights (bounded).
-
-        A read that fails after its retries counts as "not yet", never as a crash.
+        Raises DeploymentFailed after a rollback. Always releases the lease.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                served = self._each(lambda s: s.router.served())
-            except Exception as e:  # noqa: BLE001
-                self.log(f"  (reading the weights back: {e})")
-                served = None
-            if served == expected:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            self.sleep(min(0.5, max(0.05, timeout / 20)))
+        options = self.deployment.options
+        deadline = None if options.deadline is None else self.clock.monotonic() + options.deadline
+        try:
+            with self.interrupts:
+                try:
+                    return self._steps(from_step, deadline)
+                except Interrupted as e:
+                    return self.fail("interrupted", f"interrupted by {e.name}", self.clock.now())
+                except CutoverError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - an API call failed after its retries
+                    return self.fail("error", f"{type(e).__name__}: {e}", self.clock.now())
+        finally:
+            self.lease.release()
 
-    def _snapshot_weights(self) -> list[Weights]:
-        return [
-            s.router.weights_of(self.doc["snapshot"][s.outputs.route_key]) for s in self.services
-        ]
-
-    def _prepare_restore(self) -> None:
-        """Pair each router with its snapshot now, so a restore is only the writes."""
-        self._prepared = [
-            (s.router, self.doc["snapshot"][s.outputs.route_key]) for s in self.services
-        ]
-
-    def restore(self, reason: str, detected_at: float) -> None:
-        """Write every snapshot back at once, verify it is served, and record the timings."""
-        started = time.time()
-        errors = [e for e in self.pool.map(_restore_one, self._prepared) if e]
-        accepted = time.time()
-        if errors:
-            self.record("restore-failed", reason=reason, errors=errors)
-            raise DeploymentFailed(
-                f"deployment {self.doc['id']}: restoring the weights it found failed on "
-                f"{len(errors)} listener(s) or route(s) ({'; '.join(errors)}); run `cutover rollback` to retry"
+    def _steps(self, from_step: int, deadline: float | None) -> Deployment:
+        d, options = self.deployment, self.deployment.options
+        if from_step == 0:
+            self.notifier.event(d, "started", f"towards {options.target}")
+        for index in range(from_step, len(d.plan)):
+            weights = d.plan[index]
+            last = index == len(d.plan) - 1
+            if not self.full and (
+                options.mode == "manual" or (options.mode == "assisted" and last)
+            ):
+                failure = self.pause(index, deadline)
+                if failure is not None:
+                    return self.fail(*failure, self.clock.now())
+            self.record("step-intent", index=index, weights=weights)
+            list(self.pool.map(lambda s, w=weights: s.router.set(w), self.services))
+            expected = [weights] * len(self.services)
+            if not wait_served(
+                self.services, expected, options.verify_timeout, self.pool, self.clock, self.log
+            ):
+                return self.fail(
+                    "not served",
+                    f"the load balancer or Gateway did not serve {describe(weights)} within "
+                    f"{options.verify_timeout:g}s",
+                    self.clock.now(),
+                )
+            d.step = index
+            self.record("step", index=index, weights=weights)
+            self.notifier.event(d, "step", describe(weights))
+            bake = 0.0 if self.full else options.bake
+            self.log(
+                f"Step {index + 1}/{len(d.plan)}: serving {describe(weights)}; "
+                + (f"baking {bake:g}s under guards." if bake else "guards checked once.")
             )
-        verified = self._verify(self._snapshot_weights(), self.doc["options"]["verifyTimeout"])
-        done = time.time()
-        self.doc["timings"].update(
-            detectedAt=detected_at,
-            restoreStartedAt=started,
-            restoreAcceptedAt=accepted,
-            restoredAt=done,
-            restoreVerified=verified,
-        )
-        self.record("restored", reason=reason, verified=verified)
+            failure = self.watch(weights, bake, deadline)
+            if failure is not None:
+                return self.fail(*failure, self.clock.now())
+        with self.interrupts.shielded():
+            if options.kind == "drill":
+                # A drill gives the traffic back on purpose: that restore is what it measures.
+                self.restore("drill", self.clock.now())
+                d.status = Status.DRILLED
+            else:
+                d.status = Status.SUCCEEDED
+            return self.finish()
+
+    def serving_before(self, index: int) -> Weights:
+        """What is served before step `index`: the previous step, or what the shift found
+        (every color that any service served)."""
+        if index > 0:
+            return self.deployment.plan[index - 1]
+        found = snapshot_weights(self.services, self.deployment)
+        return {c: max(w[c] for w in found) for c in COLORS}
+
+    def pause(self, index: int, deadline: float | None) -> tuple[str, str] | None:
+        """Wait for `cutover promote` before step `index`, with every guard still running."""
+        d = self.deployment
+        weights = d.plan[index]
+        d.status = Status.PAUSED
+        self.record("paused", before=weights, index=index)
+        self.notifier.event(d, "paused", f"before {describe(weights)}")
         self.log(
-            f"Restored the weights it found ({self._fmt(self._snapshot_weights()[0])}) "
-            f"in {accepted - detected_at:.3f}s, verified served in {done - detected_at:.3f}s."
+            f"Paused before {describe(weights)}; guards keep watching. Run `cutover promote` "
+            "to continue or `cutover abort` to give traffic back."
         )
+        failure = self.watch(self.serving_before(index), None, deadline, pause_index=index)
+        if failure is not None:
+            return failure
+        d.status = Status.IN_PROGRESS
+        self.record("promoted", index=index, full=self.full)
+        self.notifier.event(d, "promoted", f"to {describe(weights)}")
+        return None
 
-    @staticmethod
-    def _fmt(weights: Weights) -> str:
-        return f"blue {weights['blue']} / green {weights['green']}"
-
-    # -- guards --------------------------------------------------------------------------
-
-    def guards(self, weights: Weights) -> list[Guard]:
-        target = self.doc["options"]["target"]
-        found: list[Guard] = []
-        alarms = [n for s in self.services for n in s.outputs.alarm_names[target]]
-        if alarms:
-            found.append(AlarmGuard(alarms))
-        serving = {
-            f"{s.outputs.name}/{c}": (functools.partial(s.fleet.ready, c), self._floor(s, c))
-            for s in self.services
-            for c in COLORS
-            if weights[c] > 0
-        }
-        found.append(ReadyGuard(serving))
-        found += [ProbeGuard(url, status) for url, status in self.doc["options"]["probes"]]
-        return found
-
-    def _floor(self, service: Service, color: Color) -> int:
-        """Ready instances `color` must keep: 1, or for the target color on a fleet with a
-        disruption budget, its capacity less what the budget allows."""
-        allowed = service.fleet.disruptions_allowed
-        if allowed is None or color != self.doc["options"]["target"]:
-            return 1
-        return max(1, int(service.outputs.services[color]["capacity"]) - allowed)
-
-    def bake(
-        self, weights: Weights, seconds: float, deadline: float | None
+    def watch(
+        self,
+        weights: Weights,
+        seconds: float | None,
+        deadline: float | None,
+        pause_index: int | None = None,
     ) -> tuple[str, str] | None:
-        """Poll guards for `seconds`; (reason, detail) of the first failure, or None."""
-        interval = self.doc["options"]["interval"]
-        guards = self.guards(weights)
+        """Poll the guards of `weights` for `seconds` (None: until promoted); (reason, detail)
+        of the first failure, abort or deadline, or None when the wait is over."""
+        d, options = self.deployment, self.deployment.options
+        guards = guards_for(self.services, options, weights)
         inconclusive = 0
-        end = time.monotonic() + seconds
+        end = None if seconds is None else self.clock.monotonic() + seconds
         while True:
-            verdicts: list[Verdict] = list(self.pool.map(lambda g: g.check(), guards))
-            now = time.time()
-            serving_ok = all(v.state != "fail" for v in verdicts if v.guard in SERVING_GUARDS)
-            self.doc["samples"].append(
-                {
-                    "t": now,
-                    "weights": weights,
-                    "ok": serving_ok,
-                    "guards": {v.guard: v.state for v in verdicts},
-                }
-            )
+            verdicts = self.poll(guards, weights, paused=pause_index is not None)
             failed = [v for v in verdicts if v.state == "fail"]
             if failed:
                 return "guard failed", "; ".join(f"{v.guard}: {v.detail}" for v in failed)
             if any(v.state == "inconclusive" for v in verdicts):
                 inconclusive += 1
-                if inconclusive > self.doc["options"]["maxInconclusive"]:
+                if inconclusive > options.max_inconclusive:
                     details = "; ".join(v.detail for v in verdicts if v.state == "inconclusive")
                     return "guards inconclusive", f"{inconclusive} polls in a row: {details}"
             else:
                 inconclusive = 0
-            command = self.journal.requested(self.scope, self.doc["id"])
-            if command == "abort":
+            command = self.journal.requested(self.scope, d.id)
+            if command == ABORT:
                 return "aborted", "cutover abort was requested"
-            if deadline is not None and time.monotonic() >= deadline:
-                return "deadline", "the shift ran past its --deadline"
-            if time.monotonic() >= end:
+            if command == PROMOTE_FULL or (
+                pause_index is not None and command == promote_request(pause_index)
+            ):
+                self.full = self.full or command == PROMOTE_FULL
+                self.journal.request(self.scope, d.id, "")
                 return None
-            self.sleep(min(interval, max(0.0, end - time.monotonic())))
+            if deadline is not None and self.clock.monotonic() >= deadline:
+                return "deadline", "the shift ran past its --deadline"
+            if end is not None and self.clock.monotonic() >= end:
+                return None
+            left = options.interval if end is None else end - self.clock.monotonic()
+            self.clock.sleep(max(0.0, min(options.interval, left)))
 
-    def wait_for_promote(self, deadline: float | None) -> str:
-        """Paused: wait for `cutover promote` or `cutover abort` (or the deadline)."""
-        interval = self.doc["options"]["interval"]
-        while True:
-            command = self.journal.requested(self.scope, self.doc["id"])
-            if command in ("promote", "abort"):
-                return command
-            if deadline is not None and time.monotonic() >= deadline:
-                return "deadline"
-            self.sleep(interval)
-
-    # -- the state machine ----------------------------------------------------------------
-
-    def start(self, options: ShiftOptions) -> dict[str, Any]:
-        """Lock, snapshot and journal a new deployment (nothing written to a listener yet)."""
-        deployment_id = new_deployment_id()
-        self._lock(deployment_id)
-        try:
-            snapshot = dict(
-                zip(self.listeners, self._each(lambda s: s.router.snapshot()), strict=True)
-            )
-            start = [s.router.weights_of(snapshot[s.outputs.route_key]) for s in self.services]
-            lowest = min(start, key=lambda w: w[options.target] / (sum(w.values()) or 1))
-            plan = plan_shift(lowest, options.target, options.steps)
-            self.doc = {
-                "id": deployment_id,
-                "scope": self.scope,
-                "listeners": self.listeners,
-                "services": [s.outputs.name for s in self.services],
-                "stacks": sorted({s.outputs.stack for s in self.services}),
-                "releases": {s.outputs.name: s.outputs.releases for s in self.services},
-                "options": options.to_json(),
-                "snapshot": snapshot,
-                "plan": plan,
-                "step": -1,
-                "status": "in-progress",
-                "holder": self.holder,
-                "startedAt": time.time(),
-                "finishedAt": None,
-                "events": [],
-                "samples": [],
-                "timings": {},
-            }
-            self._prepare_restore()
-            self.record("started", weights=start)
-        except BaseException:
-            self._unlock()
-            raise
-        return self.doc
-
-    def resume(self, doc: dict[str, Any]) -> None:
-        """Take over an interrupted deployment (its process is gone)."""
-        self.doc = doc
-        self._lock(doc["id"])
-        self.doc["holder"] = self.holder
-        self._prepare_restore()
-        self.record("resumed")
-
-    def run(self, from_step: int = 0) -> dict[str, Any]:
-        """Steps from `from_step` to the end; returns the finished document.
-
-        Raises DeploymentFailed after a rollback. Always releases the lock.
-        """
-        options = self.doc["options"]
-        deadline = (
-            time.monotonic() + options["deadline"] if options["deadline"] is not None else None
+    def poll(self, guards: list[Guard], weights: Weights, paused: bool) -> list[Verdict]:
+        """Check every guard once and keep the sample (while paused, only when a verdict
+        changed or a minute passed, so a long pause does not grow the journal)."""
+        verdicts: list[Verdict] = list(self.pool.map(lambda g: g.check(), guards))
+        sample = Sample(
+            t=self.clock.now(),
+            weights=weights,
+            ok=all(v.state != "fail" for v in verdicts if v.guard in SERVING_GUARDS),
+            guards={v.guard: v.state for v in verdicts},
         )
-        try:
-            return self._steps(from_step, deadline)
-        except CutoverError:
-            raise
-        except Exception as e:  # noqa: BLE001 - an AWS call failed after its retries
-            return self.fail("error", f"{type(e).__name__}: {e}", time.time())
-        finally:
-            self._unlock()
+        samples = self.deployment.samples
+        if (
+            not paused
+            or not samples
+            or samples[-1].guards != sample.guards
+            or sample.t - samples[-1].t >= PAUSE_SAMPLE_SECONDS
+        ):
+            samples.append(sample)
+        return verdicts
 
-    def _steps(self, from_step: int, deadline: float | None) -> dict[str, Any]:
-        options = self.doc["options"]
-        if from_step == 0:
-            self.notifier.event(self.doc, "started", f"towards {options['target']}")
-        plan: list[Weights] = self.doc["plan"]
-        for index in range(from_step, len(plan)):
-            weights = plan[index]
-            last = index == len(plan) - 1
-            if options["mode"] == "manual" or (options["mode"] == "assisted" and last):
-                self.doc["status"] = "paused"
-                self.record("paused", before=weights)
-                self.notifier.event(self.doc, "paused", f"before {self._fmt(weights)}")
-                self.log(
-                    f"Paused before {self._fmt(weights)}. Run `cutover promote` to continue "
-                    "or `cutover abort` to give traffic back."
-                )
-                decision = self.wait_for_promote(deadline)
-                if decision != "promote":
-                    return self.fail(decision, "stopped while paused", time.time())
-                self.journal.request(self.scope, self.doc["id"], "")
-                self.doc["status"] = "in-progress"
-                self.record("promoted")
-                self.notifier.event(self.doc, "promoted", f"to {self._fmt(weights)}")
-            self.record("step-intent", index=index, weights=weights)
-            self._set_all(weights)
-            if not self._verify([weights] * len(self.services), options["verifyTimeout"]):
-                return self.fail(
-                    "not served",
-                    f"the load balancer or Gateway did not serve {self._fmt(weights)} within "
-                    f"{options['verifyTimeout']}s",
-                    time.time(),
-                )
-            self.doc["step"] = index
-            self.record("step", index=index, weights=weights)
-            self.notifier.event(self.doc, "step", self._fmt(weights))
+    # -- giving traffic back -----------------------------------------------------------------
+
+    def restore(self, reason: str, detected_at: float) -> None:
+        """Write every snapshot back at once, verify it is served, then journal the timings."""
+        d = self.deployment
+        restored = restore_snapshot(self.services, d, self.pool, self.clock, self.log)
+        found = describe(snapshot_weights(self.services, d)[0])
+        if restored.errors:
+            self._journal_after_restore("restore-failed", reason=reason, errors=restored.errors)
+            raise DeploymentFailed(
+                f"deployment {d.id}: restoring the weights it found failed on "
+                f"{len(restored.errors)} listener(s) or route(s) ({'; '.join(restored.errors)}); "
+                "run `cutover rollback` to retry"
+            )
+        d.timings = Timings(
+            detected_at, restored.started, restored.accepted, restored.done, restored.verified
+        )
+        written = restored.accepted - detected_at
+        if restored.verified:
             self.log(
-                f"Step {index + 1}/{len(plan)}: serving {self._fmt(weights)}; baking "
-                f"{options['bake']:g}s under guards."
+                f"Restored the weights it found ({found}) in {written:.3f}s, verified served "
+                f"in {restored.done - detected_at:.3f}s."
             )
-            failure = self.bake(weights, options["bake"], deadline)
-            if failure is not None:
-                return self.fail(failure[0], failure[1], time.time())
-        if options["kind"] == "drill":
-            # A drill gives the traffic back on purpose: that restore is what it measures.
-            self.restore("drill", time.time())
-            self.doc["status"] = "drilled"
         else:
-            self.doc["status"] = "succeeded"
-        return self.finish()
+            self.log(
+                f"Restored weights written ({found}) in {written:.3f}s; not yet confirmed "
+                f"served after {d.options.verify_timeout:g}s."
+            )
+        self._journal_after_restore("restored", reason=reason, verified=restored.verified)
 
-    def fail(self, reason: str, detail: str, detected_at: float) -> dict[str, Any]:
+    def _journal_after_restore(self, kind: str, **detail: object) -> None:
+        """Journal after traffic was given back; a journal that cannot be written then must
+        not hide that the traffic is back."""
+        try:
+            self.record(kind, **detail)
+        except Exception as e:  # noqa: BLE001
+            raise DeploymentFailed(
+                f"deployment {self.deployment.id}: traffic was given back "
+                f"({describe(snapshot_weights(self.services, self.deployment)[0])}), but the "
+                f"journal could not be updated ({type(e).__name__}: {e})"
+            ) from None
+
+    def fail(self, reason: str, detail: str, detected_at: float) -> Deployment:
         """Give the traffic back, record why, and raise DeploymentFailed."""
+        d = self.deployment
         self.log(f"Rolling back: {reason}: {detail}")
-        self.restore(reason, detected_at)
-        self.doc["status"] = "rolled-back"
-        self.doc["failure"] = {"reason": reason, "detail": detail}
-        self.notifier.event(self.doc, "rolled-back", f"{reason}: {detail}")
-        self.finish()
+        with self.interrupts.shielded():
+            self.restore(reason, detected_at)
+            d.status = Status.ROLLED_BACK
+            d.failure = Failure(reason, detail)
+            self.notifier.event(d, "rolled-back", f"{reason}: {detail}")
+            self.finish()
         raise DeploymentFailed(
-            f"deployment {self.doc['id']} rolled back ({reason}: {detail}); traffic is back "
-            f"on {self._fmt(self._snapshot_weights()[0])}"
+            f"deployment {d.id} rolled back ({reason}: {detail}); {self.outcome()}"
         )
 
-    def finish(self) -> dict[str, Any]:
-        self.doc["finishedAt"] = time.time()
-        self.record("finished", status=self.doc["status"])
-        self.notifier.event(self.doc, "finished", self.doc["status"])
-        self.notifier.metrics(self.doc)
-        return self.doc
+    def outcome(self) -> str:
+        """Where the traffic is after a restore, honestly."""
+        d = self.deployment
+        found = describe(snapshot_weights(self.services, d)[0])
+        if d.timings.restore_verified:
+            return f"traffic is back on {found}"
+        return (
+            f"restored weights written ({found}); not yet confirmed served after "
+            f"{d.options.verify_timeout:g}s"
+        )
+
+    def finish(self) -> Deployment:
+        d = self.deployment
+        d.finished_at = self.clock.now()
+        self._journal_after_restore("finished", status=str(d.status))
+        self.notifier.event(d, "finished", str(d.status))
+        self.notifier.metrics(d)
+        return d
 
     def rollback(
-        self, doc: dict[str, Any], ensure_capacity: Callable[[Color], None]
-    ) -> dict[str, Any]:
-        """Restore a deployment's snapshot, e.g. after its process was killed."""
-        self.doc = doc
-        self._lock(doc["id"])
+        self, deployment: Deployment, ensure_capacity: Callable[[str], None]
+    ) -> Deployment:
+        """Restore a deployment's snapshot, e.g. after its process was killed: restore first,
+        then journal."""
+        self._deployment = deployment
+        self.lease.acquire(deployment.id)
         try:
-            detected = time.time()
-            self._prepare_restore()
-            restored = self._snapshot_weights()
-            for color in COLORS:
-                if any(w[color] > 0 for w in restored):
-                    ensure_capacity(color)
-            self.record("rollback-requested", previousStatus=doc["status"])
-            self.restore("cutover rollback", detected)
-            self.doc["status"] = "rolled-back"
-            self.doc.setdefault("failure", {"reason": "rollback", "detail": "cutover rollback"})
-            return self.finish()
+            with self.interrupts, self.interrupts.shielded():
+                detected = self.clock.now()
+                for color in COLORS:
+                    if any(w[color] > 0 for w in snapshot_weights(self.services, deployment)):
+                        ensure_capacity(color)
+                deployment.event(
+                    "rollback-requested", detected, previousStatus=str(deployment.status)
+                )
+                self.restore("cutover rollback", detected)
+                deployment.status = Status.ROLLED_BACK
+                deployment.failure = deployment.failure or Failure("rollback", "cutover rollback")
+                return self.finish()
         finally:
-            self._unlock()
-
-
-def _restore_one(pair: tuple[TrafficRouter, dict[str, Any]]) -> str | None:
-    """Restore one listener; the error as text instead of raising, so every listener is tried."""
-    router, snapshot = pair
-    try:
-        router.restore(snapshot)
-    except Exception as e:  # noqa: BLE001
-        return f"{router.name}: {type(e).__name__}: {e}"
-    return None
+            self.lease.release()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cutover.color import COLORS, Color, other_color
+from cutover_gates.contract import COLORS, Color, other_color
 
 Weights = dict[str, int]
 
@@ -29,9 +29,3 @@ def check_weights(weights: Mapping[str, int]) -> Weights:
     if sum(weights.values()) == 0:
         raise ValueError("weights sum to zero: no traffic would be served")
     return {"blue": weights["blue"], "green": weights["green"]}
-
-
-def share(weights: Mapping[str, int], color: Color) -> float:
-    """The fraction of traffic `color` receives under `weights`."""
-    total = sum(weights.values())
-    return weights[color] / total if total else 0.0

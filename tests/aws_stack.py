@@ -20,7 +20,7 @@ import boto3
 import pytest
 from cutover_gates.record import load_private_key
 
-from cutover.gates import pack_config_trusting
+from cutover.preflight import pack_config_trusting
 from cutover.rehearsal import aws_env, moto_server
 from tests.cli_runs import run_cutover, spawn_cutover, wait_for, write_signed_records
 from tests.fault_proxy import FaultProxy

@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cutover_gates.record import private_key_pem, public_key_text
 
-from cutover.gates import pack_config_trusting
-from cutover.journal import scope_of
+from cutover.deployment import scope_of
+from cutover.preflight import pack_config_trusting
 from tests.cli_runs import run_cutover, spawn_cutover, wait_for, write_signed_records
 from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
 from tests.program_runs import declare

@@ -352,14 +352,13 @@ def test_assisted_mode_pauses_before_100_until_promoted(aws: AwsStack) -> None:
         )
         assert aws.served() == {"blue": 80, "green": 20}
         promoted = aws.cutover(*aws.args("promote"))
-        assert promoted.returncode == 0 and "Requested promote" in promoted.stdout
-        again = aws.cutover(*aws.args("promote"))
-        assert again.returncode == 0
+        assert promoted.returncode == 0, promoted.stderr
+        assert "Promoted deployment" in promoted.stdout  # acted on, not merely requested
         process.communicate(timeout=30)
     assert process.returncode == 0
     assert aws.served() == {"blue": 0, "green": 100}
     idle = aws.cutover(*aws.args("promote"))
-    assert idle.returncode == 0 and "nothing to promote" in idle.stdout
+    assert idle.returncode == 2 and "nothing to promote" in idle.stderr
 
 
 def test_manual_mode_pauses_before_every_step_and_abort_restores(aws: AwsStack) -> None:

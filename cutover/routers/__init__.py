@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from cutover_gates.contract import COLORS
+
+from cutover.outputs import StackOutputs
 from cutover.weights import Weights
 
 
@@ -35,3 +38,17 @@ class TrafficRouter(Protocol):
     def weights_of(self, snapshot: dict[str, Any]) -> Weights:
         """The weights a snapshot holds."""
         ...
+
+
+def router_for(outputs: StackOutputs) -> TrafficRouter:
+    """The stack's router: its ALB listener, or its Gateway API HTTPRoute."""
+    if outputs.routing == "gateway":
+        from cutover.routers.gateway import GatewayRouter
+
+        services: dict[str, str] = {c: str(outputs.services[c]["service"]) for c in COLORS}
+        return GatewayRouter(
+            outputs.route["namespace"], outputs.route["name"], services, outputs.name
+        )
+    from cutover.routers.alb import AlbRouter
+
+    return AlbRouter(outputs.listener_arn, outputs.target_group_arns, outputs.name)

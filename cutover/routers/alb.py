@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cutover_gates.contract import COLORS
+
 from cutover.aws import client
-from cutover.color import COLORS, Color
 from cutover.errors import ConfigError
 from cutover.weights import Weights, check_weights
 
@@ -82,6 +83,3 @@ class AlbRouter:
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.weights_of(snapshot)  # never write a split that serves nothing
         self._write(snapshot["targetGroups"], snapshot["stickiness"])
-
-    def target_group(self, color: Color) -> str:
-        return self.target_group_arns[color]

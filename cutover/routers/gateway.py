@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cutover.color import COLORS
+from cutover_gates.contract import COLORS
+
 from cutover.errors import ConfigError, CutoverError
 from cutover.kube import GATEWAY_API, custom_objects, timeout
 from cutover.weights import Weights, check_weights

@@ -12,9 +12,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from cutover_gates.contract import (
+    COLORS,
+    RECORDS_CONFIG_MAP,
+    TRAFFIC,
+    digest_of,
+    record_parameter_prefix,
+)
 from cutover_gates.rollback_window import TrafficState, parse_traffic_state
 
-COLORS = ("blue", "green")
 LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 TARGET_GROUP_TYPES = ("aws:lb/targetGroup:TargetGroup", "aws:alb/targetGroup:TargetGroup")
 LOAD_BALANCER_TYPES = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
@@ -31,7 +37,6 @@ HTTP_ROUTE_TYPES = (
     "kubernetes:gateway.networking.k8s.io/v1beta1:HTTPRoute",
 )
 TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
-RECORDS_CONFIG_MAP = "cutover-gates"  # data keys `<color>.<kind>.json`
 
 
 @dataclass
@@ -105,7 +110,7 @@ class ColorFacts:
         return images
 
     def digest(self) -> str | None:
-        digests = {i.split("@", 1)[1] for i in self.images() if "@" in i}
+        digests = {digest_of(i) for i in self.images()} - {""}
         return digests.pop() if len(digests) == 1 else None
 
     def capacity(self) -> int | None:
@@ -213,12 +218,12 @@ def _split(verb: str, what: str, backends: list[tuple[Any, str | None, Any]]) ->
 def collect(resources: list[Res]) -> StackFacts:
     """Group a stack's resources by color and find its listener, records and previous state."""
     stack, project = stack_of(resources[0].urn) if resources else ("", "")
-    colors = {c: ColorFacts(c) for c in COLORS}
+    colors: dict[str, ColorFacts] = {c: ColorFacts(c) for c in COLORS}
     listener = route = None
     load_balancers: list[Res] = []
     records: dict[tuple[str, str], Any] = {}
     previous = None
-    prefix = f"/cutover/{stack}/gates/"
+    prefix = record_parameter_prefix(stack)
     for r in resources:
         color = r.marker("color") if r.type != STACK_REFERENCE else None
         if r.type in LISTENER_TYPES and r.tag("cutover:role") == "production":
@@ -238,7 +243,7 @@ def collect(resources: list[Res]) -> StackFacts:
                 records[(tail[0], tail[1])] = _json(r.props["value"])
         elif r.type == STACK_REFERENCE:
             outputs = r.props.get("outputs") or {}
-            previous = parse_traffic_state(outputs.get("traffic"))
+            previous = parse_traffic_state(outputs.get(TRAFFIC))
         if color in colors:
             bucket = {
                 TARGET_GROUP_TYPES[0]: colors[color].target_groups,

@@ -6,18 +6,18 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from cutover_gates.contract import (
+    APPROVAL,
+    POLICY_OF_KIND,
+    ROLLBACK_DRILL,
+    SECURITY_SIGNOFF,
+)
 from cutover_gates.record import SEVERITIES, Expected, RecordInvalid, findings, verify
 
-# Which policy's config holds the trusted keys and limits for each kind of record.
-POLICY_OF_KIND = {
-    "approval": "chairman-approval",
-    "security-signoff": "security-signoff",
-    "rollback-drill": "rollback-tested",
-}
 HOW_TO = {
-    "approval": "Ask the chairman to sign one with `cutover approve`",
-    "security-signoff": "Have security automation sign one with `cutover signoff`",
-    "rollback-drill": "Run `cutover drill` against this stack (it signs a rollback-drill record)",
+    APPROVAL: "Ask the chairman to sign one with `cutover approve`",
+    SECURITY_SIGNOFF: "Have security automation sign one with `cutover signoff`",
+    ROLLBACK_DRILL: "Run `cutover drill` against this stack (it signs a rollback-drill record)",
 }
 
 
@@ -51,7 +51,7 @@ def judge(
         raise RecordInvalid(
             f"cannot be checked: the pack's trustedKeys are malformed ({e})"
         ) from None
-    if kind == "security-signoff":
+    if kind == SECURITY_SIGNOFF:
         limits = {"critical": 0, **dict(config.get("maxFindings") or {})}
         counts = findings(body)
         over = [

@@ -21,7 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-KINDS = ("approval", "security-signoff", "rollback-drill")
+from cutover_gates.contract import KINDS
+
 SEVERITIES = ("critical", "high", "medium", "low")
 FORMAT = "cutover.gate-record/v1"
 # An image digest as records bind it, and as a pinned image ends: repo@sha256:<64 hex>.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-COLORS = ("blue", "green")
+from cutover_gates.contract import COLORS
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ def parse_traffic_state(value: Any) -> TrafficState | None:
     if not isinstance(value, Mapping):
         return None
     try:
-        weights = {c: int(value["weights"][c]) for c in COLORS}
-        releases = {c: str(value.get("releases", {}).get(c, "")) for c in COLORS}
-        counts = {c: int(value.get("desiredCounts", {}).get(c, 0)) for c in COLORS}
+        weights: dict[str, int] = {c: int(value["weights"][c]) for c in COLORS}
+        releases: dict[str, str] = {c: str(value.get("releases", {}).get(c, "")) for c in COLORS}
+        counts: dict[str, int] = {c: int(value.get("desiredCounts", {}).get(c, 0)) for c in COLORS}
         changed_at = datetime.fromisoformat(str(value["changedAt"]))
     except (KeyError, TypeError, ValueError):
         return None

@@ -25,6 +25,14 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from cutover_gates.contract import (
+    APPROVAL,
+    CHAIRMAN_APPROVAL_POLICY,
+    ROLLBACK_DRILL,
+    ROLLBACK_TESTED_POLICY,
+    SECURITY_SIGNOFF,
+    SECURITY_SIGNOFF_POLICY,
+)
 from cutover_gates.facts import (
     DEPLOYMENT,
     LOAD_BALANCER_TYPES,
@@ -217,19 +225,17 @@ def _gate(
 
 
 def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
-    _gate(facts, config, report, "approval", _moving(facts))
+    _gate(facts, config, report, APPROVAL, _moving(facts))
 
 
 def check_signoff(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
-    _gate(facts, config, report, "security-signoff", _moving(facts))
+    _gate(facts, config, report, SECURITY_SIGNOFF, _moving(facts))
 
 
 def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
     weights = facts.weights()
     total = sum(weights.values())
-    _gate(
-        facts, config, report, "rollback-drill", [c for c in _moving(facts) if weights[c] == total]
-    )
+    _gate(facts, config, report, ROLLBACK_DRILL, [c for c in _moving(facts) if weights[c] == total])
 
 
 def check_rollback_ready(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
@@ -464,14 +470,14 @@ def check_probes(res: Res, config: Mapping[str, Any], report: Report) -> None:
 
 POLICIES = [
     GatePolicy(
-        "chairman-approval",
+        CHAIRMAN_APPROVAL_POLICY,
         "Every color that traffic moves onto runs a release the chairman approved: signed by a "
         "trusted key, unexpired, for this project, stack, release digest and color.",
         check_approval,
         {**_KEYS, "maxAgeHours": {"type": "number", "minimum": 1}},
     ),
     GatePolicy(
-        "security-signoff",
+        SECURITY_SIGNOFF_POLICY,
         "Every color that traffic moves onto has a valid security sign-off with findings "
         "within thresholds (by default zero critical).",
         check_signoff,
@@ -486,7 +492,7 @@ POLICIES = [
         },
     ),
     GatePolicy(
-        "rollback-tested",
+        ROLLBACK_TESTED_POLICY,
         "Before a color reaches 100% of traffic, a rollback drill of its release on this stack "
         "succeeded recently.",
         check_drill,

@@ -14,8 +14,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from cutover.deployment import Deployment, scope_of
 from cutover.errors import LockHeld
-from cutover.journal import LEASE_SECONDS, acquire_each, dead_here, describe_holder, scope_of
+from cutover.journal.lease import LEASE_SECONDS, Holder, dead_here, held_message
 from cutover.kube import api_client, timeout
 
 SCOPE_LABEL = "cutover/scope"
@@ -90,23 +91,20 @@ class KubernetesJournal:
             },
         }
 
-    def acquire(self, listeners: list[str], holder: dict[str, Any]) -> None:
-        acquire_each(listeners, holder, self._acquire_one, self.release)
-
-    def _acquire_one(self, key: str, holder: dict[str, Any]) -> None:
+    def acquire_one(self, key: str, holder: Holder) -> bool:
         from kubernetes.client.exceptions import ApiException
 
         try:
             self.leases.create_namespaced_lease(
                 self.namespace, self._lease(key, holder, None), _request_timeout=timeout()
             )
-            return
+            return True
         except ApiException as e:
             if e.status != 409:
                 raise
         current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
-        if current is None:  # released between our create and read: create it again
-            return self._acquire_one(key, holder)
+        if current is None:  # released between our create and read: try again
+            return False
         info = json.loads(
             (current["metadata"].get("annotations") or {}).get(HOLDER_ANNOTATION, "{}")
         )
@@ -116,10 +114,7 @@ class KubernetesJournal:
             or dead_here(info)
         )
         if not free:
-            raise LockHeld(
-                f"route {key} is locked by {describe_holder(info)}; wait for it to finish, or if that "
-                f"process is gone, its lease expires within {LEASE_SECONDS}s"
-            )
+            raise LockHeld(held_message(f"route {key}", info))
         try:  # conditional on the version read: of two takers, one wins
             self.leases.replace_namespaced_lease(
                 self._lease_name(key),
@@ -128,9 +123,10 @@ class KubernetesJournal:
                 _request_timeout=timeout(),
             )
         except ApiException as e:
-            if e.status == 409:
-                raise LockHeld(f"route {key} was just locked by another deployment") from None
+            if e.status == 409:  # someone else took it first: look again
+                return False
             raise
+        return True
 
     def heartbeat(self, listeners: list[str], holder: dict[str, Any]) -> None:
         for key in listeners:
@@ -206,12 +202,12 @@ class KubernetesJournal:
             )
         self._saved.add(name)
 
-    def save(self, deployment: dict[str, Any]) -> None:
-        name = f"cutover-deployment-{deployment['id'].lower()}"
-        body = self._config_map(name, deployment["scope"], {DOCUMENT_KEY: json.dumps(deployment)})
-        self._write(name, body)
+    def save(self, deployment: Deployment) -> None:
+        name = f"cutover-deployment-{deployment.id.lower()}"
+        document = json.dumps(deployment.to_json())
+        self._write(name, self._config_map(name, deployment.scope, {DOCUMENT_KEY: document}))
 
-    def history(self, scope: str) -> list[dict[str, Any]]:
+    def history(self, scope: str) -> list[Deployment]:
         found = self.core.list_namespaced_config_map(
             self.namespace,
             label_selector=f"{SCOPE_LABEL}={scope}",
@@ -224,15 +220,15 @@ class KubernetesJournal:
             for i in items
             if DOCUMENT_KEY in (i.get("data") or {})
         ]
-        return sorted(documents, key=lambda d: d["id"])
+        return [Deployment.from_json(d) for d in sorted(documents, key=lambda d: d["id"])]
 
-    def load(self, scope: str, deployment_id: str | None = None) -> dict[str, Any] | None:
+    def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
         if deployment_id:
             name = f"cutover-deployment-{deployment_id.lower()}"
             found = self._read(self.core.read_namespaced_config_map, name)
             if found is None or (found["metadata"].get("labels") or {}).get(SCOPE_LABEL) != scope:
                 return None
-            return dict(json.loads(found["data"][DOCUMENT_KEY]))
+            return Deployment.from_json(json.loads(found["data"][DOCUMENT_KEY]))
         documents = self.history(scope)
         return documents[-1] if documents else None
 

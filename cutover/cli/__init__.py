@@ -1,0 +1,178 @@
+"""The `cutover` command line: a registry of commands, each module imported only when it runs.
+
+A rollback must start fast, so `cutover rollback` loads boto3 and its own modules, not Pulumi,
+matplotlib or cryptography. The commands parse and print; what they do lives in the library.
+
+Exit codes: 0 success; 1 the deployment failed or was rolled back; 2 bad input or a refused
+gate (nothing was changed); 3 the lock is held by another deployment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import NamedTuple
+
+import click
+
+
+class CommandInfo(NamedTuple):
+    module: str
+    attribute: str
+    section: str
+    summary: str
+
+
+COMMANDS = {
+    "shift": CommandInfo(
+        "cutover.cli.shift", "shift", "traffic", "Move traffic to a color in steps under guards."
+    ),
+    "promote": CommandInfo("cutover.cli.control", "promote", "traffic", "Continue a paused shift."),
+    "abort": CommandInfo(
+        "cutover.cli.control",
+        "abort",
+        "traffic",
+        "Stop the shift in progress and give traffic back.",
+    ),
+    "rollback": CommandInfo(
+        "cutover.cli.control", "rollback", "traffic", "Restore the weights a deployment found."
+    ),
+    "resume": CommandInfo(
+        "cutover.cli.control", "resume", "traffic", "Continue an interrupted shift."
+    ),
+    "status": CommandInfo(
+        "cutover.cli.status",
+        "status",
+        "traffic",
+        "Weights, fleets, alarms and the deployment in progress.",
+    ),
+    "keys": CommandInfo("cutover.cli.records", "keys", "gates", "Signing keys for gate records."),
+    "approve": CommandInfo(
+        "cutover.cli.records", "approve", "gates", "The chairman's approval of one release."
+    ),
+    "signoff": CommandInfo(
+        "cutover.cli.records", "signoff", "gates", "A security sign-off of one release."
+    ),
+    "drill": CommandInfo(
+        "cutover.cli.shift",
+        "drill",
+        "gates",
+        "A timed rollback drill; signs a rollback-drill record.",
+    ),
+    "records": CommandInfo("cutover.cli.records", "records", "gates", "Verify gate record files."),
+    "preview": CommandInfo(
+        "cutover.cli.review",
+        "preview_command",
+        "review",
+        "What an update would declare, and whether the gates pass.",
+    ),
+    "report": CommandInfo(
+        "cutover.cli.review", "report", "review", "A deployment's timeline, figures and plot."
+    ),
+}
+SECTIONS = {"traffic": "Traffic", "gates": "Gates", "review": "Review"}
+
+
+class Commands(click.Group):
+    """Commands listed from the registry (grouped by section) and imported when they run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        info = COMMANDS.get(cmd_name)
+        if info is None:
+            return None
+        command = getattr(importlib.import_module(info.module), info.attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for section, title in SECTIONS.items():
+            rows = [
+                (name, info.summary) for name, info in COMMANDS.items() if info.section == section
+            ]
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cutover")
+def cli() -> None:
+    """Zero-downtime blue-green deployments: gated, progressive, rolled back automatically.
+
+    Exit codes: 0 success; 1 the deployment failed or was rolled back; 2 bad input or a
+    refused gate (nothing was changed); 3 the lock is held by another deployment.
+    """
+
+
+def main() -> None:
+    """Entry point: every error a user can meet becomes one line and its exit code."""
+    from cutover.errors import CutoverError
+    from cutover.interrupt import Interrupted
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted; nothing more was done", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except CutoverError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, Interrupted):
+        click.echo("error: interrupted; nothing more was done", err=True)
+        sys.exit(1)
+    except Exception as e:
+        found = api_failure(e)
+        if found is None:
+            raise
+        click.echo(f"error: {found[0]}", err=True)
+        sys.exit(found[1])
+
+
+def api_failure(error: Exception) -> tuple[str, int] | None:
+    """What an AWS or Kubernetes call that failed said, and the exit code (2 when nothing could
+    be called at all); None for anything else (a bug keeps its traceback)."""
+    module = type(error).__module__
+    if module.startswith("kubernetes."):
+        status, reason = getattr(error, "status", None), getattr(error, "reason", None)
+        try:
+            detail = json.loads(getattr(error, "body", None) or "{}").get("message", "")
+        except (TypeError, ValueError):
+            detail = ""
+        message = f"the Kubernetes API answered {status} {reason}: {detail or error}"
+        return message.rstrip(": "), 1
+    if module.startswith(("botocore.", "boto3.")):
+        return aws_failure(error)
+    if module.startswith("urllib3."):
+        return f"could not reach the Kubernetes API after its retries: {error}", 1
+    return None
+
+
+def aws_failure(error: Exception) -> tuple[str, int]:
+    """An AWS failure in words: what is missing (region, credentials: exit 2, nothing was
+    called), or what the call said, with its retries only when there were some."""
+    name = type(error).__name__
+    if name == "NoRegionError":
+        return (
+            "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or a region in the AWS "
+            "profile; the outputs' ARNs did not name one either",
+            2,
+        )
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return (
+            "no AWS credentials: looked in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
+            "and ~/.aws/credentials and config, web identity (AWS_WEB_IDENTITY_TOKEN_FILE), and "
+            "the container or instance role",
+            2,
+        )
+    response = getattr(error, "response", None) or {}
+    attempts = int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
+    tail = f" after {attempts} retries" if attempts else ""
+    return f"an AWS call failed{tail}: {error}", 1

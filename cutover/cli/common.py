@@ -1,0 +1,128 @@
+"""What the commands share: how they print, their option types, and the context they load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from cutover_gates.contract import COLORS, Color, parse_color
+
+if TYPE_CHECKING:
+    from cutover.deployment import Deployment
+    from cutover.interrupt import Interrupts
+    from cutover.journal.lease import Holder
+    from cutover.shift import Shift
+
+
+def say(message: str) -> None:
+    click.echo(message)
+
+
+class ColorType(click.Choice):
+    """blue or green, shown as [blue|green] and parsed to a Color."""
+
+    def __init__(self) -> None:
+        super().__init__(list(COLORS))
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Color:
+        try:
+            return parse_color(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class DurationType(click.ParamType):
+    """A duration: 90s, 5m, 1h30m, 2d, 500ms or plain seconds."""
+
+    name = "DURATION"
+
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from cutover.durations import parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if seconds <= 0 and not self.allow_zero:
+            self.fail(f"{value!r} must be longer than zero", param, ctx)
+        return seconds
+
+
+COLOR = ColorType()
+DURATION = DurationType()
+DURATION_OR_ZERO = DurationType(allow_zero=True)
+DURATION_FORMS = "e.g. 30s, 5m, 1h30m"
+
+
+def outputs_options(fn: Any) -> Any:
+    """--outputs/--stack (which stack) and --journal (where its deployments are kept)."""
+    fn = click.option(
+        "--journal",
+        default="stack",
+        show_default=True,
+        help="stack (its DynamoDB table, or a Kubernetes stack's namespace), dynamodb, kubernetes or file:PATH.",
+    )(fn)
+    fn = click.option(
+        "--stack", "stack", help="Read outputs with `pulumi stack output --json --stack NAME`."
+    )(fn)
+    return click.option(
+        "--outputs",
+        "outputs",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="JSON of `pulumi stack output --json`; repeat for each service of a release train.",
+    )(fn)
+
+
+class Context:
+    """What every traffic command needs, loaded from its options."""
+
+    def __init__(self, outputs: tuple[Path, ...], stack: str | None, journal: str) -> None:
+        from cutover.deployment import scope_of
+        from cutover.journal import open_journal
+        from cutover.outputs import load_all_outputs
+        from cutover.service import services_of
+
+        self.all_outputs = load_all_outputs(outputs, stack)
+        self.services = services_of(self.all_outputs)
+        first = self.all_outputs[0]
+        self.journal = open_journal(
+            journal, first.journal_table, first.services["blue"].get("namespace")
+        )
+        self.keys = [s.key for s in self.services]
+        self.scope = scope_of(self.keys)
+
+    def shift(self, interrupts: Interrupts | None = None) -> Shift:
+        from cutover.notifier import Notifier
+        from cutover.shift import Shift
+
+        notifier = Notifier(self.all_outputs, say)
+        return Shift(self.services, self.journal, notifier, say, interrupts=interrupts)
+
+    def deployment(self, deployment_id: str | None) -> Deployment | None:
+        from cutover.errors import ConfigError
+
+        found = self.journal.load(self.scope, deployment_id)
+        if deployment_id and found is None:
+            raise ConfigError(f"--deployment {deployment_id}: no such deployment in the journal")
+        return found
+
+    def live_holder(self) -> Holder | None:
+        """Who holds the lock now; a lease whose process died on this host holds nothing."""
+        from cutover.journal.lease import dead_here
+
+        for key in self.keys:
+            holder = self.journal.lock_holder(key)
+            if holder and not dead_here(holder):
+                return holder
+        return None

@@ -1,0 +1,135 @@
+"""Reviewing: the offline preview of an update with the policy pack, and deployment reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cutover.cli.common import Context, outputs_options, say
+
+
+@click.command()
+@outputs_options
+@click.option("--deployment", "deployment_id", help="A deployment id (default: the latest).")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the report and its plot.",
+)
+def report(
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    deployment_id: str | None,
+    fmt: str,
+    out: Path,
+) -> None:
+    """Timeline, success rate, downtime and rollback time of a deployment, with a plot."""
+    from cutover.report import plot, report_json, report_markdown
+
+    ctx = Context(outputs, stack, journal)
+    doc = ctx.deployment(deployment_id)
+    if doc is None:
+        say("No deployment in the journal yet.")
+        return
+    data = report_json(doc, ctx.journal.history(ctx.scope))
+    out.mkdir(parents=True, exist_ok=True)
+    image = plot(doc, out / f"deployment-{doc.id}.png")
+    if fmt == "json":
+        path = out / f"deployment-{doc.id}.json"
+        path.write_text(json.dumps({**data, "plot": str(image)}, indent=2) + "\n")
+    else:
+        path = out / f"deployment-{doc.id}.md"
+        path.write_text(report_markdown(data, image))
+    say(f"Report: {path}\nPlot: {image}")
+
+
+@click.command("preview")
+@click.option(
+    "--stack",
+    default="prod",
+    show_default=True,
+    help="The stack whose Pulumi.<stack>.yaml is previewed.",
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+)
+@click.option(
+    "--stack-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A stack config file to use instead of <project-dir>/Pulumi.<stack>.yaml.",
+)
+@click.option(
+    "--policy-pack",
+    "pack_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("policies"),
+    show_default=True,
+)
+@click.option(
+    "--policy-pack-config",
+    "pack_config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The pack config JSON, as for `pulumi preview --policy-pack-config`.",
+)
+@click.option(
+    "--previous",
+    "previous_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="`pulumi stack output --json` of the stack now: what traffic moves from.",
+)
+@click.option(
+    "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def preview_command(
+    stack: str,
+    project_dir: Path,
+    stack_file: Path | None,
+    pack_dir: Path,
+    pack_config_file: Path | None,
+    previous_file: Path | None,
+    fmt: str,
+) -> None:
+    """What an update would declare, and whether the gates let it through, without cloud credentials.
+
+    Exit 0 when no mandatory policy is violated, 1 when one is, 2 for bad input.
+    """
+    from cutover.analyzer import load_pack_config
+    from cutover.errors import ConfigError, DeploymentFailed
+    from cutover.preview import preview, render_json, render_text
+
+    project_dir = project_dir.resolve()
+    if not (project_dir / "Pulumi.yaml").is_file():
+        raise ConfigError(
+            f"--project-dir {project_dir}: no Pulumi.yaml; expected the cutover project folder"
+        )
+    if stack_file is None and not (project_dir / f"Pulumi.{stack}.yaml").is_file():
+        raise ConfigError(f"--stack {stack}: no {project_dir / f'Pulumi.{stack}.yaml'}")
+    previous = None
+    if previous_file is not None:
+        try:
+            previous = json.loads(previous_file.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"--previous {previous_file}: not readable JSON ({e})") from None
+    result = preview(
+        project_dir,
+        stack,
+        stack_file.resolve() if stack_file else None,
+        pack_dir.resolve(),
+        load_pack_config(pack_config_file),
+        previous,
+    )
+    if fmt == "json":
+        click.echo(json.dumps(render_json(result), indent=2))
+    else:
+        click.echo(render_text(result))
+    if result.blocked:
+        raise DeploymentFailed("the update would be refused by a mandatory policy")

@@ -1,0 +1,315 @@
+"""`cutover shift` and `cutover drill`: move traffic under guards (a drill moves it back)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from cutover_gates.contract import APPROVAL, KINDS, ROLLBACK_DRILL, SECURITY_SIGNOFF, Color
+
+from cutover.cli.common import (
+    COLOR,
+    DURATION,
+    DURATION_FORMS,
+    DURATION_OR_ZERO,
+    Context,
+    outputs_options,
+    say,
+)
+
+EXIT_CODES = (
+    "Exit codes: 0 the shift succeeded; 1 it failed and traffic was given back; 2 bad input or "
+    "a refused gate (nothing was changed); 3 another deployment holds the lock."
+)
+
+
+def gate_options(fn: Any) -> Any:
+    fn = click.option(
+        "--records",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help="Folder of gate record files.",
+    )(fn)
+    return click.option(
+        "--gates-config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="The policy pack config JSON (trusted keys, limits).",
+    )(fn)
+
+
+@click.command(epilog=EXIT_CODES)
+@outputs_options
+@click.option("--to", "target", required=True, type=COLOR, help="The color to move traffic to.")
+@click.option("--steps", help="Percentages to step through, e.g. 10,50,100.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["all-at-once", "canary", "linear"]),
+    help="all-at-once: 100; canary: 5,25,50,100; linear (default): 10,20,...,100.",
+)
+@click.option(
+    "--bake",
+    type=DURATION_OR_ZERO,
+    default="60s",
+    show_default=True,
+    help=f"How long each step is watched before the next ({DURATION_FORMS}).",
+)
+@click.option(
+    "--interval", type=DURATION, default="5s", show_default=True, help="Guard polling interval."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "assisted", "manual"]),
+    default="auto",
+    show_default=True,
+    help="auto: no pauses; assisted: pause before the last step; manual: pause before every step.",
+)
+@click.option("--deadline", type=DURATION, help="Bound on the whole shift; past it, roll back.")
+@click.option(
+    "--verify-timeout",
+    type=DURATION,
+    default="30s",
+    show_default=True,
+    help="How long a written split may take to be served before it counts as failed.",
+)
+@click.option(
+    "--probe", "probes", multiple=True, help="URL[=STATUS] polled as a guard (default 200)."
+)
+@click.option("--smoke", help="Command run against the test listener first (CUTOVER_TEST_URL).")
+@gate_options
+@click.option(
+    "--min-healthy",
+    type=click.IntRange(min=1),
+    help="Healthy targets or ready replicas the target color needs (default: its capacity).",
+)
+@click.option(
+    "--max-inconclusive",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Guard polls in a row that may be inconclusive before the shift rolls back.",
+)
+@click.option(
+    "--stack-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pulumi.<stack>.yaml to write the finished shift back into.",
+)
+def shift(
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    target: Color,
+    steps: str | None,
+    strategy: str | None,
+    bake: float,
+    interval: float,
+    mode: str,
+    deadline: float | None,
+    verify_timeout: float,
+    probes: tuple[str, ...],
+    smoke: str | None,
+    gates_config: Path,
+    records: Path,
+    min_healthy: int | None,
+    max_inconclusive: int,
+    stack_config: Path | None,
+) -> None:
+    """Move traffic to a color in steps under guards; roll back to the exact prior weights on
+    failure, on `cutover abort`, past --deadline, or on Ctrl-C/SIGTERM.
+
+    Guards (alarms, ready instances, probes) run through every bake and every pause. While
+    paused, `cutover promote` continues and `cutover promote --full` skips the remaining
+    pauses and bakes.
+
+    \b
+    Example:
+      cutover shift --outputs prod.json --to green --strategy canary --bake 5m \\
+        --gates-config gates/pack-config.json --records gates/prod
+    """
+    from cutover_gates.contract import share
+
+    from cutover.analyzer import load_pack_config
+    from cutover.deployment import Options
+    from cutover.interrupt import Interrupts
+    from cutover.plan import STRATEGIES, parse_steps
+    from cutover.preflight import load_records, preflight
+
+    if steps and strategy:
+        raise click.BadParameter("give --steps or --strategy, not both")
+    try:
+        plan_steps = parse_steps(steps) if steps else STRATEGIES[strategy or "linear"]
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    options = Options(
+        target=target,
+        steps=plan_steps,
+        bake=bake,
+        interval=interval,
+        mode=mode,  # type: ignore[arg-type]  # click.Choice of the same three
+        deadline=deadline,
+        probes=[_probe(p) for p in probes],
+        max_inconclusive=max_inconclusive,
+        verify_timeout=verify_timeout,
+    )
+    pack_config = load_pack_config(gates_config)
+    found_records = load_records(records)
+    ctx = Context(outputs, stack, journal)
+    if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
+        say(f"{target} already serves all traffic; nothing to shift.")
+        return
+    preflight(
+        ctx.services, target, list(KINDS), pack_config, found_records, min_healthy, smoke, say
+    )
+    shifter = ctx.shift(Interrupts(say))
+    deployment = shifter.start(options)
+    say(f"Deployment {deployment.id}: {len(deployment.plan)} step(s) towards {target}.")
+    shifter.run()
+    say(f"Shift {deployment.id} succeeded: {target} serves all traffic.")
+    _write_back(stack, stack_config, target)
+
+
+def _write_back(stack: str | None, stack_config: Path | None, target: str) -> None:
+    """Make the stack's config follow the finished shift, so `pulumi up` keeps it. The shift
+    has succeeded whatever happens here: a failed write-back is a warning with the commands."""
+    from cutover.errors import CutoverError
+    from cutover.stack_config import config_commands, write_back_cli, write_back_file
+
+    commands = "\n  ".join(" ".join(c) for c in config_commands(stack, target, 100))
+    try:
+        if stack_config is not None:
+            write_back_file(stack_config, target, 100)
+            say(
+                f"Wrote cutover:activeColor={target}, cutover:trafficPercent=100 into {stack_config}."
+            )
+            return
+        if stack is not None:
+            write_back_cli(stack, target, 100)
+            say(f"Set cutover:activeColor={target} in stack {stack}.")
+            return
+    except (CutoverError, OSError, click.ClickException) as e:
+        click.echo(
+            f"warning: the shift succeeded, but the stack's config was not updated ({e}); run:\n  {commands}",
+            err=True,
+        )
+        return
+    say(f"Now make the stack's config follow, so the next `pulumi up` keeps this:\n  {commands}")
+
+
+def _probe(text: str) -> tuple[str, int]:
+    url, _, status = text.partition("=")
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"--probe {text!r}: expected URL or URL=STATUS")
+    try:
+        return url, int(status or 200)
+    except ValueError:
+        raise click.BadParameter(f"--probe {text!r}: status must be a number") from None
+
+
+@click.command()
+@outputs_options
+@click.option("--to", "target", required=True, type=COLOR, help="The color to drill.")
+@click.option(
+    "--percent",
+    type=click.IntRange(1, 50),
+    default=5,
+    show_default=True,
+    help="The share of traffic the drill moves to the color and back.",
+)
+@click.option(
+    "--bake",
+    type=DURATION_OR_ZERO,
+    default="30s",
+    show_default=True,
+    help="How long the drill step is watched.",
+)
+@click.option(
+    "--interval", type=DURATION, default="5s", show_default=True, help="Guard polling interval."
+)
+@gate_options
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deploy key (PEM); default: $CUTOVER_DEPLOY_KEY.",
+)
+@click.option(
+    "--valid-for",
+    type=DURATION,
+    default="7d",
+    show_default=True,
+    help="How long the drill record is valid.",
+)
+def drill(
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    target: Color,
+    percent: int,
+    bake: float,
+    interval: float,
+    gates_config: Path,
+    records: Path,
+    key_file: Path | None,
+    valid_for: float,
+) -> None:
+    """A timed rollback drill: a small step to a color and back; signs a rollback-drill record
+    into --records, which the rollback-tested gate requires before a color reaches 100%.
+
+    \b
+    Example:
+      cutover drill --outputs prod.json --to green --percent 5 \\
+        --gates-config gates/pack-config.json --records gates/prod
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from cutover_gates.contract import other_color
+    from cutover_gates.record import make_record, sign
+
+    from cutover.analyzer import load_pack_config
+    from cutover.cli.records import private_key
+    from cutover.deployment import Options
+    from cutover.errors import ConfigError
+    from cutover.interrupt import Interrupts
+    from cutover.preflight import load_records, preflight
+
+    key = private_key(key_file, "CUTOVER_DEPLOY_KEY")
+    pack_config = load_pack_config(gates_config)
+    ctx = Context(outputs, stack, journal)
+    for service in ctx.services:
+        if service.router.served()[other_color(target)] == 0:
+            raise ConfigError(
+                f"{service.outputs.name}: {target} already serves all traffic; drill the color "
+                "that does not, so the drill moves real traffic to it and back"
+            )
+    gates = [APPROVAL, SECURITY_SIGNOFF]
+    preflight(ctx.services, target, gates, pack_config, load_records(records), 1, None, say)
+    shifter = ctx.shift(Interrupts(say))
+    shifter.start(
+        Options(target=target, steps=[percent], bake=bake, interval=interval, kind="drill")
+    )
+    done = shifter.run()
+    seconds = round(done.timings.rollback_seconds or 0.0, 3)
+    say(f"Drill {done.id}: {percent}% to {target} and back; restored and verified in {seconds}s.")
+    for o in ctx.all_outputs:
+        release = o.releases[target]
+        body = make_record(
+            kind=ROLLBACK_DRILL,
+            project=o.project,
+            stack=o.stack,
+            version=release["version"],
+            digest=release["digest"],
+            color=target,
+            issued_at=datetime.now(UTC),
+            valid_for=timedelta(seconds=valid_for),
+            details={
+                "deployment": done.id,
+                "percent": percent,
+                "rollbackSeconds": seconds,
+                "restoreVerified": done.timings.restore_verified,
+            },
+        )
+        path = records / f"{o.stack}-{target}-{release['version']}-rollback-drill.json"
+        path.write_text(json.dumps(sign(body, key), indent=2) + "\n")
+        say(f"Signed rollback-drill record: {path}")

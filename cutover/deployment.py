@@ -1,0 +1,291 @@
+"""A deployment (one shift, drill or rollback) as a typed record, journaled as JSON.
+
+`to_json` and `from_json` are the one boundary with the journal: they read and write exactly
+the JSON that earlier releases wrote (camelCase keys, events flattened as
+`{"t", "type", **detail}`), so journals written before this type existed still load. The
+state machine, reports and commands read attributes, never string keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cutover_gates.contract import Color, Status, parse_color
+
+from cutover.weights import Weights
+
+Mode = Literal["auto", "assisted", "manual"]
+Kind = Literal["shift", "drill"]
+MODES: tuple[Mode, ...] = ("auto", "assisted", "manual")
+
+
+def scope_of(listeners: list[str]) -> str:
+    """A stable key for a set of listeners or routes (a release train shares one scope)."""
+    joined = ",".join(sorted(listeners))
+    return hashlib.sha256(joined.encode()).hexdigest()[:20]
+
+
+def new_deployment_id(now: float | None = None) -> str:
+    """Sortable by time: `20261127T081500Z-1a2b3c`."""
+    moment = time.gmtime(time.time() if now is None else now)
+    return time.strftime("%Y%m%dT%H%M%SZ", moment) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Options:
+    """How a shift moves: its steps, timings and guards."""
+
+    target: Color
+    steps: list[int]
+    bake: float = 60.0
+    interval: float = 5.0
+    mode: Mode = "auto"
+    deadline: float | None = None
+    probes: list[tuple[str, int]] = field(default_factory=list)
+    max_inconclusive: int = 3
+    verify_timeout: float = 30.0
+    kind: Kind = "shift"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "steps": list(self.steps),
+            "bake": self.bake,
+            "interval": self.interval,
+            "mode": self.mode,
+            "deadline": self.deadline,
+            "probes": [list(p) for p in self.probes],
+            "maxInconclusive": self.max_inconclusive,
+            "verifyTimeout": self.verify_timeout,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Options:
+        return cls(
+            target=parse_color(data["target"]),
+            steps=[int(s) for s in data["steps"]],
+            bake=float(data["bake"]),
+            interval=float(data["interval"]),
+            mode=data.get("mode", "auto"),
+            deadline=data.get("deadline"),
+            probes=[(str(u), int(s)) for u, s in data.get("probes", [])],
+            max_inconclusive=int(data.get("maxInconclusive", 3)),
+            verify_timeout=float(data.get("verifyTimeout", 30.0)),
+            kind=data.get("kind", "shift"),
+        )
+
+
+@dataclass
+class Event:
+    """Something that happened, with its detail (weights, reason, ...)."""
+
+    t: float
+    type: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": self.t, "type": self.type, **self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        detail = {k: v for k, v in data.items() if k not in ("t", "type")}
+        return cls(float(data["t"]), str(data["type"]), detail)
+
+
+@dataclass
+class Sample:
+    """One guard poll: the weights served, whether users were served, each guard's state."""
+
+    t: float
+    weights: Weights
+    ok: bool
+    guards: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": self.t, "weights": self.weights, "ok": self.ok, "guards": self.guards}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sample:
+        return cls(float(data["t"]), dict(data["weights"]), bool(data["ok"]), dict(data["guards"]))
+
+
+_TIMINGS = {
+    "detected_at": "detectedAt",
+    "restore_started_at": "restoreStartedAt",
+    "restore_accepted_at": "restoreAcceptedAt",
+    "restored_at": "restoredAt",
+    "restore_verified": "restoreVerified",
+}
+
+
+@dataclass
+class Timings:
+    """When a failure was detected and the restore started, was accepted and was served."""
+
+    detected_at: float | None = None
+    restore_started_at: float | None = None
+    restore_accepted_at: float | None = None
+    restored_at: float | None = None
+    restore_verified: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            key: getattr(self, name)
+            for name, key in _TIMINGS.items()
+            if getattr(self, name) is not None
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timings:
+        return cls(**{name: data.get(key) for name, key in _TIMINGS.items()})
+
+    @property
+    def rollback_seconds(self) -> float | None:
+        """Failure detected to restored weights read back as served."""
+        if self.restored_at is None or self.detected_at is None:
+            return None
+        return self.restored_at - self.detected_at
+
+    @property
+    def restore_write_seconds(self) -> float | None:
+        """Failure detected to the restoring write accepted."""
+        if self.restore_accepted_at is None or self.detected_at is None:
+            return None
+        return self.restore_accepted_at - self.detected_at
+
+
+@dataclass
+class Failure:
+    reason: str
+    detail: str
+
+
+@dataclass
+class Deployment:
+    """One deployment over one or more services moved in lockstep."""
+
+    id: str
+    scope: str
+    listeners: list[str]
+    services: list[str]
+    options: Options
+    snapshot: dict[str, dict[str, Any]]
+    plan: list[Weights]
+    status: Status = Status.IN_PROGRESS
+    step: int = -1
+    stacks: list[str] = field(default_factory=list)
+    releases: dict[str, Any] = field(default_factory=dict)
+    holder: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0
+    finished_at: float | None = None
+    events: list[Event] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+    failure: Failure | None = None
+
+    def state(self, lease_live: bool) -> Status:
+        """The status as a person should read it: a deployment still in progress or paused
+        whose lock nobody holds any more was interrupted (its process is gone)."""
+        if self.status in (Status.IN_PROGRESS, Status.PAUSED) and not lease_live:
+            return Status.INTERRUPTED
+        return self.status
+
+    def activity(self, now: float) -> str:
+        """What the deployment is doing, in words: "baking step 2/3 (blue 50 / green 50), 41 s
+        left", "paused before step 3/3", "writing step 1/3"."""
+        total = len(self.plan)
+        if self.status == Status.PAUSED:
+            return f"paused before step {self.pause_index + 1}/{total}"
+        if not self.status.active:
+            return str(self.status)
+        last = next((e for e in reversed(self.events) if e.type in ("step", "step-intent")), None)
+        if last is None:
+            return f"starting (0/{total} steps served)"
+        index = int(last.detail.get("index", self.step))
+        if last.type == "step-intent":
+            return f"writing step {index + 1}/{total}"
+        weights = last.detail.get("weights") or self.plan[index]
+        left = max(0.0, last.t + self.options.bake - now)
+        return (
+            f"baking step {index + 1}/{total} (blue {weights['blue']} / green "
+            f"{weights['green']}), {left:.0f} s left"
+        )
+
+    @property
+    def pause_index(self) -> int:
+        """The step the latest pause waits before."""
+        for event in reversed(self.events):
+            if event.type == "paused":
+                return int(event.detail.get("index", self.step + 1))
+        return self.step + 1
+
+    @property
+    def target(self) -> Color:
+        return self.options.target
+
+    @property
+    def start_weights(self) -> list[Weights]:
+        """The weights of every service when the deployment started (its `started` event)."""
+        for event in self.events:
+            if event.type == "started" and "weights" in event.detail:
+                return [dict(w) for w in event.detail["weights"]]
+        return []
+
+    def event(self, kind: str, at: float, **detail: Any) -> Event:
+        """Append an event and return it."""
+        found = Event(at, kind, detail)
+        self.events.append(found)
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "scope": self.scope,
+            "listeners": self.listeners,
+            "services": self.services,
+            "stacks": self.stacks,
+            "releases": self.releases,
+            "options": self.options.to_json(),
+            "snapshot": self.snapshot,
+            "plan": self.plan,
+            "step": self.step,
+            "status": str(self.status),
+            "holder": self.holder,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "events": [e.to_json() for e in self.events],
+            "samples": [s.to_json() for s in self.samples],
+            "timings": self.timings.to_json(),
+        }
+        if self.failure is not None:
+            data["failure"] = {"reason": self.failure.reason, "detail": self.failure.detail}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Deployment:
+        failure = data.get("failure")
+        return cls(
+            id=str(data["id"]),
+            scope=str(data["scope"]),
+            listeners=list(data.get("listeners", [])),
+            services=list(data.get("services", [])),
+            options=Options.from_json(data["options"]),
+            snapshot=dict(data.get("snapshot", {})),
+            plan=[dict(w) for w in data.get("plan", [])],
+            status=Status(data["status"]),
+            step=int(data.get("step", -1)),
+            stacks=list(data.get("stacks", [])),
+            releases=dict(data.get("releases", {})),
+            holder=dict(data.get("holder") or {}),
+            started_at=float(data.get("startedAt", 0.0)),
+            finished_at=data.get("finishedAt"),
+            events=[Event.from_json(e) for e in data.get("events", [])],
+            samples=[Sample.from_json(s) for s in data.get("samples", [])],
+            timings=Timings.from_json(data.get("timings", {})),
+            failure=Failure(str(failure["reason"]), str(failure["detail"])) if failure else None,
+        )

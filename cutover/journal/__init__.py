@@ -1,0 +1,59 @@
+"""The deployment journal and lock: one interface, one module per backend.
+
+Every shift is a deployment (snapshot, plan, events, outcome) saved before and after each
+change, so a process killed at any point leaves enough to restore the snapshot exactly. The
+lock on each listener or route is a lease (`cutover.journal.lease`). Backends: the stack's
+DynamoDB table (`dynamodb`), a Kubernetes stack's namespace (`kubernetes`), a local file
+(`file`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from cutover.deployment import Deployment
+from cutover.errors import ConfigError
+from cutover.journal.lease import Holder
+
+
+class Journal(Protocol):
+    """Where deployments, their control requests and their leases are kept."""
+
+    def acquire_one(self, key: str, holder: Holder) -> bool: ...
+    def heartbeat(self, keys: list[str], holder: Holder) -> None: ...
+    def release(self, keys: list[str], holder: Holder) -> None: ...
+    def lock_holder(self, key: str) -> Holder | None: ...
+    def save(self, deployment: Deployment) -> None: ...
+    def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None: ...
+    def history(self, scope: str) -> list[Deployment]: ...
+    def request(self, scope: str, deployment_id: str, command: str) -> None: ...
+    def requested(self, scope: str, deployment_id: str) -> str | None: ...
+
+
+def open_journal(spec: str, table: str | None, namespace: str | None) -> Journal:
+    """`stack` (the stack's own: its DynamoDB table, or on a Kubernetes stack without one, its
+    namespace), `dynamodb`, `kubernetes` or `file:PATH`."""
+    if spec == "stack":
+        spec = "dynamodb" if table else "kubernetes"
+    if spec == "dynamodb":
+        if not table:
+            raise ConfigError(
+                "--journal dynamodb: this stack has no journal table; use --journal stack"
+            )
+        from cutover.journal.dynamodb import DynamoJournal
+
+        return DynamoJournal(table)
+    if spec == "kubernetes":
+        if not namespace:
+            raise ConfigError(
+                "--journal kubernetes: this stack has no Kubernetes namespace; use --journal stack"
+            )
+        from cutover.journal.kubernetes import KubernetesJournal
+
+        return KubernetesJournal(namespace)
+    if spec.startswith("file:") and len(spec) > 5:
+        from cutover.journal.file import FileJournal
+
+        return FileJournal(Path(spec[5:]).expanduser().resolve())
+    raise ConfigError(f"--journal {spec!r}; expected stack, dynamodb, kubernetes or file:PATH")

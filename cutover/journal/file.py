@@ -1,0 +1,114 @@
+"""The journal in a local JSON file; the lease on each listener is an flock beside it, which
+the kernel releases when its process dies (nothing to renew)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from cutover.deployment import Deployment, scope_of
+from cutover.errors import ConfigError, LockHeld
+from cutover.journal.lease import Holder, held_message
+
+
+class FileJournal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.parent.is_dir():
+            raise ConfigError(f"--journal file:{path}: folder {path.parent} does not exist")
+        self._locks: dict[str, IO[str]] = {}
+
+    # -- the lease -------------------------------------------------------------------------
+
+    def _lock_file(self, key: str) -> Path:
+        return self.path.with_name(f"{self.path.name}.lock-{scope_of([key])}")
+
+    def acquire_one(self, key: str, holder: Holder) -> bool:
+        handle = open(self._lock_file(key), "a+")  # noqa: SIM115 - held until release
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            current = json.loads(handle.read() or "{}")
+            handle.close()
+            raise LockHeld(held_message(f"listener {key}", current)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(holder))
+        handle.flush()
+        self._locks[key] = handle
+        return True
+
+    def heartbeat(self, keys: list[str], holder: Holder) -> None:
+        """Nothing to renew: the kernel holds an flock for as long as the process lives."""
+
+    def release(self, keys: list[str], holder: Holder) -> None:
+        for key in keys:
+            handle = self._locks.pop(key, None)
+            if handle is not None:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+
+    def lock_holder(self, key: str) -> Holder | None:
+        path = self._lock_file(key)
+        if not path.exists():
+            return None
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                return dict(json.loads(handle.read() or "{}"))
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+    # -- deployments and control requests ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def _document(self, write: bool = True) -> Iterator[dict[str, Any]]:
+        """The journal file under a short exclusive lock; written back atomically when `write`."""
+        with open(self.path.with_name(self.path.name + ".mutex"), "a") as mutex:
+            fcntl.flock(mutex, fcntl.LOCK_EX)
+            try:
+                data = json.loads(self.path.read_text()) if self.path.exists() else {}
+            except json.JSONDecodeError as e:
+                raise ConfigError(
+                    f"--journal file:{self.path}: not a cutover journal ({e.msg})"
+                ) from None
+            data.setdefault("deployments", {})
+            data.setdefault("controls", {})
+            yield data
+            if write:
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(json.dumps(data, indent=1))
+                os.replace(tmp, self.path)
+
+    def save(self, deployment: Deployment) -> None:
+        with self._document() as data:
+            data["deployments"][deployment.id] = deployment.to_json()
+
+    def history(self, scope: str) -> list[Deployment]:
+        with self._document(write=False) as data:
+            found = [d for d in data["deployments"].values() if d["scope"] == scope]
+        return [Deployment.from_json(d) for d in sorted(found, key=lambda d: d["id"])]
+
+    def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
+        found = self.history(scope)
+        if deployment_id:
+            return next((d for d in found if d.id == deployment_id), None)
+        return found[-1] if found else None
+
+    def request(self, scope: str, deployment_id: str, command: str) -> None:
+        with self._document() as data:
+            data["controls"][f"{scope}/{deployment_id}"] = command
+
+    def requested(self, scope: str, deployment_id: str) -> str | None:
+        with self._document(write=False) as data:
+            return data["controls"].get(f"{scope}/{deployment_id}")

@@ -1,0 +1,70 @@
+"""Telling people: deployment events to the stack's SNS topic, figures to CloudWatch metrics.
+
+Gateway stacks have no topic: their deployments are told through the journal only. Telling
+people never stops a rollback: a failed publish is logged and passed over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from cutover_gates.contract import METRICS_NAMESPACE, Status
+
+from cutover.deployment import Deployment
+from cutover.outputs import StackOutputs
+
+
+class Notifier:
+    """Events to SNS and metrics in the `Cutover` namespace, for every service on AWS."""
+
+    def __init__(self, outputs: list[StackOutputs], log: Callable[[str], None]) -> None:
+        self.outputs = [o for o in outputs if o.on_aws]
+        self.log = log
+
+    def event(self, deployment: Deployment, kind: str, detail: str) -> None:
+        from cutover.aws import client
+
+        message = {
+            "event": kind,
+            "deployment": deployment.id,
+            "target": deployment.target,
+            "status": str(deployment.status),
+            "detail": detail,
+        }
+        for o in self.outputs:
+            try:
+                client("sns").publish(
+                    TopicArn=str(o.topic_arn),
+                    Subject=f"cutover {kind}: {o.name}"[:100],
+                    Message=json.dumps({**message, "service": o.name}),
+                )
+            except Exception as e:  # noqa: BLE001 - telling people must not stop a rollback
+                self.log(f"  (could not publish {kind} to {o.topic_arn}: {e})")
+
+    def metrics(self, deployment: Deployment) -> None:
+        from cutover.aws import client
+        from cutover.report import figures
+
+        numbers = figures(deployment)
+        succeeded = deployment.status == Status.SUCCEEDED
+        for o in self.outputs:
+            dims = [{"Name": "Stack", "Value": o.stack}]
+            data = [
+                ("DeploymentSucceeded", 1.0 if succeeded else 0.0, "Count"),
+                ("DeploymentFailed", 0.0 if succeeded else 1.0, "Count"),
+                ("ShiftSeconds", numbers["shiftSeconds"], "Seconds"),
+                ("DowntimeSeconds", numbers["downtimeSeconds"], "Seconds"),
+            ]
+            if numbers["rollbackSeconds"] is not None:
+                data.append(("RollbackSeconds", numbers["rollbackSeconds"], "Seconds"))
+            try:
+                client("cloudwatch").put_metric_data(
+                    Namespace=METRICS_NAMESPACE,
+                    MetricData=[
+                        {"MetricName": n, "Value": v, "Unit": u, "Dimensions": dims}
+                        for n, v, u in data
+                    ],
+                )
+            except Exception as e:  # noqa: BLE001
+                self.log(f"  (could not publish metrics: {e})")

@@ -1,0 +1,126 @@
+"""Pre-deployment validation (substage 30.1): before any traffic moves, the release gates (the
+same judgement as the policy pack, on local records), the target color's capacity and health,
+the other color intact to take traffic back, and an optional smoke test on the test listener.
+Refusals raise GateRefused (exit 2): nothing was changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cutover_gates.contract import POLICY_OF_KIND, Color, other_color
+from cutover_gates.gate import HOW_TO, judge
+from cutover_gates.record import Expected, RecordInvalid
+
+from cutover.errors import ConfigError, GateRefused
+from cutover.outputs import StackOutputs
+from cutover.service import Service
+
+
+def load_records(folder: Path) -> list[tuple[Path, Any]]:
+    """Every JSON document in `folder` (records of any kind, for any color)."""
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--records {folder}: not a folder; expected the folder of gate record files"
+        )
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.append((path, json.loads(path.read_text())))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--records: {path} is not JSON ({e.msg})") from None
+    return found
+
+
+def check_gates(
+    outputs: StackOutputs,
+    color: str,
+    kinds: list[str],
+    pack_config: dict[str, Any],
+    records: list[tuple[Path, Any]],
+) -> list[str]:
+    """Problems that stop traffic moving onto `color`'s release (empty when every gate holds)."""
+    release = outputs.releases[color]
+    version, digest = str(release.get("version", "")), str(release.get("digest", ""))
+    expected = {
+        kind: Expected(kind, outputs.project, outputs.stack, version, digest, color)
+        for kind in kinds
+    }
+    now = datetime.now(UTC)
+    problems = []
+    for kind in kinds:
+        config = pack_config.get(POLICY_OF_KIND[kind]) or {}
+        if not isinstance(config, dict):
+            config = {}
+        reasons = []
+        for path, document in records:
+            body = document.get("record") if isinstance(document, dict) else None
+            if not isinstance(body, dict) or body.get("kind") != kind or body.get("color") != color:
+                continue
+            try:
+                judge(kind, document, expected[kind], config, now)
+                break
+            except RecordInvalid as e:
+                reasons.append(f"{path.name}: {e}")
+        else:
+            where = f"{outputs.name} {color} release {version}"
+            detail = "; ".join(reasons) if reasons else "no record found"
+            problems.append(f"{kind} gate for {where}: {detail}. {HOW_TO[kind]}.")
+    return problems
+
+
+def pack_config_trusting(keys: dict[str, str]) -> dict[str, Any]:
+    """Pack config trusting one public key per record kind (`{"approval": key, ...}`)."""
+    return {POLICY_OF_KIND[kind]: {"trustedKeys": [key]} for kind, key in keys.items()}
+
+
+def preflight(
+    services: list[Service],
+    target: Color,
+    kinds: list[str],
+    pack_config: dict[str, Any],
+    records: list[tuple[Path, Any]],
+    min_healthy: int | None,
+    smoke: str | None,
+    log: Callable[[str], None],
+) -> None:
+    """Gates, target capacity and health, the other color intact, smoke test. GateRefused
+    (exit 2) naming every problem; nothing is changed either way."""
+    if smoke:
+        for s in services:
+            if not s.outputs.test_url:
+                raise ConfigError(
+                    f"--smoke: {s.outputs.name} has no test listener (Gateway routing); smoke-test "
+                    "the inactive color's Service before shifting, and drop --smoke"
+                )
+    problems: list[str] = []
+    for s in services:
+        o, fleet = s.outputs, s.fleet
+        problems += check_gates(o, target, kinds, pack_config, records)
+        need = min_healthy or int(o.services[target].get("capacity", 1))
+        ready = fleet.ready(target)
+        if ready < need:
+            problems.append(
+                f"{o.name}: {target} has {ready} {fleet.unit}; it needs {need} before it takes traffic"
+            )
+        other = other_color(target)
+        if fleet.ready(other) == 0:
+            problems.append(
+                f"{o.name}: {other} has no {fleet.unit}; it could not take traffic back"
+            )
+    if problems:
+        raise GateRefused("refused, nothing was changed:\n  " + "\n  ".join(problems))
+    if smoke:
+        for s in services:
+            url = str(s.outputs.test_url)
+            log(f"Smoke test against {url}: {smoke}")
+            result = subprocess.run(smoke, shell=True, env={**os.environ, "CUTOVER_TEST_URL": url})
+            if result.returncode != 0:
+                raise GateRefused(
+                    f"smoke test failed (exit {result.returncode}) against {url}; nothing was changed"
+                )

@@ -1,0 +1,121 @@
+"""The values the program, the policy pack and the helper must agree on, in one place.
+
+The pack is published on its own (`pulumi policy publish` uploads only `policies/`), so this
+module lives inside it; the program and the helper import it as `cutover_gates.contract`.
+Pure: no I/O, no third-party imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Literal, cast
+
+Color = Literal["blue", "green"]
+COLORS: tuple[Color, Color] = ("blue", "green")
+
+# -- gate records ---------------------------------------------------------------------------
+
+APPROVAL = "approval"
+SECURITY_SIGNOFF = "security-signoff"
+ROLLBACK_DRILL = "rollback-drill"
+KINDS = (APPROVAL, SECURITY_SIGNOFF, ROLLBACK_DRILL)
+
+# The gate policies, and which one's config holds the trusted keys of each record kind.
+CHAIRMAN_APPROVAL_POLICY = "chairman-approval"
+SECURITY_SIGNOFF_POLICY = "security-signoff"
+ROLLBACK_TESTED_POLICY = "rollback-tested"
+POLICY_OF_KIND = {
+    APPROVAL: CHAIRMAN_APPROVAL_POLICY,
+    SECURITY_SIGNOFF: SECURITY_SIGNOFF_POLICY,
+    ROLLBACK_DRILL: ROLLBACK_TESTED_POLICY,
+}
+GATE_POLICIES = tuple(POLICY_OF_KIND.values())
+
+# Where a stack publishes its records: SSM parameters on AWS, one ConfigMap on Kubernetes.
+RECORDS_CONFIG_MAP = "cutover-gates"
+
+
+def record_parameter(stack: str, color: str, kind: str) -> str:
+    """The SSM parameter that holds one gate record of an AWS stack."""
+    return f"{record_parameter_prefix(stack)}{color}/{kind}"
+
+
+def record_parameter_prefix(stack: str) -> str:
+    return f"/cutover/{stack}/gates/"
+
+
+def record_config_map_key(color: str, kind: str) -> str:
+    """The key of one gate record in the `cutover-gates` ConfigMap."""
+    return f"{color}.{kind}.json"
+
+
+# -- stack outputs (names as `pulumi stack output --json` prints them) ----------------------
+
+STACK = "stack"
+PROJECT = "project"
+PLATFORM = "platform"
+LISTENER_ARN = "listenerArn"
+TARGET_GROUP_ARNS = "targetGroupArns"
+ALARM_NAMES = "alarmNames"
+RELEASES = "releases"
+SERVICES = "services"
+JOURNAL_TABLE = "journalTable"
+TOPIC_ARN = "topicArn"
+LOAD_BALANCER_DNS_NAME = "loadBalancerDnsName"
+TEST_URL = "testUrl"
+TRAFFIC = "traffic"
+HELPER_ROLE_ARN = "helperRoleArn"
+ROUTE = "route"
+
+# The CloudWatch namespace of the helper's deployment metrics (the helper role may write only it).
+METRICS_NAMESPACE = "Cutover"
+
+# -- deployments ----------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    """A deployment's phase as journaled. `interrupted` is never written: it is derived (in
+    progress or paused, and no live lease)."""
+
+    IN_PROGRESS = "in-progress"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled-back"
+    DRILLED = "drilled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        """A process is (or was, if interrupted) moving traffic."""
+        return self in (Status.IN_PROGRESS, Status.PAUSED, Status.INTERRUPTED)
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.ROLLED_BACK, Status.DRILLED)
+
+
+# -- small shared rules ---------------------------------------------------------------------
+
+
+def digest_of(image: str) -> str:
+    """The digest a pinned image (`repo@sha256:...`) ends with; "" when it is not pinned."""
+    return image.split("@", 1)[1] if "@" in image else ""
+
+
+def share(weights: Mapping[str, int], color: str) -> float:
+    """The fraction of traffic `color` receives under `weights` (0 when nothing is served)."""
+    total = sum(weights.values())
+    return weights.get(color, 0) / total if total else 0.0
+
+
+def parse_color(value: str) -> Color:
+    """`value` as a Color, or ValueError naming what is expected."""
+    if value not in COLORS:
+        raise ValueError(f"unknown color {value!r}; expected blue or green")
+    return cast(Color, value)
+
+
+def other_color(color: Color) -> Color:
+    """The color that is not `color`."""
+    return "green" if color == "blue" else "blue"
