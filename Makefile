@@ -22,8 +22,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The fast layer first (pure logic, in process), then the program, the pack and the helper.
 unit: $(STAMP)
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -n 3 tests/program tests/pack tests/helper
 
 demo: $(STAMP)
 	$(BIN)/python -m cutover.demo

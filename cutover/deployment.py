@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from cutover_gates.contract import Color, Status, parse_color
@@ -78,6 +79,21 @@ class Options:
             verify_timeout=float(data.get("verifyTimeout", 30.0)),
             kind=data.get("kind", "shift"),
         )
+
+
+class EventType(StrEnum):
+    """What an event in a deployment's timeline records."""
+
+    STARTED = "started"
+    RESUMED = "resumed"
+    PAUSED = "paused"
+    PROMOTED = "promoted"
+    STEP_INTENT = "step-intent"
+    STEP = "step"
+    ROLLBACK_REQUESTED = "rollback-requested"
+    RESTORED = "restored"
+    RESTORE_FAILED = "restore-failed"
+    FINISHED = "finished"
 
 
 @dataclass
@@ -203,11 +219,14 @@ class Deployment:
             return f"paused before step {self.pause_index + 1}/{total}"
         if not self.status.active:
             return str(self.status)
-        last = next((e for e in reversed(self.events) if e.type in ("step", "step-intent")), None)
+        last = next(
+            (e for e in reversed(self.events) if e.type in (EventType.STEP, EventType.STEP_INTENT)),
+            None,
+        )
         if last is None:
             return f"starting (0/{total} steps served)"
         index = int(last.detail.get("index", self.step))
-        if last.type == "step-intent":
+        if last.type == EventType.STEP_INTENT:
             return f"writing step {index + 1}/{total}"
         weights = last.detail.get("weights") or self.plan[index]
         left = max(0.0, last.t + self.options.bake - now)
@@ -220,7 +239,7 @@ class Deployment:
     def pause_index(self) -> int:
         """The step the latest pause waits before."""
         for event in reversed(self.events):
-            if event.type == "paused":
+            if event.type == EventType.PAUSED:
                 return int(event.detail.get("index", self.step + 1))
         return self.step + 1
 
@@ -232,7 +251,7 @@ class Deployment:
     def start_weights(self) -> list[Weights]:
         """The weights of every service when the deployment started (its `started` event)."""
         for event in self.events:
-            if event.type == "started" and "weights" in event.detail:
+            if event.type == EventType.STARTED and "weights" in event.detail:
                 return [dict(w) for w in event.detail["weights"]]
         return []
 

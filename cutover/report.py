@@ -14,7 +14,7 @@ from typing import Any
 
 from cutover_gates.contract import Status, share
 
-from cutover.deployment import Deployment
+from cutover.deployment import Deployment, EventType
 
 
 def _rounded(value: float | None) -> float | None:
@@ -120,9 +120,9 @@ def plot(deployment: Deployment, path: Path) -> Path:
     if first:
         points.append((0.0, 100 * share(first[0], target)))
     for event in deployment.events:
-        if event.type == "step":
+        if event.type == EventType.STEP:
             points.append((event.t - start, 100 * share(event.detail["weights"], target)))
-        elif event.type == "restored" and first:
+        elif event.type == EventType.RESTORED and first:
             # a restore puts back the weights the deployment started from
             points.append((event.t - start, 100 * share(first[0], target)))
     end = (deployment.finished_at or start) - start

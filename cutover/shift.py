@@ -19,6 +19,7 @@ from cutover_gates.contract import COLORS, Status
 
 from cutover.deployment import (
     Deployment,
+    EventType,
     Failure,
     Options,
     Sample,
@@ -110,7 +111,7 @@ class Shift:
                 holder=holder,
                 started_at=self.clock.now(),
             )
-            self.record("started", weights=start)
+            self.record(EventType.STARTED, weights=start)
         except BaseException:
             self.lease.release()
             raise
@@ -120,7 +121,7 @@ class Shift:
         """Take over an interrupted deployment (its process is gone)."""
         self._deployment = deployment
         deployment.holder = self.lease.acquire(deployment.id)
-        self.record("resumed")
+        self.record(EventType.RESUMED)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -136,7 +137,7 @@ class Shift:
                 try:
                     return self._steps(from_step, deadline)
                 except Interrupted as e:
-                    return self.fail("interrupted", f"interrupted by {e.name}", self.clock.now())
+                    return self.fail("signal", f"interrupted by {e.name}", self.clock.now())
                 except CutoverError:
                     raise
                 except Exception as e:  # noqa: BLE001 - an API call failed after its retries
@@ -147,7 +148,7 @@ class Shift:
     def _steps(self, from_step: int, deadline: float | None) -> Deployment:
         d, options = self.deployment, self.deployment.options
         if from_step == 0:
-            self.notifier.event(d, "started", f"towards {options.target}")
+            self.notifier.event(d, EventType.STARTED, f"towards {options.target}")
         for index in range(from_step, len(d.plan)):
             weights = d.plan[index]
             last = index == len(d.plan) - 1
@@ -157,7 +158,7 @@ class Shift:
                 failure = self.pause(index, deadline)
                 if failure is not None:
                     return self.fail(*failure, self.clock.now())
-            self.record("step-intent", index=index, weights=weights)
+            self.record(EventType.STEP_INTENT, index=index, weights=weights)
             list(self.pool.map(lambda s, w=weights: s.router.set(w), self.services))
             expected = [weights] * len(self.services)
             if not wait_served(
@@ -170,8 +171,8 @@ class Shift:
                     self.clock.now(),
                 )
             d.step = index
-            self.record("step", index=index, weights=weights)
-            self.notifier.event(d, "step", describe(weights))
+            self.record(EventType.STEP, index=index, weights=weights)
+            self.notifier.event(d, EventType.STEP, describe(weights))
             bake = 0.0 if self.full else options.bake
             self.log(
                 f"Step {index + 1}/{len(d.plan)}: serving {describe(weights)}; "
@@ -202,8 +203,8 @@ class Shift:
         d = self.deployment
         weights = d.plan[index]
         d.status = Status.PAUSED
-        self.record("paused", before=weights, index=index)
-        self.notifier.event(d, "paused", f"before {describe(weights)}")
+        self.record(EventType.PAUSED, before=weights, index=index)
+        self.notifier.event(d, EventType.PAUSED, f"before {describe(weights)}")
         self.log(
             f"Paused before {describe(weights)}; guards keep watching. Run `cutover promote` "
             "to continue or `cutover abort` to give traffic back."
@@ -212,8 +213,8 @@ class Shift:
         if failure is not None:
             return failure
         d.status = Status.IN_PROGRESS
-        self.record("promoted", index=index, full=self.full)
-        self.notifier.event(d, "promoted", f"to {describe(weights)}")
+        self.record(EventType.PROMOTED, index=index, full=self.full)
+        self.notifier.event(d, EventType.PROMOTED, f"to {describe(weights)}")
         return None
 
     def watch(
@@ -285,7 +286,9 @@ class Shift:
         restored = restore_snapshot(self.services, d, self.pool, self.clock, self.log)
         found = describe(snapshot_weights(self.services, d)[0])
         if restored.errors:
-            self._journal_after_restore("restore-failed", reason=reason, errors=restored.errors)
+            self._journal_after_restore(
+                EventType.RESTORE_FAILED, reason=reason, errors=restored.errors
+            )
             raise DeploymentFailed(
                 f"deployment {d.id}: restoring the weights it found failed on "
                 f"{len(restored.errors)} listener(s) or route(s) ({'; '.join(restored.errors)}); "
@@ -305,7 +308,7 @@ class Shift:
                 f"Restored weights written ({found}) in {written:.3f}s; not yet confirmed "
                 f"served after {d.options.verify_timeout:g}s."
             )
-        self._journal_after_restore("restored", reason=reason, verified=restored.verified)
+        self._journal_after_restore(EventType.RESTORED, reason=reason, verified=restored.verified)
 
     def _journal_after_restore(self, kind: str, **detail: object) -> None:
         """Journal after traffic was given back; a journal that cannot be written then must
@@ -327,7 +330,7 @@ class Shift:
             self.restore(reason, detected_at)
             d.status = Status.ROLLED_BACK
             d.failure = Failure(reason, detail)
-            self.notifier.event(d, "rolled-back", f"{reason}: {detail}")
+            self.notifier.event(d, Status.ROLLED_BACK, f"{reason}: {detail}")
             self.finish()
         raise DeploymentFailed(
             f"deployment {d.id} rolled back ({reason}: {detail}); {self.outcome()}"
@@ -347,8 +350,8 @@ class Shift:
     def finish(self) -> Deployment:
         d = self.deployment
         d.finished_at = self.clock.now()
-        self._journal_after_restore("finished", status=str(d.status))
-        self.notifier.event(d, "finished", str(d.status))
+        self._journal_after_restore(EventType.FINISHED, status=str(d.status))
+        self.notifier.event(d, EventType.FINISHED, str(d.status))
         self.notifier.metrics(d)
         return d
 

@@ -8,8 +8,8 @@ import pytest
 
 from cutover.analyzer import PolicyPackProcess
 from cutover.offline import ProgramRun
-from tests.aws_stack import aws, aws_session  # noqa: F401 (fixtures)
-from tests.program_runs import ROOT, declare, previous_outputs, prod_config
+from tests.harness.aws_stack import aws, aws_session  # noqa: F401 (fixtures)
+from tests.harness.program_runs import ROOT, declare, previous_outputs, prod_config
 
 
 def _scenarios() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -45,7 +45,7 @@ def runs() -> dict[str, ProgramRun]:
 @pytest.fixture(scope="module")
 def pack() -> Iterator[PolicyPackProcess]:
     """The policy pack, started as the engine starts it, trusting the test keys."""
-    from tests.test_policy_pack import PACK_CONFIG
+    from tests.harness.records import PACK_CONFIG
 
     with PolicyPackProcess(ROOT / "policies", stack="prod", project="cutover") as process:
         process.configure(PACK_CONFIG)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from components.config import parse_config
 from cutover.errors import ConfigError
-from tests.program_runs import prod_config
+from tests.harness.program_runs import prod_config
 
 
 def raw(config: dict[str, Any]) -> dict[str, Any]:

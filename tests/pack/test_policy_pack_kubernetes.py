@@ -13,9 +13,8 @@ import pytest
 
 from cutover.analyzer import PolicyPackProcess
 from cutover.offline import ProgramRun, Resource
-from tests.program_runs import previous_outputs
-from tests.test_policy_pack import _forged, analyze, declare_with_green_records, only, record
-from tests.test_program_kubernetes import kubernetes_config
+from tests.harness.program_runs import kubernetes_config, previous_outputs
+from tests.harness.records import analyze, declare_with_green_records, forged, only, record
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
@@ -71,7 +70,7 @@ def test_records_are_read_from_the_configmap(
     run = {"gateway": gateway, "alb": alb}[routing]
 
     def forge(props: dict[str, Any]) -> None:
-        props["data"]["green.approval.json"] = json.dumps(_forged(record("approval")))
+        props["data"]["green.approval.json"] = json.dumps(forged(record("approval")))
 
     only(
         analyze(pack, edited(run, "kubernetes:core/v1:ConfigMap", None, forge)),

@@ -3,29 +3,7 @@
 from __future__ import annotations
 
 from cutover.offline import ProgramRun
-from tests.program_runs import declare, previous_outputs, prod_config
-
-
-def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "gateway") -> dict:
-    """The production stack on Kubernetes: Gateway API routing, or the ALB (`routing="alb"`)."""
-    config = prod_config()
-    cluster: dict = {"namespace": "checkout", "routing": routing}
-    if routing == "gateway":
-        for key in ("cutover:network", "cutover:certificateArn"):
-            config.pop(key)
-        cluster.update(
-            gateway={"name": "public", "namespace": "gateways"},
-            hostnames=["checkout.example.com"],
-        )
-    config.update(
-        {
-            "cutover:platform": "kubernetes",
-            "cutover:activeColor": active,
-            "cutover:trafficPercent": percent,
-            "cutover:kubernetes": cluster,
-        }
-    )
-    return config
+from tests.harness.program_runs import declare, kubernetes_config, previous_outputs, prod_config
 
 
 def by_type(run: ProgramRun, kind: str) -> dict[str, dict]:

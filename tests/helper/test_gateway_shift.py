@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cutover_gates.record import private_key_pem, public_key_text
 
 from cutover.deployment import scope_of
-from cutover.preflight import pack_config_trusting
-from tests.cli_runs import run_cutover, spawn_cutover, wait_for, write_signed_records
-from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
-from tests.program_runs import declare
-from tests.test_program_kubernetes import kubernetes_config
+from tests.harness.cli_runs import run_cutover, spawn_cutover, wait_for
+from tests.harness.kube_api import KubeApi, kube_api_server, write_kubeconfig
+from tests.harness.program_runs import declare, kubernetes_config
+from tests.harness.records import signed_records
 
 NS = "checkout"
 FAST = ["--bake", "0.3s", "--interval", "0.05s"]
@@ -117,19 +114,6 @@ class Cluster:
                     "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 },
             }
-
-
-def signed_records(folder: Path) -> tuple[Path, Path]:
-    """Approval, sign-off and drill records for both colors, each kind signed by its own new
-    key; the pack config trusting those keys, and the deploy key's file."""
-    keys = {kind: Ed25519PrivateKey.generate() for kind in KINDS}
-    write_signed_records(folder, keys)
-    gates = folder.parent / "gates.json"
-    trusted = {kind: public_key_text(key.public_key()) for kind, key in keys.items()}
-    gates.write_text(json.dumps(pack_config_trusting(trusted)))
-    deploy_key = folder.parent / "deploy.key"
-    deploy_key.write_bytes(private_key_pem(keys["rollback-drill"]))
-    return gates, deploy_key
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 
 from cutover.offline import ProgramRun, stack_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def prod_config() -> dict[str, Any]:
@@ -69,3 +69,25 @@ def declare(config: dict[str, Any], **kwargs: Any) -> ProgramRun:
     result = run(config, **kwargs)
     assert result.returncode == 0, result.stderr
     return ProgramRun.from_json(json.loads(result.stdout))
+
+
+def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "gateway") -> dict:
+    """The production stack on Kubernetes: Gateway API routing, or the ALB (`routing="alb"`)."""
+    config = prod_config()
+    cluster: dict = {"namespace": "checkout", "routing": routing}
+    if routing == "gateway":
+        for key in ("cutover:network", "cutover:certificateArn"):
+            config.pop(key)
+        cluster.update(
+            gateway={"name": "public", "namespace": "gateways"},
+            hostnames=["checkout.example.com"],
+        )
+    config.update(
+        {
+            "cutover:platform": "kubernetes",
+            "cutover:activeColor": active,
+            "cutover:trafficPercent": percent,
+            "cutover:kubernetes": cluster,
+        }
+    )
+    return config

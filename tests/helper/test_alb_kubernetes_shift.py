@@ -19,11 +19,10 @@ import pytest
 import yaml
 
 from cutover.rehearsal import aws_env, moto_server
-from tests.cli_runs import run_cutover, spawn_cutover, wait_for
-from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig
-from tests.program_runs import ROOT, declare
-from tests.test_gateway_shift import signed_records
-from tests.test_program_kubernetes import kubernetes_config
+from tests.harness.cli_runs import run_cutover, spawn_cutover, wait_for
+from tests.harness.kube_api import KubeApi, kube_api_server, write_kubeconfig
+from tests.harness.program_runs import ROOT, declare, kubernetes_config
+from tests.harness.records import signed_records
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from tests.program_runs import ROOT, previous_outputs
-from tests.test_policy_pack import PACK_CONFIG, record
+from tests.harness.program_runs import ROOT, previous_outputs
+from tests.harness.records import PACK_CONFIG, record
 
 
 def preview(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -22,9 +22,10 @@ from cutover_gates.record import load_private_key
 
 from cutover.preflight import pack_config_trusting
 from cutover.rehearsal import aws_env, moto_server
-from tests.cli_runs import run_cutover, spawn_cutover, wait_for, write_signed_records
-from tests.fault_proxy import FaultProxy
-from tests.program_runs import ROOT
+from tests.harness.cli_runs import run_cutover, spawn_cutover, wait_for
+from tests.harness.fault_proxy import FaultProxy
+from tests.harness.program_runs import ROOT
+from tests.harness.records import write_signed_records
 
 CAPACITY = 6
 

@@ -10,69 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cutover_gates.record import make_record, public_key_text, sign
 
-from cutover.analyzer import Diagnostic, PolicyPackProcess
+from cutover.analyzer import PolicyPackProcess
 from cutover.errors import ConfigError
 from cutover.offline import ProgramRun, Resource
-from tests.program_runs import ROOT, declare, previous_outputs, prod_config
+from tests.harness.program_runs import ROOT, declare, previous_outputs, prod_config
+from tests.harness.records import (
+    PACK_CONFIG,
+    analyze,
+    declare_with_green_records,
+    forged,
+    only,
+    record,
+    release,
+)
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown-string sentinel
-KEYS = {name: Ed25519PrivateKey.generate() for name in ("chairman", "security", "deploy", "rogue")}
-
-
-def release(color: str) -> tuple[str, str]:
-    fleet = prod_config()["cutover:colors"][color]
-    return fleet["release"], fleet["image"].split("@", 1)[1]
-
-
-def record(
-    kind: str,
-    color: str = "green",
-    key: str | None = None,
-    stack: str = "prod",
-    version: str | None = None,
-    digest: str | None = None,
-    issued: datetime | None = None,
-    valid: timedelta = timedelta(days=2),
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    own_version, own_digest = release(color)
-    signer = key or {"approval": "chairman", "security-signoff": "security"}.get(kind, "deploy")
-    body = make_record(
-        kind=kind,
-        project="cutover",
-        stack=stack,
-        version=version or own_version,
-        digest=digest or own_digest,
-        color=color,
-        issued_at=issued or datetime.now(UTC) - timedelta(minutes=5),
-        valid_for=valid,
-        details=details
-        if details is not None
-        else {"scanner": "trivy", "findings": {"critical": 0, "high": 2}}
-        if kind == "security-signoff"
-        else {},
-    )
-    return sign(body, KEYS[signer])
-
-
-PACK_CONFIG = {
-    "chairman-approval": {"trustedKeys": [public_key_text(KEYS["chairman"].public_key())]},
-    "security-signoff": {"trustedKeys": [public_key_text(KEYS["security"].public_key())]},
-    "rollback-tested": {"trustedKeys": [public_key_text(KEYS["deploy"].public_key())]},
-}
-
-
-def declare_with_green_records(folder: Path, config: dict[str, Any], **kwargs: Any) -> ProgramRun:
-    """Run the program with green's three records written to files named in cutover:gateRecords."""
-    paths = []
-    for kind in ("approval", "security-signoff", "rollback-drill"):
-        path = folder / f"green-{kind}.json"
-        path.write_text(json.dumps(record(kind)))
-        paths.append(str(path))
-    return declare({**config, "cutover:gateRecords": paths}, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +38,6 @@ def flip(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
         config,
         previous=previous_outputs({"blue": 100, "green": 0}, 600),
     )
-
-
-def analyze(pack: PolicyPackProcess, resources: list[Resource]) -> list[Diagnostic]:
-    """Everything the engine would get back: the stack policies and each resource's policies."""
-    return pack.analyze_stack(resources) + pack.analyze_each(resources)
-
-
-def only(diagnostics: list[Diagnostic], policy: str, phrase: str) -> None:
-    """Exactly the named policy is violated, mandatorily, with a message containing `phrase`."""
-    assert diagnostics, f"expected a {policy} violation, got none"
-    assert {d.policy for d in diagnostics} == {policy}, [(d.policy, d.message) for d in diagnostics]
-    assert all(d.mandatory for d in diagnostics)
-    assert any(phrase in d.message for d in diagnostics), [d.message for d in diagnostics]
 
 
 def with_record(run: ProgramRun, kind: str, document: Any, color: str = "green") -> list[Resource]:
@@ -148,12 +88,6 @@ def test_pack_describes_its_policies_with_config_schemas(pack: PolicyPackProcess
     assert (ROOT / "policies" / "PulumiPolicy.yaml").read_text().count("version: ") == 1
 
 
-def _forged(document: dict[str, Any]) -> dict[str, Any]:
-    forged = copy.deepcopy(document)
-    forged["signature"] = sign(forged["record"], KEYS["rogue"])["signature"]
-    return forged
-
-
 def _edited(document: dict[str, Any]) -> dict[str, Any]:
     edited = copy.deepcopy(document)
     edited["record"]["expiresAt"] = "2099-01-01T00:00:00Z"
@@ -161,7 +95,7 @@ def _edited(document: dict[str, Any]) -> dict[str, Any]:
 
 
 APPROVAL_CASES = {
-    "forged signature": (_forged(record("approval")), "a signature that does not match the record"),
+    "forged signature": (forged(record("approval")), "a signature that does not match the record"),
     "untrusted key": (record("approval", key="rogue"), "which is not a trusted approval key"),
     "expired": (
         record("approval", issued=datetime.now(UTC) - timedelta(days=3), valid=timedelta(days=1)),

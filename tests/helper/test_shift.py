@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.aws_stack import AwsStack
+from tests.harness.aws_stack import AwsStack
 
 FAST = ["--bake", "0.3s", "--interval", "0.05s"]
 
@@ -584,7 +584,7 @@ def test_config_written_back_keeps_the_shift_on_the_next_pulumi_up(aws: AwsStack
     done = aws.cutover(*shift(aws, "--steps", "100", *FAST, "--stack-config", str(stack_file)))
     assert done.returncode == 0, done.stderr
     from cutover.offline import stack_config
-    from tests.program_runs import declare
+    from tests.harness.program_runs import declare
 
     run = declare(stack_config(aws.tmp / "Pulumi.prod.yaml"))
     (listener,) = [r for r in run.of_type("aws:lb/listener:Listener") if r.name == "checkout-https"]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.program_runs import ROOT
+from tests.harness.program_runs import ROOT
 
 
 def cutover(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

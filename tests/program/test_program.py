@@ -9,7 +9,7 @@ import pytest
 
 from cutover import outputs
 from cutover.offline import ProgramRun, Resource
-from tests.program_runs import prod_config, run
+from tests.harness.program_runs import prod_config, run
 
 LISTENER = "aws:lb/listener:Listener"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"

@@ -1,0 +1,151 @@
+"""The deployment type: its JSON is the journal's, including journals written before it existed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from cutover_gates.contract import Status
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cutover.deployment import Deployment, Event, Options, Sample, Timings, scope_of
+from cutover.report import figures, success_rate
+
+OLD = json.loads((Path(__file__).parent / "data" / "journal_v0_1.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(OLD))
+def test_a_journal_written_by_the_previous_release_loads_and_writes_back_the_same(
+    name: str,
+) -> None:
+    document = OLD[name]
+    deployment = Deployment.from_json(document)
+    assert deployment.to_json() == document
+    assert deployment.options.target == document["options"]["target"]
+    assert deployment.status == Status(document["status"])
+
+
+def test_the_old_rolled_back_document_reads_as_attributes() -> None:
+    d = Deployment.from_json(OLD["rolled-back"])
+    assert d.status == Status.ROLLED_BACK
+    assert d.failure is not None and "in ALARM" in d.failure.detail
+    assert d.timings.restore_verified is True
+    assert d.start_weights == [{"blue": 70, "green": 30}]
+    assert d.timings.rollback_seconds is not None and d.timings.rollback_seconds > 0
+
+
+def _deployment(**kw: object) -> Deployment:
+    base = Deployment(
+        id="20260101T000000Z-abcdef",
+        scope=scope_of(["arn:listener"]),
+        listeners=["arn:listener"],
+        services=["prod/checkout"],
+        options=Options(target="green", steps=[50, 100], bake=10.0),
+        snapshot={"arn:listener": {"targetGroups": [], "stickiness": {}}},
+        plan=[{"green": 50, "blue": 50}, {"green": 100, "blue": 0}],
+        started_at=1000.0,
+    )
+    for key, value in kw.items():
+        setattr(base, key, value)
+    return base
+
+
+events = st.builds(
+    Event,
+    t=st.floats(0, 2e9, allow_nan=False),
+    type=st.sampled_from(["started", "step", "paused", "restored"]),
+    detail=st.dictionaries(st.sampled_from(["index", "reason", "verified"]), st.integers()),
+)
+samples = st.builds(
+    Sample,
+    t=st.floats(0, 2e9, allow_nan=False),
+    weights=st.fixed_dictionaries({"blue": st.integers(0, 100), "green": st.integers(0, 100)}),
+    ok=st.booleans(),
+    guards=st.dictionaries(
+        st.sampled_from(["alarms", "targets", "probe"]),
+        st.sampled_from(["ok", "fail", "inconclusive"]),
+    ),
+)
+
+
+@given(
+    st.sampled_from(list(Status)[:-1]),
+    st.lists(events, max_size=5),
+    st.lists(samples, max_size=5),
+    st.one_of(st.none(), st.floats(0, 2e9, allow_nan=False)),
+)
+def test_json_round_trip(
+    status: Status, evs: list[Event], sms: list[Sample], detected: float | None
+) -> None:
+    d = _deployment(status=status, events=evs, samples=sms, timings=Timings(detected_at=detected))
+    text = json.dumps(d.to_json())
+    assert Deployment.from_json(json.loads(text)) == d
+
+
+@pytest.mark.parametrize(
+    ("status", "live", "seen"),
+    [
+        (Status.IN_PROGRESS, True, Status.IN_PROGRESS),
+        (Status.IN_PROGRESS, False, Status.INTERRUPTED),
+        (Status.PAUSED, False, Status.INTERRUPTED),
+        (Status.SUCCEEDED, False, Status.SUCCEEDED),
+        (Status.ROLLED_BACK, True, Status.ROLLED_BACK),
+    ],
+)
+def test_interrupted_is_derived_once(status: Status, live: bool, seen: Status) -> None:
+    assert _deployment(status=status).state(lease_live=live) == seen
+
+
+def test_activity_names_the_step_and_the_time_left() -> None:
+    d = _deployment()
+    d.event("step", 2000.0, index=0, weights={"green": 50, "blue": 50})
+    assert d.activity(2004.0) == "baking step 1/2 (blue 50 / green 50), 6 s left"
+    d.event("step-intent", 2011.0, index=1, weights={"green": 100, "blue": 0})
+    assert d.activity(2011.0) == "writing step 2/2"
+    d.status = Status.PAUSED
+    d.event("paused", 2012.0, index=1, before={"green": 100, "blue": 0})
+    assert d.activity(2013.0) == "paused before step 2/2"
+
+
+def test_figures_count_downtime_from_failing_samples_and_rollback_from_timings() -> None:
+    d = _deployment(
+        samples=[
+            Sample(1000.0, {"blue": 50, "green": 50}, True, {"targets": "ok"}),
+            Sample(1002.0, {"blue": 50, "green": 50}, False, {"targets": "fail"}),
+            Sample(1003.5, {"blue": 50, "green": 50}, False, {"targets": "fail"}),
+        ],
+        timings=Timings(detected_at=1003.5, restore_accepted_at=1003.6, restored_at=1004.0),
+        finished_at=1005.0,
+    )
+    numbers = figures(d)
+    assert numbers == {
+        "shiftSeconds": 5.0,
+        "downtimeSeconds": 2.0,
+        "rollbackSeconds": 0.5,
+        "restoreWriteSeconds": 0.1,
+    }
+
+
+def test_success_rate_counts_finished_shifts_not_drills() -> None:
+    history = [
+        _deployment(status=Status.SUCCEEDED),
+        _deployment(status=Status.ROLLED_BACK),
+        _deployment(status=Status.IN_PROGRESS),
+        _deployment(
+            status=Status.DRILLED, options=Options(target="green", steps=[5], kind="drill")
+        ),
+    ]
+    assert success_rate(history) == {"deployments": 2, "succeeded": 1, "successRate": 0.5}
+
+
+def test_scope_is_stable_whatever_the_order() -> None:
+    assert scope_of(["a", "b"]) == scope_of(["b", "a"]) != scope_of(["a"])
+
+
+def test_new_ids_sort_by_time() -> None:
+    from cutover.deployment import new_deployment_id
+
+    assert new_deployment_id(time.time() - 3600) < new_deployment_id(time.time())

@@ -1,0 +1,71 @@
+"""The shape of the helper package: no import circles, small modules, statuses from the contract."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "cutover"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every cutover module `path` imports, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cutover."):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("cutover."))
+    names = {module_name(p) for p in MODULES}
+    return {n for n in found if n in names}
+
+
+def test_no_import_circle_inside_cutover() -> None:
+    graph = {module_name(p): imports(p) for p in MODULES}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    circles = [m for m in graph if reaches(m, m, {m})]
+    assert circles == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_longer_than_about_400_lines(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= 420
+
+
+STATUSES = {"in-progress", "paused", "succeeded", "rolled-back", "drilled", "interrupted"}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_status_is_written_as_a_string_literal(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    # dict keys and subscripts name figures ("succeeded": 3), enum members name events
+    keys = {id(k) for n in ast.walk(tree) if isinstance(n, ast.Dict) for k in n.keys}
+    keys |= {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
+    keys |= {
+        id(a.value)
+        for c in ast.walk(tree)
+        if isinstance(c, ast.ClassDef) and any(getattr(b, "id", "") == "StrEnum" for b in c.bases)
+        for a in c.body
+        if isinstance(a, ast.Assign)
+    }
+    literals = [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and n.value in STATUSES and id(n) not in keys
+    ]
+    assert literals == []
