@@ -1,7 +1,9 @@
 """boto3 clients with bounded retries (botocore's standard retry mode) and timeouts.
 
-Region, credentials and endpoint come from the standard AWS environment; `AWS_ENDPOINT_URL`
-is honoured by boto3 itself. `AWS_MAX_ATTEMPTS`, `CUTOVER_AWS_CONNECT_TIMEOUT` and
+Credentials and endpoint come from the standard AWS environment; `AWS_ENDPOINT_URL` is
+honoured by boto3 itself. The region is `AWS_REGION` (which botocore itself does not read),
+else botocore's own (`AWS_DEFAULT_REGION`, the profile), else the region the stack's ARNs
+name, so a rollback in an incident does not fail for want of a region. `AWS_MAX_ATTEMPTS`, `CUTOVER_AWS_CONNECT_TIMEOUT` and
 `CUTOVER_AWS_READ_TIMEOUT` (seconds) tune the bounds.
 """
 
@@ -24,12 +26,28 @@ def _setting(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+_region_of_stack: str | None = None
+
+
+def use_region_of(arn: str) -> None:
+    """Fall back to the region in `arn` (arn:aws:service:REGION:...) when none is configured.
+    Call before the first client is made."""
+    global _region_of_stack
+    parts = arn.split(":")
+    if len(parts) > 4 and parts[0] == "arn" and parts[3]:
+        _region_of_stack = parts[3]
+
+
 @functools.cache
 def _session() -> Any:
     # One session for every client: its loaders and endpoint data are read once.
     import boto3
 
-    return boto3.session.Session()
+    explicit = os.environ.get("AWS_REGION")
+    session = boto3.session.Session(region_name=explicit or None)
+    if session.region_name is None and _region_of_stack:
+        session = boto3.session.Session(region_name=_region_of_stack)
+    return session
 
 
 @functools.cache

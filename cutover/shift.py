@@ -27,7 +27,7 @@ from cutover.deployment import (
     new_deployment_id,
     scope_of,
 )
-from cutover.errors import CutoverError, DeploymentFailed
+from cutover.errors import DeploymentFailed
 from cutover.guard import SERVING_GUARDS, Guard, Verdict, guards_for
 from cutover.interrupt import Interrupted, Interrupts, NoInterrupts
 from cutover.journal import Journal
@@ -138,9 +138,9 @@ class Shift:
                     return self._steps(from_step, deadline)
                 except Interrupted as e:
                     return self.fail("signal", f"interrupted by {e.name}", self.clock.now())
-                except CutoverError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - an API call failed after its retries
+                except DeploymentFailed:
+                    raise  # already given back (or said why it could not be)
+                except Exception as e:  # noqa: BLE001 - whatever failed, traffic goes back
                     return self.fail("error", f"{type(e).__name__}: {e}", self.clock.now())
         finally:
             self.lease.release()

@@ -94,6 +94,11 @@ class Context:
         from cutover.service import services_of
 
         self.all_outputs = load_all_outputs(outputs, stack)
+        for o in self.all_outputs:
+            if o.on_aws:
+                from cutover.aws import use_region_of
+
+                use_region_of(o.listener_arn)
         self.services = services_of(self.all_outputs)
         first = self.all_outputs[0]
         self.journal = open_journal(

@@ -21,9 +21,14 @@ class AlbRouter:
         self.name = name
 
     def _action(self) -> dict[str, Any]:
-        listeners = client("elbv2").describe_listeners(ListenerArns=[self.listener_arn])[
-            "Listeners"
-        ]
+        elbv2 = client("elbv2")
+        try:
+            listeners = elbv2.describe_listeners(ListenerArns=[self.listener_arn])["Listeners"]
+        except elbv2.exceptions.ListenerNotFoundException:
+            raise ConfigError(
+                f"{self.name}: listener {self.listener_arn} does not exist; are the outputs "
+                "those of this stack's last `pulumi up`?"
+            ) from None
         actions = listeners[0]["DefaultActions"]
         forwards = [a for a in actions if a["Type"] == "forward"]
         if len(actions) != 1 or not forwards:

@@ -56,10 +56,20 @@ class GatewayRouter:
         self.name = name
 
     def _get(self) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
         group, version, plural = GATEWAY_API
-        return custom_objects().get_namespaced_custom_object(  # type: ignore[no-any-return]
-            group, version, self.namespace, plural, self.route, _request_timeout=timeout()
-        )
+        try:
+            return custom_objects().get_namespaced_custom_object(  # type: ignore[no-any-return]
+                group, version, self.namespace, plural, self.route, _request_timeout=timeout()
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            raise ConfigError(
+                f"{self.name}: HTTPRoute {self.namespace}/{self.route} does not exist; are the "
+                "outputs those of this stack's last `pulumi up`?"
+            ) from None
 
     def _patch(self, operations: list[dict[str, Any]]) -> None:
         group, version, plural = GATEWAY_API

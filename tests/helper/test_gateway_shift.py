@@ -359,14 +359,26 @@ def test_a_killed_shift_is_rolled_back_from_the_namespace_journal(cluster: Clust
     assert doc["status"] == "rolled-back"
 
 
-def test_kubernetes_api_errors_are_reported_plainly(cluster: Cluster) -> None:
+def test_a_route_that_does_not_exist_is_named_and_nothing_starts(cluster: Cluster) -> None:
     del cluster.api.routes[(NS, "checkout")]
-    result = cluster.cutover(*cluster.args("status"))
-    assert result.returncode == 1
-    assert 'the Kubernetes API answered 404 Not Found: httproutes "checkout" not found' in (
-        result.stderr
-    )
-    assert "Traceback" not in result.stderr
+    for command in ("status", "shift"):
+        args = cluster.args(command)
+        if command == "shift":
+            args += [
+                "--to",
+                "green",
+                "--steps",
+                "100",
+                "--gates-config",
+                str(cluster.gates),
+                "--records",
+                str(cluster.records),
+            ]
+        result = cluster.cutover(*args)
+        assert result.returncode == 2, result.stderr
+        assert f"HTTPRoute {NS}/checkout does not exist" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert cluster.deployments() == []
 
 
 def test_a_paused_shift_is_promoted_through_the_namespace_journal(cluster: Cluster) -> None:
