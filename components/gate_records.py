@@ -20,6 +20,7 @@ from cutover_gates.contract import (
     record_config_map_key,
     record_parameter,
 )
+from cutover_gates.record import Unreadable, parse_record
 
 from cutover.errors import ConfigError
 
@@ -39,12 +40,11 @@ def read_gate_records(paths: tuple[str, ...], base: Path) -> list[GateRecordFile
     for path in paths:
         file = base / path
         try:
-            text = file.read_text()
-            document = json.loads(text)
+            document = parse_record(file.read_bytes())
         except OSError as e:
             raise ConfigError(f"cutover:gateRecords: cannot read {path}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"cutover:gateRecords: {path} is not JSON ({e.msg})") from None
+        if isinstance(document, Unreadable):
+            raise ConfigError(f"cutover:gateRecords: {path} {document.reason}") from None
         body = document.get("record") if isinstance(document, dict) else None
         kind = body.get("kind") if isinstance(body, dict) else None
         color = body.get("color") if isinstance(body, dict) else None

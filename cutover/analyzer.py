@@ -23,9 +23,8 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from cutover.errors import ConfigError
 from cutover.offline import Resource
+from cutover.pack_config import LEVEL_NAMES, PolicyInfo, resolve_config
 
-LEVELS = {"advisory": 0, "mandatory": 1, "disabled": 2, "remediate": 3}
-LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
 START_TIMEOUT_SECONDS = 30
 
 
@@ -41,15 +40,6 @@ class Diagnostic:
     @property
     def mandatory(self) -> bool:
         return self.level == "mandatory"
-
-
-@dataclass(frozen=True)
-class PolicyInfo:
-    name: str
-    description: str
-    level: str
-    schema: dict[str, Any]
-    kind: str
 
 
 def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -215,73 +205,3 @@ def _diagnostics(response: Any) -> list[Diagnostic]:
         Diagnostic(d.policyName, d.message, LEVEL_NAMES[d.enforcementLevel], d.urn)
         for d in response.diagnostics
     ]
-
-
-def resolve_config(
-    config: dict[str, Any], policies: list[PolicyInfo]
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Per policy: (enforcement level, properties with defaults). ConfigError on invalid config."""
-    by_name = {p.name: p for p in policies}
-    unknown = sorted(set(config) - set(by_name) - {"all"})
-    if unknown:
-        raise ConfigError(
-            f"policy pack config: unknown policy {unknown[0]!r}; expected one of {sorted(by_name)} or 'all'"
-        )
-    default = config.get("all")
-    if default is not None and default not in LEVELS:
-        raise ConfigError(
-            f"policy pack config: all: got {default!r}; expected one of {sorted(LEVELS)}"
-        )
-    resolved = {}
-    for policy in policies:
-        entry = config.get(policy.name, {})
-        if isinstance(entry, str):
-            entry = {"enforcementLevel": entry}
-        if not isinstance(entry, dict):
-            raise ConfigError(
-                f"policy pack config: {policy.name}: got {entry!r}; expected an object or an enforcement level"
-            )
-        props = {k: v for k, v in entry.items() if k != "enforcementLevel"}
-        level = entry.get("enforcementLevel", default or policy.level)
-        if level not in LEVELS:
-            raise ConfigError(
-                f"policy pack config: {policy.name}.enforcementLevel: got {level!r}; expected one of {sorted(LEVELS)}"
-            )
-        import jsonschema  # only when there is config to check: it is slow to import
-
-        schema = {
-            "type": "object",
-            "properties": policy.schema["properties"],
-            "required": policy.schema["required"],
-            "additionalProperties": False,
-        }
-        error = (
-            jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(props))
-            if props or schema["required"]
-            else None
-        )
-        if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path) or "(top)"
-            raise ConfigError(f"policy pack config: {policy.name}.{where}: {error.message}")
-        defaults = {
-            k: s["default"] for k, s in policy.schema["properties"].items() if "default" in s
-        }
-        resolved[policy.name] = (level, {**defaults, **props})
-    return resolved
-
-
-def load_pack_config(path: Path | None) -> dict[str, Any]:
-    """The `--policy-pack-config` JSON file, or {} when none is given."""
-    if path is None:
-        return {}
-    try:
-        value = json.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"--policy-pack-config {path}: cannot read it ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"--policy-pack-config {path}: not JSON ({e.msg} at line {e.lineno})"
-        ) from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"--policy-pack-config {path}: expected a JSON object of policy names")
-    return value

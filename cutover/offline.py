@@ -289,13 +289,21 @@ def stack_config(path: Path) -> dict[str, Any]:
     """The `config:` map of a `Pulumi.<stack>.yaml` file (values as YAML gives them)."""
     import yaml
 
+    from cutover.errors import ConfigError
+
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
-        from cutover.errors import ConfigError
-
         raise ConfigError(f"cannot read the stack file {path}: {e.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(
+            f"the stack file {path} is not valid YAML{at}; expected a Pulumi.<stack>.yaml"
+        ) from None
     config = document.get("config", {}) if isinstance(document, dict) else {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"the stack file {path}: `config:` is not a map of keys to values")
     return dict(config)
 
 

@@ -5,7 +5,6 @@ Refusals raise GateRefused (exit 2): nothing was changed."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from typing import Any
 
 from cutover_gates.contract import POLICY_OF_KIND, Color, other_color
 from cutover_gates.gate import HOW_TO, judge
-from cutover_gates.record import Expected, RecordInvalid
+from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 
 from cutover.errors import ConfigError, GateRefused
 from cutover.outputs import StackOutputs
@@ -23,17 +22,25 @@ from cutover.service import Service
 
 
 def load_records(folder: Path) -> list[tuple[Path, Any]]:
-    """Every JSON document in `folder` (records of any kind, for any color)."""
+    """Every JSON document in `folder` (records of any kind, for any color), parsed strictly;
+    ConfigError naming the file when one cannot be read as a record."""
     if not folder.is_dir():
         raise ConfigError(
             f"--records {folder}: not a folder; expected the folder of gate record files"
         )
     found = []
     for path in sorted(folder.glob("*.json")):
+        if path.is_dir():
+            raise ConfigError(f"--records: {path} is a folder; expected a gate record file")
         try:
-            found.append((path, json.loads(path.read_text())))
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--records: {path} is not JSON ({e.msg})") from None
+            document = parse_record(path.read_bytes())
+        except OSError as e:
+            raise ConfigError(
+                f"--records: {path} cannot be read ({e.strerror}; a dangling link?)"
+            ) from None
+        if isinstance(document, Unreadable):
+            raise ConfigError(f"--records: {path} {document.reason}")
+        found.append((path, document))
     return found
 
 

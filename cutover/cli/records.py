@@ -152,6 +152,8 @@ def _write_record(
         )
     if not re.fullmatch(DIGEST, digest):
         raise ConfigError(f"--digest {digest!r}; expected sha256:<64 hex digits>")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist; create it first")
     key = private_key(key_file, env)
     body = make_record(
         kind=kind,
@@ -211,7 +213,12 @@ def records() -> None:
 
 @records.command("verify")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--gates-config", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--gates-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The policy pack config JSON whose trusted keys judge the records.",
+)
 @click.option(
     "--outputs",
     "outputs_file",
@@ -219,46 +226,63 @@ def records() -> None:
     help="Also check each record binds this stack's current release for its color.",
 )
 def records_verify(files: tuple[Path, ...], gates_config: Path, outputs_file: Path | None) -> None:
-    """Check records against the pack config's trusted keys; exit 2 if any is not valid."""
+    """Check records against the pack config's trusted keys; exit 2 if any is not valid.
+
+    \b
+    Example:
+      cutover records verify gates/prod/*.json --gates-config gates/pack-config.json
+    """
     from datetime import UTC, datetime
 
     from cutover_gates.contract import POLICY_OF_KIND
     from cutover_gates.gate import judge
-    from cutover_gates.record import Expected, RecordInvalid
+    from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 
-    from cutover.analyzer import load_pack_config
     from cutover.errors import GateRefused
     from cutover.outputs import load_outputs
+    from cutover.pack_config import load_gates_config
 
-    pack_config = load_pack_config(gates_config)
+    pack_config = load_gates_config(gates_config)
     outputs = load_outputs(str(outputs_file)) if outputs_file else None
     bad = 0
     for path in files:
         try:
-            document = json.loads(path.read_text())
-            body = document["record"]
-            kind, color = body["kind"], body["color"]
-            release = outputs.releases[color] if outputs else body["release"]
+            document = parse_record(path.read_bytes())
+        except OSError as e:
+            document = None
+            reason = f"cannot be read ({e.strerror})"
+        body = document.get("record") if isinstance(document, dict) else None
+        body = body if isinstance(body, dict) else {}
+        kind, color = str(body.get("kind", "")), str(body.get("color", ""))
+        try:
+            if document is None:
+                raise RecordInvalid(reason)
+            if isinstance(document, Unreadable):
+                raise RecordInvalid(document.reason)
+            if kind not in POLICY_OF_KIND:
+                raise RecordInvalid(f"has kind {kind!r}; expected one of {sorted(POLICY_OF_KIND)}")
+            release: dict[str, Any] = body.get("release") or {}
+            if not isinstance(release, dict):
+                release = {}
+            if outputs is not None and color in outputs.releases:
+                release = outputs.releases[color]
             expected = Expected(
                 kind,
-                outputs.project if outputs else body["project"],
-                outputs.stack if outputs else body["stack"],
-                release["version"],
-                release["digest"],
+                outputs.project if outputs else str(body.get("project")),
+                outputs.stack if outputs else str(body.get("stack")),
+                str(release.get("version")),
+                str(release.get("digest")),
                 color,
             )
-            judge(
-                kind,
-                document,
-                expected,
-                pack_config.get(POLICY_OF_KIND[kind], {}),
-                datetime.now(UTC),
-            )
-            say(
-                f"valid   {path}: {kind} for {body['stack']} {color} {body['release']['version']} (key {body['keyId']}, expires {body['expiresAt']})"
-            )
-        except (OSError, ValueError, KeyError, TypeError, RecordInvalid) as e:
+            config = pack_config.get(POLICY_OF_KIND.get(kind, ""), {})
+            judge(kind, document, expected, config, datetime.now(UTC))
+        except RecordInvalid as e:
             bad += 1
             say(f"INVALID {path}: {e}")
+            continue
+        say(
+            f"valid   {path}: {kind} for {body['stack']} {color} {body['release']['version']} "
+            f"(key {body['keyId']}, expires {body['expiresAt']})"
+        )
     if bad:
         raise GateRefused(f"{bad} of {len(files)} record(s) are not valid")

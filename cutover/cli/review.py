@@ -102,8 +102,8 @@ def preview_command(
 
     Exit 0 when no mandatory policy is violated, 1 when one is, 2 for bad input.
     """
-    from cutover.analyzer import load_pack_config
     from cutover.errors import ConfigError, DeploymentFailed
+    from cutover.pack_config import load_pack_config
     from cutover.preview import preview, render_json, render_text
 
     project_dir = project_dir.resolve()

@@ -130,9 +130,9 @@ def shift(
     """
     from cutover_gates.contract import share
 
-    from cutover.analyzer import load_pack_config
     from cutover.deployment import Options
     from cutover.interrupt import Interrupts
+    from cutover.pack_config import load_gates_config
     from cutover.plan import STRATEGIES, parse_steps
     from cutover.preflight import load_records, preflight
 
@@ -153,7 +153,7 @@ def shift(
         max_inconclusive=max_inconclusive,
         verify_timeout=verify_timeout,
     )
-    pack_config = load_pack_config(gates_config)
+    pack_config = load_gates_config(gates_config)
     found_records = load_records(records)
     ctx = Context(outputs, stack, journal)
     if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
@@ -267,15 +267,15 @@ def drill(
     from cutover_gates.contract import other_color
     from cutover_gates.record import make_record, sign
 
-    from cutover.analyzer import load_pack_config
     from cutover.cli.records import private_key
     from cutover.deployment import Options
     from cutover.errors import ConfigError
     from cutover.interrupt import Interrupts
+    from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records, preflight
 
     key = private_key(key_file, "CUTOVER_DEPLOY_KEY")
-    pack_config = load_pack_config(gates_config)
+    pack_config = load_gates_config(gates_config)
     ctx = Context(outputs, stack, journal)
     for service in ctx.services:
         if service.router.served()[other_color(target)] == 0:

@@ -19,6 +19,7 @@ from cutover_gates.contract import (
     digest_of,
     record_parameter_prefix,
 )
+from cutover_gates.record import parse_record
 from cutover_gates.rollback_window import TrafficState, parse_traffic_state
 
 LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
@@ -263,8 +264,5 @@ def collect(resources: list[Res]) -> StackFacts:
 
 
 def _json(text: Any) -> Any:
-    """A record document, or None when it is not JSON (judged as an invalid record)."""
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return None
+    """A record document, parsed strictly (an Unreadable one is judged invalid, saying why)."""
+    return parse_record(text if isinstance(text, str | bytes) else str(text))

@@ -36,6 +36,43 @@ class RecordInvalid(Exception):
     """The record does not prove what it is asked to prove; the message says why."""
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` refusing duplicate keys: another parser could read a different record
+    (the first value instead of the last) than the one that was signed."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKey(f"duplicate key {key!r}")
+        found[key] = value
+    return found
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record that could not be parsed; judged invalid with `reason`."""
+
+    reason: str
+
+
+def parse_record(text: str | bytes) -> Any:
+    """A record document from its text, strictly (UTF-8, JSON, no duplicate keys); an
+    Unreadable saying why otherwise, so every judge refuses it the same way."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text, object_pairs_hook=strict_object)
+    except UnicodeDecodeError:
+        return Unreadable("is not UTF-8 text")
+    except DuplicateKey as e:
+        return Unreadable(f"is ambiguous JSON ({e})")
+    except (TypeError, ValueError) as e:
+        return Unreadable(f"is not JSON ({e})")
+
+
 @dataclass(frozen=True)
 class Expected:
     """What a record must bind to count for a gate."""
@@ -136,6 +173,8 @@ def verify(
     kind, issue and expiry times (and `max_age`), and every binding (project, stack, release
     version and digest, color).
     """
+    if isinstance(document, Unreadable):
+        raise RecordInvalid(document.reason)
     if not isinstance(document, dict) or set(document) != {"record", "signature"}:
         raise RecordInvalid("is not a gate record: expected {record, signature}")
     body, signature = document["record"], document["signature"]
@@ -143,6 +182,7 @@ def verify(
         raise RecordInvalid("is not a gate record: record must be an object, signature a string")
     if body.get("format") != FORMAT:
         raise RecordInvalid(f"has an unknown format {body.get('format')!r}; expected {FORMAT}")
+    _check_fields(body)
 
     keys = {key_id(k): k for k in (parse_public_key(t) for t in trusted_keys)}
     signer = body.get("keyId")
@@ -184,6 +224,23 @@ def verify(
     return body
 
 
+_TEXT_FIELDS = ("kind", "project", "stack", "color", "issuedAt", "expiresAt", "keyId")
+
+
+def _check_fields(body: dict[str, Any]) -> None:
+    """Every field of the body has the type the format says, so no judge reads it differently."""
+    for field in _TEXT_FIELDS:
+        if not isinstance(body.get(field), str):
+            raise RecordInvalid(f"has field {field} {body.get(field)!r}; expected text")
+    release = body.get("release")
+    if not isinstance(release, dict) or not all(
+        isinstance(release.get(k), str) for k in ("version", "digest")
+    ):
+        raise RecordInvalid(f"has field release {release!r}; expected {{version, digest}} as text")
+    if not isinstance(body.get("details", {}), dict):
+        raise RecordInvalid(f"has field details {body.get('details')!r}; expected an object")
+
+
 def _age(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"
@@ -206,6 +263,15 @@ def private_key_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def findings(body: dict[str, Any]) -> dict[str, int]:
-    """Findings counts by severity of a security sign-off (missing severities count as 0)."""
+    """Findings counts by severity of a security sign-off (missing severities count as 0);
+    RecordInvalid when they are not whole numbers."""
     counts = body.get("details", {}).get("findings", {})
+    if not isinstance(counts, dict):
+        raise RecordInvalid(f"has field details.findings {counts!r}; expected an object of counts")
+    for severity in SEVERITIES:
+        value = counts.get(severity, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RecordInvalid(
+                f"has field details.findings.{severity} {value!r}; expected a whole number"
+            )
     return {s: int(counts.get(s, 0)) for s in SEVERITIES}

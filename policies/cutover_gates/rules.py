@@ -25,6 +25,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from cutover_gates.config_schema import DEFAULT_METRICS, DEFAULT_PRODUCTION_STACKS, properties_of
 from cutover_gates.contract import (
     APPROVAL,
     CHAIRMAN_APPROVAL_POLICY,
@@ -47,31 +48,11 @@ from cutover_gates.facts import (
     task_images,
 )
 from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge
-from cutover_gates.record import PINNED_IMAGE, SEVERITIES, Expected, RecordInvalid
+from cutover_gates.record import PINNED_IMAGE, Expected, RecordInvalid
 from cutover_gates.rollback_window import keeps_full_capacity
 
 # report(message) or report(message, urn): the SDK's ReportViolation, urn optional.
 Report = Callable[..., None]
-
-DEFAULT_PRODUCTION_STACKS = ["prod", "prod-*", "production", "production-*", "*-prod"]
-DEFAULT_METRICS = ["HTTPCode_Target_5XX_Count", "TargetResponseTime", "UnHealthyHostCount"]
-
-_PRODUCTION = {
-    "productionStacks": {
-        "type": "array",
-        "items": {"type": "string", "minLength": 1},
-        "description": "Stack name patterns (fnmatch) treated as production.",
-        "default": DEFAULT_PRODUCTION_STACKS,
-    }
-}
-_KEYS = {
-    "trustedKeys": {
-        "type": "array",
-        "items": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$"},
-        "description": "Trusted Ed25519 public keys (base64 of 32 bytes; `cutover keys new` prints them).",
-        "default": [],
-    }
-}
 
 
 def is_production(stack: str | None, patterns: list[str] | None = None) -> bool:
@@ -118,7 +99,6 @@ class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
         name: str,
         description: str,
         check: Callable[[StackFacts, Mapping[str, Any], Report], None],
-        properties: dict[str, Any],
     ) -> None:
         def validate(args: StackValidationArgs, report: Report) -> None:
             resources = [Res(r.resource_type, r.urn, r.props) for r in args.resources]
@@ -135,7 +115,7 @@ class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
             name,
             description,
             validate,
-            config_schema=PolicyConfigSchema({**_PRODUCTION, **properties}),
+            config_schema=PolicyConfigSchema(properties_of(name)),
         )
 
 
@@ -147,7 +127,6 @@ class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[
         name: str,
         description: str,
         check: Callable[[Res, Mapping[str, Any], Report], None],
-        properties: dict[str, Any],
     ) -> None:
         def validate(args: ResourceValidationArgs, report: Report) -> None:
             try:
@@ -161,7 +140,7 @@ class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[
             name,
             description,
             validate,
-            config_schema=PolicyConfigSchema({**_PRODUCTION, **properties}),
+            config_schema=PolicyConfigSchema(properties_of(name)),
         )
 
 
@@ -474,56 +453,36 @@ POLICIES = [
         "Every color that traffic moves onto runs a release the chairman approved: signed by a "
         "trusted key, unexpired, for this project, stack, release digest and color.",
         check_approval,
-        {**_KEYS, "maxAgeHours": {"type": "number", "minimum": 1}},
     ),
     GatePolicy(
         SECURITY_SIGNOFF_POLICY,
         "Every color that traffic moves onto has a valid security sign-off with findings "
         "within thresholds (by default zero critical).",
         check_signoff,
-        {
-            **_KEYS,
-            "maxAgeHours": {"type": "number", "minimum": 1},
-            "maxFindings": {
-                "type": "object",
-                "properties": {s: {"type": "integer", "minimum": 0} for s in SEVERITIES},
-                "additionalProperties": False,
-            },
-        },
     ),
     GatePolicy(
         ROLLBACK_TESTED_POLICY,
         "Before a color reaches 100% of traffic, a rollback drill of its release on this stack "
         "succeeded recently.",
         check_drill,
-        {**_KEYS, "maxAgeDays": {"type": "number", "minimum": 0.01, "default": 7}},
     ),
     GatePolicy(
         "rollback-ready",
         "The color losing traffic keeps what routes to it (target group or Service) and its "
         "full capacity in the same update and for the rollback window.",
         check_rollback_ready,
-        {"rollbackWindowMinutes": {"type": "integer", "minimum": 0, "default": 60}},
     ),
     GatePolicy(
         "monitoring-active",
         "Every color receiving traffic is watched: alarms with actions on its own target group "
         "behind the ALB, readiness probes behind a Gateway.",
         check_monitoring,
-        {
-            "requiredMetrics": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": DEFAULT_METRICS,
-            }
-        },
     ),
     GatePolicy(
         "weights-valid",
         "The listener or HTTPRoute splits traffic between exactly the two colors, in range, "
         "with traffic flowing, only onto colors already running at full capacity.",
         check_weights,
-        {},
     ),
     ResourceGate(
         "zero-downtime-settings",
@@ -531,21 +490,15 @@ POLICIES = [
         "healthy (ECS circuit breaker on; Deployments maxUnavailable 0), deletion protection "
         "on production load balancers.",
         check_zero_downtime,
-        {
-            "minDeregistrationDelaySeconds": {"type": "integer", "minimum": 0, "default": 5},
-            "maxDeregistrationDelaySeconds": {"type": "integer", "maximum": 3600, "default": 300},
-        },
     ),
     ResourceGate(
         "release-pinned",
         "Production images are pinned by digest.",
         check_pinned,
-        {},
     ),
     ResourceGate(
         "probes-required",
         "Every Deployment's containers declare readiness and liveness probes.",
         check_probes,
-        {},
     ),
 ]

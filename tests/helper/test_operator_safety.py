@@ -314,3 +314,26 @@ def test_a_failed_config_write_back_warns_but_the_shift_succeeded(aws: AwsStack)
     assert "warning: the shift succeeded, but the stack's config was not updated" in result.stderr
     assert "pulumi config set cutover:activeColor green" in result.stderr
     assert aws.deployments()[0]["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("bad", ["folder", "dangling link", "duplicate keys"])
+def test_an_unreadable_record_file_is_named_and_nothing_moves(aws: AwsStack, bad: str) -> None:
+    import shutil
+
+    records = aws.tmp / "records"
+    shutil.copytree(aws.records, records)
+    target = records / "zz-bad.json"
+    if bad == "folder":
+        target.mkdir()
+    elif bad == "dangling link":
+        target.symlink_to(aws.tmp / "gone.json")
+    else:
+        target.write_text('{"record": {}, "record": {}, "signature": ""}')
+    result = aws.cutover(
+        *aws.args("shift", "--to", "green", "--steps", "100", *FAST),
+        "--gates-config", str(aws.gates_config), "--records", str(records),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"--records: {target}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert aws.served() == {"blue": 100, "green": 0}

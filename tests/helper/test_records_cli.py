@@ -106,3 +106,85 @@ def test_signing_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
     )
     assert no_key.returncode == 2 and "no signing key" in no_key.stderr
     assert not out.exists()
+
+
+def _signed_approval(tmp_path: Path) -> tuple[Path, Path]:
+    """A valid approval file and a gates config trusting its key."""
+    cutover("keys", "new", "--name", "chairman", "--out", str(tmp_path))
+    record = tmp_path / "approval.json"
+    signed = cutover(
+        "approve", "--stack", "prod", "--color", "green",
+        "--stack-file", str(ROOT / "Pulumi.prod.yaml"), "--out", str(record),
+        "--key", str(tmp_path / "chairman.key"),
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    public = (tmp_path / "chairman.pub").read_text().strip()
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps({"chairman-approval": {"trustedKeys": [public]}}))
+    return record, gates
+
+
+def test_malformed_records_are_refused_with_one_line_each(tmp_path: Path) -> None:
+    record, gates = _signed_approval(tmp_path)
+    text = record.read_text()
+    document = json.loads(text)
+    cases = {
+        "binary.json": b"\xff\xfe not utf-8",
+        # the same key twice: another parser could read the other value than the signed one
+        "twice.json": text.replace(
+            '"color": "green"', '"color": "blue", "color": "green"'
+        ).encode(),
+        "details.json": json.dumps(
+            {**document, "record": {**document["record"], "details": "x"}}
+        ).encode(),
+        "kind.json": json.dumps({**document, "record": {**document["record"], "kind": 7}}).encode(),
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    files = [str(tmp_path / n) for n in cases]
+    result = cutover("records", "verify", *files, "--gates-config", str(gates))
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4 and all(line.startswith("INVALID") for line in lines)
+    assert "is not UTF-8 text" in lines[0]
+    assert "duplicate key 'color'" in lines[1]
+    assert "has field details 'x'; expected an object" in lines[2]
+    assert "has field kind 7" in lines[3] or "has kind '7'" in lines[3]
+    assert "Traceback" not in result.stderr
+
+
+def test_signing_into_a_missing_folder_or_from_broken_yaml_exits_2(tmp_path: Path) -> None:
+    cutover("keys", "new", "--name", "chairman", "--out", str(tmp_path))
+    common = [
+        "approve",
+        "--stack",
+        "prod",
+        "--color",
+        "green",
+        "--key",
+        str(tmp_path / "chairman.key"),
+    ]
+    missing = cutover(*common, "--stack-file", str(ROOT / "Pulumi.prod.yaml"),
+                      "--out", str(tmp_path / "nope" / "x.json"))  # fmt: skip
+    assert missing.returncode == 2
+    assert "folder" in missing.stderr and "does not exist" in missing.stderr
+    broken = tmp_path / "Pulumi.broken.yaml"
+    broken.write_text("config:\n  cutover:colors: [unclosed\n")
+    yaml_error = cutover(*common, "--stack-file", str(broken), "--out", str(tmp_path / "x.json"))
+    assert yaml_error.returncode == 2 and "is not valid YAML" in yaml_error.stderr
+    for result in (missing, yaml_error):
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_gates_config_errors_name_the_flag_and_follow_the_pack_schema(tmp_path: Path) -> None:
+    record, _ = _signed_approval(tmp_path)
+    bad = tmp_path / "bad-gates.json"
+    bad.write_text(json.dumps({"chairman-approval": {"trustedKeys": "not-a-list"}}))
+    result = cutover("records", "verify", str(record), "--gates-config", str(bad))
+    assert result.returncode == 2
+    assert f"--gates-config {bad}: chairman-approval.trustedKeys" in result.stderr
+    assert "--policy-pack-config" not in result.stderr
+    twice = tmp_path / "twice-gates.json"
+    twice.write_text('{"chairman-approval": {}, "chairman-approval": {"trustedKeys": []}}')
+    ambiguous = cutover("records", "verify", str(record), "--gates-config", str(twice))
+    assert ambiguous.returncode == 2 and "duplicate key" in ambiguous.stderr

@@ -390,3 +390,23 @@ def test_a_listener_that_is_not_a_blue_green_split_fails_every_gate_closed(
     }
     weights = next(d for d in diagnostics if d.policy == "weights-valid")
     assert "forwards to ['blue']; expected blue and green" in weights.message
+
+
+def test_malformed_records_are_violations_of_their_own_gate(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    """Never a failed RPC, never "see weights-valid": the gate names what is wrong."""
+    signoff = record(
+        "security-signoff", details={"scanner": "trivy", "findings": {"critical": "none"}}
+    )
+    only(
+        analyze(pack, with_record(flip, "security-signoff", signoff)),
+        "security-signoff",
+        "has field details.findings.critical 'none'; expected a whole number",
+    )
+    resources = with_record(flip, "approval", record("approval"))
+    for r in resources:
+        if r.type == "aws:ssm/parameter:Parameter" and r.state["name"].endswith("/green/approval"):
+            doubled = r.state["value"].replace('"color":', '"color": "blue", "color":', 1)
+            r.state["value"] = r.inputs["value"] = doubled
+    only(analyze(pack, resources), "chairman-approval", "is ambiguous JSON (duplicate key 'color')")
