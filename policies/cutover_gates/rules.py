@@ -204,20 +204,31 @@ def _gate(
 
 
 def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """Every color whose share of traffic or release changes in this update carries an
+    `approval` record signed by a key in `trustedKeys`, unexpired (and younger than
+    `maxAgeHours` if set), bound to this project, stack, release version, image digest and color."""
     _gate(facts, config, report, APPROVAL, _moving(facts))
 
 
 def check_signoff(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """Every color whose share or release changes carries a `security-signoff` record signed by a
+    trusted security key, bound like an approval, whose findings stay within `maxFindings` (by
+    default zero critical)."""
     _gate(facts, config, report, SECURITY_SIGNOFF, _moving(facts))
 
 
 def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """A color that reaches 100% of traffic in this update carries a `rollback-drill` record of
+    its release on this stack, signed by the deploy key, within `maxAgeDays` (default 7)."""
     weights = facts.weights()
     total = sum(weights.values())
     _gate(facts, config, report, ROLLBACK_DRILL, [c for c in _moving(facts) if weights[c] == total])
 
 
 def check_rollback_ready(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """The color that served traffic (in this update, the previous one, or within
+    `rollbackWindowMinutes`) keeps its fleet, what routes to it, and its full capacity, so
+    traffic can be given back to it at once."""
     weights = facts.weights()
     window = int(config.get("rollbackWindowMinutes", 60))
     now = _now()
@@ -255,6 +266,9 @@ def _missing(fleet: ColorFacts, routing: str) -> str | None:
 
 
 def check_monitoring(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """Every color receiving traffic is watched: behind the ALB, alarms with actions on its own
+    target group for each of `requiredMetrics`; behind a Gateway, readiness probes on every
+    container (ready replicas are the guard there)."""
     if facts.routing == "gateway":
         _check_readiness(facts, report)
         return
@@ -317,6 +331,9 @@ def _alarm_metrics(props: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any
 
 
 def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """The production listener or HTTPRoute splits traffic between exactly the two colors, each
+    weight in range, some traffic flowing, and moves traffic only onto a color that already ran
+    this release at full capacity before the update (deploy, then shift)."""
     try:
         weights = facts.weights()
     except ValueError as e:
@@ -362,50 +379,83 @@ def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) 
 
 
 def check_zero_downtime(res: Res, config: Mapping[str, Any], report: Report) -> None:
-    if res.type in TARGET_GROUP_TYPES:
-        health = res.props.get("healthCheck") or {}
-        if health.get("enabled") is False:
-            report("Target group health checks are off; the ALB would route to dead targets.")
-        low = int(config.get("minDeregistrationDelaySeconds", 5))
-        high = int(config.get("maxDeregistrationDelaySeconds", 300))
-        delay = int(res.props.get("deregistrationDelay", 300))
-        if not low <= delay <= high:
-            report(
-                f"Deregistration delay {delay}s is outside {low}-{high}s: too short drops "
-                "in-flight requests, too long stalls every rollout."
-            )
-    elif res.type == SERVICE:
-        minimum = int(res.props.get("deploymentMinimumHealthyPercent", 100))
-        if minimum < 100:
-            report(f"Rolling updates may drop to {minimum}% healthy; set 100.")
-        breaker = res.props.get("deploymentCircuitBreaker") or {}
-        if not breaker.get("enable"):
-            report("The ECS deployment circuit breaker is off; turn it on with rollback.")
-        controller = (res.props.get("deploymentController") or {}).get("type", "ECS")
-        if controller != "ECS":
-            report(
-                f"Deployment controller {controller} moves traffic itself and would fight cutover; use ECS."
-            )
-    elif res.type == DEPLOYMENT:
-        strategy = (res.props.get("spec") or {}).get("strategy") or {}
-        kind = strategy.get("type", "RollingUpdate")
-        unavailable = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
-        if kind != "RollingUpdate":
-            report(
-                f"Deployment strategy {kind} stops every pod before starting new ones; use RollingUpdate."
-            )
-        elif _quantity(unavailable) != 0:
-            report(
-                f"Rolling updates may take {_quantity(unavailable):g}"
-                f"{'%' if str(unavailable).endswith('%') else ''} of the pods out of service; set "
-                "strategy.rollingUpdate.maxUnavailable to 0."
-            )
-    elif res.type in LOAD_BALANCER_TYPES:
-        stack, _ = stack_of(res.urn)
-        if is_production(stack, config.get("productionStacks")) and not res.props.get(
-            "enableDeletionProtection"
-        ):
-            report(f"Deletion protection is off on a load balancer of production stack {stack}.")
+    """Settings without which a release or rollback drops requests, one rule per resource kind:
+    target groups, ECS services, Deployments and production load balancers."""
+    for rule in ZERO_DOWNTIME_RULES:
+        rule(res, config, report)
+
+
+def _target_group_settings(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    """Health checks on; deregistration delay within the configured bounds."""
+    if res.type not in TARGET_GROUP_TYPES:
+        return
+    health = res.props.get("healthCheck") or {}
+    if health.get("enabled") is False:
+        report("Target group health checks are off; the ALB would route to dead targets.")
+    low = int(config.get("minDeregistrationDelaySeconds", 5))
+    high = int(config.get("maxDeregistrationDelaySeconds", 300))
+    delay = int(res.props.get("deregistrationDelay", 300))
+    if not low <= delay <= high:
+        report(
+            f"Deregistration delay {delay}s is outside {low}-{high}s: too short drops "
+            "in-flight requests, too long stalls every rollout."
+        )
+
+
+def _ecs_rolling_settings(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    """Rolling updates at 100% healthy, the circuit breaker on, the ECS controller (ECS's own
+    blue/green would move weights itself and fight cutover)."""
+    if res.type != SERVICE:
+        return
+    minimum = int(res.props.get("deploymentMinimumHealthyPercent", 100))
+    if minimum < 100:
+        report(f"Rolling updates may drop to {minimum}% healthy; set 100.")
+    breaker = res.props.get("deploymentCircuitBreaker") or {}
+    if not breaker.get("enable"):
+        report("The ECS deployment circuit breaker is off; turn it on with rollback.")
+    controller = (res.props.get("deploymentController") or {}).get("type", "ECS")
+    if controller != "ECS":
+        report(
+            f"Deployment controller {controller} moves traffic itself and would fight cutover; use ECS."
+        )
+
+
+def _deployment_rolling_settings(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    """RollingUpdate with maxUnavailable 0: no pod leaves service before its replacement is ready."""
+    if res.type != DEPLOYMENT:
+        return
+    strategy = (res.props.get("spec") or {}).get("strategy") or {}
+    kind = strategy.get("type", "RollingUpdate")
+    unavailable = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+    if kind != "RollingUpdate":
+        report(
+            f"Deployment strategy {kind} stops every pod before starting new ones; use RollingUpdate."
+        )
+    elif _quantity(unavailable) != 0:
+        report(
+            f"Rolling updates may take {_quantity(unavailable):g}"
+            f"{'%' if str(unavailable).endswith('%') else ''} of the pods out of service; set "
+            "strategy.rollingUpdate.maxUnavailable to 0."
+        )
+
+
+def _deletion_protection(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    """A production stack's load balancer cannot be deleted by accident."""
+    if res.type not in LOAD_BALANCER_TYPES:
+        return
+    stack, _ = stack_of(res.urn)
+    if is_production(stack, config.get("productionStacks")) and not res.props.get(
+        "enableDeletionProtection"
+    ):
+        report(f"Deletion protection is off on a load balancer of production stack {stack}.")
+
+
+ZERO_DOWNTIME_RULES = (
+    _target_group_settings,
+    _ecs_rolling_settings,
+    _deployment_rolling_settings,
+    _deletion_protection,
+)
 
 
 def _quantity(value: Any) -> float:
@@ -417,6 +467,8 @@ def _quantity(value: Any) -> float:
 
 
 def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    """On production stacks, every image of a task definition or Deployment is pinned by digest
+    (`repo@sha256:...`), so the release the gates approved is the one that runs."""
     if res.type == TASK_DEFINITION:
         images = task_images(res)
     elif res.type == DEPLOYMENT:
@@ -434,6 +486,7 @@ def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
 
 
 def check_probes(res: Res, config: Mapping[str, Any], report: Report) -> None:
+    """Every container of a Deployment declares a readiness and a liveness probe."""
     if res.type != DEPLOYMENT:
         return
     pod = ((res.props.get("spec") or {}).get("template") or {}).get("spec") or {}
