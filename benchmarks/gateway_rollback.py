@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cutover.routers.gateway import GatewayRouter, weight_patch  # noqa: E402
-from tests.kube_api import KubeApi, kube_api_server, write_kubeconfig  # noqa: E402
+from tests.harness.kube_api import KubeApi, kube_api_server, write_kubeconfig  # noqa: E402
 
 TRIALS = 51
 ROUTE = {

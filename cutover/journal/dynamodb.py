@@ -13,7 +13,9 @@ from typing import Any
 
 from cutover.deployment import Deployment
 from cutover.errors import LockHeld
-from cutover.journal.lease import LEASE_SECONDS, Holder, dead_here, held_message
+from cutover.journal.lease import LEASE_SECONDS, Holder, LeaseState, dead_here, held_message
+
+ACTIVE = "active"
 
 
 def _lock_key(listener: str) -> dict[str, Any]:
@@ -36,6 +38,7 @@ class DynamoJournal:
 
         self.table = table
         self.db = client("dynamodb")
+        self._marked: set[str] = set()
 
     # -- the lease -----------------------------------------------------------------------
 
@@ -91,12 +94,18 @@ class DynamoJournal:
                 )
 
     def lock_holder(self, key: str) -> Holder | None:
+        state = self.lease_state(key)
+        return state.holder if state is not None and time.time() <= state.expires_at else None
+
+    def lease_state(self, key: str) -> LeaseState | None:
         item = self.db.get_item(TableName=self.table, Key=_lock_key(key), ConsistentRead=True).get(
             "Item"
         )
-        if not item or int(item["expiresAt"]["N"]) < time.time():
+        if not item:
             return None
-        return dict(json.loads(item["info"]["S"]))
+        expires = float(item["expiresAt"]["N"])
+        holder = dict(json.loads(item["info"]["S"]))
+        return LeaseState(holder, expires - LEASE_SECONDS, expires)
 
     # -- deployments -----------------------------------------------------------------------
 
@@ -109,6 +118,31 @@ class DynamoJournal:
                 "doc": {"S": json.dumps(deployment.to_json())},
             },
         )
+        # the index of deployments that may hold traffic split: what the watchdog reads
+        marker = {"pk": {"S": ACTIVE}, "sk": {"S": f"{deployment.scope}#{deployment.id}"}}
+        if deployment.status.active and deployment.id not in self._marked:
+            self.db.put_item(TableName=self.table, Item=marker)
+            self._marked.add(deployment.id)
+        elif not deployment.status.active:
+            self.db.delete_item(TableName=self.table, Key=marker)
+            self._marked.discard(deployment.id)
+
+    def active(self) -> list[Deployment]:
+        """Deployments in progress or paused, in every scope (a query of the index, no scan)."""
+        pages = self.db.get_paginator("query").paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": ACTIVE}},
+            ConsistentRead=True,
+        )
+        found = []
+        for page in pages:
+            for item in page["Items"]:
+                scope, _, deployment_id = item["sk"]["S"].partition("#")
+                deployment = self.load(scope, deployment_id)
+                if deployment is not None and deployment.status.active:
+                    found.append(deployment)
+        return found
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
         if deployment_id:

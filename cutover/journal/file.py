@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import ConfigError, LockHeld
-from cutover.journal.lease import Holder, held_message
+from cutover.journal.lease import Holder, LeaseState, held_message
 
 
 class FileJournal:
@@ -69,6 +69,15 @@ class FileJournal:
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 
+    def lease_state(self, key: str) -> LeaseState | None:
+        """An flock is held exactly as long as its process lives: live, or gone."""
+        import time
+
+        holder = self.lock_holder(key)
+        if holder is None:
+            return None
+        return LeaseState(holder, time.time(), float("inf"))
+
     # -- deployments and control requests ---------------------------------------------------
 
     @contextlib.contextmanager
@@ -98,6 +107,12 @@ class FileJournal:
         with self._document(write=False) as data:
             found = [d for d in data["deployments"].values() if d["scope"] == scope]
         return [Deployment.from_json(d) for d in sorted(found, key=lambda d: d["id"])]
+
+    def active(self) -> list[Deployment]:
+        with self._document(write=False) as data:
+            found = list(data["deployments"].values())
+        deployments = [Deployment.from_json(d) for d in sorted(found, key=lambda d: d["id"])]
+        return [d for d in deployments if d.status.active]
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
         found = self.history(scope)

@@ -16,10 +16,11 @@ from typing import Any
 
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import LockHeld
-from cutover.journal.lease import LEASE_SECONDS, Holder, dead_here, held_message
+from cutover.journal.lease import LEASE_SECONDS, Holder, LeaseState, dead_here, held_message
 from cutover.kube import api_client, timeout
 
 SCOPE_LABEL = "cutover/scope"
+ACTIVE_LABEL = "cutover/active"  # on deployments that may hold traffic split
 HOLDER_ANNOTATION = "cutover/holder"
 DOCUMENT_KEY = "deployment.json"
 
@@ -159,23 +160,36 @@ class KubernetesJournal:
                     raise
 
     def lock_holder(self, listener: str) -> dict[str, Any] | None:
-        current = self._read(self.leases.read_namespaced_lease, self._lease_name(listener))
-        if current is None or _expired(current, datetime.now(UTC)):
+        state = self.lease_state(listener)
+        if state is None or datetime.now(UTC).timestamp() > state.expires_at:
+            return None
+        return state.holder
+
+    def lease_state(self, key: str) -> LeaseState | None:
+        current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
+        if current is None:
             return None
         annotations = current["metadata"].get("annotations") or {}
-        return dict(json.loads(annotations.get(HOLDER_ANNOTATION, "{}")))
+        holder = dict(json.loads(annotations.get(HOLDER_ANNOTATION, "{}")))
+        spec = current.get("spec") or {}
+        renewed = spec.get("renewTime")
+        if not renewed:
+            return LeaseState(holder, 0.0, 0.0)
+        at = datetime.fromisoformat(renewed.replace("Z", "+00:00")).timestamp()
+        return LeaseState(holder, at, at + int(spec.get("leaseDurationSeconds") or LEASE_SECONDS))
 
     # -- documents ------------------------------------------------------------------------------
 
-    def _config_map(self, name: str, scope: str, data: dict[str, str]) -> dict[str, Any]:
+    def _config_map(
+        self, name: str, scope: str, data: dict[str, str], active: bool = False
+    ) -> dict[str, Any]:
+        labels = {SCOPE_LABEL: scope, "app.kubernetes.io/managed-by": "cutover"}
+        if active:
+            labels[ACTIVE_LABEL] = "true"
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {SCOPE_LABEL: scope, "app.kubernetes.io/managed-by": "cutover"},
-            },
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
             "data": data,
         }
 
@@ -205,12 +219,22 @@ class KubernetesJournal:
     def save(self, deployment: Deployment) -> None:
         name = f"cutover-deployment-{deployment.id.lower()}"
         document = json.dumps(deployment.to_json())
-        self._write(name, self._config_map(name, deployment.scope, {DOCUMENT_KEY: document}))
+        body = self._config_map(
+            name, deployment.scope, {DOCUMENT_KEY: document}, deployment.status.active
+        )
+        self._write(name, body)
 
     def history(self, scope: str) -> list[Deployment]:
+        return self._list(f"{SCOPE_LABEL}={scope}")
+
+    def active(self) -> list[Deployment]:
+        """Deployments in progress or paused, in every scope (by label)."""
+        return [d for d in self._list(f"{ACTIVE_LABEL}=true") if d.status.active]
+
+    def _list(self, selector: str) -> list[Deployment]:
         found = self.core.list_namespaced_config_map(
             self.namespace,
-            label_selector=f"{SCOPE_LABEL}={scope}",
+            label_selector=selector,
             _preload_content=False,
             _request_timeout=timeout(),
         )

@@ -12,16 +12,32 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cutover.errors import LockHeld
 
-LEASE_SECONDS = 30
+# How long a holder that stops renewing keeps its lease. The watchdog gives traffic back at
+# most this long (plus its schedule and one restore) after a shift's process dies.
+LEASE_SECONDS = int(os.environ.get("CUTOVER_LEASE_SECONDS") or 30)
 # A conditional write can fail against a holder that is gone by the time it is read; the
 # acquire is then simply tried again, a few times.
 ACQUIRE_ATTEMPTS = 3
 
 Holder = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """A lease as stored: who holds it, when it was last renewed and when it runs out."""
+
+    holder: Holder
+    renewed_at: float
+    expires_at: float
+
+    def live(self, now: float) -> bool:
+        """Held: not expired, and not known dead (a process gone on this very host)."""
+        return now <= self.expires_at and not dead_here(self.holder)
 
 
 class Locks(Protocol):
@@ -37,6 +53,10 @@ class Locks(Protocol):
     def release(self, keys: list[str], holder: Holder) -> None: ...
 
     def lock_holder(self, key: str) -> Holder | None: ...
+
+    def lease_state(self, key: str) -> LeaseState | None:
+        """The lease on `key` as stored, expired or not; None when there is none."""
+        ...
 
 
 def holder_identity(deployment_id: str) -> Holder:
