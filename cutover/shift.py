@@ -45,6 +45,7 @@ ABORT = "abort"
 PROMOTE_FULL = "promote-full"
 # While paused, samples are kept when a verdict changes, or at least this often.
 PAUSE_SAMPLE_SECONDS = 60.0
+ROLLBACK_COMMAND = Failure("rollback", "cutover rollback")
 
 
 def promote_request(index: int) -> str:
@@ -356,10 +357,13 @@ class Shift:
         return d
 
     def rollback(
-        self, deployment: Deployment, ensure_capacity: Callable[[str], None]
+        self,
+        deployment: Deployment,
+        ensure_capacity: Callable[[str], None],
+        by: Failure = ROLLBACK_COMMAND,
     ) -> Deployment:
-        """Restore a deployment's snapshot, e.g. after its process was killed: restore first,
-        then journal."""
+        """Restore a deployment's snapshot, e.g. after its process was killed (`by` says who
+        and why): restore first, then journal."""
         self._deployment = deployment
         self.lease.acquire(deployment.id)
         try:
@@ -369,11 +373,13 @@ class Shift:
                     if any(w[color] > 0 for w in snapshot_weights(self.services, deployment)):
                         ensure_capacity(color)
                 deployment.event(
-                    "rollback-requested", detected, previousStatus=str(deployment.status)
+                    EventType.ROLLBACK_REQUESTED, detected, previousStatus=str(deployment.status)
                 )
-                self.restore("cutover rollback", detected)
+                self.restore(by.detail, detected)
+                if deployment.status.active or deployment.failure is None:
+                    deployment.failure = by
                 deployment.status = Status.ROLLED_BACK
-                deployment.failure = deployment.failure or Failure("rollback", "cutover rollback")
+                self.notifier.event(deployment, Status.ROLLED_BACK, by.detail)
                 return self.finish()
         finally:
             self.lease.release()

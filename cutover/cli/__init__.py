@@ -41,6 +41,12 @@ COMMANDS = {
     "resume": CommandInfo(
         "cutover.cli.control", "resume", "traffic", "Continue an interrupted shift."
     ),
+    "watchdog": CommandInfo(
+        "cutover.cli.watchdog",
+        "watchdog",
+        "traffic",
+        "Give back traffic a dead shift left split (one pass).",
+    ),
     "status": CommandInfo(
         "cutover.cli.status",
         "status",

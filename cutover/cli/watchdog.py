@@ -1,0 +1,45 @@
+"""`cutover watchdog --once`: one watchdog pass from the command line (and the CronJob)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cutover.cli.common import Context, outputs_options, say
+
+
+@click.command()
+@outputs_options
+@click.option(
+    "--once",
+    is_flag=True,
+    required=True,
+    help="Run one pass and exit (the schedule is the stack's: EventBridge or a CronJob).",
+)
+def watchdog(outputs: tuple[Path, ...], stack: str | None, journal: str, once: bool) -> None:
+    """Give back the traffic of every deployment whose process stopped renewing its lease.
+
+    Never touches a deployment whose holder is alive; takes the lease with the same
+    conditional write as every other command, so concurrent passes never both act. Exit 0
+    when nothing needed doing or everything found was restored, 1 when a restore failed.
+
+    \b
+    Example:
+      cutover watchdog --once --outputs prod.json
+    """
+    from cutover.errors import DeploymentFailed
+    from cutover.notifier import Notifier
+    from cutover.watchdog import watch_once
+
+    if not once:
+        raise click.BadParameter("only --once is supported: the stack's schedule runs the passes")
+    ctx = Context(outputs, stack, journal)
+    findings = watch_once(ctx.services, ctx.journal, Notifier(ctx.all_outputs, say), say)
+    for finding in findings:
+        say(finding.line())
+    if not findings:
+        say("nothing to do: no deployment in progress")
+    failed = [f for f in findings if f.action == "failed"]
+    if failed:
+        raise DeploymentFailed(f"{len(failed)} restore(s) failed")
