@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
-from cutover_gates.contract import COLORS, HELPER_ROLE_ARN, PLATFORM, PROJECT, TRAFFIC
+from cutover_gates.contract import COLORS, HELPER_ROLE_ARN, PLATFORM, PROJECT, TRAFFIC, WATCHDOG
 
 from components.cluster import ServiceCluster, ServiceClusterArgs
 from components.color_fleet import ColorFleet, ColorFleetArgs
@@ -16,6 +16,7 @@ from components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerA
 from components.monitoring import Monitoring, MonitoringArgs
 from components.tags import stack_tags
 from components.traffic import TrafficPlan, previous_traffic
+from components.watchdog import Watchdog, WatchdogArgs
 from cutover.outputs import export_kubernetes_outputs, export_outputs
 
 
@@ -64,7 +65,7 @@ class AlbSide:
                 topic_arn=self.monitoring.topic.arn,
             ),
         )
-        export_outputs(
+        values = export_outputs(
             stack=config.stack,
             listener_arn=self.lb.listener.arn,
             target_group_arns={c: self.lb.target_groups[c].arn for c in COLORS},
@@ -82,6 +83,25 @@ class AlbSide:
                 HELPER_ROLE_ARN: helper.role.arn,
             },
         )
+        if config.watchdog.enabled:
+            watchdog = Watchdog(
+                f"{config.service.name}-watchdog",
+                WatchdogArgs(
+                    function_name=f"{config.service.name}-{config.stack}-cutover-watchdog"[:64],
+                    schedule=config.watchdog.schedule,
+                    log_retention_days=config.watchdog.log_retention_days,
+                    outputs=values,
+                    table_arn=self.journal.table.arn,
+                    listener_arn=self.lb.listener.arn,
+                    service_arns=service_arns,
+                    topic_arn=self.monitoring.topic.arn,
+                    tags=self.tags,
+                ),
+            )
+            pulumi.export(
+                WATCHDOG,
+                {"function": watchdog.function.name, "schedule": watchdog.schedule.name},
+            )
 
 
 def capacities(config: StackConfig, traffic: TrafficPlan, c: str) -> dict:
@@ -177,7 +197,7 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
         }
         for c in COLORS
     }
-    KubernetesHelperRole(
+    helper = KubernetesHelperRole(
         f"{name}-helper",
         KubernetesHelperRoleArgs(
             namespace=cluster.namespace,
@@ -194,13 +214,34 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
         WeightedRouteArgs(config=config, services={c: colors[c].resource_name for c in COLORS}),
         pulumi.ResourceOptions(depends_on=[colors[c].service for c in COLORS]),
     )
-    export_kubernetes_outputs(
+    values = export_kubernetes_outputs(
         stack=config.stack,
         route={"namespace": cluster.namespace, "name": route.route_name},
         releases=releases(config),
         services=services,
         extra={PROJECT: config.project, TRAFFIC: traffic.state},
     )
+    if config.watchdog.enabled:
+        from components.kubernetes_watchdog import (
+            NAME,
+            KubernetesWatchdog,
+            KubernetesWatchdogArgs,
+        )
+
+        assert config.watchdog.image is not None  # parse_config requires it on Gateway stacks
+        KubernetesWatchdog(
+            f"{name}-watchdog",
+            KubernetesWatchdogArgs(
+                namespace=cluster.namespace,
+                schedule=config.watchdog.cron,
+                every_minutes=config.watchdog.every_minutes,
+                image=config.watchdog.image,
+                role=helper.role_name,
+                outputs=values,
+                labels={"app.kubernetes.io/name": name},
+            ),
+        )
+        pulumi.export(WATCHDOG, {"cronJob": NAME, "namespace": cluster.namespace})
 
 
 config = load_config()

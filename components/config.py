@@ -47,8 +47,10 @@ KNOWN_KEYS = frozenset(
         "slowStartSeconds",
         "gateRecords",
         "kubernetes",
+        "watchdog",
     }
 )
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,27 @@ class AlarmThresholds:
 
 
 @dataclass(frozen=True)
+class WatchdogConfig:
+    """The stack's own watchdog: gives traffic back when a shift's process dies."""
+
+    enabled: bool
+    schedule: str  # rate(N minutes) (EventBridge); a CronJob runs it as */N * * * *
+    image: str | None  # Gateway stacks: the cutover image the CronJob runs, pinned by digest
+    log_retention_days: int
+
+    @property
+    def every_minutes(self) -> int:
+        number, unit = _RATE.fullmatch(self.schedule).groups()  # type: ignore[union-attr]
+        return int(number) * (60 if unit.startswith("hour") else 1)
+
+    @property
+    def cron(self) -> str:
+        """The schedule as a Kubernetes CronJob's."""
+        minutes = self.every_minutes
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Everything the program declares, validated."""
 
@@ -134,6 +157,7 @@ class StackConfig:
     deregistration_delay_seconds: int
     slow_start_seconds: int
     gate_records: tuple[str, ...]
+    watchdog: WatchdogConfig
 
     def color(self, color: Color) -> ColorConfig:
         return self.blue if color == "blue" else self.green
@@ -367,6 +391,7 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
         ),
         slow_start_seconds=_int(raw.get("slowStartSeconds", 30), "slowStartSeconds", 0, 900),
         gate_records=_records(raw.get("gateRecords")),
+        watchdog=_watchdog(raw, production, gateway=not on_alb),
     )
     if config.test_listener_port == 443:
         raise _fail("testListenerPort", 443, "a port other than 443 (the production listener)")
@@ -379,6 +404,38 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
                 f"at least 1: {color} would receive {weight}% of traffic",
             )
     return config
+
+
+def _watchdog(raw: Mapping[str, Any], production: bool, gateway: bool) -> WatchdogConfig:
+    found = _object(raw, "watchdog", required=False)
+    _unknown(found, "watchdog", {"enabled", "schedule", "image", "logRetentionDays"})
+    enabled = _bool(found.get("enabled", production), "watchdog.enabled")
+    schedule = found.get("schedule", "rate(1 minute)")
+    match = _RATE.fullmatch(str(schedule))
+    if (
+        not match
+        or int(match.group(1)) < 1
+        or (match.group(2).startswith("minute") and int(match.group(1)) > 59)
+    ):
+        raise _fail(
+            "watchdog.schedule", schedule, "rate(N minutes) with N from 1 to 59, or rate(N hours)"
+        )
+    image = found.get("image")
+    if gateway and enabled and (not isinstance(image, str) or not PINNED_IMAGE.fullmatch(image)):
+        raise _fail(
+            "watchdog.image",
+            image,
+            "the cutover image for the watchdog CronJob, pinned by digest (repo@sha256:...), "
+            "or watchdog.enabled false",
+        )
+    return WatchdogConfig(
+        enabled=enabled,
+        schedule=str(schedule),
+        image=image if gateway else None,
+        log_retention_days=_int(
+            found.get("logRetentionDays", 30), "watchdog.logRetentionDays", 1, 3653
+        ),
+    )
 
 
 def _network(raw: Mapping[str, Any]) -> Network:

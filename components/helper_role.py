@@ -184,6 +184,11 @@ def kubernetes_helper_rules(deployments: list[str], route: str | None) -> list[d
                 "resources": ["leases"],
                 "verbs": ["get", "create", "update", "delete"],
             },
+            {  # deployment events on the route (a Gateway stack has no SNS topic)
+                "apiGroups": [""],
+                "resources": ["events"],
+                "verbs": ["create"],
+            },
         ]
     return rules
 
@@ -204,4 +209,5 @@ class KubernetesHelperRole(pulumi.ComponentResource):
             rules=kubernetes_helper_rules(args.deployments, args.route),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"role": "cutover-helper"})
+        self.role_name = "cutover-helper"
+        self.register_outputs({"role": self.role_name})

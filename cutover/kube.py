@@ -68,3 +68,9 @@ def apps() -> Any:
     from kubernetes import client
 
     return client.AppsV1Api(api_client())
+
+
+def core() -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(api_client())

@@ -1,7 +1,7 @@
-"""Telling people: deployment events to the stack's SNS topic, figures to CloudWatch metrics.
-
-Gateway stacks have no topic: their deployments are told through the journal only. Telling
-people never stops a rollback: a failed publish is logged and passed over.
+"""Telling people: deployment events to the stack's SNS topic (figures to CloudWatch metrics),
+or on a Gateway stack, which has no topic, as Kubernetes Events on its HTTPRoute
+(`kubectl describe httproute`, and whatever forwards Events). Telling people never stops a
+rollback: a failed publish is logged and passed over.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ class Notifier:
 
     def __init__(self, outputs: list[StackOutputs], log: Callable[[str], None]) -> None:
         self.outputs = [o for o in outputs if o.on_aws]
+        self.routes = [o for o in outputs if not o.on_aws]
         self.log = log
+        self._sent = 0
 
     def event(self, deployment: Deployment, kind: str, detail: str) -> None:
         from cutover.aws import client
@@ -41,6 +43,48 @@ class Notifier:
                 )
             except Exception as e:  # noqa: BLE001 - telling people must not stop a rollback
                 self.log(f"  (could not publish {kind} to {o.topic_arn}: {e})")
+        for o in self.routes:
+            try:
+                self._kubernetes_event(o, deployment, kind, detail)
+            except Exception as e:  # noqa: BLE001
+                self.log(f"  (could not publish {kind} as a Kubernetes Event: {e})")
+
+    def _kubernetes_event(
+        self, o: StackOutputs, deployment: Deployment, kind: str, detail: str
+    ) -> None:
+        import socket
+        from datetime import UTC, datetime
+
+        from cutover.kube import core, timeout
+
+        self._sent += 1
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace, route = o.route["namespace"], o.route["name"]
+        reason = "Cutover" + "".join(part.capitalize() for part in str(kind).split("-"))
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{route}.cutover.{deployment.id.lower()}.{self._sent}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "name": route,
+                "namespace": namespace,
+            },
+            "reason": reason,
+            "message": f"deployment {deployment.id} towards {deployment.target}: {detail}"[:1024],
+            "type": "Warning" if kind == Status.ROLLED_BACK else "Normal",
+            "source": {"component": "cutover"},
+            "reportingComponent": "cutover",
+            "reportingInstance": socket.gethostname(),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        core().create_namespaced_event(namespace, body, _request_timeout=timeout())
 
     def metrics(self, deployment: Deployment) -> None:
         from cutover.aws import client

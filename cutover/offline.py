@@ -96,7 +96,11 @@ class ProgramMocks(pulumi.runtime.Mocks):
             return {"name": physical, "id": f"sg-{tail}", "arn": self.arn("ec2", f"sg-{tail}")}
         if typ.startswith("aws:"):
             service = typ.split(":")[1].split("/")[0]
-            return {"name": physical, "arn": self.arn(service, f"{name}/{tail}")}
+            # an `arn` given as input (an EventTarget's target) is the resource's to keep
+            return {
+                "name": physical,
+                "arn": inputs.get("arn") or self.arn(service, f"{name}/{tail}"),
+            }
         return {}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -234,8 +238,17 @@ class RecordingMonitor(MockMonitor):
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe copy of deserialized properties (unknowns become None)."""
-    return json.loads(json.dumps(value, default=lambda _: None))
+    """JSON-safe copy of deserialized properties: assets as {"asset": {"path"}}, archives as
+    {"archive": {name: asset}}, unknowns as None."""
+    return json.loads(json.dumps(value, default=_asset))
+
+
+def _asset(value: Any) -> Any:
+    if isinstance(value, pulumi.FileAsset):
+        return {"asset": {"path": value.path}}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": dict(value.assets)}
+    return None
 
 
 def run_program(

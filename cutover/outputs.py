@@ -53,8 +53,9 @@ def export_outputs(
     load_balancer_dns_name: Any,
     test_url: Any,
     extra: dict[str, Any] | None = None,
-) -> None:
-    """Export the contract's outputs (and any `extra` ones) from a Pulumi program."""
+) -> dict[str, Any]:
+    """Export the contract's outputs (and any `extra` ones) from a Pulumi program; returns
+    them (the watchdog reads the same values)."""
     import pulumi
 
     values = {
@@ -72,11 +73,12 @@ def export_outputs(
     }
     for key, value in values.items():
         pulumi.export(key, value)
+    return values
 
 
 def export_kubernetes_outputs(
     *, stack: Any, route: Any, releases: Any, services: Any, extra: dict[str, Any]
-) -> None:
+) -> dict[str, Any]:
     """Export a Kubernetes stack's outputs: the route's namespace and name replace the listener."""
     import pulumi
 
@@ -87,8 +89,10 @@ def export_kubernetes_outputs(
         RELEASES: releases,
         SERVICES: services,
     }
-    for key, value in {**values, **extra}.items():
+    values = {**values, **extra}
+    for key, value in values.items():
         pulumi.export(key, value)
+    return values
 
 
 class StackOutputs:

@@ -54,10 +54,13 @@ def why(deployment: Deployment, leases: list[LeaseState], now: float) -> str:
     """The reason journaled for a watchdog restore."""
     if leases:
         last = max(leases, key=lambda s: s.renewed_at)
-        who = f"{last.holder.get('who')} on {last.holder.get('host')}"
-        reason = f"watchdog: holder {who} stopped renewing at {_when(last.renewed_at)}"
-    else:
-        reason = "watchdog: no process holds its lease"
+        holder, renewed = last.holder, last.renewed_at
+    else:  # the lease is gone (released, or expired and deleted): when it was last heard of
+        holder = deployment.holder
+        heard = [e.t for e in deployment.events[-1:]] + [s.t for s in deployment.samples[-1:]]
+        renewed = max(heard, default=deployment.started_at)
+    who = f"{holder.get('who')} on {holder.get('host')}"
+    reason = f"watchdog: holder {who} stopped renewing at {_when(renewed)}"
     if past_deadline(deployment, now):
         reason += "; past its deadline"
     return reason
@@ -79,7 +82,12 @@ def watch_once(
     clock = clock or Clock()
     by_key = {s.key: s for s in services}
     findings = []
-    for deployment in journal.active():
+    # newest first: a deployment that took over a listener from a stale one is undone before
+    # it, so the last snapshot written back is what the oldest found
+    active = sorted(journal.active(), key=lambda d: d.id, reverse=True)
+    # leases as the pass found them, before any restore of its own takes and releases them
+    leases = {d.id: [s for s in (journal.lease_state(k) for k in d.listeners) if s] for d in active}
+    for deployment in active:
         if not set(deployment.listeners) <= set(by_key):
             findings.append(
                 Finding(
@@ -88,8 +96,7 @@ def watch_once(
             )
             continue
         now = clock.now()
-        leases = [s for s in (journal.lease_state(k) for k in deployment.listeners) if s]
-        if any(s.live(now) for s in leases):
+        if any(s.live(now) for s in leases[deployment.id]):
             if (
                 past_deadline(deployment, now)
                 and journal.requested(deployment.scope, deployment.id) != ABORT
@@ -115,7 +122,7 @@ def watch_once(
                 notifier,
                 log,
                 clock,
-                leases,
+                leases[deployment.id],
             )
         )
     return findings

@@ -67,6 +67,9 @@ TEST_URL = "testUrl"
 TRAFFIC = "traffic"
 HELPER_ROLE_ARN = "helperRoleArn"
 ROUTE = "route"
+WATCHDOG = (
+    "watchdog"  # {"function", "schedule"} on AWS, {"cronJob", "namespace"} on a Gateway stack
+)
 
 # The CloudWatch namespace of the helper's deployment metrics (the helper role may write only it).
 METRICS_NAMESPACE = "Cutover"

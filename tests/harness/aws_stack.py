@@ -150,6 +150,10 @@ class AwsStack:
 
     def reset(self) -> None:
         self.proxy.clear()
+        for data in self.data.values():  # a fresh DynamoDB journal too
+            db, table = self.client("dynamodb"), data["journalTable"]
+            for item in db.scan(TableName=table)["Items"]:
+                db.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
         self.topic_messages()  # subscribe once, then drain what earlier tests published
         for service, data in self.data.items():
             self.set_weights({"blue": 100, "green": 0}, service=service)

@@ -2,7 +2,7 @@
 
 GET and PATCH (JSON patch) of HTTPRoutes, GET of Deployments and PATCH (merge patch) of their
 scale subresource, and create/get/list/replace/delete of the ConfigMaps and Leases of the
-journal, with the API server's semantics the helper depends on: resourceVersion as a
+journal (and the Events the helper publishes), with the API server's semantics the helper depends on: resourceVersion as a
 precondition (409 Conflict), create of an existing name (409 AlreadyExists), failing `test`
 operations (422), label selectors on lists, generation bumped on spec changes. The Gateway controller is played by `accept_after`: a route's parents report the new
 generation Accepted only that many seconds after it was written (slow propagation). The
@@ -31,7 +31,7 @@ ROUTE_PATH = re.compile(
 )
 DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)(/scale)?$")
 OBJECT_PATH = re.compile(
-    r"^/(?:api/v1|apis/coordination\.k8s\.io/v1)/namespaces/([^/]+)/(configmaps|leases)(?:/([^/]+))?$"
+    r"^/(?:api/v1|apis/coordination\.k8s\.io/v1)/namespaces/([^/]+)/(configmaps|leases|events)(?:/([^/]+))?$"
 )
 
 
@@ -82,6 +82,13 @@ class KubeApi:
     def set_ready(self, namespace: str, name: str, ready: int) -> None:
         with self.lock:
             self.deployments[(namespace, name)]["status"]["readyReplicas"] = ready
+
+    def events(self, namespace: str) -> list[dict[str, Any]]:
+        """Kubernetes Events created in `namespace`, oldest first."""
+        with self.lock:
+            return [
+                o for (p, ns, _), o in self.objects.items() if p == "events" and ns == namespace
+            ]
 
     def patches(self, kind: str = "httproutes") -> list[Any]:
         return [b for m, p, b in self.requests if m == "PATCH" and f"/{kind}/" in p]

@@ -71,6 +71,9 @@ def declare(config: dict[str, Any], **kwargs: Any) -> ProgramRun:
     return ProgramRun.from_json(json.loads(result.stdout))
 
 
+WATCHDOG_IMAGE = "registry.example.com/cutover@sha256:5555555555555555555555555555555555555555555555555555555555555555"
+
+
 def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "gateway") -> dict:
     """The production stack on Kubernetes: Gateway API routing, or the ALB (`routing="alb"`)."""
     config = prod_config()
@@ -82,6 +85,7 @@ def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "
             gateway={"name": "public", "namespace": "gateways"},
             hostnames=["checkout.example.com"],
         )
+        config["cutover:watchdog"] = {"image": WATCHDOG_IMAGE}
     config.update(
         {
             "cutover:platform": "kubernetes",

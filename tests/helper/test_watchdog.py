@@ -7,16 +7,20 @@ runner elsewhere would: its lease can only expire, never be seen dead. Leases ar
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests.harness.aws_stack import AwsStack
+from tests.harness.program_runs import declare, prod_config
 from tests.helper.test_shift import running
 
 LEASE = 2
@@ -47,8 +51,6 @@ def watchdog(aws: AwsStack) -> subprocess.CompletedProcess[str]:
 def latest(aws: AwsStack) -> dict:
     table = aws.data["checkout"]["journalTable"]
     items = aws.client("dynamodb").scan(TableName=table)["Items"]
-    import json
-
     docs = [json.loads(i["doc"]["S"]) for i in items if "doc" in i]
     return max(docs, key=lambda d: d["id"])
 
@@ -143,3 +145,60 @@ def test_a_dead_shift_past_its_deadline_says_so(aws: AwsStack) -> None:
     assert result.returncode == 0, result.stderr
     assert "past its deadline" in latest(aws)["failure"]["detail"]
     assert aws.served() == {"blue": 100, "green": 0}
+
+
+def lambda_site(folder: Path) -> Path:
+    """A site folder with only what the Lambda Python runtime ships: boto3 and botocore (and
+    their own dependencies)."""
+    import boto3
+
+    site_packages = Path(boto3.__file__).resolve().parents[1]
+    site = folder / "lambda-runtime"
+    site.mkdir()
+    for name in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"):
+        (site / name).symlink_to(site_packages / name)
+    return site
+
+
+def test_the_lambda_handler_runs_from_exactly_what_the_program_packages(aws: AwsStack) -> None:
+    run = declare(prod_config())
+    (function,) = [r for r in run.resources if r.type == "aws:lambda/function:Function"]
+    assert function.inputs["handler"] == "cutover.watchdog.handler"
+    env = json.loads(function.inputs["environment"]["variables"]["CUTOVER_OUTPUTS"])
+    assert env == {k: v for k, v in run.outputs.items() if k != "watchdog"}
+    code = aws.tmp / "code"
+    for name, entry in function.inputs["code"]["archive"].items():
+        (code / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry["asset"]["path"], code / name)
+    site = lambda_site(aws.tmp)
+    lambda_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        **aws.env,
+        "PYTHONPATH": f"{code}:{site}",
+        "CUTOVER_OUTPUTS": json.dumps(aws.data["checkout"]),
+    }
+    interpreter = [sys.executable, "-S"]  # no site-packages: only the archive and boto3
+    for absent in ("click", "cryptography", "kubernetes", "matplotlib", "pulumi", "yaml"):
+        probe = subprocess.run([*interpreter, "-c", f"import {absent}"], env=lambda_env,
+                               capture_output=True, cwd=aws.tmp)  # fmt: skip
+        assert probe.returncode != 0, f"{absent} is importable in the Lambda stand-in runtime"
+
+    aws.set_weights({"blue": 85, "green": 15})
+    before = aws.forward_config()
+    process = spawn_elsewhere(aws, *dynamo(aws, "shift", "--to", "green", *aws.gate_args(),
+                              "--steps", "50,100", "--bake", "60s", "--interval", "0.1s"))  # fmt: skip
+    with running(process):
+        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=10)
+    time.sleep(LEASE + 1.1)
+    invoke = (
+        "import json; from cutover.watchdog import handler; print(json.dumps(handler({}, None)))"
+    )
+    result = subprocess.run([*interpreter, "-c", invoke], env=lambda_env, capture_output=True,
+                            text=True, cwd=aws.tmp, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout.strip().splitlines()[-1])["findings"]
+    assert [f["action"] for f in findings] == ["restored"]
+    assert aws.forward_config() == before
+    assert latest(aws)["failure"]["reason"] == "watchdog"

@@ -216,7 +216,7 @@ def test_missing_alarms_are_refused(pack: PolicyPackProcess, flip: ProgramRun) -
         for r in flip.resources
         if not (
             r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
-            and r.state["tags"]["cutover:color"] == "green"
+            and r.state["tags"].get("cutover:color") == "green"
             and "latency" in r.name
         )
     ]

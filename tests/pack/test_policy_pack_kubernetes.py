@@ -39,14 +39,24 @@ def alb(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
     return _flip(tmp_path_factory.mktemp("alb"), "alb")
 
 
+RECORDS = "kubernetes:core/v1:ConfigMap#cutover-gates"  # TYPE#NAME: one object of a type
+
+
 def edited(
     run: ProgramRun, typ: str, color: str | None, edit: Callable[[dict[str, Any]], None]
 ) -> list[Resource]:
-    """The run's resources with `edit` applied to each `typ` of `color` (None: any color)."""
+    """The run's resources with `edit` applied to each `typ` (or `TYPE#NAME`) of `color`
+    (None: any color)."""
     resources = copy.deepcopy(run.resources)
+    typ, _, name = typ.partition("#")
     for r in resources:
-        labels = (r.state.get("metadata") or {}).get("labels") or {}
-        if r.type == typ and color in (None, labels.get("cutover/color")):
+        metadata = r.state.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        if (
+            r.type == typ
+            and color in (None, labels.get("cutover/color"))
+            and name in ("", metadata.get("name"))
+        ):
             edit(r.state)
             edit(r.inputs)
     return resources
@@ -73,7 +83,7 @@ def test_records_are_read_from_the_configmap(
         props["data"]["green.approval.json"] = json.dumps(forged(record("approval")))
 
     only(
-        analyze(pack, edited(run, "kubernetes:core/v1:ConfigMap", None, forge)),
+        analyze(pack, edited(run, RECORDS, None, forge)),
         "chairman-approval",
         "a signature that does not match the record",
     )
@@ -82,7 +92,7 @@ def test_records_are_read_from_the_configmap(
         del props["data"]["green.security-signoff.json"]
 
     only(
-        analyze(pack, edited(run, "kubernetes:core/v1:ConfigMap", None, drop_signoff)),
+        analyze(pack, edited(run, RECORDS, None, drop_signoff)),
         "security-signoff",
         "has no security-signoff record",
     )
@@ -203,7 +213,7 @@ def test_alb_routing_needs_alarms_like_ecs(pack: PolicyPackProcess, alb: Program
         for r in alb.resources
         if not (
             r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
-            and r.state["tags"]["cutover:color"] == "green"
+            and r.state["tags"].get("cutover:color") == "green"
             and r.state.get("metricName") == "TargetResponseTime"
         )
     ]

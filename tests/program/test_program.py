@@ -162,7 +162,13 @@ def test_every_resource_is_tagged_and_color_resources_name_color_and_release(
     for resource in taggable:
         tags = resource.state["tags"]
         assert tags["cutover:stack"] == "prod", resource.urn
-        if resource.type in (TARGET_GROUP, SERVICE, ALARM, "aws:ecs/taskDefinition:TaskDefinition"):
+        watchdog = tags.get("cutover:role") == "watchdog"  # the stack's own, of no color
+        if not watchdog and resource.type in (
+            TARGET_GROUP,
+            SERVICE,
+            ALARM,
+            "aws:ecs/taskDefinition:TaskDefinition",
+        ):
             color = tags["cutover:color"]
             assert tags["cutover:release"] == colors[color]["release"], resource.urn
             assert color in resource.name
@@ -175,7 +181,7 @@ def test_alarms_watch_their_own_color_target_group_and_notify_the_topic(
     lb_suffix = one(run_, "aws:lb/loadBalancer:LoadBalancer", "checkout-alb").state["arnSuffix"]
     tg_suffix = {c: tg.state["arnSuffix"] for c, tg in target_groups(run_).items()}
     topic = one(run_, "aws:sns/topic:Topic", "checkout-events").state["arn"]
-    alarms = run_.of_type(ALARM)
+    alarms = [a for a in run_.of_type(ALARM) if "cutover:color" in a.state["tags"]]
     assert len(alarms) == 6
     for alarm in alarms:
         state = alarm.state
@@ -228,7 +234,7 @@ def test_journal_table_is_on_demand_recoverable_with_lease_ttl(
 
 
 def _helper_statements(run_: ProgramRun) -> list[dict[str, Any]]:
-    (policy,) = run_.of_type("aws:iam/rolePolicy:RolePolicy")
+    (policy,) = [p for p in run_.of_type("aws:iam/rolePolicy:RolePolicy") if "helper" in p.name]
     return json.loads(policy.state["policy"])["Statement"]
 
 
@@ -242,7 +248,9 @@ def test_helper_role_is_least_privilege(runs: dict[str, ProgramRun]) -> None:
     table = run_.of_type("aws:dynamodb/table:Table")[0].state["arn"]
     topic = one(run_, "aws:sns/topic:Topic", "checkout-events").state["arn"]
     services = sorted(s.state["arn"] for s in run_.of_type(SERVICE))
-    alarms = sorted(a.state["arn"] for a in run_.of_type(ALARM))
+    alarms = sorted(
+        a.state["arn"] for a in run_.of_type(ALARM) if "cutover:color" in a.state["tags"]
+    )
 
     assert statements["MoveTraffic"]["Action"] == ["elasticloadbalancing:ModifyListener"]
     assert statements["MoveTraffic"]["Resource"] == [listener]
@@ -282,7 +290,13 @@ def test_every_resource_is_parented_by_a_component(runs: dict[str, ProgramRun]) 
 def test_outputs_are_the_contract_and_all_known_in_preview(runs: dict[str, ProgramRun]) -> None:
     out = runs["split"].outputs
     assert set(outputs.REQUIRED) <= set(out)
-    assert set(out) - set(outputs.REQUIRED) == {"project", "platform", "traffic", "helperRoleArn"}
+    assert set(out) - set(outputs.REQUIRED) == {
+        "project",
+        "platform",
+        "traffic",
+        "helperRoleArn",
+        "watchdog",
+    }
     assert out["platform"] == "ecs"
     assert set(out["targetGroupArns"]) == {"blue", "green"}
     assert out["listenerArn"] == one(runs["split"], LISTENER, "checkout-https").state["arn"]
@@ -311,3 +325,50 @@ def test_bad_config_stops_the_program_before_any_resource(tmp_path: Any) -> None
     assert result.returncode == 2
     assert "cutover:activeColor: got 'purple'; expected blue or green" in result.stderr
     assert result.stdout == ""
+
+
+def test_the_watchdog_runs_on_a_schedule_with_its_own_least_privilege_role(
+    runs: dict[str, ProgramRun],
+) -> None:
+    run_ = runs["blue"]
+    (function,) = run_.of_type("aws:lambda/function:Function")
+    state = function.state
+    assert state["handler"] == "cutover.watchdog.handler" and state["runtime"].startswith("python3")
+    assert state["reservedConcurrentExecutions"] == 1
+    (rule,) = run_.of_type("aws:cloudwatch/eventRule:EventRule")
+    assert rule.state["scheduleExpression"] == "rate(1 minute)" and rule.state["state"] == "ENABLED"
+    (target,) = run_.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert target.state["arn"] == state["arn"] and target.state["rule"] == rule.state["name"]
+    (permission,) = run_.of_type("aws:lambda/permission:Permission")
+    assert permission.state["principal"] == "events.amazonaws.com"
+    assert permission.state["sourceArn"] == rule.state["arn"]
+    (logs,) = [g for g in run_.of_type("aws:cloudwatch/logGroup:LogGroup") if "watchdog" in g.name]
+    assert (
+        logs.state["name"] == f"/aws/lambda/{state['name']}" and logs.state["retentionInDays"] == 30
+    )
+    errors = [a for a in run_.of_type(ALARM) if a.state["tags"].get("cutover:role") == "watchdog"]
+    (alarm,) = errors
+    topic = one(run_, "aws:sns/topic:Topic", "checkout-events").state["arn"]
+    assert alarm.state["metricName"] == "Errors" and alarm.state["alarmActions"] == [topic]
+    assert alarm.state["dimensions"] == {"FunctionName": state["name"]}
+    (policy,) = [p for p in run_.of_type("aws:iam/rolePolicy:RolePolicy") if "watchdog" in p.name]
+    statements = {s["Sid"]: s for s in json.loads(policy.state["policy"])["Statement"]}
+    listener = one(run_, LISTENER, "checkout-https").state["arn"]
+    assert statements["GiveTrafficBack"]["Resource"] == [listener]
+    assert statements["Journal"]["Resource"] == [
+        run_.of_type("aws:dynamodb/table:Table")[0].state["arn"]
+    ]
+    assert statements["Events"]["Resource"] == [topic]
+    assert sorted(statements["ScaleColors"]["Resource"]) == sorted(
+        s.state["arn"] for s in run_.of_type(SERVICE)
+    )
+    for sid, statement in statements.items():
+        if statement["Resource"] == ["*"]:
+            assert sid == "Metrics" or all(
+                a.split(":")[1].startswith(READ_ONLY) for a in statement["Action"]
+            ), sid
+
+
+def test_no_watchdog_when_it_is_turned_off(runs: dict[str, ProgramRun]) -> None:
+    assert runs["staging"].of_type("aws:lambda/function:Function") == []
+    assert "watchdog" not in runs["staging"].outputs

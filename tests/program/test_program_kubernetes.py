@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cutover.offline import ProgramRun
 from tests.harness.program_runs import declare, kubernetes_config, previous_outputs, prod_config
 
@@ -58,6 +60,7 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
         ("deployments", ("checkout-blue", "checkout-green")): ["get"],
         ("deployments/scale", ("checkout-blue", "checkout-green")): ["get", "patch"],
         ("httproutes", (route["metadata"]["name"],)): ["get", "patch"],
+        ("events", ()): ["create"],  # deployment events on the route
     }
 
 
@@ -104,14 +107,54 @@ def test_alb_routing_binds_each_color_to_its_target_group() -> None:
         assert spec["targetType"] == groups[color]["targetType"] == "ip"
         (rule,) = spec["networking"]["ingress"]
         assert rule["from"] == [{"securityGroup": {"groupID": alb_sg["id"]}}]
-    alarms = [r for r in run.resources if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"]
+    alarms = [
+        r
+        for r in run.resources
+        if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm" and "cutover:color" in r.state["tags"]
+    ]
     assert {a.state["tags"]["cutover:color"] for a in alarms} == {"blue", "green"}
     outputs = run.outputs
     assert outputs["platform"] == "kubernetes"
     assert outputs["listenerArn"] == listener["arn"]
     assert outputs["services"]["blue"]["deployment"] == "checkout-blue"
     assert outputs["alarmNames"]["green"]
-    (policy,) = [r.state for r in run.resources if r.type == "aws:iam/rolePolicy:RolePolicy"]
+    (policy,) = [
+        r.state
+        for r in run.resources
+        if r.type == "aws:iam/rolePolicy:RolePolicy" and "helper" in r.name
+    ]
     assert "ecs:UpdateService" not in policy["policy"]
     (role,) = [r.state for r in run.resources if r.type.endswith("v1:Role")]
     assert {g["resources"][0] for g in role["rules"]} == {"deployments", "deployments/scale"}
+
+
+def test_the_watchdog_is_a_cronjob_bound_to_the_helper_role() -> None:
+    from tests.harness.program_runs import WATCHDOG_IMAGE
+
+    run = declare(kubernetes_config(active="blue", percent=100))
+    (cron,) = [r.state for r in run.resources if r.type == "kubernetes:batch/v1:CronJob"]
+    assert cron["metadata"]["name"] == "cutover-watchdog"
+    assert cron["metadata"]["namespace"] == "checkout"
+    spec = cron["spec"]
+    assert spec["schedule"] == "* * * * *" and spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] == 60 and spec["suspend"] is False
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == WATCHDOG_IMAGE
+    assert container["command"][:3] == ["cutover", "watchdog", "--once"]
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    assert pod["serviceAccountName"] == "cutover-watchdog"
+    (binding,) = [r.state for r in run.resources if r.type.endswith(":RoleBinding")]
+    assert binding["roleRef"]["name"] == "cutover-helper"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cutover-watchdog", "namespace": "checkout"}
+    ]
+    (outputs,) = [
+        r.state
+        for r in run.resources
+        if r.type == "kubernetes:core/v1:ConfigMap"
+        and r.state["metadata"]["name"] == "cutover-watchdog"
+    ]
+    mounted = json.loads(outputs["data"]["outputs.json"])
+    assert mounted["route"] == run.outputs["route"] and mounted["stack"] == "prod"
+    assert run.outputs["watchdog"] == {"cronJob": "cutover-watchdog", "namespace": "checkout"}

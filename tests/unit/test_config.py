@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from components.config import parse_config
 from cutover.errors import ConfigError
-from tests.harness.program_runs import prod_config
+from tests.harness.program_runs import WATCHDOG_IMAGE, prod_config
 
 
 def raw(config: dict[str, Any]) -> dict[str, Any]:
@@ -232,5 +232,9 @@ def test_alb_routing_on_kubernetes_needs_the_alb_settings() -> None:
     del config["cutover:network"]
     with pytest.raises(ConfigError, match="cutover:network: got None; expected an object"):
         parse(config)
-    gateway = {**config, "cutover:kubernetes": {"namespace": "checkout", "gateway": {"name": "gw"}}}
+    gateway = {
+        **config,
+        "cutover:kubernetes": {"namespace": "checkout", "gateway": {"name": "gw"}},
+        "cutover:watchdog": {"image": WATCHDOG_IMAGE},
+    }
     assert parse(gateway).network is None

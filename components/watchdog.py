@@ -1,0 +1,223 @@
+"""The stack's watchdog on AWS: a scheduled Lambda function that gives traffic back when the
+process driving a shift dies (cutover.watchdog.handler), itself watched by an alarm.
+
+The function's code is the `cutover` and `cutover_gates` packages as this program has them
+(pure Python; the watchdog's path imports only boto3, which the Lambda Python runtime ships).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+from cutover_gates.contract import METRICS_NAMESPACE
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the archive holds: archive folder -> source folder.
+PACKAGES = {"cutover": ROOT / "cutover", "cutover_gates": ROOT / "policies" / "cutover_gates"}
+RUNTIME = "python3.12"
+HANDLER = "cutover.watchdog.handler"
+TIMEOUT_SECONDS = 300
+WATCHDOG_ROLE = "watchdog"  # tag cutover:role on the schedule, function and alarm
+
+
+def code_files() -> dict[str, Path]:
+    """Every module of the two packages, by its path in the archive (no caches, no data)."""
+    return {
+        f"{name}/{path.relative_to(folder).as_posix()}": path
+        for name, folder in PACKAGES.items()
+        for path in sorted(folder.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+
+
+def code_archive() -> pulumi.AssetArchive:
+    return pulumi.AssetArchive({name: pulumi.FileAsset(str(p)) for name, p in code_files().items()})
+
+
+def watchdog_policy(
+    table_arn: str,
+    listener_arn: str,
+    service_arns: list[str],
+    topic_arn: str,
+    log_group_arn: str,
+) -> dict[str, Any]:
+    """Least privilege: this journal, this listener, these services, this topic, its own log.
+    `*` only on the read-only describe calls IAM cannot scope, and on PutMetricData held to
+    cutover's namespace by condition."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "Journal",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ],
+            "Resource": [table_arn],
+        },
+        {
+            "Sid": "GiveTrafficBack",
+            "Effect": "Allow",
+            "Action": ["elasticloadbalancing:ModifyListener"],
+            "Resource": [listener_arn],
+        },
+        {
+            "Sid": "ReadLoadBalancer",
+            "Effect": "Allow",
+            "Action": [
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeTargetHealth",
+            ],
+            "Resource": ["*"],
+        },
+        {
+            "Sid": "Events",
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": [topic_arn],
+        },
+        {
+            "Sid": "Metrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+        },
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{log_group_arn}:*"],
+        },
+    ]
+    if service_arns:  # ECS: scale the color traffic goes back to, if it was scaled down
+        statements.append(
+            {
+                "Sid": "ScaleColors",
+                "Effect": "Allow",
+                "Action": ["ecs:UpdateService", "ecs:DescribeServices"],
+                "Resource": service_arns,
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+@dataclass(frozen=True)
+class WatchdogArgs:
+    function_name: str
+    schedule: str
+    log_retention_days: int
+    outputs: pulumi.Input[dict[str, Any]]  # the stack outputs the handler reads
+    table_arn: pulumi.Input[str]
+    listener_arn: pulumi.Input[str]
+    service_arns: list[pulumi.Input[str]]
+    topic_arn: pulumi.Input[str]
+    tags: dict[str, str]
+
+
+class Watchdog(pulumi.ComponentResource):
+    """Function, schedule, permission, log group, role, and an alarm on the function's errors."""
+
+    def __init__(
+        self, name: str, args: WatchdogArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cutover:index:Watchdog", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "cutover:role": WATCHDOG_ROLE}
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{args.function_name}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        policy = pulumi.Output.all(
+            args.table_arn,
+            args.listener_arn,
+            pulumi.Output.all(*args.service_arns),
+            args.topic_arn,
+            self.log_group.arn,
+        ).apply(lambda a: json.dumps(watchdog_policy(a[0], a[1], list(a[2]), a[3], a[4])))
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-policy", role=self.role.id, policy=policy, opts=child
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=args.function_name,
+            runtime=RUNTIME,
+            handler=HANDLER,
+            role=self.role.arn,
+            code=code_archive(),
+            timeout=TIMEOUT_SECONDS,
+            memory_size=256,
+            reserved_concurrent_executions=1,  # one pass at a time (the lease would also tell)
+            environment={
+                "variables": {
+                    "CUTOVER_OUTPUTS": pulumi.Output.from_input(args.outputs).apply(json.dumps)
+                }
+            },
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+        )
+        self.schedule = aws.cloudwatch.EventRule(
+            f"{name}-schedule",
+            schedule_expression=args.schedule,
+            state="ENABLED",
+            description="cutover watchdog: give traffic back when a shift's process dies",
+            tags=tags,
+            opts=child,
+        )
+        self.target = aws.cloudwatch.EventTarget(
+            f"{name}-target", rule=self.schedule.name, arn=self.function.arn, opts=child
+        )
+        self.permission = aws.lambda_.Permission(
+            f"{name}-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="events.amazonaws.com",
+            source_arn=self.schedule.arn,
+            opts=child,
+        )
+        self.alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-errors",
+            name=f"{args.function_name}-errors",
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions={"FunctionName": self.function.name},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[args.topic_arn],
+            ok_actions=[args.topic_arn],
+            alarm_description="The cutover watchdog failed to give traffic back, or could not run.",
+            tags=tags,
+            opts=child,
+        )
+        self.register_outputs({"function": self.function.name, "schedule": self.schedule.name})
