@@ -22,7 +22,6 @@ class Notifier:
         self.outputs = [o for o in outputs if o.on_aws]
         self.routes = [o for o in outputs if not o.on_aws]
         self.log = log
-        self._sent = 0
 
     def event(self, deployment: Deployment, kind: str, detail: str) -> None:
         from cutover.aws import client
@@ -52,12 +51,12 @@ class Notifier:
     def _kubernetes_event(
         self, o: StackOutputs, deployment: Deployment, kind: str, detail: str
     ) -> None:
+        import secrets
         import socket
         from datetime import UTC, datetime
 
         from cutover.kube import core, timeout
 
-        self._sent += 1
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace, route = o.route["namespace"], o.route["name"]
         reason = "Cutover" + "".join(part.capitalize() for part in str(kind).split("-"))
@@ -65,7 +64,7 @@ class Notifier:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{route}.cutover.{deployment.id.lower()}.{self._sent}",
+                "name": f"{route}.cutover.{deployment.id.lower()}.{secrets.token_hex(4)}",
                 "namespace": namespace,
             },
             "involvedObject": {

@@ -7,8 +7,10 @@ on purpose: a Gateway stack needs none.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -408,3 +410,53 @@ def test_a_backend_without_a_weight_counts_as_one_and_is_written(cluster: Cluste
     result = cluster.cutover(*cluster.shift("--steps", "100", *FAST))
     assert result.returncode == 0, result.stderr
     assert cluster.weights() == {"blue": 0, "green": 100}
+
+
+def test_the_watchdog_gives_back_a_route_whose_shift_died_elsewhere(cluster: Cluster) -> None:
+    """`cutover watchdog --once`, as the CronJob runs it, after a shift on another host died."""
+    cluster.set_weights({"blue": 80, "green": 20})
+    command = " ".join(
+        [
+            sys.executable,
+            "-m",
+            "cutover",
+            *cluster.shift("--steps", "60,100", "--bake", "60s", *FAST[2:]),
+        ]
+    )
+    process = subprocess.Popen(
+        ["unshare", "--uts", "sh", "-c", f"hostname runner-elsewhere && exec {command}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **cluster.env, "CUTOVER_LEASE_SECONDS": "2", "USER": "ci"},
+        cwd=cluster.tmp,
+    )
+    cluster.stepped(process)
+    process.kill()
+    process.communicate()
+    assert cluster.weights() == {"blue": 40, "green": 60}
+    early = cluster.cutover(*cluster.args("watchdog", "--once"))
+    assert early.returncode == 0 and "alive and renewing" in early.stdout, early.stderr
+    assert cluster.weights() == {"blue": 40, "green": 60}
+    time.sleep(3.1)
+    passed = cluster.cutover(*cluster.args("watchdog", "--once"))
+    assert passed.returncode == 0, passed.stderr
+    assert "restored" in passed.stdout
+    assert cluster.weights() == {"blue": 80, "green": 20}
+    (doc,) = cluster.deployments()
+    assert doc["status"] == "rolled-back"
+    assert doc["failure"]["detail"].startswith(
+        "watchdog: holder ci on runner-elsewhere stopped renewing at "
+    )
+    events = cluster.api.events(NS)
+    warnings = [e for e in events if e["reason"] == "CutoverRolledBack"]
+    assert warnings and warnings[-1]["type"] == "Warning"
+    assert warnings[-1]["involvedObject"] == {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "name": "checkout",
+        "namespace": NS,
+    }
+    assert "watchdog: holder ci" in warnings[-1]["message"]
+    again = cluster.cutover(*cluster.args("watchdog", "--once"))
+    assert again.returncode == 0 and "nothing to do" in again.stdout
