@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from cutover_gates.contract import WATCHDOG_CRON_JOB as NAME
 
-NAME = "cutover-watchdog"
 OUTPUTS_KEY = "outputs.json"
 MOUNT = "/etc/cutover"
 

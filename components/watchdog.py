@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-from cutover_gates.contract import METRICS_NAMESPACE
+from cutover_gates.contract import METRICS_NAMESPACE, WATCHDOG_ROLE
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the archive holds: archive folder -> source folder.
@@ -22,7 +22,6 @@ PACKAGES = {"cutover": ROOT / "cutover", "cutover_gates": ROOT / "policies" / "c
 RUNTIME = "python3.12"
 HANDLER = "cutover.watchdog.handler"
 TIMEOUT_SECONDS = 300
-WATCHDOG_ROLE = "watchdog"  # tag cutover:role on the schedule, function and alarm
 
 
 def code_files() -> dict[str, Path]:

@@ -65,6 +65,7 @@ CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "weights-valid": {},
+    "watchdog-active": {},
     "zero-downtime-settings": {
         "minDeregistrationDelaySeconds": {"type": "integer", "minimum": 0, "default": 5},
         "maxDeregistrationDelaySeconds": {"type": "integer", "maximum": 3600, "default": 300},

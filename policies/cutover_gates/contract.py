@@ -67,9 +67,12 @@ TEST_URL = "testUrl"
 TRAFFIC = "traffic"
 HELPER_ROLE_ARN = "helperRoleArn"
 ROUTE = "route"
-WATCHDOG = (
-    "watchdog"  # {"function", "schedule"} on AWS, {"cronJob", "namespace"} on a Gateway stack
-)
+# {"function", "schedule"} on AWS, {"cronJob", "namespace"} on a Gateway stack
+WATCHDOG = "watchdog"
+
+# The watchdog's resources: marker `cutover:role` on AWS, and the CronJob's name on Kubernetes.
+WATCHDOG_ROLE = "watchdog"
+WATCHDOG_CRON_JOB = "cutover-watchdog"
 
 # The CloudWatch namespace of the helper's deployment metrics (the helper role may write only it).
 METRICS_NAMESPACE = "Cutover"

@@ -16,6 +16,8 @@ from cutover_gates.contract import (
     COLORS,
     RECORDS_CONFIG_MAP,
     TRAFFIC,
+    WATCHDOG_CRON_JOB,
+    WATCHDOG_ROLE,
     digest_of,
     record_parameter_prefix,
 )
@@ -38,6 +40,10 @@ HTTP_ROUTE_TYPES = (
     "kubernetes:gateway.networking.k8s.io/v1beta1:HTTPRoute",
 )
 TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+FUNCTION = "aws:lambda/function:Function"
+CRON_JOB_TYPES = ("kubernetes:batch/v1:CronJob", "kubernetes:batch/v1beta1:CronJob")
 
 
 @dataclass
@@ -142,6 +148,12 @@ class StackFacts:
     load_balancers: list[Res]
     records: dict[tuple[str, str], Any]
     previous: TrafficState | None
+    watchdog: list[Res] = field(
+        default_factory=list
+    )  # its schedule, target, function, alarm, CronJob
+
+    def of_watchdog(self, *types: str) -> list[Res]:
+        return [r for r in self.watchdog if r.type in types]
 
     @property
     def routing(self) -> str:
@@ -224,8 +236,15 @@ def collect(resources: list[Res]) -> StackFacts:
     load_balancers: list[Res] = []
     records: dict[tuple[str, str], Any] = {}
     previous = None
+    watchdog: list[Res] = []
     prefix = record_parameter_prefix(stack)
     for r in resources:
+        if (
+            (r.type in (EVENT_RULE, FUNCTION, ALARM) and r.tag("cutover:role") == WATCHDOG_ROLE)
+            or r.type == EVENT_TARGET
+            or (r.type in CRON_JOB_TYPES and r.name == WATCHDOG_CRON_JOB)
+        ):
+            watchdog.append(r)
         color = r.marker("color") if r.type != STACK_REFERENCE else None
         if r.type in LISTENER_TYPES and r.tag("cutover:role") == "production":
             listener = r
@@ -259,7 +278,16 @@ def collect(resources: list[Res]) -> StackFacts:
             if bucket is not None:
                 bucket.append(r)
     return StackFacts(
-        stack, project, resources, colors, listener, route, load_balancers, records, previous
+        stack,
+        project,
+        resources,
+        colors,
+        listener,
+        route,
+        load_balancers,
+        records,
+        previous,
+        watchdog,
     )
 
 

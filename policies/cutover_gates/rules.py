@@ -33,9 +33,15 @@ from cutover_gates.contract import (
     ROLLBACK_TESTED_POLICY,
     SECURITY_SIGNOFF,
     SECURITY_SIGNOFF_POLICY,
+    WATCHDOG_CRON_JOB,
 )
 from cutover_gates.facts import (
+    ALARM,
+    CRON_JOB_TYPES,
     DEPLOYMENT,
+    EVENT_RULE,
+    EVENT_TARGET,
+    FUNCTION,
     LOAD_BALANCER_TYPES,
     SERVICE,
     TARGET_GROUP_TYPES,
@@ -458,6 +464,52 @@ ZERO_DOWNTIME_RULES = (
 )
 
 
+def check_watchdog(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """An update that moves traffic happens only on a stack whose own watchdog runs: on AWS an
+    enabled schedule targeting the watchdog function, and an alarm with actions on its errors;
+    on a Gateway stack the CronJob `cutover-watchdog`, not suspended. Without it, a shift whose
+    process dies leaves traffic split until a person notices."""
+    if not _moving(facts):
+        return
+    how = "Set cutover:watchdog (enabled: true) and deploy it before moving traffic."
+    if facts.routing == "gateway":
+        jobs = facts.of_watchdog(*CRON_JOB_TYPES)
+        if not jobs:
+            report(
+                f"This update moves traffic but the stack has no CronJob {WATCHDOG_CRON_JOB}. {how}"
+            )
+        elif any((j.props.get("spec") or {}).get("suspend") for j in jobs):
+            report(f"The watchdog CronJob {WATCHDOG_CRON_JOB} is suspended. Unsuspend it. {how}")
+        return
+    rules = [
+        r
+        for r in facts.of_watchdog(EVENT_RULE)
+        if r.props.get("state", "ENABLED") == "ENABLED"
+        and r.props.get("isEnabled", True) is not False
+    ]
+    functions = {str(f.props.get("arn")) for f in facts.of_watchdog(FUNCTION)}
+    rule_names = {str(r.props.get("name")) for r in rules}
+    targeted = [
+        t
+        for t in facts.of_watchdog(EVENT_TARGET)
+        if str(t.props.get("rule")) in rule_names and str(t.props.get("arn")) in functions
+    ]
+    alarms = [a for a in facts.of_watchdog(ALARM) if a.props.get("alarmActions")]
+    missing = [
+        what
+        for what, found in (
+            ("an enabled schedule", rules),
+            ("a schedule target on the watchdog function", targeted),
+            ("an alarm with actions on the watchdog's errors", alarms),
+        )
+        if not found
+    ]
+    if missing:
+        report(
+            f"This update moves traffic but the stack's watchdog lacks {', '.join(missing)}. {how}"
+        )
+
+
 def _quantity(value: Any) -> float:
     """An int-or-percent field (`1`, `"25%"`; numbers arrive from the engine as floats)."""
     try:
@@ -536,6 +588,13 @@ POLICIES = [
         "The listener or HTTPRoute splits traffic between exactly the two colors, in range, "
         "with traffic flowing, only onto colors already running at full capacity.",
         check_weights,
+    ),
+    GatePolicy(
+        "watchdog-active",
+        "Traffic moves only on a stack whose own watchdog runs (a scheduled Lambda function "
+        "with an alarm on its errors, or a CronJob), so a shift whose process dies is given "
+        "back within a lease, a schedule period and a restore.",
+        check_watchdog,
     ),
     ResourceGate(
         "zero-downtime-settings",

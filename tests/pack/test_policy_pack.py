@@ -79,6 +79,7 @@ def test_pack_describes_its_policies_with_config_schemas(pack: PolicyPackProcess
         "rollback-ready",
         "monitoring-active",
         "weights-valid",
+        "watchdog-active",
         "zero-downtime-settings",
         "release-pinned",
         "probes-required",
@@ -410,3 +411,49 @@ def test_malformed_records_are_violations_of_their_own_gate(
             doubled = r.state["value"].replace('"color":', '"color": "blue", "color":', 1)
             r.state["value"] = r.inputs["value"] = doubled
     only(analyze(pack, resources), "chairman-approval", "is ambiguous JSON (duplicate key 'color')")
+
+
+WATCHDOG_CASES = {
+    "no watchdog at all": (
+        lambda r: (
+            r.state.get("tags", {}).get("cutover:role") == "watchdog"
+            or r.type == "aws:cloudwatch/eventTarget:EventTarget"
+        ),
+        None,
+        "lacks an enabled schedule, a schedule target on the watchdog function, an alarm",
+    ),
+    "schedule disabled": (
+        lambda r: r.type == "aws:cloudwatch/eventRule:EventRule",
+        {"state": "DISABLED"},
+        "lacks an enabled schedule",
+    ),
+    "target elsewhere": (
+        lambda r: r.type == "aws:cloudwatch/eventTarget:EventTarget",
+        {"arn": "arn:aws:lambda:eu-west-1:123456789012:function:other"},
+        "lacks a schedule target on the watchdog function",
+    ),
+    "alarm without actions": (
+        lambda r: (
+            r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
+            and r.state["tags"].get("cutover:role") == "watchdog"
+        ),
+        {"alarmActions": []},
+        "lacks an alarm with actions on the watchdog's errors",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", WATCHDOG_CASES)
+def test_moving_traffic_without_a_running_watchdog_is_refused(
+    pack: PolicyPackProcess, flip: ProgramRun, case: str
+) -> None:
+    pick, change, phrase = WATCHDOG_CASES[case]
+    resources = []
+    for r in copy.deepcopy(flip.resources):
+        if pick(r):
+            if change is None:
+                continue
+            r.state.update(change)
+            r.inputs.update(change)
+        resources.append(r)
+    only(analyze(pack, resources), "watchdog-active", phrase)

@@ -234,3 +234,16 @@ def test_alb_routing_keeps_each_colors_target_group_binding(
     assert {d.policy for d in diagnostics} == {"weights-valid", "rollback-ready"}
     assert all(d.mandatory for d in diagnostics)
     assert any("no TargetGroupBinding registers its pods" in d.message for d in diagnostics)
+
+
+def test_a_gateway_stack_moves_traffic_only_with_its_cronjob_running(
+    pack: PolicyPackProcess, gateway: ProgramRun
+) -> None:
+    cron = "kubernetes:batch/v1:CronJob"
+
+    def suspend(props: dict[str, Any]) -> None:
+        props["spec"]["suspend"] = True
+
+    only(analyze(pack, edited(gateway, cron, None, suspend)), "watchdog-active", "is suspended")
+    without = [r for r in gateway.resources if r.type != cron]
+    only(analyze(pack, without), "watchdog-active", "has no CronJob cutover-watchdog")
