@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/preview.py
 	$(BIN)/python benchmarks/rollback.py
 	$(BIN)/python benchmarks/gateway_rollback.py
+	$(BIN)/python benchmarks/watchdog.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
