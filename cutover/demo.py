@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,11 +28,21 @@ def step(title: str) -> None:
     print(f"\n\033[1m== {title}\033[0m", flush=True)
 
 
+def echo(args: tuple[str, ...]) -> None:
+    shown = " ".join(a if len(a) < 60 else "…" + a[-40:] for a in args)
+    print(f"$ cutover {shown}", flush=True)
+
+
+def spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A `cutover` command the demo acts on while it runs (echoed like the others)."""
+    echo(args)
+    return subprocess.Popen([sys.executable, "-m", "cutover", *args], env=env, text=True)
+
+
 def run(
     *args: str, env: dict[str, str], expect: int = 0, quiet: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    shown = " ".join(a if len(a) < 60 else "…" + a[-40:] for a in args)
-    print(f"$ cutover {shown}", flush=True)
+    echo(args)
     result = subprocess.run(
         [sys.executable, "-m", "cutover", *args], env=env, text=True, capture_output=quiet
     )
@@ -190,32 +201,33 @@ def main() -> None:
         print("   with green serving, drill blue so it may take traffic back later")
         run("drill", "--to", "blue", *drill, *common, env=env)
 
-        step("7. A second shift, back to blue; blue's 5xx alarm fires at the first step")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cutover",
-                "shift",
-                "--to",
-                "blue",
-                "--steps",
-                "25,100",
-                "--bake",
-                "5s",
-                "--interval",
-                "0.25s",
-                *gate_args,
-                *common,
-            ],
-            env=env,
-            text=True,
-        )
-        _wait_for_weight(env, data, "blue", 25)
         import boto3
 
+        back = ["shift", "--to", "blue", "--steps", "25,100", "--interval", "0.25s", *gate_args]
+        cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint)
+
+        step("7. Ctrl-C during a shift back to blue: the weights it found are given back")
+        process = spawn(*back, "--bake", "30s", *common, env=env)
+        _wait_for_weight(env, data, "blue", 25)
+        print("   (the demo presses Ctrl-C: SIGINT to the shift)", flush=True)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        print(f"   shift exited {process.returncode}: interrupted, traffic given back", flush=True)
+
+        step("8. A shift whose process is killed (SIGKILL): the stack's watchdog gives it back")
+        process = spawn(*back, "--bake", "30s", *common, env=env)
+        _wait_for_weight(env, data, "blue", 25)
+        print("   (the demo kills the shift: SIGKILL, nothing of it runs any more)", flush=True)
+        process.kill()
+        process.wait(timeout=60)
+        run("status", *common, env=env)
+        run("watchdog", "--once", *common, env=env)
+
+        step("9. A shift back to blue; blue's 5xx alarm fires at the first step")
+        process = spawn(*back, "--bake", "5s", *common, env=env)
+        _wait_for_weight(env, data, "blue", 25)
         print("   (the demo sets blue's 5xx-rate alarm to ALARM)", flush=True)
-        boto3.client("cloudwatch", endpoint_url=endpoint).set_alarm_state(
+        cloudwatch.set_alarm_state(
             AlarmName=data["alarmNames"]["blue"][0],
             StateValue="ALARM",
             StateReason="demo: injected failure",
@@ -224,7 +236,7 @@ def main() -> None:
         print(f"   shift exited {process.returncode}: rolled back automatically", flush=True)
         run("status", *common, env=env)
 
-        step("8. Report: timeline, success rate, downtime, rollback time, and a plot")
+        step("10. Report: timeline, success rate, downtime, rollback time, and a plot")
         run("report", *common, "--out", str(OUT), env=env)
     print(f"\nDone in {time.monotonic() - started:.0f}s. Everything is in {OUT.resolve()}/")
 
