@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+from components import iam
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,7 @@ class ServiceCluster(pulumi.ComponentResource):
         )
         self.execution_role = aws.iam.Role(
             f"{name}-execution",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=iam.assumed_by("ecs-tasks.amazonaws.com"),
             tags=args.tags,
             opts=child,
         )

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-from cutover_gates.contract import METRICS_NAMESPACE
+
+from components import iam
 
 
 @dataclass(frozen=True)
@@ -30,72 +31,17 @@ def helper_policy(
     """The helper's policy document. Writes are scoped to resources; `*` appears only on
     describe calls that IAM cannot scope, and on PutMetricData, which is held to one
     namespace by condition."""
-    # ECS services to scale (on Kubernetes the helper scales Deployments through its kubeconfig)
-    scale = (
+    return iam.document(
         [
-            {
-                "Sid": "ScaleColors",
-                "Effect": "Allow",
-                "Action": ["ecs:UpdateService", "ecs:DescribeServices"],
-                "Resource": service_arns,
-            }
+            iam.move_traffic("MoveTraffic", listener_arn),
+            iam.read_load_balancer("DescribeTargetGroups"),
+            iam.allow("ReadAlarms", ["cloudwatch:DescribeAlarms"], alarm_arns),
+            iam.journal(table_arn),
+            iam.metrics(),
+            iam.events(topic_arn),
+            *iam.scale_colors(service_arns),
         ]
-        if service_arns
-        else []
     )
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "MoveTraffic",
-                "Effect": "Allow",
-                "Action": ["elasticloadbalancing:ModifyListener"],
-                "Resource": [listener_arn],
-            },
-            {
-                "Sid": "ReadLoadBalancer",
-                "Effect": "Allow",
-                "Action": [
-                    "elasticloadbalancing:DescribeListeners",
-                    "elasticloadbalancing:DescribeTargetHealth",
-                    "elasticloadbalancing:DescribeTargetGroups",
-                ],
-                "Resource": ["*"],
-            },
-            {
-                "Sid": "ReadAlarms",
-                "Effect": "Allow",
-                "Action": ["cloudwatch:DescribeAlarms"],
-                "Resource": alarm_arns,
-            },
-            {
-                "Sid": "Journal",
-                "Effect": "Allow",
-                "Action": [
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:Query",
-                ],
-                "Resource": [table_arn],
-            },
-            {
-                "Sid": "Metrics",
-                "Effect": "Allow",
-                "Action": ["cloudwatch:PutMetricData"],
-                "Resource": ["*"],
-                "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-            },
-            {
-                "Sid": "Events",
-                "Effect": "Allow",
-                "Action": ["sns:Publish"],
-                "Resource": [topic_arn],
-            },
-            *scale,
-        ],
-    }
 
 
 class HelperRole(pulumi.ComponentResource):

@@ -14,7 +14,9 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-from cutover_gates.contract import METRICS_NAMESPACE, WATCHDOG_ROLE
+from cutover_gates.contract import WATCHDOG_ROLE
+
+from components import iam
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the archive holds: archive folder -> source folder.
@@ -48,64 +50,19 @@ def watchdog_policy(
     """Least privilege: this journal, this listener, these services, this topic, its own log.
     `*` only on the read-only describe calls IAM cannot scope, and on PutMetricData held to
     cutover's namespace by condition."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "Journal",
-            "Effect": "Allow",
-            "Action": [
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Query",
-            ],
-            "Resource": [table_arn],
-        },
-        {
-            "Sid": "GiveTrafficBack",
-            "Effect": "Allow",
-            "Action": ["elasticloadbalancing:ModifyListener"],
-            "Resource": [listener_arn],
-        },
-        {
-            "Sid": "ReadLoadBalancer",
-            "Effect": "Allow",
-            "Action": [
-                "elasticloadbalancing:DescribeListeners",
-                "elasticloadbalancing:DescribeTargetHealth",
-            ],
-            "Resource": ["*"],
-        },
-        {
-            "Sid": "Events",
-            "Effect": "Allow",
-            "Action": ["sns:Publish"],
-            "Resource": [topic_arn],
-        },
-        {
-            "Sid": "Metrics",
-            "Effect": "Allow",
-            "Action": ["cloudwatch:PutMetricData"],
-            "Resource": ["*"],
-            "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-        },
-        {
-            "Sid": "Logs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [f"{log_group_arn}:*"],
-        },
-    ]
-    if service_arns:  # ECS: scale the color traffic goes back to, if it was scaled down
-        statements.append(
-            {
-                "Sid": "ScaleColors",
-                "Effect": "Allow",
-                "Action": ["ecs:UpdateService", "ecs:DescribeServices"],
-                "Resource": service_arns,
-            }
-        )
-    return {"Version": "2012-10-17", "Statement": statements}
+    return iam.document(
+        [
+            iam.journal(table_arn),
+            iam.move_traffic("GiveTrafficBack", listener_arn),
+            iam.read_load_balancer(),
+            iam.events(topic_arn),
+            iam.metrics(),
+            iam.allow(
+                "Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"]
+            ),
+            *iam.scale_colors(service_arns),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -139,18 +96,7 @@ class Watchdog(pulumi.ComponentResource):
         )
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=iam.assumed_by("lambda.amazonaws.com"),
             tags=tags,
             opts=child,
         )
