@@ -48,6 +48,11 @@ PAUSE_SAMPLE_SECONDS = 60.0
 ROLLBACK_COMMAND = Failure("rollback", "cutover rollback")
 
 
+def busy_workers(services: list[Service]) -> int:
+    """Threads for calls made to every service at once (writes, reads, guard polls)."""
+    return min(64, max(1, len(services) * 2))
+
+
 def promote_request(index: int) -> str:
     """The request that promotes the pause before step `index` (and no other pause)."""
     return f"promote:{index}"
@@ -74,7 +79,7 @@ class Shift:
         self.keys = [s.key for s in services]
         self.scope = scope_of(self.keys)
         self.lease = Lease(journal, self.keys, log)
-        self.pool = ThreadPoolExecutor(max_workers=min(64, max(1, len(services) * 2)))
+        self.pool = ThreadPoolExecutor(max_workers=busy_workers(services))
         self._deployment: Deployment | None = None
         self.full = False  # `cutover promote --full`: no more pauses or bakes
 
@@ -159,6 +164,7 @@ class Shift:
                 failure = self.pause(index, deadline)
                 if failure is not None:
                     return self.fail(*failure, self.clock.now())
+            self.lease.confirm()  # never move traffic on a lease another process took over
             self.record(EventType.STEP_INTENT, index=index, weights=weights)
             list(self.pool.map(lambda s, w=weights: s.router.set(w), self.services))
             expected = [weights] * len(self.services)
@@ -243,6 +249,8 @@ class Shift:
                     return "guards inconclusive", f"{inconclusive} polls in a row: {details}"
             else:
                 inconclusive = 0
+            if self.lease.lost.is_set():
+                self.lease.confirm()
             command = self.journal.requested(self.scope, d.id)
             if command == ABORT:
                 return "aborted", "cutover abort was requested"
@@ -328,6 +336,7 @@ class Shift:
         d = self.deployment
         self.log(f"Rolling back: {reason}: {detail}")
         with self.interrupts.shielded():
+            self._drain()
             self.restore(reason, detected_at)
             d.status = Status.ROLLED_BACK
             d.failure = Failure(reason, detail)
@@ -336,6 +345,12 @@ class Shift:
         raise DeploymentFailed(
             f"deployment {d.id} rolled back ({reason}: {detail}); {self.outcome()}"
         )
+
+    def _drain(self) -> None:
+        """Let calls still in flight finish before the restore (a step's write interrupted by
+        a signal must not land after the snapshot is written back)."""
+        busy, self.pool = self.pool, ThreadPoolExecutor(max_workers=busy_workers(self.services))
+        busy.shutdown(wait=True)
 
     def outcome(self) -> str:
         """Where the traffic is after a restore, honestly."""

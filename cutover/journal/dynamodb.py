@@ -11,9 +11,18 @@ import json
 import time
 from typing import Any
 
+from cutover_gates.contract import Status
+
 from cutover.deployment import Deployment
 from cutover.errors import LockHeld
-from cutover.journal.lease import LEASE_SECONDS, Holder, LeaseState, dead_here, held_message
+from cutover.journal.lease import (
+    LEASE_SECONDS,
+    Holder,
+    LeaseState,
+    dead_here,
+    finished_elsewhere,
+    held_message,
+)
 
 ACTIVE = "active"
 
@@ -110,14 +119,29 @@ class DynamoJournal:
     # -- deployments -----------------------------------------------------------------------
 
     def save(self, deployment: Deployment) -> None:
-        self.db.put_item(
-            TableName=self.table,
-            Item={
-                "pk": {"S": f"deploy#{deployment.scope}"},
-                "sk": {"S": deployment.id},
-                "doc": {"S": json.dumps(deployment.to_json())},
-            },
-        )
+        item = {
+            "pk": {"S": f"deploy#{deployment.scope}"},
+            "sk": {"S": deployment.id},
+            "doc": {"S": json.dumps(deployment.to_json())},
+            "status": {"S": str(deployment.status)},
+        }
+        if deployment.status.active:  # never over a deployment another process finished
+            try:
+                self.db.put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(#s) OR #s IN (:a, :b)",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":a": {"S": str(Status.IN_PROGRESS)},
+                        ":b": {"S": str(Status.PAUSED)},
+                    },
+                )
+            except self.db.exceptions.ConditionalCheckFailedException:
+                stored = self.load(deployment.scope, deployment.id)
+                raise finished_elsewhere(deployment.id, str(stored and stored.status)) from None
+        else:
+            self.db.put_item(TableName=self.table, Item=item)
         # the index of deployments that may hold traffic split: what the watchdog reads
         marker = {"pk": {"S": ACTIVE}, "sk": {"S": f"{deployment.scope}#{deployment.id}"}}
         if deployment.status.active and deployment.id not in self._marked:

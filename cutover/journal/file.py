@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from cutover_gates.contract import Status
+
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import ConfigError, LockHeld
-from cutover.journal.lease import Holder, LeaseState, held_message
+from cutover.journal.lease import Holder, LeaseState, finished_elsewhere, held_message
 
 
 class FileJournal:
@@ -101,6 +103,9 @@ class FileJournal:
 
     def save(self, deployment: Deployment) -> None:
         with self._document() as data:
+            stored = data["deployments"].get(deployment.id)
+            if deployment.status.active and stored and Status(stored["status"]).finished:
+                raise finished_elsewhere(deployment.id, stored["status"])
             data["deployments"][deployment.id] = deployment.to_json()
 
     def history(self, scope: str) -> list[Deployment]:

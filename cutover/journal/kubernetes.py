@@ -16,7 +16,14 @@ from typing import Any
 
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import LockHeld
-from cutover.journal.lease import LEASE_SECONDS, Holder, LeaseState, dead_here, held_message
+from cutover.journal.lease import (
+    LEASE_SECONDS,
+    Holder,
+    LeaseState,
+    dead_here,
+    finished_elsewhere,
+    held_message,
+)
 from cutover.kube import api_client, timeout
 
 SCOPE_LABEL = "cutover/scope"
@@ -218,6 +225,10 @@ class KubernetesJournal:
 
     def save(self, deployment: Deployment) -> None:
         name = f"cutover-deployment-{deployment.id.lower()}"
+        if deployment.status.active and name in self._saved:  # read first: best effort
+            stored = self.load(deployment.scope, deployment.id)
+            if stored is not None and stored.status.finished:
+                raise finished_elsewhere(deployment.id, str(stored.status))
         document = json.dumps(deployment.to_json())
         body = self._config_map(
             name, deployment.scope, {DOCUMENT_KEY: document}, deployment.status.active

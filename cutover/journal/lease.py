@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cutover.errors import LockHeld
+from cutover.errors import DeploymentFailed, LockHeld
 
 # How long a holder that stops renewing keeps its lease. The watchdog gives traffic back at
 # most this long (plus its schedule and one restore) after a shift's process dies.
@@ -25,6 +25,19 @@ LEASE_SECONDS = int(os.environ.get("CUTOVER_LEASE_SECONDS") or 30)
 ACQUIRE_ATTEMPTS = 3
 
 Holder = dict[str, Any]
+
+
+class LeaseLost(DeploymentFailed):
+    """Another process (the watchdog, an operator) took over this deployment's lease."""
+
+
+def finished_elsewhere(deployment_id: str, status: str) -> LeaseLost:
+    """A save refused because another process already finished the deployment: a process
+    that was frozen must not write an old state over the one that gave traffic back."""
+    return LeaseLost(
+        f"deployment {deployment_id} was already finished ({status}) by another process "
+        "while this one was not running; it stopped without touching traffic"
+    )
 
 
 @dataclass(frozen=True)
@@ -124,11 +137,13 @@ class Lease:
         self.log = log
         self.holder: Holder = {}
         self._stop = threading.Event()
+        self.lost = threading.Event()  # someone else holds it now (the watchdog took over)
 
     def acquire(self, deployment_id: str) -> Holder:
         self.holder = holder_identity(deployment_id)
         acquire_each(self.locks, self.keys, self.holder)
         self._stop.clear()
+        self.lost.clear()
         threading.Thread(target=self._renew, daemon=True).start()
         return self.holder
 
@@ -138,6 +153,28 @@ class Lease:
                 self.locks.heartbeat(self.keys, self.holder)
             except Exception as e:  # noqa: BLE001 - a missed renewal must not stop a shift
                 self.log(f"  (lock heartbeat failed: {e})")
+                if not self.held():
+                    self.lost.set()
+
+    def held(self) -> bool:
+        """True while every key's lease is still this holder's. One that is gone (a taker
+        released it) or in another's hands is lost; one that cannot be read is not (a passing
+        fault must not stop a shift)."""
+        try:
+            states = [self.locks.lease_state(k) for k in self.keys]
+        except Exception:  # noqa: BLE001
+            return True
+        mine = self.holder.get("holder")
+        return all(s is not None and s.holder.get("holder") == mine for s in states)
+
+    def confirm(self) -> None:
+        """Before moving traffic: LeaseLost when another process holds the lease now."""
+        if self.lost.is_set() or not self.held():
+            self.lost.set()
+            raise LeaseLost(
+                "this shift's lease was taken over (its renewals lapsed: a paused or cut-off "
+                "process); it stopped without touching traffic. See `cutover status`"
+            )
 
     def release(self) -> None:
         self._stop.set()

@@ -202,3 +202,23 @@ def test_the_lambda_handler_runs_from_exactly_what_the_program_packages(aws: Aws
     assert [f["action"] for f in findings] == ["restored"]
     assert aws.forward_config() == before
     assert latest(aws)["failure"]["reason"] == "watchdog"
+
+
+def test_a_frozen_shift_that_lost_its_lease_never_moves_traffic_again(aws: AwsStack) -> None:
+    """Frozen (SIGSTOP: a laptop asleep, a VM paused) past its lease: the watchdog gives the
+    traffic back; woken, the shift sees its lease taken and stops without touching traffic."""
+    process = spawn_elsewhere(aws, *dynamo(aws, "shift", "--to", "green", *aws.gate_args(),
+                              "--steps", "30,100", "--bake", "4s", "--interval", "0.1s"))  # fmt: skip
+    with running(process):
+        aws.wait_for(lambda: aws.served() == {"blue": 70, "green": 30}, what="first step")
+        os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(LEASE + 1.1)
+        passed = watchdog(aws)
+        assert "restored" in passed.stdout, passed.stdout + passed.stderr
+        assert aws.served() == {"blue": 100, "green": 0}
+        os.kill(process.pid, signal.SIGCONT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "it stopped without touching traffic" in err  # its lease, or its journal, told it
+    assert aws.served() == {"blue": 100, "green": 0}  # the next step (100%) was never written
+    assert latest(aws)["status"] == "rolled-back"
