@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+PACK_VENV := policies/venv
+PACK_STAMP := $(PACK_VENV)/.installed
+
 .PHONY: test demo lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
@@ -12,7 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP) lint typecheck unit
+# The policy pack's own environment, where the engine's shim starts it (PulumiPolicy.yaml).
+$(PACK_STAMP): policies/requirements.txt
+	test -x $(PACK_VENV)/bin/python || $(PYTHON) -m venv $(PACK_VENV)
+	$(PACK_VENV)/bin/python -m pip install --quiet -r policies/requirements.txt
+	touch $(PACK_STAMP)
+
+test: $(STAMP) $(PACK_STAMP) lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -23,14 +32,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The fast layer first (pure logic, in process), then the program, the pack and the helper.
-unit: $(STAMP)
+unit: $(STAMP) $(PACK_STAMP)
 	$(BIN)/pytest -q tests/unit
 	$(BIN)/pytest -n 3 tests/program tests/pack tests/helper
 
-demo: $(STAMP)
+demo: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python -m cutover.demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python benchmarks/program.py
 	$(BIN)/python benchmarks/preview.py
 	$(BIN)/python benchmarks/rollback.py
@@ -38,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/watchdog.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PACK_VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

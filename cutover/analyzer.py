@@ -12,7 +12,6 @@ import json
 import os
 import select
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,39 @@ from cutover.offline import Resource
 from cutover.pack_config import LEVEL_NAMES, PolicyInfo, resolve_config
 
 START_TIMEOUT_SECONDS = 30
+# What the engine passes the shim as its own address; pulumi.policy takes it but never dials it.
+ENGINE_ADDRESS = "127.0.0.1:0"
+
+
+def pack_python(pack_dir: Path) -> str:
+    """The interpreter the engine's shim starts the pack with: the `virtualenv` runtime option
+    of PulumiPolicy.yaml (relative to the pack), else `python3` on PATH (or PULUMI_PYTHON_CMD).
+    ConfigError, as the shim's own message, when the pack or its environment is missing."""
+    import shutil
+
+    import yaml
+
+    project = pack_dir / "PulumiPolicy.yaml"
+    try:
+        found = yaml.safe_load(project.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(
+            f"--policy-pack {pack_dir}: no readable PulumiPolicy.yaml ({e}); expected a policy pack folder"
+        ) from None
+    runtime = found.get("runtime") if isinstance(found, dict) else None
+    options = runtime.get("options", {}) if isinstance(runtime, dict) else {}
+    virtualenv = (options or {}).get("virtualenv")
+    if virtualenv:
+        python = (pack_dir / str(virtualenv)).resolve() / "bin" / "python"
+        if not python.exists():
+            raise ConfigError(
+                f"the 'virtualenv' option in PulumiPolicy.yaml is set to {virtualenv}, but "
+                f"{python.parent.parent} is not a virtual environment; create it with "
+                "`make policies/venv/.installed`, or `python -m venv venv && venv/bin/pip "
+                f"install -r requirements.txt` in {pack_dir}"
+            )
+        return str(python)
+    return os.environ.get("PULUMI_PYTHON_CMD") or shutil.which("python3") or "python3"
 
 
 @dataclass(frozen=True)
@@ -51,21 +83,33 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
 class PolicyPackProcess:
     """The pack as a running plugin. Use as a context manager; it is stopped on exit."""
 
-    def __init__(self, pack_dir: Path, stack: str, project: str, preview: bool = True) -> None:
+    def __init__(
+        self,
+        pack_dir: Path,
+        stack: str,
+        project: str,
+        preview: bool = True,
+        organization: str = "organization",
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        """Start the pack as the engine does: the stack's name, project, dry-run flag,
+        organization and config (`PULUMI_CONFIG`, values as strings) in its environment."""
         self.pack_dir = pack_dir
+        config_strings = {
+            k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()
+        }
         env = {
             **os.environ,
             "PULUMI_STACK": stack,
             "PULUMI_PROJECT": project,
             "PULUMI_DRY_RUN": "true" if preview else "false",
+            "PULUMI_ORGANIZATION": organization,
+            "PULUMI_CONFIG": json.dumps(config_strings),
         }
-        main = pack_dir / "__main__.py"
-        if not main.is_file():
-            raise ConfigError(
-                f"--policy-pack {pack_dir}: no __main__.py; expected a policy pack folder"
-            )
+        # exactly what pulumi-analyzer-policy-python runs, in the pack's folder
+        self.command = [pack_python(pack_dir), "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, "."]
         self.process = subprocess.Popen(
-            [sys.executable, "-u", str(main)],
+            self.command,
             cwd=pack_dir,
             env=env,
             stdout=subprocess.PIPE,
@@ -130,6 +174,13 @@ class PolicyPackProcess:
                     "required": list(p.configSchema.required),
                 },
                 kind="stack" if p.policy_type == 2 else "resource",
+                display_name=p.displayName,
+                severity=analyzer_pb2.PolicySeverity.Name(p.severity)
+                .removeprefix("POLICY_SEVERITY_")
+                .lower(),
+                remediation=p.remediation_steps,
+                tags=tuple(p.tags),
+                url=p.url,
             )
             for p in info.policies
         ]

@@ -29,6 +29,12 @@ class PolicyInfo:
     level: str
     schema: dict[str, Any]
     kind: str
+    # what Pulumi Cloud shows a reviewer
+    display_name: str = ""
+    severity: str = ""
+    remediation: str = ""
+    tags: tuple[str, ...] = ()
+    url: str = ""
 
 
 def resolve_config(

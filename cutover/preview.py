@@ -51,7 +51,7 @@ def preview(
         else stack_config(project_dir / f"Pulumi.{stack}.yaml")
     )
     project = project_name(project_dir)
-    with PolicyPackProcess(pack_dir, stack=stack, project=project) as pack:
+    with PolicyPackProcess(pack_dir, stack=stack, project=project, config=config) as pack:
         run = run_program(project_dir, stack, config, ProgramMocks(previous))
         name, _, policies = pack.info()  # the SDK reports 0.0.1; the CLI reads PulumiPolicy.yaml
         pack.configure(pack_config)

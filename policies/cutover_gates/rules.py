@@ -12,7 +12,9 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -20,6 +22,7 @@ from pulumi_policy import (
     PolicyConfigSchema,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    Severity,
     StackValidationArgs,
     StackValidationPolicy,
 )
@@ -56,6 +59,23 @@ from cutover_gates.facts import (
 from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge
 from cutover_gates.record import PINNED_IMAGE, Expected, RecordInvalid
 from cutover_gates.rollback_window import keeps_full_capacity
+
+
+def _website() -> str | None:
+    """PulumiPolicy.yaml `website`: where reviewers read about each policy (README anchors)."""
+    import yaml
+
+    try:
+        found = yaml.safe_load(
+            (Path(__file__).resolve().parents[1] / "PulumiPolicy.yaml").read_text()
+        )
+    except (OSError, yaml.YAMLError):
+        return None
+    website = found.get("website") if isinstance(found, dict) else None
+    return str(website).rstrip("/") if website else None
+
+
+WEBSITE = _website()
 
 # report(message) or report(message, urn): the SDK's ReportViolation, urn optional.
 Report = Callable[..., None]
@@ -97,31 +117,61 @@ def _fail_closed(report: Report, error: UnknownValueError) -> None:
     )
 
 
+@dataclass(frozen=True)
+class About:
+    """What a reviewer in Pulumi Cloud sees of a policy besides its description."""
+
+    display_name: str
+    severity: Severity
+    remediation: str  # the generic fix; violations say what is wrong in this update
+    tags: tuple[str, ...]
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "display_name": self.display_name,
+            "severity": self.severity,
+            "remediation_steps": self.remediation,
+            "tags": ["cutover", *self.tags],
+        }
+        if WEBSITE:  # PulumiPolicy.yaml `website`: where the README's policy sections are
+            found["url"] = f"{WEBSITE}#policy-{name}"
+        return found
+
+
 class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
-    """A stack policy over StackFacts."""
+    """A stack policy over StackFacts. A violation names the production listener or
+    HTTPRoute unless it names a resource of its own."""
 
     def __init__(
         self,
         name: str,
         description: str,
         check: Callable[[StackFacts, Mapping[str, Any], Report], None],
+        about: About,
     ) -> None:
         def validate(args: StackValidationArgs, report: Report) -> None:
             resources = [Res(r.resource_type, r.urn, r.props) for r in args.resources]
             if not resources:
                 return
+            facts = collect(resources)
+            anchor = facts.listener or facts.route
+
+            def on_route(message: str, urn: str | None = None) -> None:
+                report(message, urn or (anchor.urn if anchor else None))
+
             try:
-                check(collect(resources), args.get_config() or {}, report)
+                check(facts, args.get_config() or {}, on_route)
             except UnknownValueError as e:
-                _fail_closed(report, e)
+                _fail_closed(on_route, e)
             except ValueError as e:  # the listener is not a blue/green split: nothing to judge by
-                report(f"Cannot be decided: {e}. Failing closed (see weights-valid).")
+                on_route(f"Cannot be decided: {e}. Failing closed (see weights-valid).")
 
         super().__init__(
             name,
             description,
             validate,
             config_schema=PolicyConfigSchema(properties_of(name)),
+            **about.metadata(name),
         )
 
 
@@ -133,6 +183,7 @@ class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[
         name: str,
         description: str,
         check: Callable[[Res, Mapping[str, Any], Report], None],
+        about: About,
     ) -> None:
         def validate(args: ResourceValidationArgs, report: Report) -> None:
             try:
@@ -147,6 +198,7 @@ class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[
             description,
             validate,
             config_schema=PolicyConfigSchema(properties_of(name)),
+            **about.metadata(name),
         )
 
 
@@ -558,36 +610,72 @@ POLICIES = [
         "Every color that traffic moves onto runs a release the chairman approved: signed by a "
         "trusted key, unexpired, for this project, stack, release digest and color.",
         check_approval,
+        About(
+            "Chairman approval",
+            Severity.CRITICAL,
+            "Have the chairman sign an approval of this release for this stack and color with `cutover approve`, and list it in cutover:gateRecords (or the cutover-gates ConfigMap).",
+            ("gate", "entry-gate"),
+        ),
     ),
     GatePolicy(
         SECURITY_SIGNOFF_POLICY,
         "Every color that traffic moves onto has a valid security sign-off with findings "
         "within thresholds (by default zero critical).",
         check_signoff,
+        About(
+            "Security sign-off",
+            Severity.CRITICAL,
+            "Have security automation sign off this release with `cutover signoff --findings ...` after its scan, within the pack's maxFindings, and list the record in cutover:gateRecords.",
+            ("gate", "entry-gate", "security"),
+        ),
     ),
     GatePolicy(
         ROLLBACK_TESTED_POLICY,
         "Before a color reaches 100% of traffic, a rollback drill of its release on this stack "
         "succeeded recently.",
         check_drill,
+        About(
+            "Rollback tested",
+            Severity.HIGH,
+            "Run `cutover drill` against this stack for the color's release (it signs a rollback-drill record), then list the record in cutover:gateRecords.",
+            ("gate", "exit-gate"),
+        ),
     ),
     GatePolicy(
         "rollback-ready",
         "The color losing traffic keeps what routes to it (target group or Service) and its "
         "full capacity in the same update and for the rollback window.",
         check_rollback_ready,
+        About(
+            "Rollback ready",
+            Severity.HIGH,
+            "Keep the color traffic moves away from, and what routes to it, at full capacity in this update and for rollbackWindowMinutes; scale it down in a later update.",
+            ("rollback",),
+        ),
     ),
     GatePolicy(
         "monitoring-active",
         "Every color receiving traffic is watched: alarms with actions on its own target group "
         "behind the ALB, readiness probes behind a Gateway.",
         check_monitoring,
+        About(
+            "Monitoring active",
+            Severity.HIGH,
+            "Declare, per color, alarms with actions on its own target group for each required metric (components/monitoring.py), or readiness probes behind a Gateway.",
+            ("exit-gate", "monitoring"),
+        ),
     ),
     GatePolicy(
         "weights-valid",
         "The listener or HTTPRoute splits traffic between exactly the two colors, in range, "
         "with traffic flowing, only onto colors already running at full capacity.",
         check_weights,
+        About(
+            "Weights valid",
+            Severity.CRITICAL,
+            "Split traffic between exactly the two colors with weights 0-999 and some traffic flowing; deploy and scale a color in one update, then move traffic onto it in the next.",
+            ("traffic",),
+        ),
     ),
     GatePolicy(
         "watchdog-active",
@@ -595,6 +683,12 @@ POLICIES = [
         "with an alarm on its errors, or a CronJob), so a shift whose process dies is given "
         "back within a lease, a schedule period and a restore.",
         check_watchdog,
+        About(
+            "Watchdog active",
+            Severity.HIGH,
+            "Set cutover:watchdog.enabled (the default on production) and deploy it before moving traffic; keep its schedule enabled and its error alarm with actions.",
+            ("rollback", "monitoring"),
+        ),
     ),
     ResourceGate(
         "zero-downtime-settings",
@@ -602,15 +696,33 @@ POLICIES = [
         "healthy (ECS circuit breaker on; Deployments maxUnavailable 0), deletion protection "
         "on production load balancers.",
         check_zero_downtime,
+        About(
+            "Zero-downtime settings",
+            Severity.MEDIUM,
+            "Turn health checks on, keep the deregistration delay within bounds, roll updates at 100% healthy (circuit breaker on; maxUnavailable 0, never Recreate), and protect production load balancers from deletion.",
+            ("availability",),
+        ),
     ),
     ResourceGate(
         "release-pinned",
         "Production images are pinned by digest.",
         check_pinned,
+        About(
+            "Release pinned",
+            Severity.HIGH,
+            "Reference every production image by digest (repo@sha256:...), so the release the gates approved is the one that runs.",
+            ("supply-chain",),
+        ),
     ),
     ResourceGate(
         "probes-required",
         "Every Deployment's containers declare readiness and liveness probes.",
         check_probes,
+        About(
+            "Probes required",
+            Severity.MEDIUM,
+            "Declare a readiness and a liveness probe on every container of every Deployment.",
+            ("availability", "kubernetes"),
+        ),
     ),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -457,3 +458,49 @@ def test_moving_traffic_without_a_running_watchdog_is_refused(
             r.inputs.update(change)
         resources.append(r)
     only(analyze(pack, resources), "watchdog-active", phrase)
+
+
+def test_the_pack_starts_as_the_engines_shim_starts_it(pack: PolicyPackProcess) -> None:
+    """`<virtualenv>/bin/python -u -m pulumi.policy <engine> .` in the pack's folder, the
+    virtualenv named by PulumiPolicy.yaml's runtime options, as pulumi-analyzer-policy-python."""
+    pack_dir = ROOT / "policies"
+    assert pack.command == [
+        str((pack_dir / "venv").resolve() / "bin" / "python"),
+        "-u",
+        "-m",
+        "pulumi.policy",
+        "127.0.0.1:0",
+        ".",
+    ]
+    assert pack.command[0] != sys.executable  # the pack's own environment, not the helper's
+    _, _, policies = pack.info()
+    assert len(policies) == 10
+    for policy in policies:
+        assert policy.display_name and policy.remediation, policy.name
+        assert policy.severity in ("low", "medium", "high", "critical"), policy.name
+        assert "cutover" in policy.tags
+    by_name = {p.name: p for p in policies}
+    assert by_name["chairman-approval"].severity == "critical"
+    assert "cutover approve" in by_name["chairman-approval"].remediation
+
+
+def test_a_pack_without_its_environment_fails_as_the_shim_says(tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", copy, ignore=shutil.ignore_patterns("venv"))
+    with pytest.raises(ConfigError, match="is not a virtual environment; create it"):
+        PolicyPackProcess(copy, stack="prod", project="cutover")
+
+
+def test_gate_violations_name_the_production_listener(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    listener = next(
+        r.urn
+        for r in flip.resources
+        if r.type == "aws:lb/listener:Listener"
+        and r.state["tags"].get("cutover:role") == "production"
+    )
+    diagnostics = pack.analyze_stack(with_record(flip, "approval", None))
+    assert diagnostics and {d.urn for d in diagnostics} == {listener}

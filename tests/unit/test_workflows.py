@@ -24,3 +24,50 @@ def test_a_cancelled_or_failed_shift_is_rolled_back_within_the_jobs_time() -> No
     commit = next(s for s in job["steps"] if "git push" in s.get("run", ""))
     assert commit["if"] == "always() && steps.shift.outcome == 'success'"
     assert "gh pr create" in commit["run"]
+
+
+# Each action at its current major, with the inputs its own action.yml declares (the ones
+# these workflows may use), as checked against the actions' repositories.
+ACTIONS = {
+    "actions/checkout": ("v6", {"fetch-depth", "ref", "token"}),
+    "actions/setup-python": ("v6", {"python-version", "cache"}),
+    "aws-actions/configure-aws-credentials": ("v6", {"role-to-assume", "aws-region"}),
+    "pulumi/auth-actions": (
+        "v1",
+        {"organization", "requested-token-type", "scope", "token-expiration", "cloud-url"},
+    ),
+    "pulumi/actions": (
+        "v7",
+        {
+            "command",
+            "stack-name",
+            "work-dir",
+            "comment-on-pr",
+            "pulumi-version",
+            "policyPacks",
+            "policyPackConfigs",
+            "refresh",
+            "diff",
+        },
+    ),
+    "actions/upload-artifact": ("v7", {"name", "path"}),
+}
+
+
+def test_every_action_is_at_its_current_major_with_real_inputs() -> None:
+    for workflow in sorted(WORKFLOW.parent.glob("*.yml")):
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
+            for step in job["steps"]:
+                if "uses" not in step:
+                    continue
+                action, _, major = step["uses"].partition("@")
+                assert action in ACTIONS, f"{workflow.name}: {action} is not a known action"
+                want, inputs = ACTIONS[action]
+                assert major == want, f"{workflow.name}: {action}@{major}; expected @{want}"
+                assert set(step.get("with", {})) <= inputs, (workflow.name, action)
+                if action == "pulumi/actions":
+                    assert step["with"]["pulumi-version"].count(".") == 2  # pinned exactly
+        text = workflow.read_text()
+        assert "PULUMI_ACCESS_TOKEN" not in text  # Pulumi Cloud by OIDC (pulumi/auth-actions)
+        if "pulumi/actions" in text:
+            assert "policies/venv/.installed" in text  # the pack's environment, as the engine uses

@@ -1,0 +1,66 @@
+"""Every third-party module the code imports is declared, and nothing declared goes unused."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_PARTY = {"cutover", "cutover_gates", "components", "tests"}
+
+
+# A namespace package's distribution, by what the code imports from it.
+NAMESPACES = {"google": "protobuf"}  # google.protobuf
+
+
+def imported(paths: list[Path]) -> set[str]:
+    """Top-level names of every module imported in `paths` (at the top or in functions)."""
+    found: set[str] = set()
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*.py")))]
+    for path in files:
+        if "venv" in path.parts:
+            continue
+        if True:
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    found.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m not in FIRST_PARTY}
+
+
+def distributions(modules: set[str]) -> set[str]:
+    names = packages_distributions()
+    return {
+        normalize(d)
+        for m in modules
+        for d in ([NAMESPACES[m]] if m in NAMESPACES else names.get(m, [m]))
+    }
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared(requirements: list[str]) -> set[str]:
+    return {
+        normalize(re.split(r"[<>=!~\[;\s]", r.strip(), maxsplit=1)[0])
+        for r in requirements
+        if r.strip()
+    }
+
+
+def test_the_package_declares_exactly_what_it_imports() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    code = [ROOT / "cutover", ROOT / "components", ROOT / "policies", ROOT / "__main__.py"]
+    assert distributions(imported(code)) == declared(project["dependencies"])
+
+
+def test_the_pack_declares_what_it_imports() -> None:
+    lines = (ROOT / "policies" / "requirements.txt").read_text().splitlines()
+    used = distributions(imported([ROOT / "policies"]))
+    assert used <= declared(lines), used - declared(lines)
