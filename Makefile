@@ -9,16 +9,19 @@ PACK_STAMP := $(PACK_VENV)/.installed
 
 .PHONY: test demo lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+# Pinned versions first (requirements.lock), then the project itself, editable, without
+# resolving anything again.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[test]'
 	touch $(STAMP)
 
 # The policy pack's own environment, where the engine's shim starts it (PulumiPolicy.yaml).
-$(PACK_STAMP): policies/requirements.txt
+$(PACK_STAMP): policies/requirements.txt requirements.lock
 	test -x $(PACK_VENV)/bin/python || $(PYTHON) -m venv $(PACK_VENV)
-	$(PACK_VENV)/bin/python -m pip install --quiet -r policies/requirements.txt
+	$(PACK_VENV)/bin/python -m pip install --quiet -r policies/requirements.txt -c requirements.lock
 	touch $(PACK_STAMP)
 
 test: $(STAMP) $(PACK_STAMP) lint typecheck unit

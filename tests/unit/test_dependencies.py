@@ -64,3 +64,12 @@ def test_the_pack_declares_what_it_imports() -> None:
     lines = (ROOT / "policies" / "requirements.txt").read_text().splitlines()
     used = distributions(imported([ROOT / "policies"]))
     assert used <= declared(lines), used - declared(lines)
+
+
+def test_the_lock_pins_every_declared_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = declared(project["dependencies"] + project["optional-dependencies"]["test"])
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pinned = {normalize(line.split("==")[0]) for line in lines if "==" in line}
+    assert all("==" in line for line in lines if line and not line.startswith("#"))
+    assert wanted <= pinned, wanted - pinned
