@@ -148,3 +148,17 @@ def _floor(service: Service, color: Color, options: Options) -> int:
     if allowed is None or color != options.target:
         return 1
     return max(1, int(service.outputs.services[color]["capacity"]) - allowed)
+
+
+# A wait in progress is told at most this often (and at most every 10% of a bake).
+PROGRESS_SECONDS = 10.0
+PAUSE_PROGRESS_SECONDS = 60.0
+
+
+def progress(elapsed: float, seconds: float | None, verdicts: list[Verdict]) -> str:
+    """One line of a wait in progress: how far along, and each guard's last verdict."""
+    states = ", ".join(f"{v.guard} {v.state}" for v in verdicts)
+    if seconds is None:
+        return f"  paused {elapsed:.0f}s; guards: {states}"
+    left = seconds - elapsed
+    return f"  baked {elapsed:.0f}s of {seconds:g}s ({left:.0f}s left); guards: {states}"

@@ -28,7 +28,15 @@ from cutover.deployment import (
     scope_of,
 )
 from cutover.errors import DeploymentFailed
-from cutover.guard import SERVING_GUARDS, Guard, Verdict, guards_for
+from cutover.guard import (
+    PAUSE_PROGRESS_SECONDS,
+    PROGRESS_SECONDS,
+    SERVING_GUARDS,
+    Guard,
+    Verdict,
+    guards_for,
+    progress,
+)
 from cutover.interrupt import Interrupted, Interrupts, NoInterrupts
 from cutover.journal import Journal
 from cutover.journal.lease import Lease
@@ -236,9 +244,18 @@ class Shift:
         d, options = self.deployment, self.deployment.options
         guards = guards_for(self.services, options, weights)
         inconclusive = 0
-        end = None if seconds is None else self.clock.monotonic() + seconds
+        started = self.clock.monotonic()
+        end = None if seconds is None else started + seconds
+        # progress at most every 10 s, or every 10% of the bake, whichever is rarer
+        every = max(PROGRESS_SECONDS, 0.1 * seconds) if seconds else PAUSE_PROGRESS_SECONDS
+        told = started
         while True:
             verdicts = self.poll(guards, weights, paused=pause_index is not None)
+            now = self.clock.monotonic()
+            if now - told >= every:  # tell, and keep the journal fresh for `status --watch`
+                told = now
+                self.log(progress(now - started, seconds, verdicts))
+                self.journal.save(d)
             failed = [v for v in verdicts if v.state == "fail"]
             if failed:
                 return "guard failed", "; ".join(f"{v.guard}: {v.detail}" for v in failed)

@@ -119,7 +119,10 @@ def main() -> None:
     from cutover.interrupt import Interrupted
 
     try:
-        cli.main(standalone_mode=False)
+        # without standalone mode, click returns an Exit's code instead of raising it
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("error: interrupted; nothing more was done", err=True)
         sys.exit(1)

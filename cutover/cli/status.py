@@ -10,7 +10,7 @@ from typing import Any
 import click
 from cutover_gates.contract import COLORS, Status
 
-from cutover.cli.common import Context, outputs_options, say
+from cutover.cli.common import DURATION, Context, outputs_options, say
 
 
 @click.command()
@@ -23,14 +23,44 @@ from cutover.cli.common import Context, outputs_options, say
     show_default=True,
     help="Text for people, JSON for scripts.",
 )
-def status(outputs: tuple[Path, ...], stack: str | None, journal: str, fmt: str) -> None:
+@click.option(
+    "--watch",
+    "-w",
+    is_flag=True,
+    help="Follow the latest deployment until it finishes; exit 0 if it succeeded, 1 if not.",
+)
+@click.option(
+    "--interval",
+    type=DURATION,
+    default="2s",
+    show_default=True,
+    help="How often --watch refreshes.",
+)
+@click.option("--timeout", type=DURATION, help="Stop watching after this long (exit 1).")
+def status(
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    fmt: str,
+    watch: bool,
+    interval: float,
+    timeout: float | None,
+) -> None:
     """Weights per color, ready instances, alarms, and the deployment in progress.
 
+    With --watch: each step with its state (done, baking with time left, paused, pending),
+    the served weights, the guards' last verdicts, the lock holder and the next action, live
+    on a terminal, as plain lines when something changed (at least every 10 s) in a CI log.
+
     \b
-    Example:
+    Examples:
       cutover status --outputs prod.json --output json
+      cutover status --outputs prod.json --watch --timeout 2h
     """
     ctx = Context(outputs, stack, journal)
+    if watch:
+        follow(ctx, interval, timeout)
+        return
     services: list[dict[str, Any]] = []
     for service in ctx.services:
         o = service.outputs
@@ -95,3 +125,70 @@ def status(outputs: tuple[Path, ...], stack: str | None, journal: str, fmt: str)
         say(
             f"lock held by deployment {holder['deployment']} ({holder['who']} on {holder['host']}, pid {holder['pid']})"
         )
+
+
+PLAIN_REPEAT_SECONDS = 10.0
+
+
+def follow(ctx: Context, interval: float, timeout: float | None) -> None:
+    """`status --watch`: refresh until the latest deployment finishes, then exit with its code."""
+    import sys
+
+    from cutover.view import exit_code
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    terminal = sys.stdout.isatty()
+    live = _live() if terminal else None
+    shown: tuple[Any, ...] | None = None
+    shown_at = 0.0
+    try:
+        while True:
+            view, key, state = _view(ctx)
+            if live is not None:
+                live.update(_table(view), refresh=True)
+            elif key != shown or time.monotonic() - shown_at >= PLAIN_REPEAT_SECONDS:
+                say("\n".join(view))
+                shown, shown_at = key, time.monotonic()
+            if state is not None and state.finished:
+                raise click.exceptions.Exit(exit_code(state))
+            if state is None:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise click.exceptions.Exit(1)
+            time.sleep(interval)
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _view(ctx: Context) -> tuple[list[str], tuple[Any, ...], Status | None]:
+    """The lines to show, what they depend on (not the countdown), and the deployment's state."""
+    from cutover.view import lines
+
+    latest = ctx.deployment(None)
+    if latest is None:
+        return ["no deployment in the journal"], (), None
+    holder = ctx.live_holder()
+    state = latest.state(lease_live=holder is not None)
+    served = {s.outputs.name: s.router.served() for s in ctx.services}
+    guards = latest.samples[-1].guards if latest.samples else {}
+    key = (state, latest.step, latest.pause_index, str(served), str(sorted(guards.items())))
+    return lines(latest, state, served, holder, time.time()), key, state
+
+
+def _live() -> Any:
+    from rich.live import Live
+
+    live = Live(auto_refresh=False, transient=False)
+    live.start()
+    return live
+
+
+def _table(view: list[str]) -> Any:
+    """The view as a rich table: the headline, then one row a fact."""
+    from rich.table import Table
+
+    table = Table(title=view[0], show_header=False, box=None, title_justify="left")
+    for line in view[1:]:
+        table.add_row(line.strip())
+    return table

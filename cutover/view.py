@@ -1,0 +1,96 @@
+"""What a person sees of a deployment: its steps with their state, the served weights, the
+guards' last verdicts, the lock holder and the next action. Pure: `status` renders these rows
+as plain lines (CI logs, pipes) or as a live table on a terminal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cutover_gates.contract import Status
+
+from cutover.deployment import Deployment, EventType
+from cutover.journal.lease import Holder
+from cutover.weights import Weights
+
+
+@dataclass(frozen=True)
+class StepRow:
+    number: int
+    weights: Weights
+    state: str  # done, baking (N s left), paused before, writing, pending, rolled back
+
+
+def _split(weights: Weights) -> str:
+    return f"blue {weights['blue']} / green {weights['green']}"
+
+
+def step_rows(deployment: Deployment, now: float) -> list[StepRow]:
+    rows = []
+    last = next(
+        (
+            e
+            for e in reversed(deployment.events)
+            if e.type in (EventType.STEP, EventType.STEP_INTENT)
+        ),
+        None,
+    )
+    for index, weights in enumerate(deployment.plan):
+        if deployment.status == Status.PAUSED and index == deployment.pause_index:
+            state = "paused before"
+        elif index < deployment.step:
+            state = "done"
+        elif index == deployment.step and last is not None and last.type == EventType.STEP:
+            if deployment.status.active:
+                left = max(0.0, last.t + deployment.options.bake - now)
+                state = f"baking, {left:.0f}s left" if left else "checking"
+            else:
+                state = "done" if deployment.status == Status.SUCCEEDED else str(deployment.status)
+        elif (
+            last is not None
+            and last.type == EventType.STEP_INTENT
+            and index == last.detail.get("index")
+        ):
+            state = "writing"
+        else:
+            state = "pending"
+        rows.append(StepRow(index + 1, weights, state))
+    return rows
+
+
+def next_action(state: Status) -> str | None:
+    return {
+        Status.PAUSED: "`cutover promote` to continue, `cutover abort` to give traffic back",
+        Status.IN_PROGRESS: "`cutover abort` gives traffic back",
+        Status.INTERRUPTED: "`cutover rollback` restores the weights it found, `cutover resume` continues",
+    }.get(state)
+
+
+def lines(
+    deployment: Deployment,
+    state: Status,
+    served: dict[str, Weights],
+    holder: Holder | None,
+    now: float,
+) -> list[str]:
+    """The plain-text view, one fact a line."""
+    out = [f"deployment {deployment.id}: {state} towards {deployment.target}"]
+    for name, weights in served.items():
+        out.append(f"  {name} serves {_split(weights)}")
+    for row in step_rows(deployment, now):
+        out.append(f"  step {row.number}/{len(deployment.plan)} {_split(row.weights)}: {row.state}")
+    if deployment.samples:
+        guards = deployment.samples[-1].guards
+        out.append("  guards: " + ", ".join(f"{g} {s}" for g, s in sorted(guards.items())))
+    if holder:
+        out.append(f"  lock: {holder.get('who')} on {holder.get('host')} (pid {holder.get('pid')})")
+    if deployment.failure:
+        out.append(f"  failure: {deployment.failure.reason}: {deployment.failure.detail}")
+    action = next_action(state)
+    if action:
+        out.append(f"  next: {action}")
+    return out
+
+
+def exit_code(state: Status) -> int:
+    """What `status --watch` exits with once the deployment is over."""
+    return 0 if state in (Status.SUCCEEDED, Status.DRILLED) else 1

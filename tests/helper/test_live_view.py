@@ -1,0 +1,84 @@
+"""What people see while a shift runs: progress lines in CI logs, and `status --watch`, plain
+into a pipe and live on a terminal (a real pseudo-terminal)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+from tests.harness.aws_stack import AwsStack
+from tests.helper.test_shift import running, shift
+
+
+def test_a_bake_tells_its_progress_without_flooding_the_log(aws: AwsStack) -> None:
+    result = aws.cutover(*shift(aws, "--steps", "100", "--bake", "11.5s", "--interval", "0.2s"))
+    assert result.returncode == 0, result.stderr
+    told = [line for line in result.stdout.splitlines() if "baked " in line]
+    assert len(told) == 1, result.stdout  # one line per 10 s, not one per 0.2 s poll
+    assert "of 11.5s" in told[0] and "s left); guards: alarms ok, targets ok" in told[0]
+
+
+def test_status_watch_follows_a_shift_and_exits_with_its_code(aws: AwsStack) -> None:
+    process = aws.spawn(*shift(aws, "--steps", "50,100", "--bake", "2s", "--interval", "0.1s"))
+    with running(process):
+        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
+        watched = aws.cutover(*aws.args("status", "--watch", "--interval", "0.2s"))
+        process.communicate(timeout=30)
+    assert watched.returncode == 0, watched.stderr
+    out = watched.stdout
+    assert "step 1/2 blue 50 / green 50: baking" in out
+    assert "guards: alarms ok, targets ok" in out
+    assert "next: `cutover abort` gives traffic back" in out
+    assert out.rstrip().splitlines()[0].startswith("deployment ")
+    assert "succeeded towards green" in out
+
+
+def test_status_watch_exits_1_when_the_shift_rolls_back(aws: AwsStack) -> None:
+    process = aws.spawn(*shift(aws, "--steps", "50,100", "--bake", "30s", "--interval", "0.1s"))
+    with running(process):
+        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
+        watcher = aws.spawn(*aws.args("status", "--watch", "--interval", "0.2s"))
+        time.sleep(1)
+        aws.alarm(aws.data["checkout"]["alarmNames"]["green"][0])
+        out, _ = watcher.communicate(timeout=30)
+        process.communicate(timeout=30)
+    assert watcher.returncode == 1
+    assert "rolled-back towards green" in out and "failure: guard failed" in out
+
+
+def test_status_watch_on_a_terminal_is_a_live_table(aws: AwsStack) -> None:
+    process = aws.spawn(*shift(aws, "--steps", "50,100", "--bake", "30s", "--interval", "0.1s"))
+    with running(process):
+        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
+        main, terminal = pty.openpty()
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "cutover", *aws.args("status", "--watch", "--interval", "0.2s")],
+            stdin=terminal, stdout=terminal, stderr=terminal, cwd=aws.tmp,
+            env={**os.environ, **aws.env, "TERM": "xterm-256color", "COLUMNS": "120"},
+        )  # fmt: skip
+        os.close(terminal)
+        screen = b""
+        deadline = time.monotonic() + 20
+        while b"s left" not in screen and time.monotonic() < deadline:
+            if select.select([main], [], [], 0.5)[0]:
+                screen += os.read(main, 65536)
+        abort = aws.cutover(*aws.args("abort"))
+        assert abort.returncode == 0, abort.stderr
+        while watcher.poll() is None and time.monotonic() < deadline + 20:
+            if select.select([main], [], [], 0.5)[0]:
+                try:
+                    screen += os.read(main, 65536)
+                except OSError:
+                    break
+        watcher.wait(timeout=30)
+        os.close(main)
+        process.communicate(timeout=30)
+    text = screen.decode(errors="replace")
+    assert "\x1b[" in text  # drawn in place with terminal control, by rich
+    assert "step 1/2 blue 50 / green 50: baking" in text and "s left" in text
+    assert "guards: alarms ok, targets ok" in text
+    assert watcher.returncode == 1  # aborted: rolled back
