@@ -25,7 +25,8 @@ OUT = Path("demo-out")
 
 
 def step(title: str) -> None:
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+    bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # never escapes into a pipe
+    print(f"\n\033[1m== {title}\033[0m" if bold else f"\n== {title}", flush=True)
 
 
 def echo(args: tuple[str, ...]) -> None:

@@ -23,6 +23,8 @@ from cutover.offline import (
     stack_config,
 )
 
+AT_UPDATE = "(the time of the update)"
+
 
 @dataclass
 class Preview:
@@ -30,10 +32,24 @@ class Preview:
     policies: list[PolicyInfo]
     diagnostics: list[Diagnostic]
     pack: str
+    previous: dict[str, Any] | None = None
 
     @property
     def blocked(self) -> bool:
         return any(d.mandatory for d in self.diagnostics)
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The outputs the update would leave. A `changedAt` that is the update's own time (the
+        weights move, or nothing is known before) reads as such, so the same inputs always
+        give the same preview."""
+        outputs = dict(self.run.outputs)
+        traffic = dict(outputs.get(TRAFFIC) or {})
+        before = ((self.previous or {}).get(TRAFFIC) or {}).get("changedAt")
+        if traffic and traffic.get("changedAt") != before:
+            traffic["changedAt"] = AT_UPDATE
+            outputs[TRAFFIC] = traffic
+        return outputs
 
 
 def preview(
@@ -56,7 +72,7 @@ def preview(
         name, _, policies = pack.info()  # the SDK reports 0.0.1; the CLI reads PulumiPolicy.yaml
         pack.configure(pack_config)
         diagnostics = pack.analyze_stack(run.resources) + pack.analyze_each(run.resources)
-    return Preview(run, policies, diagnostics, f"{name}@{pack_version(pack_dir)}")
+    return Preview(run, policies, diagnostics, f"{name}@{pack_version(pack_dir)}", previous)
 
 
 def pack_version(pack_dir: Path) -> str:
@@ -102,6 +118,16 @@ def facts(resource: Resource, colors: dict[str, str]) -> str:
     return ""
 
 
+def _kind(resource: Resource) -> str:
+    """`lb:Listener` for `aws:lb/listener:Listener`: what a resource is, shortly."""
+    parts = resource.type.split(":")
+    return f"{parts[1].split('/')[0]}:{parts[-1]}" if len(parts) > 2 else parts[-1]
+
+
+def _order(resource: Resource) -> tuple[str, str]:
+    return resource.type, resource.name
+
+
 def render_text(result: Preview) -> str:
     run = result.run
     colors = target_group_colors(run)
@@ -112,7 +138,7 @@ def render_text(result: Preview) -> str:
         f"Preview of stack {run.stack} (project {run.project}), {len(run.resources)} resources, offline under mocks",
         "",
     ]
-    traffic = run.outputs.get(TRAFFIC, {})
+    traffic = result.outputs.get(TRAFFIC, {})
     weights = traffic.get("weights", {})
     releases = run.outputs.get("releases", {})
     for color in ("blue", "green"):
@@ -122,17 +148,19 @@ def render_text(result: Preview) -> str:
             f"  release {release.get('version')}  {release.get('digest', '')[:19]}…"
         )
     lines.append("")
-    for component in (r for r in run.resources if not r.custom):
+    # the same inputs give the same text: components, then their children, by type and name
+    components = sorted((r for r in run.resources if not r.custom), key=_order)
+    width = max((len(_kind(r)) for r in run.resources), default=0)
+    for component in components:
         lines.append(f"{component.type.split(':')[-1]} {component.name}")
-        for child in children.get(component.urn, []):
+        for child in sorted(children.get(component.urn, []), key=_order):
             detail = facts(child, colors)
             lines.append(
-                f"    {child.type.split(':')[1].split('/')[0]}:{child.type.split(':')[-1]:<18} {child.name}"
-                + (f"  — {detail}" if detail else "")
+                f"    {_kind(child):<{width}}  {child.name}" + (f"  — {detail}" if detail else "")
             )
     lines += ["", f"Policies ({result.pack}):"]
     by_policy: dict[str, list[Diagnostic]] = {}
-    for d in result.diagnostics:
+    for d in sorted(result.diagnostics, key=lambda d: (d.policy, d.urn, d.message)):
         by_policy.setdefault(d.policy, []).append(d)
     for policy in result.policies:
         found = by_policy.get(policy.name, [])
@@ -159,16 +187,16 @@ def render_json(result: Preview) -> dict[str, Any]:
         "project": result.run.project,
         "resources": [
             {"urn": r.urn, "type": r.type, "parent": r.parent, "facts": facts(r, colors)}
-            for r in result.run.resources
+            for r in sorted(result.run.resources, key=lambda r: (r.parent, r.type, r.name))
         ],
-        "outputs": result.run.outputs,
+        "outputs": result.outputs,
         "policies": [
             {
                 "name": p.name,
                 "level": p.level,
                 "violations": [
                     {"level": d.level, "message": d.message, "urn": d.urn}
-                    for d in result.diagnostics
+                    for d in sorted(result.diagnostics, key=lambda d: (d.urn, d.message))
                     if d.policy == p.name
                 ],
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,13 @@ def test_the_kubernetes_example_previews_with_the_same_gates(tmp_path: Path) -> 
     assert "green release 1.42.0" in moved.stdout
     version = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())["version"]
     assert f"Policies (cutover-gates@{version})" in moved.stdout
+
+
+def test_three_previews_are_byte_identical(tmp_path: Path) -> None:
+    texts = {preview(tmp_path).stdout for _ in range(3)}
+    assert len({preview(tmp_path, "--output", "json").stdout for _ in range(2)}) == 1
+    assert len(texts) == 1
+    (text,) = texts
+    rows = [line for line in text.splitlines() if line.startswith("    ")]
+    starts = {re.match(r"    \S+ +", line).end() for line in rows}  # names start in one column
+    assert len(starts) == 1, starts
