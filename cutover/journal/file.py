@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -14,8 +15,11 @@ from typing import IO, Any
 from cutover_gates.contract import Status
 
 from cutover.deployment import Deployment, scope_of
-from cutover.errors import ConfigError, LockHeld
+from cutover.errors import ConfigError, DeploymentFailed, LockHeld
 from cutover.journal.lease import Holder, LeaseState, finished_elsewhere, held_message
+
+# How long a command waits for the journal file's short lock before saying who holds it.
+MUTEX_SECONDS = 5.0
 
 
 class FileJournal:
@@ -86,7 +90,7 @@ class FileJournal:
     def _document(self, write: bool = True) -> Iterator[dict[str, Any]]:
         """The journal file under a short exclusive lock; written back atomically when `write`."""
         with open(self.path.with_name(self.path.name + ".mutex"), "a") as mutex:
-            fcntl.flock(mutex, fcntl.LOCK_EX)
+            self._take(mutex)
             try:
                 data = json.loads(self.path.read_text()) if self.path.exists() else {}
             except json.JSONDecodeError as e:
@@ -100,6 +104,22 @@ class FileJournal:
                 tmp = self.path.with_name(self.path.name + ".tmp")
                 tmp.write_text(json.dumps(data, indent=1))
                 os.replace(tmp, self.path)
+
+    def _take(self, mutex: IO[str]) -> None:
+        """The journal file's short lock, waited for at most MUTEX_SECONDS: a process stopped
+        while holding it (SIGSTOP, a suspended laptop) must not hang every other command."""
+        deadline = time.monotonic() + MUTEX_SECONDS
+        while True:
+            try:
+                fcntl.flock(mutex, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DeploymentFailed(
+                        f"--journal file:{self.path}: another process has held the journal for "
+                        f"{MUTEX_SECONDS:g}s without letting go (stopped or frozen?); nothing was changed"
+                    ) from None
+                time.sleep(0.02)
 
     def save(self, deployment: Deployment) -> None:
         with self._document() as data:

@@ -187,7 +187,11 @@ def test_rollback_says_so_when_the_holder_does_not_restore_in_time(aws: AwsStack
         finally:
             os.kill(process.pid, signal.SIGCONT)
         assert result.returncode == 1
-        assert "has not given traffic back after 1s" in result.stderr
+        # the journal file may be mid-write when the holder froze: either way, said plainly
+        assert (
+            "has not given traffic back after 1s" in result.stderr
+            or "held the journal for 5s without letting go" in result.stderr
+        ), result.stderr
         process.communicate(timeout=30)  # once it runs again it acts on the abort
     assert process.returncode == 1
     assert aws.served() == {"blue": 100, "green": 0}
