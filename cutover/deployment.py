@@ -203,6 +203,7 @@ class Deployment:
     samples: list[Sample] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     failure: Failure | None = None
+    endpoint: str | None = None  # an API endpoint other than the cloud's own (an emulator)
 
     def state(self, lease_live: bool) -> Status:
         """The status as a person should read it: a deployment still in progress or paused
@@ -244,6 +245,14 @@ class Deployment:
         return self.step + 1
 
     @property
+    def on_loopback(self) -> bool:
+        """Its timings were measured against an emulator on this machine, not a cloud."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.endpoint or "").hostname or ""
+        return host in ("localhost", "::1") or host.startswith("127.")
+
+    @property
     def target(self) -> Color:
         return self.options.target
 
@@ -283,6 +292,8 @@ class Deployment:
         }
         if self.failure is not None:
             data["failure"] = {"reason": self.failure.reason, "detail": self.failure.detail}
+        if self.endpoint is not None:
+            data["endpoint"] = self.endpoint
         return data
 
     @classmethod
@@ -307,4 +318,5 @@ class Deployment:
             samples=[Sample.from_json(s) for s in data.get("samples", [])],
             timings=Timings.from_json(data.get("timings", {})),
             failure=Failure(str(failure["reason"]), str(failure["detail"])) if failure else None,
+            endpoint=data.get("endpoint"),
         )

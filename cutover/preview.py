@@ -92,7 +92,49 @@ def target_group_colors(run: ProgramRun) -> dict[str, str]:
     }
 
 
-def facts(resource: Resource, colors: dict[str, str]) -> str:
+def _color_of(resource: Resource) -> str | None:
+    tags = resource.state.get("tags") or {}
+    labels = (resource.state.get("metadata") or {}).get("labels") or {}
+    return tags.get("cutover:color") or labels.get("cutover/color")
+
+
+def _weights(resource: Resource, colors: dict[str, str]) -> dict[str, int] | None:
+    """The production listener's weights per color, or None for any other resource."""
+    s = resource.state
+    tags = s.get("tags") or {}
+    if resource.type != "aws:lb/listener:Listener" or tags.get("cutover:role") != "production":
+        return None
+    action = (s.get("defaultActions") or [{}])[0]
+    groups = (action.get("forward") or {}).get("targetGroups") or []
+    return {colors.get(g["arn"], g["arn"]): int(g["weight"]) for g in groups}
+
+
+def operation(resource: Resource, colors: dict[str, str], previous: dict[str, Any] | None) -> str:
+    """`~` when the update changes what the stack's outputs tell of this resource (weights,
+    desired counts, images), "" when it does not, "?" when they do not tell."""
+    if previous is None:
+        return "?"
+    before = previous.get(TRAFFIC) or {}
+    weights = _weights(resource, colors)
+    if weights is not None:
+        return "~" if before.get("weights") and weights != before["weights"] else ""
+    color = _color_of(resource)
+    s = resource.state
+    if resource.type == "aws:ecs/service:Service" and color:
+        counts = before.get("desiredCounts") or {}
+        return "~" if color in counts and int(s["desiredCount"]) != counts[color] else ""
+    if resource.type == "aws:ecs/taskDefinition:TaskDefinition" and color:
+        import json
+
+        image = json.loads(s["containerDefinitions"])[0]["image"]
+        old = ((previous.get("releases") or {}).get(color) or {}).get("image")
+        return "~" if old and old != image else ""
+    return "?"
+
+
+def facts(
+    resource: Resource, colors: dict[str, str], previous: dict[str, Any] | None = None
+) -> str:
     """The one line a reviewer wants about a resource (`colors`: target group ARN -> color)."""
     s = resource.state
     tags = s.get("tags") or {}
@@ -100,8 +142,13 @@ def facts(resource: Resource, colors: dict[str, str]) -> str:
         action = s["defaultActions"][0]
         if action["type"] == "forward":
             groups = action["forward"]["targetGroups"]
+            weights = _weights(resource, colors)
+            before = ((previous or {}).get(TRAFFIC) or {}).get("weights") if weights else None
             return f"port {int(s['port'])}: forward " + ", ".join(
-                f"{colors.get(g['arn'], g['arn'])} {int(g['weight'])}" for g in groups
+                f"{colors.get(g['arn'], g['arn'])} "
+                + (f"{before[colors[g['arn']]]} → " if before and g["arn"] in colors else "")
+                + f"{int(g['weight'])}"
+                for g in groups
             )
         return f"port {int(s['port'])}: {action['type']}"
     if resource.type == "aws:ecs/service:Service":
@@ -151,13 +198,25 @@ def render_text(result: Preview) -> str:
     # the same inputs give the same text: components, then their children, by type and name
     components = sorted((r for r in run.resources if not r.custom), key=_order)
     width = max((len(_kind(r)) for r in run.resources), default=0)
+    previous = result.previous
+    counted: dict[str, int] = {}
     for component in components:
         lines.append(f"{component.type.split(':')[-1]} {component.name}")
         for child in sorted(children.get(component.urn, []), key=_order):
-            detail = facts(child, colors)
+            detail = facts(child, colors, previous)
+            op = operation(child, colors, previous)
+            counted[op] = counted.get(op, 0) + 1
+            marker = op if op in ("~", "+", "-") else " "
             lines.append(
-                f"    {_kind(child):<{width}}  {child.name}" + (f"  — {detail}" if detail else "")
+                f"  {marker} {_kind(child):<{width}}  {child.name}"
+                + (f"  — {detail}" if detail else "")
             )
+    if previous is not None:
+        lines += [
+            "",
+            f"Resources: {counted.get('~', 0)} to update, {counted.get('', 0)} unchanged, "
+            f"{counted.get('?', 0)} not told by the stack's outputs",
+        ]
     lines += ["", f"Policies ({result.pack}):"]
     by_policy: dict[str, list[Diagnostic]] = {}
     for d in sorted(result.diagnostics, key=lambda d: (d.policy, d.urn, d.message)):
@@ -180,13 +239,32 @@ def render_text(result: Preview) -> str:
     return "\n".join(lines)
 
 
+def _before_after(
+    resource: Resource, colors: dict[str, str], previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    weights = _weights(resource, colors)
+    if weights is None:
+        return {}
+    before = ((previous or {}).get(TRAFFIC) or {}).get("weights")
+    return {"weights": {"before": before, "after": weights}}
+
+
 def render_json(result: Preview) -> dict[str, Any]:
     colors = target_group_colors(result.run)
     return {
         "stack": result.run.stack,
         "project": result.run.project,
         "resources": [
-            {"urn": r.urn, "type": r.type, "parent": r.parent, "facts": facts(r, colors)}
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "parent": r.parent,
+                "facts": facts(r, colors, result.previous),
+                "operation": {"~": "update", "": "same", "?": "unknown"}[
+                    operation(r, colors, result.previous)
+                ],
+                **_before_after(r, colors, result.previous),
+            }
             for r in sorted(result.run.resources, key=lambda r: (r.parent, r.type, r.name))
         ],
         "outputs": result.outputs,

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import Status, share
+from cutover_gates.contract import Status
 
-from cutover.deployment import Deployment, EventType
+from cutover.deployment import Deployment
 
 
 def _rounded(value: float | None) -> float | None:
@@ -65,6 +65,7 @@ def report_json(deployment: Deployment, history: list[Deployment]) -> dict[str, 
         "status": str(deployment.status),
         "failure": {"reason": failure.reason, "detail": failure.detail} if failure else None,
         **figures(deployment),
+        "measuredOnLoopback": deployment.on_loopback,
         **success_rate(history),
         "timeline": [{"at": _time(e.t), "type": e.type, **e.detail} for e in deployment.events],
     }
@@ -86,6 +87,11 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
         f"- Shift duration: {data['shiftSeconds']} s",
         f"- Downtime: {data['downtimeSeconds']} s",
         f"- Rollback time: {data['rollbackSeconds']} s"
+        + (
+            " (measured against a local emulator on 127.0.0.1, not a cloud)"
+            if data["measuredOnLoopback"]
+            else ""
+        )
         if data["rollbackSeconds"] is not None
         else "- Rollback time: no rollback",
         f"- Deployment success rate: {data['succeeded']}/{data['deployments']}"
@@ -104,58 +110,3 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
     if plot is not None:
         lines += ["", f"![weights and guards]({plot.name})"]
     return "\n".join(lines) + "\n"
-
-
-def plot(deployment: Deployment, path: Path) -> Path:
-    """A PNG of the target color's weight over time, with guard failures marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    start = deployment.started_at
-    target = deployment.target
-    points: list[tuple[float, float]] = []
-    first = deployment.start_weights
-    if first:
-        points.append((0.0, 100 * share(first[0], target)))
-    for event in deployment.events:
-        if event.type == EventType.STEP:
-            points.append((event.t - start, 100 * share(event.detail["weights"], target)))
-        elif event.type == EventType.RESTORED and first:
-            # a restore puts back the weights the deployment started from
-            points.append((event.t - start, 100 * share(first[0], target)))
-    end = (deployment.finished_at or start) - start
-    figure, (ax, guards) = plt.subplots(
-        2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
-    xs, ys = [], []
-    for i, (t, y) in enumerate(points):
-        if i:
-            xs.append(t)
-            ys.append(points[i - 1][1])
-        xs.append(t)
-        ys.append(y)
-    xs.append(max(end, xs[-1] if xs else 0))
-    ys.append(ys[-1] if ys else 0)
-    ax.plot(xs, ys, color="#2ca02c" if target == "green" else "#1f77b4", linewidth=2)
-    ax.set_ylabel(f"% traffic to {target}")
-    ax.set_ylim(-5, 105)
-    ax.set_title(f"Deployment {deployment.id}: {deployment.status}")
-    ax.grid(alpha=0.3)
-    samples = deployment.samples
-    guards.scatter(
-        [s.t - start for s in samples],
-        [1 if s.ok and all(v != "fail" for v in s.guards.values()) else 0 for s in samples],
-        c=[
-            "#2ca02c" if all(v != "fail" for v in s.guards.values()) else "#d62728" for s in samples
-        ],
-        s=12,
-    )
-    guards.set_yticks([0, 1], ["fail", "ok"])
-    guards.set_xlabel("seconds since start")
-    guards.set_ylabel("guards")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path

@@ -12,6 +12,7 @@ state machine only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -124,6 +125,7 @@ class Shift:
                 plan=plan_shift(lowest, options.target, options.steps),
                 holder=holder,
                 started_at=self.clock.now(),
+                endpoint=os.environ.get("AWS_ENDPOINT_URL"),
             )
             self.record(EventType.STARTED, weights=start)
         except BaseException:

@@ -30,7 +30,8 @@ def report(
     out: Path,
 ) -> None:
     """Timeline, success rate, downtime and rollback time of a deployment, with a plot."""
-    from cutover.report import plot, report_json, report_markdown
+    from cutover.plot import plot
+    from cutover.report import report_json, report_markdown
 
     ctx = Context(outputs, stack, journal)
     doc = ctx.deployment(deployment_id)
@@ -102,7 +103,7 @@ def preview_command(
 
     Exit 0 when no mandatory policy is violated, 1 when one is, 2 for bad input.
     """
-    from cutover.errors import ConfigError, DeploymentFailed
+    from cutover.errors import ConfigError
     from cutover.pack_config import load_pack_config
     from cutover.preview import preview, render_json, render_text
 
@@ -132,4 +133,4 @@ def preview_command(
     else:
         click.echo(render_text(result))
     if result.blocked:
-        raise DeploymentFailed("the update would be refused by a mandatory policy")
+        raise click.exceptions.Exit(1)  # the text already ends with the one "Blocked" line

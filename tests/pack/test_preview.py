@@ -66,7 +66,10 @@ def test_gated_flip_passes(tmp_path: Path) -> None:
     result = preview(tmp_path, *flip_to_green(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "green  weight 100  desired 6  release 1.42.0" in result.stdout
-    assert "port 443: forward blue 0, green 100" in result.stdout
+    assert "port 443: forward blue 100 → 0, green 0 → 100" in result.stdout
+    listener = next(line for line in result.stdout.splitlines() if "port 443: forward" in line)
+    assert listener.startswith("  ~ lb:Listener")  # updated, as pulumi preview marks it
+    assert "Resources: 1 to update," in result.stdout
     assert "PASS  chairman-approval (gate) [mandatory]" in result.stdout
     assert "No mandatory policy is violated." in result.stdout
 
@@ -141,3 +144,24 @@ def test_three_previews_are_byte_identical(tmp_path: Path) -> None:
     rows = [line for line in text.splitlines() if line.startswith("    ")]
     starts = {re.match(r"    \S+ +", line).end() for line in rows}  # names start in one column
     assert len(starts) == 1, starts
+
+
+def test_json_preview_has_operations_and_before_after_weights(tmp_path: Path) -> None:
+    result = preview(tmp_path, *flip_to_green(tmp_path), "--output", "json")
+    assert result.returncode == 0, result.stderr
+    resources = json.loads(result.stdout)["resources"]
+    (listener,) = [r for r in resources if "weights" in r]
+    assert listener["operation"] == "update"
+    assert listener["weights"] == {
+        "before": {"blue": 100, "green": 0},
+        "after": {"blue": 0, "green": 100},
+    }
+    assert {r["operation"] for r in resources} <= {"update", "same", "unknown"}
+
+
+def test_a_blocked_preview_says_so_once(tmp_path: Path) -> None:
+    forged = copy.deepcopy(record("approval"))
+    forged["record"]["expiresAt"] = "2099-01-01T00:00:00Z"
+    result = preview(tmp_path, *flip_to_green(tmp_path, forged))
+    assert result.returncode == 1
+    assert result.stdout.count("Blocked") == 1 and result.stderr == ""
