@@ -18,9 +18,19 @@ def keys() -> None:
 
 @keys.command("new")
 @click.option("--name", required=True, help="e.g. chairman, security, deploy")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for NAME.key and NAME.pub (created if missing).",
+)
 def keys_new(name: str, out: Path) -> None:
-    """Make an Ed25519 key pair: NAME.key (mode 0600) and NAME.pub; prints the public key."""
+    """Make an Ed25519 key pair: NAME.key (mode 0600) and NAME.pub; prints the public key.
+
+    \b
+    Example:
+      cutover keys new --name chairman --out ~/.cutover
+    """
     import os
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -173,7 +183,13 @@ def _write_record(
 @click.command()
 @record_options
 def approve(**kw: Any) -> None:
-    """The chairman's approval of one release for one stack and color."""
+    """The chairman's approval of one release for one stack and color.
+
+    \b
+    Example:
+      cutover approve --stack prod --color green --stack-file Pulumi.prod.yaml \\
+        --key ~/.cutover/chairman.key --out gates/prod/green-approval.json
+    """
     _write_record("approval", "CUTOVER_SIGNING_KEY", details={}, **kw)
 
 
@@ -187,7 +203,14 @@ def approve(**kw: Any) -> None:
     help="Counts by severity, e.g. critical=0,high=2,medium=5.",
 )
 def signoff(scanner: str, findings_text: str, **kw: Any) -> None:
-    """A security sign-off of one release, with findings counts by severity."""
+    """A security sign-off of one release, with findings counts by severity.
+
+    \b
+    Example:
+      cutover signoff --stack prod --color green --stack-file Pulumi.prod.yaml \\
+        --scanner trivy --findings critical=0,high=2 --key ci-keys/security.key \\
+        --out gates/prod/green-signoff.json
+    """
     from cutover_gates.record import SEVERITIES
 
     counts: dict[str, int] = {}

@@ -13,7 +13,14 @@ from cutover.cli.common import Context, outputs_options, say
 @click.command()
 @outputs_options
 @click.option("--deployment", "deployment_id", help="A deployment id (default: the latest).")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json"]),
+    default="md",
+    show_default=True,
+    help="Markdown for people, JSON for scripts.",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -29,7 +36,12 @@ def report(
     fmt: str,
     out: Path,
 ) -> None:
-    """Timeline, success rate, downtime and rollback time of a deployment, with a plot."""
+    """Timeline, success rate, downtime and rollback time of a deployment, with a plot.
+
+    \b
+    Example:
+      cutover report --outputs prod.json --out reports
+    """
     from cutover.plot import plot
     from cutover.report import report_json, report_markdown
 
@@ -62,6 +74,7 @@ def report(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
+    help="The cutover project folder (with Pulumi.yaml).",
 )
 @click.option(
     "--stack-file",
@@ -74,6 +87,7 @@ def report(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("policies"),
     show_default=True,
+    help="The policy pack folder, started as the Pulumi engine starts it.",
 )
 @click.option(
     "--policy-pack-config",
@@ -88,7 +102,12 @@ def report(
     help="`pulumi stack output --json` of the stack now: what traffic moves from.",
 )
 @click.option(
-    "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--output",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, JSON for scripts.",
 )
 def preview_command(
     stack: str,
@@ -102,6 +121,11 @@ def preview_command(
     """What an update would declare, and whether the gates let it through, without cloud credentials.
 
     Exit 0 when no mandatory policy is violated, 1 when one is, 2 for bad input.
+
+    \b
+    Example:
+      cutover preview --stack prod --policy-pack-config policies/config/prod.json \\
+        --previous outputs.json
     """
     from cutover.errors import ConfigError
     from cutover.pack_config import load_pack_config
