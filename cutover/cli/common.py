@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,33 @@ if TYPE_CHECKING:
 
 def say(message: str) -> None:
     click.echo(message)
+
+
+PROGRESS_PREFIXES = ("  baked ", "  paused ")
+
+
+@contextlib.contextmanager
+def progress_in_place() -> Iterator[Callable[[str], None]]:
+    """What a shift says, for its output: on a terminal, the progress of the current wait is
+    one line redrawn in place (rich) below the lines that stay; into a pipe or a CI log,
+    plain lines."""
+    import sys
+
+    if not sys.stdout.isatty():
+        yield say
+        return
+    from rich.live import Live
+    from rich.text import Text
+
+    with Live(Text(""), auto_refresh=False, transient=True) as live:
+
+        def log(message: str) -> None:
+            if message.startswith(PROGRESS_PREFIXES):
+                live.update(Text(message.strip()), refresh=True)
+            else:
+                live.console.print(message, markup=False, highlight=False)
+
+        yield log
 
 
 class ColorType(click.Choice):
@@ -107,12 +136,14 @@ class Context:
         self.keys = [s.key for s in self.services]
         self.scope = scope_of(self.keys)
 
-    def shift(self, interrupts: Interrupts | None = None) -> Shift:
+    def shift(
+        self, interrupts: Interrupts | None = None, log: Callable[[str], None] = say
+    ) -> Shift:
         from cutover.notifier import Notifier
         from cutover.shift import Shift
 
-        notifier = Notifier(self.all_outputs, say)
-        return Shift(self.services, self.journal, notifier, say, interrupts=interrupts)
+        notifier = Notifier(self.all_outputs, log)
+        return Shift(self.services, self.journal, notifier, log, interrupts=interrupts)
 
     def deployment(self, deployment_id: str | None) -> Deployment | None:
         from cutover.errors import ConfigError

@@ -16,6 +16,7 @@ from cutover.cli.common import (
     DURATION_OR_ZERO,
     Context,
     outputs_options,
+    progress_in_place,
     say,
 )
 
@@ -162,11 +163,12 @@ def shift(
     preflight(
         ctx.services, target, list(KINDS), pack_config, found_records, min_healthy, smoke, say
     )
-    shifter = ctx.shift(Interrupts(say))
-    deployment = shifter.start(options)
-    say(f"Deployment {deployment.id}: {len(deployment.plan)} step(s) towards {target}.")
-    shifter.run()
-    say(f"Shift {deployment.id} succeeded: {target} serves all traffic.")
+    with progress_in_place() as log:
+        shifter = ctx.shift(Interrupts(log), log)
+        deployment = shifter.start(options)
+        log(f"Deployment {deployment.id}: {len(deployment.plan)} step(s) towards {target}.")
+        shifter.run()
+        log(f"Shift {deployment.id} succeeded: {target} serves all traffic.")
     _write_back(stack, stack_config, target)
 
 
@@ -285,11 +287,12 @@ def drill(
             )
     gates = [APPROVAL, SECURITY_SIGNOFF]
     preflight(ctx.services, target, gates, pack_config, load_records(records), 1, None, say)
-    shifter = ctx.shift(Interrupts(say))
-    shifter.start(
-        Options(target=target, steps=[percent], bake=bake, interval=interval, kind="drill")
-    )
-    done = shifter.run()
+    with progress_in_place() as log:
+        shifter = ctx.shift(Interrupts(log), log)
+        shifter.start(
+            Options(target=target, steps=[percent], bake=bake, interval=interval, kind="drill")
+        )
+        done = shifter.run()
     seconds = round(done.timings.rollback_seconds or 0.0, 3)
     say(f"Drill {done.id}: {percent}% to {target} and back; restored and verified in {seconds}s.")
     for o in ctx.all_outputs:

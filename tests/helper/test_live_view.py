@@ -82,3 +82,27 @@ def test_status_watch_on_a_terminal_is_a_live_table(aws: AwsStack) -> None:
     assert "step 1/2 blue 50 / green 50: baking" in text and "s left" in text
     assert "guards: alarms ok, targets ok" in text
     assert watcher.returncode == 1  # aborted: rolled back
+
+
+def test_a_shift_on_a_terminal_redraws_its_progress_in_place(aws: AwsStack) -> None:
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cutover", *shift(aws, "--steps", "100", "--bake", "11s", "--interval", "0.2s")],
+        stdin=terminal, stdout=terminal, stderr=terminal, cwd=aws.tmp,
+        env={**os.environ, **aws.env, "TERM": "xterm-256color", "COLUMNS": "160"},
+    )  # fmt: skip
+    os.close(terminal)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if select.select([main], [], [], 0.5)[0]:
+            try:
+                screen += os.read(main, 65536)
+            except OSError:
+                break
+    process.wait(timeout=30)
+    os.close(main)
+    text = screen.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "baked 10s of 11s" in text and "\x1b[" in text  # drawn by rich, in place
+    assert "Shift " in text and "succeeded: green serves all traffic." in text
