@@ -40,7 +40,7 @@ unit: $(STAMP) $(PACK_STAMP)
 	$(BIN)/pytest -n 3 tests/program tests/pack tests/helper
 
 demo: $(STAMP) $(PACK_STAMP)
-	$(BIN)/python -m cutover.demo
+	$(BIN)/python -m rehearsal.demo
 
 bench: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python benchmarks/program.py

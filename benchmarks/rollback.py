@@ -1,7 +1,7 @@
 """Rollback speed of the helper, each figure beside its floor measured in the same run.
 
 Against one moto server on 127.0.0.1, with the stack created by the Pulumi program
-(cutover.rehearsal). Medians over repeated trials. Prints one JSON object:
+(rehearsal.aws). Medians over repeated trials. Prints one JSON object:
 
 - restore_ratio: guard failure observed -> restoring write accepted, over one bare
   modify_listener round trip (target <= 1.5);
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cutover.preflight import pack_config_trusting  # noqa: E402
-from cutover.rehearsal import aws_env, moto_server  # noqa: E402
+from rehearsal.aws import aws_env, moto_server  # noqa: E402
 
 TRIALS = 7
 INTERVAL = 0.5
@@ -75,7 +75,7 @@ class Bench:
     def provision(self) -> dict[str, Any]:
         out = self.work / "outputs.json"
         subprocess.run(
-            [sys.executable, "-m", "cutover.rehearsal", "--stack", "prod", "--out", str(out)],
+            [sys.executable, "-m", "rehearsal.aws", "--stack", "prod", "--out", str(out)],
             check=True,
             cwd=ROOT,
             env=self.env,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rollback import Bench  # noqa: E402
 
-from cutover.rehearsal import moto_server  # noqa: E402
+from rehearsal.aws import moto_server  # noqa: E402
 
 TRIALS = 5
 LEASE = 3

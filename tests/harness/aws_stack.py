@@ -1,6 +1,6 @@
 """A rehearsal stack in moto's server for the helper's tests, reached through a fault proxy.
 
-The stacks are created by the Pulumi program (cutover.rehearsal); the `cutover` CLI runs as a
+The stacks are created by the Pulumi program (rehearsal.aws); the `cutover` CLI runs as a
 real process with AWS_ENDPOINT_URL pointing at the proxy; assertions read moto directly.
 """
 
@@ -21,7 +21,7 @@ import pytest
 from cutover_gates.record import load_private_key
 
 from cutover.preflight import pack_config_trusting
-from cutover.rehearsal import aws_env, moto_server
+from rehearsal.aws import aws_env, moto_server
 from tests.harness.cli_runs import run_cutover, spawn_cutover, wait_for
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.program_runs import ROOT
@@ -194,7 +194,7 @@ class AwsStack:
 
 
 def _provision(endpoint: str, service: str, out: Path) -> None:
-    args = [sys.executable, "-m", "cutover.rehearsal", "--stack", "prod", "--out", str(out)]
+    args = [sys.executable, "-m", "rehearsal.aws", "--stack", "prod", "--out", str(out)]
     if service != "checkout":
         args += ["--service-name", service]
     subprocess.run(args, check=True, cwd=ROOT, env={**os.environ, **aws_env(endpoint)}, timeout=300)

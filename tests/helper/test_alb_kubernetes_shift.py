@@ -1,5 +1,5 @@
 """The helper on a Kubernetes stack with alb routing: the ALB, its alarms and journal table in
-moto's server (created by the program, cutover.rehearsal), the Deployments in the local API
+moto's server (created by the program, rehearsal.aws), the Deployments in the local API
 server (tests/kube_api.py). ALB weights and CloudWatch guards as on ECS, ready replicas from
 the cluster."""
 
@@ -18,7 +18,7 @@ import boto3
 import pytest
 import yaml
 
-from cutover.rehearsal import aws_env, moto_server
+from rehearsal.aws import aws_env, moto_server
 from tests.harness.cli_runs import run_cutover, spawn_cutover, wait_for
 from tests.harness.kube_api import KubeApi, kube_api_server, write_kubeconfig
 from tests.harness.program_runs import ROOT, declare, kubernetes_config
@@ -78,7 +78,7 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
         }
         out = base / "outputs.json"
         subprocess.run(
-            [sys.executable, "-m", "cutover.rehearsal", "--stack", "prod"]
+            [sys.executable, "-m", "rehearsal.aws", "--stack", "prod"]
             + ["--stack-file", str(base / "Pulumi.prod.yaml"), "--out", str(out)],
             check=True,
             cwd=ROOT,

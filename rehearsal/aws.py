@@ -337,10 +337,10 @@ def provision(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cutover.rehearsal --stack prod --out outputs.json`: provision one stack."""
+    """`python -m rehearsal.aws --stack prod --out outputs.json`: provision one stack."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cutover.rehearsal")
+    parser = argparse.ArgumentParser(prog="python -m rehearsal.aws")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument("--stack", default="prod")
     parser.add_argument("--service-name")

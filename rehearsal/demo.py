@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from cutover.preflight import pack_config_trusting
-from cutover.rehearsal import aws_env, moto_server
+from rehearsal.aws import aws_env, moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("demo-out")
@@ -69,7 +69,7 @@ def main() -> None:
         step("2. Create the prod stack's traffic resources from the Pulumi program itself")
         outputs = OUT / "outputs.json"
         subprocess.run(
-            [sys.executable, "-m", "cutover.rehearsal", "--stack", "prod", "--out", str(outputs)],
+            [sys.executable, "-m", "rehearsal.aws", "--stack", "prod", "--out", str(outputs)],
             env=env,
             check=True,
             cwd=ROOT,
