@@ -167,7 +167,8 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
         c: KubernetesColor(
             f"{name}-{c}",
             KubernetesColorArgs(
-                config=config,
+                service=config.service,
+                cluster=cluster,
                 color=config.color(c),
                 replicas=traffic.desired_counts[c],
                 target_group_arn=side.lb.target_groups[c].arn if side else None,
@@ -211,7 +212,12 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
         return
     route = WeightedRoute(
         name,
-        WeightedRouteArgs(config=config, services={c: colors[c].resource_name for c in COLORS}),
+        WeightedRouteArgs(
+            service_name=name,
+            cluster=cluster,
+            weights=config.weights,
+            services={c: colors[c].resource_name for c in COLORS},
+        ),
         pulumi.ResourceOptions(depends_on=[colors[c].service for c in COLORS]),
     )
     values = export_kubernetes_outputs(

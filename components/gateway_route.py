@@ -8,12 +8,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 from cutover_gates.contract import COLORS
 
-from components.config import StackConfig
+from components.config import KubernetesConfig
 
 
 @dataclass(frozen=True)
 class WeightedRouteArgs:
-    config: StackConfig
+    service_name: str  # the route's name, and the app label
+    cluster: KubernetesConfig
+    weights: dict[str, int]  # color -> weight
     services: dict[str, str]  # color -> Service name
 
 
@@ -24,11 +26,8 @@ class WeightedRoute(pulumi.ComponentResource):
         self, name: str, args: WeightedRouteArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cutover:index:WeightedRoute", name, None, opts)
-        config = args.config
-        cluster = config.kubernetes
-        assert cluster is not None
-        self.route_name = config.service.name
-        weights = config.weights
+        cluster, weights = args.cluster, args.weights
+        self.route_name = args.service_name
         spec: dict = {
             "parentRefs": [{"name": cluster.gateway_name, "namespace": cluster.gateway_namespace}],
             "rules": [
@@ -54,7 +53,7 @@ class WeightedRoute(pulumi.ComponentResource):
                 "name": self.route_name,
                 "namespace": cluster.namespace,
                 "labels": {
-                    "app.kubernetes.io/name": config.service.name,
+                    "app.kubernetes.io/name": args.service_name,
                     "cutover/role": "production",
                 },
             },

@@ -10,16 +10,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import ColorConfig, StackConfig
+from components.config import ColorConfig, KubernetesConfig, ServiceConfig
 
 COLOR_LABEL = "cutover/color"
 RELEASE_LABEL = "cutover/release"
 CAPACITY_ANNOTATION = "cutover/capacity"
 
 
-def color_labels(config: StackConfig, color: ColorConfig) -> dict[str, str]:
+def color_labels(service: ServiceConfig, color: ColorConfig) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": config.service.name,
+        "app.kubernetes.io/name": service.name,
         COLOR_LABEL: color.color,
         RELEASE_LABEL: color.release,
     }
@@ -27,7 +27,8 @@ def color_labels(config: StackConfig, color: ColorConfig) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class KubernetesColorArgs:
-    config: StackConfig
+    service: ServiceConfig
+    cluster: KubernetesConfig
     color: ColorConfig
     replicas: pulumi.Input[int]
     # alb routing: the color's target group and the ALB's security group
@@ -42,13 +43,11 @@ class KubernetesColor(pulumi.ComponentResource):
         self, name: str, args: KubernetesColorArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cutover:index:KubernetesColor", name, None, opts)
-        config, fleet = args.config, args.color
-        cluster = config.kubernetes
-        assert cluster is not None  # parse_config requires it on this platform
+        service, cluster, fleet = args.service, args.cluster, args.color
         child = pulumi.ResourceOptions(parent=self)
-        labels = color_labels(config, fleet)
+        labels = color_labels(service, fleet)
         selector = {k: labels[k] for k in ("app.kubernetes.io/name", COLOR_LABEL)}
-        self.resource_name = f"{config.service.name}-{fleet.color}"
+        self.resource_name = f"{service.name}-{fleet.color}"
         metadata: dict[str, Any] = {
             "name": self.resource_name,
             "namespace": cluster.namespace,
@@ -62,7 +61,7 @@ class KubernetesColor(pulumi.ComponentResource):
         }
         resources: dict[str, Any] = {"cpu": cluster.cpu, "memory": cluster.memory}
         container: dict[str, Any] = {
-            "name": config.service.container_name,
+            "name": service.container_name,
             "image": fleet.image,
             "ports": [{"containerPort": fleet.container_port}],
             "readinessProbe": probe,
@@ -90,12 +89,12 @@ class KubernetesColor(pulumi.ComponentResource):
         self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=plain, spec=budget, opts=child
         )
-        service: dict[str, Any] = {
-            "selector": selector,
-            "ports": [{"port": cluster.service_port, "targetPort": fleet.container_port}],
-        }
+        ports = [{"port": cluster.service_port, "targetPort": fleet.container_port}]
         self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=plain, spec=service, opts=child
+            f"{name}-service",
+            metadata=plain,
+            spec={"selector": selector, "ports": ports},
+            opts=child,
         )
         self.binding = None
         if args.target_group_arn is not None:
