@@ -38,8 +38,7 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cutover.preflight import pack_config_trusting  # noqa: E402
-from rehearsal.aws import aws_env, moto_server  # noqa: E402
+from rehearsal.aws import aws_env, moto_server, sign_gates  # noqa: E402
 
 TRIALS = 7
 INTERVAL = 0.5
@@ -84,43 +83,9 @@ class Bench:
         return dict(json.loads(out.read_text()))
 
     def records(self, outputs: dict[str, Any]) -> None:
-        keys, records = self.work / "keys", self.work / "records"
-        records.mkdir()
-        for name in ("chairman", "security"):
-            self.cli("keys", "new", "--name", name, "--out", str(keys))
-        common = [
-            "--stack",
-            "prod",
-            "--color",
-            "green",
-            "--stack-file",
-            str(ROOT / "Pulumi.prod.yaml"),
-        ]
-        self.cli(
-            "approve",
-            *common,
-            "--key",
-            str(keys / "chairman.key"),
-            "--out",
-            str(records / "a.json"),
-        )
-        self.cli(
-            "signoff",
-            *common,
-            "--key",
-            str(keys / "security.key"),
-            "--scanner",
-            "bench",
-            "--out",
-            str(records / "s.json"),
-        )
-        self.gates = self.work / "gates.json"
-        trusted = {
-            "approval": (keys / "chairman.pub").read_text().strip(),
-            "security-signoff": (keys / "security.pub").read_text().strip(),
-        }
-        self.gates.write_text(json.dumps(pack_config_trusting(trusted)))
-        self.records_dir = records
+        signed = sign_gates(self.work, self.cli, ("green",))
+        self.gates, self.records_dir = signed.config, signed.records
+        self.env["CUTOVER_DEPLOY_KEY"] = (signed.keys / "deploy.key").read_text()
 
     def reset(self, outputs: dict[str, Any]) -> None:
         arns = outputs["targetGroupArns"]
@@ -253,9 +218,6 @@ def main() -> None:
         bench = Bench(endpoint, Path(tmp))
         outputs = bench.provision()
         bench.records(outputs)
-        deploy_key = Path(tmp) / "keys"
-        bench.cli("keys", "new", "--name", "deploy", "--out", str(deploy_key))
-        bench.env["CUTOVER_DEPLOY_KEY"] = (deploy_key / "deploy.key").read_text()
         listener = outputs["listenerArn"]
         arns = outputs["targetGroupArns"]
         alarm = outputs["alarmNames"]["green"][0]

@@ -80,9 +80,6 @@ def main() -> None:
         bench = Bench(endpoint, Path(tmp))
         outputs = bench.provision()
         bench.records(outputs)
-        keys = Path(tmp) / "keys"
-        bench.cli("keys", "new", "--name", "deploy", "--out", str(keys))
-        bench.env["CUTOVER_DEPLOY_KEY"] = (keys / "deploy.key").read_text()
         import boto3
 
         bench.dynamodb = boto3.client("dynamodb")

@@ -9,6 +9,7 @@ ARNs. So the rehearsal has one topology, the program's, never a second hand-writ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -16,11 +17,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cutover.offline import ProgramMocks, run_program, stack_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 REGION = "eu-west-1"
 
@@ -362,3 +365,42 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# Who signs each kind of gate record in a rehearsal.
+SIGNERS = {"approval": "chairman", "security-signoff": "security", "rollback-drill": "deploy"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Gates:
+    config: Path  # the pack config trusting the rehearsal's keys
+    records: Path  # approvals and sign-offs of each color's release
+    keys: Path  # chairman.key, security.key, deploy.key (and .pub)
+
+
+def sign_gates(
+    folder: Path,
+    cutover: Callable[..., object],
+    colors: tuple[str, ...] = ("green", "blue"),
+    stack_file: Path = ROOT / "Pulumi.prod.yaml",
+) -> Gates:
+    """Make the signers' keys, the pack config trusting them, and an approval and a security
+    sign-off of each color's release, all through the `cutover` commands people run
+    (`cutover(*args)` runs one: the demo shows them, the tests and benchmarks do not)."""
+    from cutover.preflight import pack_config_trusting
+
+    keys, records = folder / "keys", folder / "records"
+    records.mkdir(parents=True, exist_ok=True)
+    for signer in SIGNERS.values():
+        cutover("keys", "new", "--name", signer, "--out", str(keys))
+    trusted = {kind: (keys / f"{s}.pub").read_text().strip() for kind, s in SIGNERS.items()}
+    config = folder / "gates.json"
+    config.write_text(json.dumps(pack_config_trusting(trusted), indent=2))
+    for color in colors:
+        release = ["--stack", "prod", "--color", color, "--stack-file", str(stack_file)]
+        cutover("approve", *release, "--key", str(keys / "chairman.key"),
+                "--out", str(records / f"{color}-approval.json"))  # fmt: skip
+        cutover("signoff", *release, "--key", str(keys / "security.key"), "--scanner", "trivy",
+                "--findings", "critical=0,high=1",
+                "--out", str(records / f"{color}-signoff.json"))  # fmt: skip
+    return Gates(config, records, keys)

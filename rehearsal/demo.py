@@ -17,8 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from cutover.preflight import pack_config_trusting
-from rehearsal.aws import aws_env, moto_server
+from rehearsal.aws import aws_env, moto_server, sign_gates
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("demo-out")
@@ -58,8 +57,7 @@ def main() -> None:
     started = time.monotonic()
     if OUT.exists():
         shutil.rmtree(OUT)
-    keys, records = OUT / "keys", OUT / "records"
-    records.mkdir(parents=True)
+    OUT.mkdir(parents=True)
     step("1. Start an embedded AWS (moto's server) on a free port of 127.0.0.1")
     with moto_server() as endpoint:
         os.environ.update(aws_env(endpoint))  # the demo's own checks use boto3 too
@@ -82,43 +80,10 @@ def main() -> None:
         run("status", *common, env=env)
 
         step("3. Make throwaway keys and sign the gates for green's release 1.42.0")
-        for name in ("chairman", "security", "deploy"):
-            run("keys", "new", "--name", name, "--out", str(keys), env=env, quiet=True)
-        public = {
-            n: (keys / f"{n}.pub").read_text().strip() for n in ("chairman", "security", "deploy")
-        }
-        gates = OUT / "gates.json"
-        trusted = {
-            "approval": public["chairman"],
-            "security-signoff": public["security"],
-            "rollback-drill": public["deploy"],
-        }
-        gates.write_text(json.dumps(pack_config_trusting(trusted), indent=2))
-        stack_file = str(ROOT / "Pulumi.prod.yaml")
-        for color in ("green", "blue"):
-            release = ["--stack", "prod", "--color", color, "--stack-file", stack_file]
-            run(
-                "approve",
-                *release,
-                "--key",
-                str(keys / "chairman.key"),
-                "--out",
-                str(records / f"{color}-approval.json"),
-                env=env,
-            )
-            run(
-                "signoff",
-                *release,
-                "--key",
-                str(keys / "security.key"),
-                "--scanner",
-                "trivy",
-                "--findings",
-                "critical=0,high=1",
-                "--out",
-                str(records / f"{color}-signoff.json"),
-                env=env,
-            )
+        signed = sign_gates(
+            OUT, lambda *args: run(*args, env=env, quiet=args[0] == "keys"), ("green", "blue")
+        )
+        gates, records, keys = signed.config, signed.records, signed.keys
         gate_args = ["--gates-config", str(gates), "--records", str(records)]
         print("   a rollback drill: 5% to green and back, timed, then signed with the deploy key")
         drill = [

@@ -20,8 +20,7 @@ import boto3
 import pytest
 from cutover_gates.record import load_private_key
 
-from cutover.preflight import pack_config_trusting
-from rehearsal.aws import aws_env, moto_server
+from rehearsal.aws import aws_env, moto_server, sign_gates
 from tests.harness.cli_runs import run_cutover, spawn_cutover, wait_for
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.program_runs import ROOT
@@ -222,47 +221,8 @@ def aws_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
         }
         outputs = {"checkout": base / "checkout-outputs.json"}
         _provision(endpoint, "checkout", outputs["checkout"])
-        keys, records = base / "keys", base / "records"
-        records.mkdir()
-        for name in ("chairman", "security", "deploy"):
-            _cli(env, base, "keys", "new", "--name", name, "--out", str(keys))
-        pub = {
-            n: (keys / f"{n}.pub").read_text().strip() for n in ("chairman", "security", "deploy")
-        }
-        gates = base / "gates.json"
-        trusted = {
-            "approval": pub["chairman"],
-            "security-signoff": pub["security"],
-            "rollback-drill": pub["deploy"],
-        }
-        gates.write_text(json.dumps(pack_config_trusting(trusted)))
-        stack_file = ROOT / "Pulumi.prod.yaml"
-        for color in ("blue", "green"):
-            common = ["--stack", "prod", "--color", color, "--stack-file", str(stack_file)]
-            _cli(
-                env,
-                base,
-                "approve",
-                *common,
-                "--key",
-                str(keys / "chairman.key"),
-                "--out",
-                str(records / f"{color}-approval.json"),
-            )
-            _cli(
-                env,
-                base,
-                "signoff",
-                *common,
-                "--key",
-                str(keys / "security.key"),
-                "--scanner",
-                "trivy",
-                "--findings",
-                "critical=0,high=1",
-                "--out",
-                str(records / f"{color}-signoff.json"),
-            )
+        signed = sign_gates(base, lambda *args: _cli(env, base, *args))
+        gates, records, keys = signed.config, signed.records, signed.keys
         # drill records as `cutover drill` writes them (the drill itself is tested on its own)
         deploy = load_private_key((keys / "deploy.key").read_bytes())
         write_signed_records(records, {"rollback-drill": deploy}, name="{color}-drill")
