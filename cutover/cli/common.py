@@ -93,6 +93,16 @@ DURATION_OR_ZERO = DurationType(allow_zero=True)
 DURATION_FORMS = "e.g. 30s, 5m, 1h30m"
 
 
+output_option = click.option(
+    "--output",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, JSON for scripts.",
+)
+
+
 def outputs_options(fn: Any) -> Any:
     """--outputs/--stack (which stack) and --journal (where its deployments are kept)."""
     fn = click.option(

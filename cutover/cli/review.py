@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cutover.cli.common import Context, outputs_options, say
+from cutover.cli.common import Context, output_option, outputs_options, say
 
 
 @click.command()
@@ -101,14 +101,7 @@ def report(
     type=click.Path(dir_okay=False, path_type=Path),
     help="`pulumi stack output --json` of the stack now: what traffic moves from.",
 )
-@click.option(
-    "--output",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Text for people, JSON for scripts.",
-)
+@output_option
 def preview_command(
     stack: str,
     project_dir: Path,

@@ -10,19 +10,12 @@ from typing import Any
 import click
 from cutover_gates.contract import COLORS, Status
 
-from cutover.cli.common import DURATION, Context, outputs_options, say
+from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
 
 
 @click.command()
 @outputs_options
-@click.option(
-    "--output",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Text for people, JSON for scripts.",
-)
+@output_option
 @click.option(
     "--watch",
     "-w",

@@ -9,9 +9,36 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from tests.harness.aws_stack import AwsStack
 from tests.helper.test_shift import running, shift
+
+
+def on_terminal(aws: AwsStack, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """`cutover ARGS` with a pseudo-terminal as its stdin, stdout and stderr; the process and
+    the terminal's other end."""
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cutover", *args],
+        stdin=terminal, stdout=terminal, stderr=terminal, cwd=aws.tmp,
+        env={**os.environ, **aws.env, "TERM": "xterm-256color", "COLUMNS": "160"},
+    )  # fmt: skip
+    os.close(terminal)
+    return process, main
+
+
+def read_screen(main: int, until: Callable[[bytes], bool], timeout: float = 30) -> bytes:
+    """What the program wrote to its terminal, until `until(screen)` or it closes."""
+    screen = b""
+    deadline = time.monotonic() + timeout
+    while not until(screen) and time.monotonic() < deadline:
+        if select.select([main], [], [], 0.5)[0]:
+            try:
+                screen += os.read(main, 65536)
+            except OSError:  # the program ended and closed the terminal
+                break
+    return screen
 
 
 def test_a_bake_tells_its_progress_without_flooding_the_log(aws: AwsStack) -> None:
@@ -54,26 +81,11 @@ def test_status_watch_on_a_terminal_is_a_live_table(aws: AwsStack) -> None:
     process = aws.spawn(*shift(aws, "--steps", "50,100", "--bake", "30s", "--interval", "0.1s"))
     with running(process):
         aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
-        main, terminal = pty.openpty()
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "cutover", *aws.args("status", "--watch", "--interval", "0.2s")],
-            stdin=terminal, stdout=terminal, stderr=terminal, cwd=aws.tmp,
-            env={**os.environ, **aws.env, "TERM": "xterm-256color", "COLUMNS": "120"},
-        )  # fmt: skip
-        os.close(terminal)
-        screen = b""
-        deadline = time.monotonic() + 20
-        while b"s left" not in screen and time.monotonic() < deadline:
-            if select.select([main], [], [], 0.5)[0]:
-                screen += os.read(main, 65536)
+        watcher, main = on_terminal(aws, *aws.args("status", "--watch", "--interval", "0.2s"))
+        screen = read_screen(main, lambda s: b"s left" in s)
         abort = aws.cutover(*aws.args("abort"))
         assert abort.returncode == 0, abort.stderr
-        while watcher.poll() is None and time.monotonic() < deadline + 20:
-            if select.select([main], [], [], 0.5)[0]:
-                try:
-                    screen += os.read(main, 65536)
-                except OSError:
-                    break
+        screen += read_screen(main, lambda _: watcher.poll() is not None)
         watcher.wait(timeout=30)
         os.close(main)
         process.communicate(timeout=30)
@@ -85,21 +97,10 @@ def test_status_watch_on_a_terminal_is_a_live_table(aws: AwsStack) -> None:
 
 
 def test_a_shift_on_a_terminal_redraws_its_progress_in_place(aws: AwsStack) -> None:
-    main, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cutover", *shift(aws, "--steps", "100", "--bake", "11s", "--interval", "0.2s")],
-        stdin=terminal, stdout=terminal, stderr=terminal, cwd=aws.tmp,
-        env={**os.environ, **aws.env, "TERM": "xterm-256color", "COLUMNS": "160"},
-    )  # fmt: skip
-    os.close(terminal)
-    screen = b""
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        if select.select([main], [], [], 0.5)[0]:
-            try:
-                screen += os.read(main, 65536)
-            except OSError:
-                break
+    process, main = on_terminal(
+        aws, *shift(aws, "--steps", "100", "--bake", "11s", "--interval", "0.2s")
+    )
+    screen = read_screen(main, lambda _: process.poll() is not None, timeout=60)
     process.wait(timeout=30)
     os.close(main)
     text = screen.decode(errors="replace")
