@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import share
+from cutover_gates.contract import Status, share
 
 from cutover.deployment import Deployment, EventType
 
@@ -120,6 +120,32 @@ def plot(deployment: Deployment, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure = figure_of(deployment)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def kpi_plot(data: dict[str, Any], path: Path) -> Path:
+    """Per deployment over time: downtime and rollback time, with each outcome marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = data["perDeployment"]
+    labels = [r["deployment"][:15] for r in rows]
+    figure, (down, back) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    colors = [OK_COLOR if r["status"] == Status.SUCCEEDED else FAIL_COLOR for r in rows]
+    down.bar(labels, [r["downtimeSeconds"] for r in rows], color=colors)
+    down.set_ylabel("downtime (s)")
+    rate = data["successRate"]
+    title = f"{data['succeeded']}/{data['deployments']} succeeded"
+    down.set_title(title + (f" ({rate:.0%})" if rate is not None else ""))
+    back.plot(labels, [r["rollbackSeconds"] or 0 for r in rows], marker="o", color="#17becf")
+    back.set_ylabel("rollback (s)")
+    back.set_xlabel("deployment")
+    back.tick_params(axis="x", labelrotation=45)
+    figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path

@@ -110,3 +110,43 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
     if plot is not None:
         lines += ["", f"![weights and guards]({plot.name})"]
     return "\n".join(lines) + "\n"
+
+
+def kpis(history: list[Deployment]) -> dict[str, Any]:
+    """The stage's key figures over finished shifts (drills excluded): how many, how many
+    succeeded, downtime in total and per deployment, rollback time as p50/p95/max, and the mean
+    shift duration."""
+    import statistics
+
+    shifts = [d for d in history if d.options.kind == "shift" and d.status.finished]
+    numbers = [(d, figures(d)) for d in shifts]
+    rollbacks = sorted(n["rollbackSeconds"] for _, n in numbers if n["rollbackSeconds"] is not None)
+    durations = [n["shiftSeconds"] for _, n in numbers]
+
+    def quantile(q: int) -> float | None:
+        if not rollbacks:
+            return None
+        if len(rollbacks) == 1:
+            return rollbacks[0]
+        return round(statistics.quantiles(rollbacks, n=100, method="inclusive")[q - 1], 3)
+
+    return {
+        **success_rate(shifts),
+        "downtimeSeconds": round(sum(n["downtimeSeconds"] for _, n in numbers), 3),
+        "perDeployment": [
+            {
+                "deployment": d.id,
+                "status": str(d.status),
+                "downtimeSeconds": n["downtimeSeconds"],
+                "rollbackSeconds": n["rollbackSeconds"],
+                "shiftSeconds": n["shiftSeconds"],
+            }
+            for d, n in numbers
+        ],
+        "rollbackSeconds": {
+            "p50": quantile(50),
+            "p95": quantile(95),
+            "max": rollbacks[-1] if rollbacks else None,
+        },
+        "meanShiftSeconds": round(statistics.fmean(durations), 3) if durations else None,
+    }

@@ -73,6 +73,12 @@ COMMANDS = {
         "review",
         "What an update would declare, and whether the gates pass.",
     ),
+    "kpis": CommandInfo(
+        "cutover.cli.review",
+        "kpis",
+        "review",
+        "Success rate, downtime and rollback time across deployments.",
+    ),
     "report": CommandInfo(
         "cutover.cli.review", "report", "review", "A deployment's timeline, figures and plot."
     ),

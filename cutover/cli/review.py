@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from cutover.cli.common import Context, output_option, outputs_options, say
+from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
 
 
 @click.command()
@@ -151,3 +152,87 @@ def preview_command(
         click.echo(render_text(result))
     if result.blocked:
         raise click.exceptions.Exit(1)  # the text already ends with the one "Blocked" line
+
+
+@click.command()
+@outputs_options
+@click.option(
+    "--since",
+    type=DURATION,
+    default="30d",
+    show_default=True,
+    help="How far back: deployments started since then.",
+)
+@click.option(
+    "--output",
+    "fmt",
+    type=click.Choice(["md", "json"]),
+    default="md",
+    show_default=True,
+    help="Markdown for people, JSON for scripts.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write kpis.md or kpis.json and kpis.png into (default: print only).",
+)
+def kpis(
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    since: float,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """The stage's key figures across deployments: success rate, downtime, rollback time.
+
+    From the journal's history (a paginated query from --since on, never a scan): how many
+    shifts finished and succeeded, total and per-deployment downtime, rollback time as p50,
+    p95 and max, and the mean shift duration.
+
+    \b
+    Example:
+      cutover kpis --outputs prod.json --since 90d --out reports
+    """
+    import time as clock
+
+    from cutover.deployment import new_deployment_id
+    from cutover.report import kpis as key_figures
+
+    ctx = Context(outputs, stack, journal)
+    since_id = new_deployment_id(clock.time() - since).split("-", 1)[0]
+    data = {"since": since_id, **key_figures(ctx.journal.history(ctx.scope, since_id))}
+    text = json.dumps(data, indent=2) if fmt == "json" else kpis_markdown(data)
+    if out is None:
+        click.echo(text)
+        return
+    from cutover.plot import kpi_plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"kpis.{fmt}"
+    path.write_text(text + "\n")
+    image = kpi_plot(data, out / "kpis.png")
+    say(f"KPIs: {path}\nPlot: {image}")
+
+
+def kpis_markdown(data: dict[str, Any]) -> str:
+    rate = data["successRate"]
+    rollback = data["rollbackSeconds"]
+    lines = [
+        f"# Deployment KPIs since {data['since']}",
+        "",
+        f"- Deployments: {data['deployments']}, succeeded: {data['succeeded']}"
+        + (f" ({rate:.0%})" if rate is not None else ""),
+        f"- Downtime: {data['downtimeSeconds']} s in total",
+        f"- Rollback time: p50 {rollback['p50']} s, p95 {rollback['p95']} s, max {rollback['max']} s",
+        f"- Mean shift duration: {data['meanShiftSeconds']} s",
+        "",
+        "| deployment | outcome | downtime (s) | rollback (s) | duration (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['deployment']} | {r['status']} | {r['downtimeSeconds']} | {r['rollbackSeconds']} "
+        f"| {r['shiftSeconds']} |"
+        for r in data["perDeployment"]
+    ]
+    return "\n".join(lines)

@@ -186,11 +186,15 @@ class DynamoJournal:
         )["Items"]
         return _document(items[0]) if items else None
 
-    def history(self, scope: str) -> list[Deployment]:
+    def history(self, scope: str, since: str = "") -> list[Deployment]:
+        """A paginated query of the scope's partition, from `since` on: never a scan."""
+        values = {":pk": {"S": f"deploy#{scope}"}}
+        condition = "pk = :pk"
+        if since:  # a key condition on the sort key (no empty string allowed there)
+            values[":since"] = {"S": since}
+            condition += " AND sk >= :since"
         pages = self.db.get_paginator("query").paginate(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"deploy#{scope}"}},
+            TableName=self.table, KeyConditionExpression=condition, ExpressionAttributeValues=values
         )
         return [_document(i) for page in pages for i in page["Items"]]
 

@@ -128,9 +128,11 @@ class FileJournal:
                 raise finished_elsewhere(deployment.id, stored["status"])
             data["deployments"][deployment.id] = deployment.to_json()
 
-    def history(self, scope: str) -> list[Deployment]:
+    def history(self, scope: str, since: str = "") -> list[Deployment]:
         with self._document(write=False) as data:
-            found = [d for d in data["deployments"].values() if d["scope"] == scope]
+            found = [
+                d for d in data["deployments"].values() if d["scope"] == scope and d["id"] >= since
+            ]
         return [Deployment.from_json(d) for d in sorted(found, key=lambda d: d["id"])]
 
     def active(self) -> list[Deployment]:

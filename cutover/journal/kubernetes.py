@@ -235,8 +235,8 @@ class KubernetesJournal:
         )
         self._write(name, body)
 
-    def history(self, scope: str) -> list[Deployment]:
-        return self._list(f"{SCOPE_LABEL}={scope}")
+    def history(self, scope: str, since: str = "") -> list[Deployment]:
+        return [d for d in self._list(f"{SCOPE_LABEL}={scope}") if d.id >= since]
 
     def active(self) -> list[Deployment]:
         """Deployments in progress or paused, in every scope (by label)."""

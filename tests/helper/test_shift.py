@@ -610,3 +610,26 @@ def test_status_reports_weights_health_alarms_and_lock(aws: AwsStack) -> None:
     assert service["readyUnit"] == "healthy targets"
     assert service["alarms"]["checkout-prod-blue-p99-latency"] == "ALARM"
     assert data["deployment"] is None and data["lock"] is None
+
+
+def test_kpis_across_deployments_from_the_dynamodb_journal(aws: AwsStack) -> None:
+    dynamo = ["--outputs", str(aws.outputs["checkout"]), "--journal", "dynamodb"]
+    ok = aws.cutover("shift", "--to", "green", *aws.gate_args(), "--steps", "100", *FAST, *dynamo)
+    assert ok.returncode == 0, ok.stderr
+    process = aws.spawn("shift", "--to", "blue", *aws.gate_args(), "--steps", "50,100",
+                        "--bake", "30s", "--interval", "0.05s", *dynamo)  # fmt: skip
+    with running(process):
+        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
+        aws.alarm(aws.data["checkout"]["alarmNames"]["blue"][0])
+        process.communicate(timeout=30)
+    result = aws.cutover("kpis", "--output", "json", *dynamo)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["deployments"], data["succeeded"], data["successRate"]) == (2, 1, 0.5)
+    assert data["rollbackSeconds"]["max"] is not None and data["rollbackSeconds"]["max"] < 5
+    report = aws.cutover("kpis", "--out", str(aws.tmp / "kpis"), *dynamo)
+    assert report.returncode == 0, report.stderr
+    assert "| rolled-back |" in (aws.tmp / "kpis" / "kpis.md").read_text()
+    assert (aws.tmp / "kpis" / "kpis.png").stat().st_size > 1000
+    recent = aws.cutover("kpis", "--output", "json", "--since", "1ms", *dynamo)
+    assert json.loads(recent.stdout)["deployments"] == 0  # a key range, from now on

@@ -149,3 +149,20 @@ def test_new_ids_sort_by_time() -> None:
     from cutover.deployment import new_deployment_id
 
     assert new_deployment_id(time.time() - 3600) < new_deployment_id(time.time())
+
+
+def test_kpis_count_finished_shifts_and_take_rollback_quantiles() -> None:
+    from cutover.report import kpis
+
+    failed = Deployment.from_json(OLD["rolled-back"])
+    succeeded = Deployment.from_json(OLD["succeeded-assisted"])
+    running = _deployment(status=Status.IN_PROGRESS)
+    drill = _deployment(
+        status=Status.DRILLED, options=Options(target="green", steps=[5], kind="drill")
+    )
+    data = kpis([failed, succeeded, running, drill])
+    assert (data["deployments"], data["succeeded"], data["successRate"]) == (2, 1, 0.5)
+    only = round(failed.timings.rollback_seconds or 0, 3)
+    assert data["rollbackSeconds"] == {"p50": only, "p95": only, "max": only}
+    assert [r["deployment"] for r in data["perDeployment"]] == [failed.id, succeeded.id]
+    assert kpis([])["rollbackSeconds"] == {"p50": None, "p95": None, "max": None}
