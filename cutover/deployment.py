@@ -20,6 +20,7 @@ from cutover_gates.contract import Color, Status, parse_color
 from cutover.weights import Weights
 
 Mode = Literal["auto", "assisted", "manual"]
+SPARSE_SAMPLE_SECONDS = 60.0
 Kind = Literal["shift", "drill"]
 MODES: tuple[Mode, ...] = ("auto", "assisted", "manual")
 
@@ -263,6 +264,18 @@ class Deployment:
             if event.type == EventType.STARTED and "weights" in event.detail:
                 return [dict(w) for w in event.detail["weights"]]
         return []
+
+    def add_sample(self, sample: Sample, sparse: bool) -> None:
+        """Keep a guard poll. `sparse` (a pause, however long): only when a verdict changed or
+        a minute passed, so the journal does not grow without bound."""
+        last = self.samples[-1] if self.samples else None
+        if (
+            not sparse
+            or last is None
+            or last.guards != sample.guards
+            or sample.t - last.t >= SPARSE_SAMPLE_SECONDS
+        ):
+            self.samples.append(sample)
 
     def event(self, kind: str, at: float, **detail: Any) -> Event:
         """Append an event and return it."""

@@ -29,6 +29,11 @@ class Clock:
     sleep: Callable[[float], None] = time.sleep
 
 
+def busy_workers(services: list[Service]) -> int:
+    """Threads for calls made to every service at once (writes, reads, guard polls)."""
+    return min(64, max(1, len(services) * 2))
+
+
 def describe(weights: Weights) -> str:
     return f"blue {weights['blue']} / green {weights['green']}"
 

@@ -43,7 +43,14 @@ from cutover.journal import Journal
 from cutover.journal.lease import Lease
 from cutover.notifier import Notifier
 from cutover.plan import plan_shift
-from cutover.restore import Clock, describe, restore_snapshot, snapshot_weights, wait_served
+from cutover.restore import (
+    Clock,
+    busy_workers,
+    describe,
+    restore_snapshot,
+    snapshot_weights,
+    wait_served,
+)
 from cutover.service import Service
 from cutover.weights import Weights
 
@@ -52,14 +59,7 @@ Log = Callable[[str], None]
 # Control requests a running shift reads from the journal at every poll.
 ABORT = "abort"
 PROMOTE_FULL = "promote-full"
-# While paused, samples are kept when a verdict changes, or at least this often.
-PAUSE_SAMPLE_SECONDS = 60.0
 ROLLBACK_COMMAND = Failure("rollback", "cutover rollback")
-
-
-def busy_workers(services: list[Service]) -> int:
-    """Threads for calls made to every service at once (writes, reads, guard polls)."""
-    return min(64, max(1, len(services) * 2))
 
 
 def promote_request(index: int) -> str:
@@ -251,6 +251,7 @@ class Shift:
         # progress at most every 10 s, or every 10% of the bake, whichever is rarer
         every = max(PROGRESS_SECONDS, 0.1 * seconds) if seconds else PAUSE_PROGRESS_SECONDS
         told = started
+        first = True
         while True:
             verdicts = self.poll(guards, weights, paused=pause_index is not None)
             now = self.clock.monotonic()
@@ -258,6 +259,9 @@ class Shift:
                 told = now
                 self.log(progress(now - started, seconds, verdicts))
                 self.journal.save(d)
+            elif first:  # the wait's first verdicts are seen at once
+                self.journal.save(d)
+            first = False
             failed = [v for v in verdicts if v.state == "fail"]
             if failed:
                 return "guard failed", "; ".join(f"{v.guard}: {v.detail}" for v in failed)
@@ -296,14 +300,7 @@ class Shift:
             ok=all(v.state != "fail" for v in verdicts if v.guard in SERVING_GUARDS),
             guards={v.guard: v.state for v in verdicts},
         )
-        samples = self.deployment.samples
-        if (
-            not paused
-            or not samples
-            or samples[-1].guards != sample.guards
-            or sample.t - samples[-1].t >= PAUSE_SAMPLE_SECONDS
-        ):
-            samples.append(sample)
+        self.deployment.add_sample(sample, sparse=paused)
         return verdicts
 
     # -- giving traffic back -----------------------------------------------------------------

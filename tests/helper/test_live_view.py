@@ -82,7 +82,7 @@ def test_status_watch_on_a_terminal_is_a_live_table(aws: AwsStack) -> None:
     with running(process):
         aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
         watcher, main = on_terminal(aws, *aws.args("status", "--watch", "--interval", "0.2s"))
-        screen = read_screen(main, lambda s: b"s left" in s)
+        screen = read_screen(main, lambda s: b"s left" in s and b"guards:" in s)
         abort = aws.cutover(*aws.args("abort"))
         assert abort.returncode == 0, abort.stderr
         screen += read_screen(main, lambda _: watcher.poll() is not None)

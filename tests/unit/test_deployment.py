@@ -166,3 +166,24 @@ def test_kpis_count_finished_shifts_and_take_rollback_quantiles() -> None:
     assert data["rollbackSeconds"] == {"p50": only, "p95": only, "max": only}
     assert [r["deployment"] for r in data["perDeployment"]] == [failed.id, succeeded.id]
     assert kpis([])["rollbackSeconds"] == {"p50": None, "p95": None, "max": None}
+
+
+def test_a_pause_keeps_samples_only_when_a_verdict_changes_or_a_minute_passed() -> None:
+    d = _deployment()
+    ok = {"alarms": "ok"}
+    for t in (0.0, 5.0, 10.0):
+        d.add_sample(Sample(t, {"blue": 100, "green": 0}, True, ok), sparse=True)
+    d.add_sample(
+        Sample(15.0, {"blue": 100, "green": 0}, True, {"alarms": "inconclusive"}), sparse=True
+    )
+    d.add_sample(
+        Sample(16.0, {"blue": 100, "green": 0}, True, {"alarms": "inconclusive"}), sparse=True
+    )
+    d.add_sample(
+        Sample(80.0, {"blue": 100, "green": 0}, True, {"alarms": "inconclusive"}), sparse=True
+    )
+    assert [s.t for s in d.samples] == [0.0, 15.0, 80.0]
+    d.add_sample(
+        Sample(81.0, {"blue": 100, "green": 0}, True, {"alarms": "inconclusive"}), sparse=False
+    )
+    assert len(d.samples) == 4  # a bake keeps every poll
