@@ -29,13 +29,16 @@ def watchdog(outputs: tuple[Path, ...], stack: str | None, journal: str, once: b
       cutover watchdog --once --outputs prod.json
     """
     from cutover.errors import DeploymentFailed
+    from cutover.interrupt import Interrupts
     from cutover.notifier import Notifier
     from cutover.watchdog import watch_once
 
     if not once:
         raise click.BadParameter("only --once is supported: the stack's schedule runs the passes")
     ctx = Context(outputs, stack, journal)
-    findings = watch_once(ctx.services, ctx.journal, Notifier(ctx.all_outputs, say), say)
+    interrupts = Interrupts(say)
+    with interrupts, interrupts.shielded():  # a pass is bounded: a signal never cuts a restore
+        findings = watch_once(ctx.services, ctx.journal, Notifier(ctx.all_outputs, say), say)
     for finding in findings:
         say(finding.line())
     if not findings:
