@@ -99,7 +99,7 @@ def figure_of(deployment: Deployment) -> Any:
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))  # one entry per kind of mark
-    ax.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
+    ax.legend(unique.values(), unique.keys(), loc="best", fontsize=8)
     samples = deployment.samples
     failing = [any(v == "fail" for v in s.guards.values()) for s in samples]
     guards.scatter(
