@@ -35,8 +35,9 @@ def step_rows(deployment: Deployment, now: float) -> list[StepRow]:
         None,
     )
     for index, weights in enumerate(deployment.plan):
-        if deployment.status == Status.PAUSED and index == deployment.pause_index:
-            state = "paused before"
+        if deployment.status == Status.PAUSED:
+            paused = deployment.pause_index
+            state = "done" if index < paused else "paused before" if index == paused else "pending"
         elif index < deployment.step:
             state = "done"
         elif index == deployment.step and last is not None and last.type == EventType.STEP:

@@ -1,0 +1,57 @@
+"""The live view's rows, from a deployment as journaled: pure."""
+
+from __future__ import annotations
+
+from cutover_gates.contract import Status
+
+from cutover.deployment import Deployment, Options, Sample
+from cutover.view import exit_code, lines, step_rows
+
+
+def deployment() -> Deployment:
+    d = Deployment(
+        id="20261127T000000Z-aaaaaa",
+        scope="s",
+        listeners=["l"],
+        services=["prod/checkout"],
+        options=Options(target="green", steps=[10, 50, 100], bake=60.0),
+        snapshot={},
+        plan=[{"green": 10, "blue": 90}, {"green": 50, "blue": 50}, {"green": 100, "blue": 0}],
+        started_at=1000.0,
+    )
+    d.event("step", 1001.0, index=0, weights=d.plan[0])
+    d.step = 0
+    return d
+
+
+def test_a_baking_step_shows_its_time_left_and_the_rest_pending() -> None:
+    rows = step_rows(deployment(), now=1031.0)
+    assert [r.state for r in rows] == ["baking, 30s left", "pending", "pending"]
+
+
+def test_a_paused_deployment_shows_where_it_waits_and_what_to_do() -> None:
+    d = deployment()
+    d.event("step", 1062.0, index=1, weights=d.plan[1])
+    d.step = 1
+    d.status = Status.PAUSED
+    d.event("paused", 1123.0, index=2, before=d.plan[2])
+    d.samples.append(Sample(1124.0, d.plan[1], True, {"alarms": "ok", "targets": "ok"}))
+    assert [r.state for r in step_rows(d, now=1130.0)] == ["done", "done", "paused before"]
+    text = lines(d, Status.PAUSED, {"prod/checkout": d.plan[1]}, None, now=1130.0)
+    assert "  step 3/3 blue 0 / green 100: paused before" in text
+    assert "  guards: alarms ok, targets ok" in text
+    assert any(line.startswith("  next: `cutover promote`") for line in text)
+
+
+def test_finished_deployments_end_the_watch_with_their_code() -> None:
+    assert exit_code(Status.SUCCEEDED) == 0 and exit_code(Status.DRILLED) == 0
+    assert exit_code(Status.ROLLED_BACK) == 1
+
+
+def test_a_finished_deployment_shows_every_step_done() -> None:
+    d = deployment()
+    for index in (1, 2):
+        d.event("step", 1000.0 + 61 * index, index=index, weights=d.plan[index])
+        d.step = index
+    d.status = Status.SUCCEEDED
+    assert [r.state for r in step_rows(d, now=2000.0)] == ["done", "done", "done"]
