@@ -103,6 +103,18 @@ output_option = click.option(
 )
 
 
+def markdown_or_json(flag: str) -> Any:
+    """The option choosing a document's format (`--format` of report, `--output` of kpis)."""
+    return click.option(
+        flag,
+        "fmt",
+        type=click.Choice(["md", "json"]),
+        default="md",
+        show_default=True,
+        help="Markdown for people, JSON for scripts.",
+    )
+
+
 def outputs_options(fn: Any) -> Any:
     """--outputs/--stack (which stack) and --journal (where its deployments are kept)."""
     fn = click.option(

@@ -8,20 +8,20 @@ from typing import Any
 
 import click
 
-from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
+from cutover.cli.common import (
+    DURATION,
+    Context,
+    markdown_or_json,
+    output_option,
+    outputs_options,
+    say,
+)
 
 
 @click.command()
 @outputs_options
 @click.option("--deployment", "deployment_id", help="A deployment id (default: the latest).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["md", "json"]),
-    default="md",
-    show_default=True,
-    help="Markdown for people, JSON for scripts.",
-)
+@markdown_or_json("--format")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -163,14 +163,7 @@ def preview_command(
     show_default=True,
     help="How far back: deployments started since then.",
 )
-@click.option(
-    "--output",
-    "fmt",
-    type=click.Choice(["md", "json"]),
-    default="md",
-    show_default=True,
-    help="Markdown for people, JSON for scripts.",
-)
+@markdown_or_json("--output")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
