@@ -20,7 +20,6 @@ from cutover.journal.lease import (
     LEASE_SECONDS,
     Holder,
     LeaseState,
-    dead_here,
     finished_elsewhere,
     held_message,
 )
@@ -36,13 +35,17 @@ def _micro_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _expired(lease: dict[str, Any], now: datetime) -> bool:
+def _state(lease: dict[str, Any]) -> LeaseState:
+    """A Lease object as a LeaseState: its holder, last renewal and expiry (never renewed:
+    expired)."""
+    annotations = lease["metadata"].get("annotations") or {}
+    holder = dict(json.loads(annotations.get(HOLDER_ANNOTATION, "{}")))
     spec = lease.get("spec") or {}
     renewed = spec.get("renewTime")
     if not renewed:
-        return True
-    at = datetime.fromisoformat(renewed.replace("Z", "+00:00"))
-    return (now - at).total_seconds() > int(spec.get("leaseDurationSeconds") or LEASE_SECONDS)
+        return LeaseState(holder, 0.0, 0.0)
+    at = datetime.fromisoformat(renewed.replace("Z", "+00:00")).timestamp()
+    return LeaseState(holder, at, at + int(spec.get("leaseDurationSeconds") or LEASE_SECONDS))
 
 
 class KubernetesJournal:
@@ -113,16 +116,10 @@ class KubernetesJournal:
         current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
         if current is None:  # released between our create and read: try again
             return False
-        info = json.loads(
-            (current["metadata"].get("annotations") or {}).get(HOLDER_ANNOTATION, "{}")
-        )
-        free = (
-            _expired(current, datetime.now(UTC))
-            or current["spec"].get("holderIdentity") == holder["holder"]
-            or dead_here(info)
-        )
-        if not free:
-            raise LockHeld(held_message(f"route {key}", info))
+        state = _state(current)
+        mine = current["spec"].get("holderIdentity") == holder["holder"]
+        if not mine and state.live(datetime.now(UTC).timestamp()):
+            raise LockHeld(held_message(f"route {key}", state.holder))
         try:  # conditional on the version read: of two takers, one wins
             self.leases.replace_namespaced_lease(
                 self._lease_name(key),
@@ -174,16 +171,7 @@ class KubernetesJournal:
 
     def lease_state(self, key: str) -> LeaseState | None:
         current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
-        if current is None:
-            return None
-        annotations = current["metadata"].get("annotations") or {}
-        holder = dict(json.loads(annotations.get(HOLDER_ANNOTATION, "{}")))
-        spec = current.get("spec") or {}
-        renewed = spec.get("renewTime")
-        if not renewed:
-            return LeaseState(holder, 0.0, 0.0)
-        at = datetime.fromisoformat(renewed.replace("Z", "+00:00")).timestamp()
-        return LeaseState(holder, at, at + int(spec.get("leaseDurationSeconds") or LEASE_SECONDS))
+        return None if current is None else _state(current)
 
     # -- documents ------------------------------------------------------------------------------
 
