@@ -4,7 +4,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
-from cutover_gates.contract import COLORS, HELPER_ROLE_ARN, PLATFORM, PROJECT, TRAFFIC, WATCHDOG
+from cutover_gates.contract import (
+    ANALYSIS,
+    COLORS,
+    DASHBOARD,
+    HELPER_ROLE_ARN,
+    METRICS,
+    PLATFORM,
+    PROJECT,
+    TRAFFIC,
+    WATCHDOG,
+)
 
 from components.cluster import ServiceCluster, ServiceClusterArgs
 from components.color_fleet import ColorFleet, ColorFleetArgs
@@ -13,6 +23,7 @@ from components.gate_records import GateRecordFile, GateRecords, GateRecordsArgs
 from components.helper_role import HelperRole, HelperRoleArgs
 from components.journal import DeploymentJournal, DeploymentJournalArgs
 from components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerArgs
+from components.monitoring import NAMESPACE as ALB_NAMESPACE
 from components.monitoring import Monitoring, MonitoringArgs
 from components.tags import stack_tags
 from components.traffic import TrafficPlan, previous_traffic
@@ -81,6 +92,13 @@ class AlbSide:
                 PLATFORM: config.platform,
                 TRAFFIC: traffic.state,
                 HELPER_ROLE_ARN: helper.role.arn,
+                ANALYSIS: config.analysis.to_json(),
+                METRICS: {
+                    "namespace": ALB_NAMESPACE,
+                    "loadBalancer": self.lb.load_balancer.arn_suffix,
+                    "targetGroups": {c: self.lb.target_groups[c].arn_suffix for c in COLORS},
+                },
+                DASHBOARD: self.monitoring.dashboard.dashboard_name,
             },
         )
         if config.watchdog.enabled:
@@ -225,7 +243,11 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
         route={"namespace": cluster.namespace, "name": route.route_name},
         releases=releases(config),
         services=services,
-        extra={PROJECT: config.project, TRAFFIC: traffic.state},
+        extra={
+            PROJECT: config.project,
+            TRAFFIC: traffic.state,
+            ANALYSIS: config.analysis.to_json(),
+        },
     )
     if config.watchdog.enabled:
         from components.kubernetes_watchdog import (

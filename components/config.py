@@ -15,7 +15,9 @@ from typing import Any
 from cutover_gates.contract import COLORS, Color, digest_of, other_color
 from cutover_gates.record import PINNED_IMAGE
 
+from cutover.analysis import STATISTIC, Settings
 from cutover.errors import ConfigError
+from cutover.metrics import QUERY_NAMES
 from cutover.weights import weights_for
 
 NAMESPACE = "cutover"
@@ -48,6 +50,7 @@ KNOWN_KEYS = frozenset(
         "gateRecords",
         "kubernetes",
         "watchdog",
+        "analysis",
     }
 )
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
@@ -158,6 +161,7 @@ class StackConfig:
     slow_start_seconds: int
     gate_records: tuple[str, ...]
     watchdog: WatchdogConfig
+    analysis: Settings
 
     def color(self, color: Color) -> ColorConfig:
         return self.blue if color == "blue" else self.green
@@ -392,6 +396,7 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
         slow_start_seconds=_int(raw.get("slowStartSeconds", 30), "slowStartSeconds", 0, 900),
         gate_records=_records(raw.get("gateRecords")),
         watchdog=_watchdog(raw, production, gateway=not on_alb),
+        analysis=_analysis(raw, production, gateway=not on_alb),
     )
     if config.test_listener_port == 443:
         raise _fail("testListenerPort", 443, "a port other than 443 (the production listener)")
@@ -435,6 +440,65 @@ def _watchdog(raw: Mapping[str, Any], production: bool, gateway: bool) -> Watchd
         log_retention_days=_int(
             found.get("logRetentionDays", 30), "watchdog.logRetentionDays", 1, 3653
         ),
+    )
+
+
+def _analysis(raw: Mapping[str, Any], production: bool, gateway: bool) -> Settings:
+    """`cutover:analysis`: the metric analysis of target against baseline during a shift."""
+    found = _object(raw, "analysis", required=False)
+    known = {"enabled", "periodSeconds", "maxErrorRateIncrease", "maxLatencyIncreasePercent"}
+    known |= {"latencyStatistic", "minRequests", "verifyMinutes"} | (
+        {"prometheus"} if gateway else set()
+    )
+    _unknown(found, "analysis", known)
+    enabled = _bool(found.get("enabled", production), "analysis.enabled")
+    period = _int(found.get("periodSeconds", 60), "analysis.periodSeconds", 1, 3600)
+    if not gateway and period % 60:
+        raise _fail(
+            "analysis.periodSeconds", period, "a multiple of 60 (the ALB publishes per minute)"
+        )
+    statistic = str(found.get("latencyStatistic", "p99"))
+    if not STATISTIC.fullmatch(statistic):
+        raise _fail("analysis.latencyStatistic", statistic, "p50 to p99.9, Average or Maximum")
+    prometheus = None
+    if gateway:
+        prometheus = found.get("prometheus")
+        if enabled and not (
+            isinstance(prometheus, dict)
+            and re.fullmatch(r"https?://\S+", str(prometheus.get("url", "")))
+        ):
+            raise _fail(
+                "analysis.prometheus",
+                prometheus,
+                "{url: http(s)://<prometheus>, queries: {...}} on a Gateway stack, or "
+                "analysis.enabled false",
+            )
+        if prometheus is not None:
+            _unknown(prometheus, "analysis.prometheus", {"url", "queries"})
+            queries = prometheus.get("queries") or {}
+            if not isinstance(queries, dict):
+                raise _fail("analysis.prometheus.queries", queries, "an object of PromQL texts")
+            _unknown(queries, "analysis.prometheus.queries", set(QUERY_NAMES))
+            if not all(isinstance(q, str) and q for q in queries.values()):
+                raise _fail("analysis.prometheus.queries", queries, "PromQL text for each query")
+    return Settings(
+        enabled=enabled,
+        period_seconds=period,
+        max_error_rate_increase=_number(
+            found.get("maxErrorRateIncrease", 1.0), "analysis.maxErrorRateIncrease", 0.01, 100
+        ),
+        max_latency_increase_percent=_number(
+            found.get("maxLatencyIncreasePercent", 50.0),
+            "analysis.maxLatencyIncreasePercent",
+            1,
+            1000,
+        ),
+        latency_statistic=statistic,
+        min_requests=_int(found.get("minRequests", 50), "analysis.minRequests", 1, 10**9),
+        verify_minutes=_number(
+            found.get("verifyMinutes", 10 if production else 0), "analysis.verifyMinutes", 0, 1440
+        ),
+        prometheus=prometheus,
     )
 
 

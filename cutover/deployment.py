@@ -51,8 +51,11 @@ class Options:
     max_inconclusive: int = 3
     verify_timeout: float = 30.0
     kind: Kind = "shift"
+    analysis: bool = True  # `--analysis off` turns the metric analysis off for this shift
+    verify_for: float = 0.0  # seconds baked at 100% before the shift counts as succeeded
 
     def to_json(self) -> dict[str, Any]:
+        # `analysis` and `verifyFor` only when set, so journals read before them write back equal
         return {
             "target": self.target,
             "steps": list(self.steps),
@@ -64,6 +67,8 @@ class Options:
             "maxInconclusive": self.max_inconclusive,
             "verifyTimeout": self.verify_timeout,
             "kind": self.kind,
+            **({} if self.analysis else {"analysis": False}),
+            **({"verifyFor": self.verify_for} if self.verify_for else {}),
         }
 
     @classmethod
@@ -79,6 +84,8 @@ class Options:
             max_inconclusive=int(data.get("maxInconclusive", 3)),
             verify_timeout=float(data.get("verifyTimeout", 30.0)),
             kind=data.get("kind", "shift"),
+            analysis=bool(data.get("analysis", True)),
+            verify_for=float(data.get("verifyFor", 0.0)),
         )
 
 
@@ -91,6 +98,8 @@ class EventType(StrEnum):
     PROMOTED = "promoted"
     STEP_INTENT = "step-intent"
     STEP = "step"
+    VERIFYING = "verifying"
+    VERIFIED = "verified"
     ROLLBACK_REQUESTED = "rollback-requested"
     RESTORED = "restored"
     RESTORE_FAILED = "restore-failed"
@@ -116,19 +125,28 @@ class Event:
 
 @dataclass
 class Sample:
-    """One guard poll: the weights served, whether users were served, each guard's state."""
+    """One guard poll: the weights served, whether users were served, each guard's state, and
+    the analysis's figures for both colors when it judged a window at this poll."""
 
     t: float
     weights: Weights
     ok: bool
     guards: dict[str, str]
+    analysis: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"t": self.t, "weights": self.weights, "ok": self.ok, "guards": self.guards}
+        found = {"t": self.t, "weights": self.weights, "ok": self.ok, "guards": self.guards}
+        return found | ({"analysis": self.analysis} if self.analysis is not None else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sample:
-        return cls(float(data["t"]), dict(data["weights"]), bool(data["ok"]), dict(data["guards"]))
+        return cls(
+            float(data["t"]),
+            dict(data["weights"]),
+            bool(data["ok"]),
+            dict(data["guards"]),
+            data.get("analysis"),
+        )
 
 
 _TIMINGS = {
@@ -273,6 +291,7 @@ class Deployment:
             not sparse
             or last is None
             or last.guards != sample.guards
+            or sample.analysis is not None
             or sample.t - last.t >= SPARSE_SAMPLE_SECONDS
         ):
             self.samples.append(sample)

@@ -1,21 +1,26 @@
 """Guards watched while a step bakes: alarms, ready instances (healthy targets on ECS, ready
-replicas on Kubernetes), HTTP probes.
+replicas on Kubernetes), HTTP probes, and the metric analysis of target against baseline.
 
 Each check returns a Verdict: ok, fail, or inconclusive (the API could not answer after
-botocore's bounded retries). The shift counts consecutive inconclusive polls against a limit.
+botocore's bounded retries, or too few requests to judge). The shift counts each guard's
+consecutive inconclusive verdicts against a limit; a verdict repeated between two analysis
+windows is not `fresh` and is not counted again.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
-from cutover_gates.contract import COLORS, Color
+from cutover_gates.contract import COLORS, Color, other_color
 
+from cutover.analysis import BASELINE_WINDOWS, Settings, judge
 from cutover.aws import client
-from cutover.deployment import Options
+from cutover.deployment import Options, Sample
+from cutover.metrics import MetricSource, MetricsUnavailable, source_for
 from cutover.service import Service
 from cutover.weights import Weights
 
@@ -29,6 +34,8 @@ class Verdict:
     guard: str
     state: State
     detail: str
+    fresh: bool = True  # False: the analysis repeating its last verdict between windows
+    figures: dict[str, Any] | None = field(default=None, compare=False)
 
 
 class Guard(Protocol):
@@ -124,9 +131,100 @@ class ProbeGuard:
         return Verdict(self.kind, state, f"{self.url}: {status} (expected {self.expected})")
 
 
-def guards_for(services: list[Service], options: Options, weights: Weights) -> list[Guard]:
+class AnalysisGuard:
+    """Judges the target color against the baseline color once per analysis window.
+
+    The baseline is the other color while it serves; when the target serves everything, the
+    other color's windows before the shift began. Between windows the last verdict is
+    repeated (not fresh), so a window is counted once however often the shift polls.
+    """
+
+    kind = "analysis"
+
+    def __init__(
+        self,
+        sources: list[tuple[str, MetricSource, Settings]],
+        target: Color,
+        live_baseline: bool,
+        step_began: float,
+        shift_began: float,
+        now: Callable[[], float],
+    ) -> None:
+        self.sources, self.target, self.live_baseline = sources, target, live_baseline
+        self.step_began, self.shift_began, self.now = step_began, shift_began, now
+        self.period = max(settings.period_seconds for _, _, settings in sources)
+        self.judged_until = self.step_began - self.step_began % self.period
+        self.last = Verdict(
+            self.kind, "ok", f"first {self.period}s window not over yet", fresh=False
+        )
+        self.before: dict[str, list[Any]] = {}  # the pre-shift baseline, read once
+
+    def check(self) -> Verdict:
+        now = self.now()
+        until = now - now % self.period
+        if until <= self.judged_until:
+            return Verdict(self.kind, self.last.state, self.last.detail, False, self.last.figures)
+        self.judged_until = until
+        baseline = other_color(self.target)
+        judgements = []
+        try:
+            for name, source, settings in self.sources:
+                windows = source.windows(self.step_began, now)
+                if self.live_baseline:
+                    before = windows[baseline]
+                else:
+                    if name not in self.before:
+                        start = self.shift_began - BASELINE_WINDOWS * settings.period_seconds
+                        self.before[name] = source.windows(start, self.shift_began)[baseline]
+                    before = self.before[name]
+                judgement = judge(windows[self.target], before, settings, (self.target, baseline))
+                judgements.append((name, judgement))
+        except MetricsUnavailable as e:
+            self.last = Verdict(self.kind, "inconclusive", str(e))
+            return self.last
+        order = {"fail": 0, "inconclusive": 1, "ok": 2}
+        name, judgement = min(judgements, key=lambda j: order[j[1].state])
+        prefix = f"{name}: " if len(self.sources) > 1 else ""
+        self.last = Verdict(
+            self.kind, judgement.state, prefix + judgement.detail, figures=judgement.figures
+        )
+        return self.last
+
+
+def analysis_guard(
+    services: list[Service],
+    options: Options,
+    weights: Weights,
+    began: float,
+    now: Callable[[], float],
+) -> AnalysisGuard | None:
+    """The analysis of a step serving `weights`, when the stacks enable it and the target
+    serves some traffic (and the shift did not turn it off)."""
+    if not options.analysis or weights[options.target] == 0:
+        return None
+    sources = [
+        (s.outputs.name, source, s.outputs.analysis)
+        for s in services
+        if s.outputs.analysis is not None and s.outputs.analysis.enabled
+        for source in [source_for(s.outputs)]
+        if source is not None
+    ]
+    if not sources:
+        return None
+    live = weights[other_color(options.target)] > 0
+    return AnalysisGuard(sources, options.target, live, now(), began, now)
+
+
+def guards_for(
+    services: list[Service],
+    options: Options,
+    weights: Weights,
+    began: float | None = None,
+    now: Callable[[], float] = time.time,
+) -> list[Guard]:
     """What watches a step serving `weights`: the target color's alarms, ready instances of
-    every color serving traffic, and the shift's probes."""
+    every color serving traffic, the shift's probes, and the metric analysis (`began`: when
+    the shift began, for a baseline before it)."""
     found: list[Guard] = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     if alarms:
@@ -138,7 +236,9 @@ def guards_for(services: list[Service], options: Options, weights: Weights) -> l
         if weights[c] > 0
     }
     found.append(ReadyGuard(serving))
-    return found + [ProbeGuard(url, status) for url, status in options.probes]
+    found += [ProbeGuard(url, status) for url, status in options.probes]
+    analysis = analysis_guard(services, options, weights, now() if began is None else began, now)
+    return found + ([analysis] if analysis else [])
 
 
 def _floor(service: Service, color: Color, options: Options) -> int:
@@ -148,6 +248,40 @@ def _floor(service: Service, color: Color, options: Options) -> int:
     if allowed is None or color != options.target:
         return 1
     return max(1, int(service.outputs.services[color]["capacity"]) - allowed)
+
+
+class Tally:
+    """Each guard's fresh inconclusive verdicts in a row, against the shift's limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.counts: dict[str, int] = {}
+
+    def add(self, verdicts: list[Verdict]) -> str | None:
+        """Count a poll's verdicts; what to say when a guard went past the limit."""
+        for v in verdicts:
+            if v.fresh:
+                self.counts[v.guard] = (
+                    self.counts.get(v.guard, 0) + 1 if v.state == "inconclusive" else 0
+                )
+        worst = max(self.counts.values(), default=0)
+        if worst <= self.limit:
+            return None
+        details = "; ".join(f"{v.guard}: {v.detail}" for v in verdicts if v.state == "inconclusive")
+        return f"{worst} verdicts in a row: {details}"
+
+
+def sample_of(verdicts: list[Verdict], weights: Weights, t: float) -> Sample:
+    """A poll as the journal keeps it, with the analysis's figures when it judged a window."""
+    return Sample(
+        t=t,
+        weights=weights,
+        ok=all(v.state != "fail" for v in verdicts if v.guard in SERVING_GUARDS),
+        guards={v.guard: v.state for v in verdicts},
+        analysis=next(
+            ({"state": v.state, **v.figures} for v in verdicts if v.fresh and v.figures), None
+        ),
+    )
 
 
 # A wait in progress is told at most this often (and at most every 10% of a bake).

@@ -74,3 +74,9 @@ def core() -> Any:
     from kubernetes import client
 
     return client.CoreV1Api(api_client())
+
+
+def batch() -> Any:
+    from kubernetes import client
+
+    return client.BatchV1Api(api_client())

@@ -11,10 +11,12 @@ from typing import Any
 
 from cutover_gates.contract import (
     ALARM_NAMES,
+    ANALYSIS,
     COLORS,
     JOURNAL_TABLE,
     LISTENER_ARN,
     LOAD_BALANCER_DNS_NAME,
+    METRICS,
     PLATFORM,
     PROJECT,
     RELEASES,
@@ -25,6 +27,8 @@ from cutover_gates.contract import (
     TEST_URL,
     TOPIC_ARN,
 )
+
+from cutover.analysis import Settings
 
 REQUIRED = (
     STACK,
@@ -153,6 +157,20 @@ class StackOutputs:
         self.journal_table: str | None = data.get(JOURNAL_TABLE)
         self.topic_arn: str | None = data.get(TOPIC_ARN)
         self.test_url: str | None = data.get(TEST_URL)
+        self.analysis: Settings | None = None
+        if data.get(ANALYSIS) is not None:
+            try:
+                self.analysis = Settings.from_json(data[ANALYSIS])
+            except ValueError as e:
+                raise fail(ANALYSIS, str(e)) from None
+        self.metrics: dict[str, Any] | None = data.get(METRICS)
+        if self.metrics is not None and not (
+            isinstance(self.metrics, dict)
+            and all(isinstance(self.metrics.get(k), str) for k in ("namespace", "loadBalancer"))
+            and isinstance(self.metrics.get("targetGroups"), dict)
+            and set(self.metrics["targetGroups"]) == set(COLORS)
+        ):
+            raise fail(METRICS, "must be {namespace, loadBalancer, targetGroups: {blue, green}}")
 
     @property
     def route_key(self) -> str:

@@ -43,6 +43,17 @@ def snapshot_weights(services: list[Service], deployment: Deployment) -> list[We
     return [s.router.weights_of(deployment.snapshot[s.key]) for s in services]
 
 
+def outcome(services: list[Service], deployment: Deployment) -> str:
+    """Where the traffic is after a restore, honestly."""
+    found = describe(snapshot_weights(services, deployment)[0])
+    if deployment.timings.restore_verified:
+        return f"traffic is back on {found}"
+    return (
+        f"restored weights written ({found}); not yet confirmed served after "
+        f"{deployment.options.verify_timeout:g}s"
+    )
+
+
 def wait_served(
     services: list[Service],
     expected: list[Weights],

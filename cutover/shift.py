@@ -23,7 +23,6 @@ from cutover.deployment import (
     EventType,
     Failure,
     Options,
-    Sample,
     Timings,
     new_deployment_id,
     scope_of,
@@ -32,11 +31,12 @@ from cutover.errors import DeploymentFailed
 from cutover.guard import (
     PAUSE_PROGRESS_SECONDS,
     PROGRESS_SECONDS,
-    SERVING_GUARDS,
     Guard,
+    Tally,
     Verdict,
     guards_for,
     progress,
+    sample_of,
 )
 from cutover.interrupt import Interrupted, Interrupts, NoInterrupts
 from cutover.journal import Journal
@@ -47,6 +47,7 @@ from cutover.restore import (
     Clock,
     busy_workers,
     describe,
+    outcome,
     restore_snapshot,
     snapshot_weights,
     wait_served,
@@ -198,6 +199,9 @@ class Shift:
             failure = self.watch(weights, bake, deadline)
             if failure is not None:
                 return self.fail(*failure, self.clock.now())
+        failure = self.verify(deadline)
+        if failure is not None:
+            return self.fail(*failure, self.clock.now())
         with self.interrupts.shielded():
             if options.kind == "drill":
                 # A drill gives the traffic back on purpose: that restore is what it measures.
@@ -206,6 +210,20 @@ class Shift:
             else:
                 d.status = Status.SUCCEEDED
             return self.finish()
+
+    def verify(self, deadline: float | None) -> tuple[str, str] | None:
+        """Post-deployment verification: keep baking at the last step under every guard and
+        the analysis (`--verify-for`) before the shift counts as succeeded."""
+        d = self.deployment
+        seconds = d.options.verify_for
+        if d.options.kind != "shift" or not seconds or self.full:
+            return None
+        self.record(EventType.VERIFYING, seconds=seconds)
+        self.log(f"Verifying {describe(d.plan[-1])} for {seconds:g}s under every guard.")
+        failure = self.watch(d.plan[-1], seconds, deadline)
+        if failure is None:
+            self.record(EventType.VERIFIED, seconds=seconds)
+        return failure
 
     def serving_before(self, index: int) -> Weights:
         """What is served before step `index`: the previous step, or what the shift found
@@ -244,8 +262,8 @@ class Shift:
         """Poll the guards of `weights` for `seconds` (None: until promoted); (reason, detail)
         of the first failure, abort or deadline, or None when the wait is over."""
         d, options = self.deployment, self.deployment.options
-        guards = guards_for(self.services, options, weights)
-        inconclusive = 0
+        guards = guards_for(self.services, options, weights, d.started_at, self.clock.now)
+        inconclusive = Tally(options.max_inconclusive)
         started = self.clock.monotonic()
         end = None if seconds is None else started + seconds
         # progress at most every 10 s, or every 10% of the bake, whichever is rarer
@@ -265,13 +283,9 @@ class Shift:
             failed = [v for v in verdicts if v.state == "fail"]
             if failed:
                 return "guard failed", "; ".join(f"{v.guard}: {v.detail}" for v in failed)
-            if any(v.state == "inconclusive" for v in verdicts):
-                inconclusive += 1
-                if inconclusive > options.max_inconclusive:
-                    details = "; ".join(v.detail for v in verdicts if v.state == "inconclusive")
-                    return "guards inconclusive", f"{inconclusive} polls in a row: {details}"
-            else:
-                inconclusive = 0
+            too_many = inconclusive.add(verdicts)
+            if too_many:
+                return "guards inconclusive", too_many
             if self.lease.lost.is_set():
                 self.lease.confirm()
             command = self.journal.requested(self.scope, d.id)
@@ -294,12 +308,7 @@ class Shift:
         """Check every guard once and keep the sample (while paused, only when a verdict
         changed or a minute passed, so a long pause does not grow the journal)."""
         verdicts: list[Verdict] = list(self.pool.map(lambda g: g.check(), guards))
-        sample = Sample(
-            t=self.clock.now(),
-            weights=weights,
-            ok=all(v.state != "fail" for v in verdicts if v.guard in SERVING_GUARDS),
-            guards={v.guard: v.state for v in verdicts},
-        )
+        sample = sample_of(verdicts, weights, self.clock.now())
         self.deployment.add_sample(sample, sparse=paused)
         return verdicts
 
@@ -359,7 +368,7 @@ class Shift:
             self.notifier.event(d, Status.ROLLED_BACK, f"{reason}: {detail}")
             self.finish()
         raise DeploymentFailed(
-            f"deployment {d.id} rolled back ({reason}: {detail}); {self.outcome()}"
+            f"deployment {d.id} rolled back ({reason}: {detail}); {outcome(self.services, d)}"
         )
 
     def _drain(self) -> None:
@@ -367,17 +376,6 @@ class Shift:
         a signal must not land after the snapshot is written back)."""
         busy, self.pool = self.pool, ThreadPoolExecutor(max_workers=busy_workers(self.services))
         busy.shutdown(wait=True)
-
-    def outcome(self) -> str:
-        """Where the traffic is after a restore, honestly."""
-        d = self.deployment
-        found = describe(snapshot_weights(self.services, d)[0])
-        if d.timings.restore_verified:
-            return f"traffic is back on {found}"
-        return (
-            f"restored weights written ({found}); not yet confirmed served after "
-            f"{d.options.verify_timeout:g}s"
-        )
 
     def finish(self) -> Deployment:
         d = self.deployment

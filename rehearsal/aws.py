@@ -130,6 +130,8 @@ class AwsMocks(ProgramMocks):
             "aws:ecs/cluster:Cluster": self._cluster,
             "aws:ecs/taskDefinition:TaskDefinition": self._task_definition,
             "aws:ecs/service:Service": self._service,
+            "aws:cloudwatch/dashboard:Dashboard": self._dashboard,
+            "aws:cloudwatch/eventRule:EventRule": self._rule,
         }.get(typ)
         if create is None:
             return super().computed(typ, name, inputs)
@@ -214,6 +216,21 @@ class AwsMocks(ProgramMocks):
             "AlarmArn"
         ]
         return {"name": inputs["name"], "arn": arn}
+
+    def _dashboard(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        _aws("cloudwatch").put_dashboard(
+            DashboardName=inputs["dashboardName"], DashboardBody=inputs["dashboardBody"]
+        )
+        return {"dashboardName": inputs["dashboardName"]}
+
+    def _rule(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        physical = inputs.get("name") or f"{name}-{os.getpid()}"
+        arn = _aws("events").put_rule(
+            Name=physical,
+            ScheduleExpression=inputs["scheduleExpression"],
+            State=inputs.get("state", "ENABLED"),
+        )["RuleArn"]
+        return {"name": physical, "arn": arn}
 
     def _topic(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         arn = _aws("sns").create_topic(Name=inputs["name"])["TopicArn"]
@@ -322,12 +339,29 @@ def start_fleets(outputs: dict[str, Any]) -> None:
         )
 
 
+def rehearsal_analysis(analysis: dict[str, Any], period: int | None) -> dict[str, Any]:
+    """The output `analysis` of a rehearsal. Nothing writes an ALB's metrics here unless the
+    rehearsal does (`--analysis-period`): then windows of `period` seconds (the rehearsal's
+    traffic writes per second where an ALB publishes per minute), Average latency (moto
+    computes no percentiles) and no verification bake. Otherwise the analysis is off."""
+    if period is None:
+        return {**analysis, "enabled": False, "verifyMinutes": 0}
+    return {
+        **analysis,
+        "enabled": True,
+        "periodSeconds": period,
+        "latencyStatistic": "Average",
+        "verifyMinutes": 0,
+    }
+
+
 def provision(
     project_dir: Path,
     stack: str,
     service_name: str | None = None,
     previous: dict[str, Any] | None = None,
     stack_file: Path | None = None,
+    analysis_period: int | None = None,
 ) -> dict[str, Any]:
     """Create the stack in the endpoint from the program; returns its outputs (one run per process).
 
@@ -336,7 +370,9 @@ def provision(
     config = rehearsal_config(stack_file or project_dir / f"Pulumi.{stack}.yaml", service_name)
     run = run_program(project_dir, stack, config, AwsMocks(previous), preview=False)
     start_fleets(run.outputs)
-    return run.outputs
+    outputs = dict(run.outputs)
+    outputs["analysis"] = rehearsal_analysis(outputs["analysis"], analysis_period)
+    return outputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-name")
     parser.add_argument("--stack-file", type=Path, help="instead of Pulumi.<stack>.yaml")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--analysis-period", type=int, help="turn the analysis on with windows of N seconds"
+    )
     args = parser.parse_args(argv)
     if "AWS_ENDPOINT_URL" not in os.environ:
         print(
@@ -357,7 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     outputs = provision(
-        args.project_dir.resolve(), args.stack, args.service_name, stack_file=args.stack_file
+        args.project_dir.resolve(),
+        args.stack,
+        args.service_name,
+        stack_file=args.stack_file,
+        analysis_period=args.analysis_period,
     )
     args.out.write_text(json.dumps(outputs, indent=2) + "\n")
     return 0

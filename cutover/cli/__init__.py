@@ -79,6 +79,12 @@ COMMANDS = {
         "review",
         "Success rate, downtime and rollback time across deployments.",
     ),
+    "exit-gates": CommandInfo(
+        "cutover.cli.exit_gates",
+        "exit_gates",
+        "review",
+        "The stage's exit gates with their evidence; signs a stage-exit record.",
+    ),
     "report": CommandInfo(
         "cutover.cli.review", "report", "review", "A deployment's timeline, figures and plot."
     ),

@@ -257,7 +257,7 @@ def records_verify(files: tuple[Path, ...], gates_config: Path, outputs_file: Pa
     """
     from datetime import UTC, datetime
 
-    from cutover_gates.contract import POLICY_OF_KIND
+    from cutover_gates.contract import TRUSTED_KEYS_OF
     from cutover_gates.gate import judge
     from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 
@@ -282,8 +282,8 @@ def records_verify(files: tuple[Path, ...], gates_config: Path, outputs_file: Pa
                 raise RecordInvalid(reason)
             if isinstance(document, Unreadable):
                 raise RecordInvalid(document.reason)
-            if kind not in POLICY_OF_KIND:
-                raise RecordInvalid(f"has kind {kind!r}; expected one of {sorted(POLICY_OF_KIND)}")
+            if kind not in TRUSTED_KEYS_OF:
+                raise RecordInvalid(f"has kind {kind!r}; expected one of {sorted(TRUSTED_KEYS_OF)}")
             release: dict[str, Any] = body.get("release") or {}
             if not isinstance(release, dict):
                 release = {}
@@ -297,7 +297,7 @@ def records_verify(files: tuple[Path, ...], gates_config: Path, outputs_file: Pa
                 str(release.get("digest")),
                 color,
             )
-            config = pack_config.get(POLICY_OF_KIND.get(kind, ""), {})
+            config = pack_config.get(TRUSTED_KEYS_OF.get(kind, ""), {})
             judge(kind, document, expected, config, datetime.now(UTC))
         except RecordInvalid as e:
             bad += 1

@@ -93,6 +93,19 @@ def gate_options(fn: Any) -> Any:
     help="Guard polls in a row that may be inconclusive before the shift rolls back.",
 )
 @click.option(
+    "--analysis",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="off: no metric analysis of the target against the baseline for this shift (journaled).",
+)
+@click.option(
+    "--verify-for",
+    type=DURATION_OR_ZERO,
+    help="How long to keep watching at 100% before the shift counts as succeeded "
+    "(default: the stack's cutover:analysis.verifyMinutes).",
+)
+@click.option(
     "--stack-config",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Pulumi.<stack>.yaml to write the finished shift back into.",
@@ -115,12 +128,16 @@ def shift(
     records: Path,
     min_healthy: int | None,
     max_inconclusive: int,
+    analysis: str,
+    verify_for: float | None,
     stack_config: Path | None,
 ) -> None:
     """Move traffic to a color in steps under guards; roll back to the exact prior weights on
     failure, on `cutover abort`, past --deadline, or on Ctrl-C/SIGTERM.
 
-    Guards (alarms, ready instances, probes) run through every bake and every pause. While
+    Guards (alarms, ready instances, probes, and the metric analysis of the target color
+    against the other) run through every bake and every pause, and through the verification
+    at 100% (--verify-for) before the shift counts as succeeded. While
     paused, `cutover promote` continues and `cutover promote --full` skips the remaining
     pauses and bakes.
 
@@ -157,6 +174,8 @@ def shift(
     pack_config = load_gates_config(gates_config)
     found_records = load_records(records)
     ctx = Context(outputs, stack, journal)
+    options.analysis = analysis == "on"
+    options.verify_for = verify_seconds(ctx.all_outputs) if verify_for is None else verify_for
     if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
         say(f"{target} already serves all traffic; nothing to shift.")
         return
@@ -167,9 +186,54 @@ def shift(
         shifter = ctx.shift(Interrupts(log), log)
         deployment = shifter.start(options)
         log(f"Deployment {deployment.id}: {len(deployment.plan)} step(s) towards {target}.")
+        log(analysis_said(ctx.all_outputs, options))
         shifter.run()
         log(f"Shift {deployment.id} succeeded: {target} serves all traffic.")
     _write_back(stack, stack_config, target)
+    say_exit_gates(ctx, found_records, pack_config)
+
+
+def verify_seconds(all_outputs: list[Any]) -> float:
+    """The stacks' verification at 100%: the longest `cutover:analysis.verifyMinutes`."""
+    return max((60 * o.analysis.verify_minutes for o in all_outputs if o.analysis), default=0.0)
+
+
+def analysis_said(all_outputs: list[Any], options: Any) -> str:
+    """One line on what judges the target against the baseline during this shift."""
+    on = [o.analysis for o in all_outputs if o.analysis and o.analysis.enabled]
+    if not options.analysis:
+        return "Metric analysis off for this shift (--analysis off)."
+    if not on:
+        return "Metric analysis: not enabled on the stack (cutover:analysis.enabled)."
+    period = max(a.period_seconds for a in on)
+    line = (
+        f"Metric analysis: {options.target} against the other color per {period}s window "
+        f"(error rate +{on[0].max_error_rate_increase:g} points, {on[0].latency_statistic} "
+        f"latency +{on[0].max_latency_increase_percent:g}%, at least {on[0].min_requests} "
+        "requests a window)"
+    )
+    if options.bake and options.bake < period:
+        line += f"; note: a --bake of {options.bake:g}s ends before one window does"
+    return line + "."
+
+
+def say_exit_gates(ctx: Any, found_records: Any, pack_config: Any) -> None:
+    """The stage's exit gates after a shift (informational; `cutover exit-gates` signs them)."""
+    from cutover.exit_gates import judge_exit_gates, latest_shift, render_gates
+
+    try:
+        latest = latest_shift(ctx.journal, ctx.scope)
+        for service in ctx.services:
+            say(
+                render_gates(
+                    service.outputs.name,
+                    judge_exit_gates(service, latest, found_records, pack_config),
+                )
+            )
+    except Exception as e:  # noqa: BLE001 - the shift succeeded; its verdict is told, not fatal
+        say(
+            f"The exit gates could not be judged ({type(e).__name__}: {e}); run `cutover exit-gates`."
+        )
 
 
 def _write_back(stack: str | None, stack_config: Path | None, target: str) -> None:

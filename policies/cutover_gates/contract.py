@@ -20,6 +20,10 @@ APPROVAL = "approval"
 SECURITY_SIGNOFF = "security-signoff"
 ROLLBACK_DRILL = "rollback-drill"
 KINDS = (APPROVAL, SECURITY_SIGNOFF, ROLLBACK_DRILL)
+# The stage's verdict for the next stage (launch): signed by `cutover exit-gates --key`, never a
+# gate of this pack.
+STAGE_EXIT = "stage-exit"
+RECORD_KINDS = (*KINDS, STAGE_EXIT)
 
 # The gate policies, and which one's config holds the trusted keys of each record kind.
 CHAIRMAN_APPROVAL_POLICY = "chairman-approval"
@@ -31,6 +35,9 @@ POLICY_OF_KIND = {
     ROLLBACK_DRILL: ROLLBACK_TESTED_POLICY,
 }
 GATE_POLICIES = tuple(POLICY_OF_KIND.values())
+# Whose trusted keys verify each record kind: the deploy key signs drills and stage exits
+# alike, so a stage-exit record is trusted by the keys of rollback-tested.
+TRUSTED_KEYS_OF = {**POLICY_OF_KIND, STAGE_EXIT: ROLLBACK_TESTED_POLICY}
 
 # Where a stack publishes its records: SSM parameters on AWS, one ConfigMap on Kubernetes.
 RECORDS_CONFIG_MAP = "cutover-gates"
@@ -67,6 +74,11 @@ TEST_URL = "testUrl"
 TRAFFIC = "traffic"
 HELPER_ROLE_ARN = "helperRoleArn"
 ROUTE = "route"
+# the stack's `cutover:analysis` settings, and where an ALB stack's per-color metrics are:
+# {"namespace": "AWS/ApplicationELB", "loadBalancer": <arn suffix>, "targetGroups": {color: ...}}
+ANALYSIS = "analysis"
+METRICS = "metrics"
+DASHBOARD = "dashboard"
 # {"function", "schedule"} on AWS, {"cronJob", "namespace"} on a Gateway stack
 WATCHDOG = "watchdog"
 

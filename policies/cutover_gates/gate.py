@@ -8,9 +8,9 @@ from typing import Any
 
 from cutover_gates.contract import (
     APPROVAL,
-    POLICY_OF_KIND,
     ROLLBACK_DRILL,
     SECURITY_SIGNOFF,
+    TRUSTED_KEYS_OF,
 )
 from cutover_gates.record import SEVERITIES, Expected, RecordInvalid, findings, verify
 
@@ -36,12 +36,12 @@ def judge(
     kind: str, document: Any, expected: Expected, config: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
     """The record body when `document` passes the `kind` gate under `config` (the config of
-    the policy POLICY_OF_KIND[kind]); RecordInvalid saying why otherwise."""
+    the policy TRUSTED_KEYS_OF[kind]); RecordInvalid saying why otherwise."""
     keys = list(config.get("trustedKeys") or [])
     if not keys:
         raise NoTrustedKeys(
             f"no trusted keys for {kind} records in the policy pack's config: set `trustedKeys` "
-            f"of {POLICY_OF_KIND[kind]} in the pack config (never in the stack)"
+            f"of {TRUSTED_KEYS_OF[kind]} in the pack config (never in the stack)"
         )
     try:
         body = verify(document, keys, expected, now, max_age(kind, config))

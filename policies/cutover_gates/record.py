@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from cutover_gates.contract import KINDS
+from cutover_gates.contract import RECORD_KINDS
 
 SEVERITIES = ("critical", "high", "medium", "low")
 FORMAT = "cutover.gate-record/v1"
@@ -138,8 +138,8 @@ def make_record(
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The unsigned body of a gate record."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind not in RECORD_KINDS:
+        raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
     return {
         "format": FORMAT,
         "kind": kind,

@@ -42,11 +42,12 @@ class AwsStack:
     tmp: Path
     queues: dict[str, str] = field(default_factory=dict)
 
-    def add_service(self, service: str) -> None:
-        """Provision a second service of the release train (once per session)."""
+    def add_service(self, service: str, analysis_period: int | None = None) -> None:
+        """Provision a second service of the release train (once per session); with
+        `analysis_period`, its analysis judges windows of that many seconds."""
         if service not in self.outputs:
             self.outputs[service] = self.tmp.parent / f"{service}-outputs.json"
-            _provision(self.endpoint, service, self.outputs[service])
+            _provision(self.endpoint, service, self.outputs[service], analysis_period)
             self.data[service] = json.loads(self.outputs[service].read_text())
             self.reset()
 
@@ -192,10 +193,12 @@ class AwsStack:
         wait_for(predicate, timeout, what)
 
 
-def _provision(endpoint: str, service: str, out: Path) -> None:
+def _provision(endpoint: str, service: str, out: Path, analysis_period: int | None = None) -> None:
     args = [sys.executable, "-m", "rehearsal.aws", "--stack", "prod", "--out", str(out)]
     if service != "checkout":
         args += ["--service-name", service]
+    if analysis_period is not None:
+        args += ["--analysis-period", str(analysis_period)]
     subprocess.run(args, check=True, cwd=ROOT, env={**os.environ, **aws_env(endpoint)}, timeout=300)
 
 

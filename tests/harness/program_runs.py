@@ -74,6 +74,9 @@ def declare(config: dict[str, Any], **kwargs: Any) -> ProgramRun:
 WATCHDOG_IMAGE = "registry.example.com/cutover@sha256:5555555555555555555555555555555555555555555555555555555555555555"
 
 
+PROMETHEUS_URL = "http://prometheus.monitoring.svc:9090"
+
+
 def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "gateway") -> dict:
     """The production stack on Kubernetes: Gateway API routing, or the ALB (`routing="alb"`)."""
     config = prod_config()
@@ -86,6 +89,7 @@ def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "
             hostnames=["checkout.example.com"],
         )
         config["cutover:watchdog"] = {"image": WATCHDOG_IMAGE}
+        config["cutover:analysis"] = {"prometheus": {"url": PROMETHEUS_URL}}
     config.update(
         {
             "cutover:platform": "kubernetes",

@@ -62,6 +62,7 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
     cluster = stack["config"]["cutover:kubernetes"]
     cluster["routing"] = "alb"
     del cluster["gateway"], cluster["hostnames"]
+    del stack["config"]["cutover:analysis"]["prometheus"]  # on the ALB: CloudWatch's metrics
     (base / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack))
     records = base / "records"
     records.mkdir()

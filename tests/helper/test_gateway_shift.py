@@ -121,7 +121,10 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("cluster")
-    run = declare(kubernetes_config(active="blue", percent=100))
+    config = kubernetes_config(active="blue", percent=100)
+    # no Prometheus here (test_prometheus has one), and no verification bake at 100%
+    config["cutover:analysis"] = {"enabled": False, "verifyMinutes": 0}
+    run = declare(config)
     outputs = base / "outputs.json"
     outputs.write_text(json.dumps(run.outputs))
     program = {

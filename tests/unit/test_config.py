@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from components.config import parse_config
 from cutover.errors import ConfigError
-from tests.harness.program_runs import WATCHDOG_IMAGE, prod_config
+from tests.harness.program_runs import PROMETHEUS_URL, WATCHDOG_IMAGE, prod_config
 
 
 def raw(config: dict[str, Any]) -> dict[str, Any]:
@@ -236,5 +236,6 @@ def test_alb_routing_on_kubernetes_needs_the_alb_settings() -> None:
         **config,
         "cutover:kubernetes": {"namespace": "checkout", "gateway": {"name": "gw"}},
         "cutover:watchdog": {"image": WATCHDOG_IMAGE},
+        "cutover:analysis": {"prometheus": {"url": PROMETHEUS_URL}},
     }
     assert parse(gateway).network is None

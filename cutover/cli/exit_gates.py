@@ -1,0 +1,118 @@
+"""`cutover exit-gates`: the production-deployment stage's exit gates as one verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
+
+
+@click.command("exit-gates")
+@outputs_options
+@click.option(
+    "--records",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of gate record files (the rollback-drill records).",
+)
+@click.option(
+    "--gates-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The policy pack config JSON (trusted keys).",
+)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deploy key (PEM): sign a stage-exit record into --records (default: no record).",
+)
+@click.option(
+    "--valid-for",
+    type=DURATION,
+    default="7d",
+    show_default=True,
+    help="How long the stage-exit record is valid.",
+)
+@output_option
+def exit_gates(
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    records: Path,
+    gates_config: Path,
+    key_file: Path | None,
+    valid_for: float,
+    fmt: str,
+) -> None:
+    """Judge the stage's exit gates, each with its evidence: deployment successful (the latest
+    shift succeeded and verified, and the routing serves what it left), monitoring active
+    (read live: alarms with actions and not in ALARM, the dashboard, the watchdog's schedule)
+    and rollback tested (a valid drill record for the serving release). With --key, sign a
+    stage-exit record binding stack, release, color and the verdicts, which the next stage
+    can require (`cutover records verify` checks it). Exit 0 when all three hold, 1 otherwise.
+
+    \b
+    Example:
+      cutover exit-gates --outputs prod.json --records gates/prod \\
+        --gates-config gates/pack-config.json --key ~/.cutover/deploy.key
+    """
+    from datetime import timedelta
+
+    from cutover_gates.record import sign
+
+    from cutover.cli.records import private_key
+    from cutover.errors import ConfigError
+    from cutover.exit_gates import (
+        judge_exit_gates,
+        latest_shift,
+        render_gates,
+        serving_color,
+        stage_exit_record,
+    )
+    from cutover.pack_config import load_gates_config
+    from cutover.preflight import load_records
+
+    key = private_key(key_file, "CUTOVER_DEPLOY_KEY") if key_file else None
+    pack_config = load_gates_config(gates_config)
+    found = load_records(records)
+    ctx = Context(outputs, stack, journal)
+    latest = latest_shift(ctx.journal, ctx.scope)
+    verdicts: list[dict[str, Any]] = []
+    passed = True
+    for service in ctx.services:
+        gates = judge_exit_gates(service, latest, found, pack_config)
+        passed = passed and all(g.passed for g in gates)
+        color = serving_color(service)
+        entry: dict[str, Any] = {
+            "service": service.outputs.name,
+            "color": color,
+            "passed": all(g.passed for g in gates),
+            "gates": [g.to_json() for g in gates],
+        }
+        if fmt == "text":
+            say(render_gates(service.outputs.name, gates))
+        if key is not None:
+            if color is None:
+                raise ConfigError(
+                    f"{service.outputs.name}: traffic is split; a stage-exit record binds the "
+                    "one color serving all traffic"
+                )
+            body = stage_exit_record(service, color, gates, timedelta(seconds=valid_for))
+            version = body["release"]["version"]
+            path = records / f"{service.outputs.stack}-{color}-{version}-stage-exit.json"
+            path.write_text(json.dumps(sign(body, key), indent=2) + "\n")
+            entry["record"] = str(path)
+            if fmt == "text":
+                say(
+                    f"Signed stage-exit record ({'passed' if entry['passed'] else 'failed'}): {path}"
+                )
+        verdicts.append(entry)
+    if fmt == "json":
+        say(json.dumps({"passed": passed, "services": verdicts}, indent=2))
+    if not passed:
+        raise click.exceptions.Exit(1)

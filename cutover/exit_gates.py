@@ -1,0 +1,223 @@
+"""The production-deployment stage's exit gates, each judged with its evidence.
+
+- deployment successful: the latest shift succeeded (with its verification at 100% when the
+  stack asks for one) and the routing serves exactly what it left;
+- monitoring active, read live: each color's alarms exist, notify someone and are not in
+  ALARM, the dashboard exists, the watchdog's schedule is enabled (on a Gateway stack:
+  Prometheus answers and the watchdog CronJob is not suspended);
+- rollback tested: a valid rollback-drill record for the serving release on this stack.
+
+`stage_exit_record` binds the three verdicts into a signed record of kind `stage-exit`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cutover_gates.contract import (
+    COLORS,
+    DASHBOARD,
+    ROLLBACK_DRILL,
+    STAGE_EXIT,
+    WATCHDOG,
+    Color,
+    Status,
+)
+
+from cutover.aws import client
+from cutover.deployment import Deployment, EventType
+from cutover.journal import Journal
+from cutover.preflight import check_gates
+from cutover.restore import describe
+from cutover.service import Service
+
+DEPLOYMENT_SUCCESSFUL = "deployment successful"
+MONITORING_ACTIVE = "monitoring active"
+ROLLBACK_TESTED = "rollback tested"
+
+
+@dataclass(frozen=True)
+class ExitGate:
+    name: str
+    passed: bool
+    evidence: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gate": self.name, "passed": self.passed, "evidence": self.evidence}
+
+
+def serving_color(service: Service) -> Color | None:
+    """The color serving all traffic, or None while traffic is split."""
+    served = service.router.served()
+    return next((c for c in COLORS if served[c] > 0 and sum(served.values()) == served[c]), None)
+
+
+def deployment_successful(service: Service, latest: Deployment | None) -> ExitGate:
+    if latest is None:
+        return ExitGate(DEPLOYMENT_SUCCESSFUL, False, "no shift in the journal for this stack")
+    said = f"shift {latest.id} to {latest.options.target}: {latest.status}"
+    if latest.status != Status.SUCCEEDED:
+        reason = f" ({latest.failure.reason}: {latest.failure.detail})" if latest.failure else ""
+        return ExitGate(DEPLOYMENT_SUCCESSFUL, False, said + reason)
+    wanted = service.outputs.analysis.verify_minutes * 60 if service.outputs.analysis else 0.0
+    verified = [e for e in latest.events if e.type == EventType.VERIFIED]
+    if wanted and not verified:
+        return ExitGate(
+            DEPLOYMENT_SUCCESSFUL,
+            False,
+            f"{said}, but not verified at 100% (the stack asks {wanted:g}s; --verify-for was "
+            f"{latest.options.verify_for:g}s)",
+        )
+    served = service.router.served()
+    if served != latest.plan[-1]:
+        return ExitGate(
+            DEPLOYMENT_SUCCESSFUL,
+            False,
+            f"{said}, but the routing serves {describe(served)}, not the "
+            f"{describe(latest.plan[-1])} it left",
+        )
+    if verified:
+        said += f", verified {verified[-1].detail.get('seconds', 0):g}s at 100%"
+    return ExitGate(DEPLOYMENT_SUCCESSFUL, True, f"{said}; serving {describe(served)}")
+
+
+def monitoring_active(service: Service) -> ExitGate:
+    """Read live: never from the program's declarations."""
+    try:
+        problems, seen = (
+            _aws_monitoring(service) if service.outputs.on_aws else _gateway_monitoring(service)
+        )
+    except Exception as e:  # noqa: BLE001 - an unreadable monitor is not an active one
+        return ExitGate(MONITORING_ACTIVE, False, f"could not be read: {type(e).__name__}: {e}")
+    if problems:
+        return ExitGate(MONITORING_ACTIVE, False, "; ".join(problems))
+    return ExitGate(MONITORING_ACTIVE, True, "; ".join(seen))
+
+
+def _aws_monitoring(service: Service) -> tuple[list[str], list[str]]:
+    o = service.outputs
+    names = sorted({n for c in COLORS for n in o.alarm_names[c]})
+    cloudwatch = client("cloudwatch")
+    alarms = {
+        a["AlarmName"]: a
+        for i in range(0, len(names), 100)
+        for a in cloudwatch.describe_alarms(AlarmNames=names[i : i + 100])["MetricAlarms"]
+    }
+    problems = [f"alarm {n} does not exist" for n in names if n not in alarms]
+    for name, alarm in sorted(alarms.items()):
+        if not alarm.get("AlarmActions") or not alarm.get("ActionsEnabled", True):
+            problems.append(f"alarm {name} notifies no one")
+        if alarm["StateValue"] == "ALARM":
+            problems.append(f"alarm {name} is in ALARM")
+    if not names:
+        problems.append("the stack names no alarms")
+    seen = [f"{len(alarms)} alarms with actions, none in ALARM"]
+    dashboard = o.data.get(DASHBOARD)
+    if dashboard:
+        try:
+            cloudwatch.get_dashboard(DashboardName=dashboard)
+            seen.append(f"dashboard {dashboard}")
+        except cloudwatch.exceptions.ResourceNotFound:
+            problems.append(f"dashboard {dashboard} does not exist")
+    watchdog = o.data.get(WATCHDOG) or {}
+    if watchdog.get("schedule"):
+        rule = client("events").describe_rule(Name=watchdog["schedule"])
+        if rule.get("State") != "ENABLED":
+            problems.append(
+                f"the watchdog's schedule {watchdog['schedule']} is {rule.get('State')}"
+            )
+        else:
+            seen.append(f"watchdog schedule {watchdog['schedule']} enabled")
+    return problems, seen
+
+
+def _gateway_monitoring(service: Service) -> tuple[list[str], list[str]]:
+    o = service.outputs
+    problems: list[str] = []
+    seen: list[str] = []
+    prometheus = (o.analysis.prometheus or {}) if o.analysis else {}
+    if o.analysis and o.analysis.enabled and prometheus.get("url"):
+        url = str(prometheus["url"]).rstrip("/") + "/api/v1/query?query=up"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+                answered = json.load(response).get("status") == "success"
+        except (OSError, ValueError):
+            answered = False
+        (seen if answered else problems).append(
+            f"Prometheus {prometheus['url']} {'answers' if answered else 'does not answer'}"
+        )
+    else:
+        problems.append("no metric analysis (cutover:analysis.prometheus) watches this stack")
+    watchdog = o.data.get(WATCHDOG) or {}
+    if watchdog.get("cronJob"):
+        from cutover.kube import batch
+
+        job = batch().read_namespaced_cron_job(watchdog["cronJob"], watchdog["namespace"])
+        if job.spec.suspend:
+            problems.append(f"the watchdog CronJob {watchdog['cronJob']} is suspended")
+        else:
+            seen.append(f"watchdog CronJob {watchdog['cronJob']} active")
+    return problems, seen
+
+
+def rollback_tested(
+    service: Service, color: Color | None, records: list[tuple[Path, Any]], pack: dict[str, Any]
+) -> ExitGate:
+    if color is None:
+        return ExitGate(ROLLBACK_TESTED, False, "traffic is split: no one release is serving")
+    problems = check_gates(service.outputs, color, [ROLLBACK_DRILL], pack, records)
+    if problems:
+        return ExitGate(ROLLBACK_TESTED, False, problems[0])
+    version = service.outputs.releases[color].get("version")
+    return ExitGate(ROLLBACK_TESTED, True, f"a valid rollback-drill record for {color} {version}")
+
+
+def latest_shift(journal: Journal, scope: str) -> Deployment | None:
+    """The latest shift (not a drill) of the services moved together under `scope`."""
+    shifts = [d for d in journal.history(scope) if d.options.kind == "shift"]
+    return shifts[-1] if shifts else None
+
+
+def judge_exit_gates(
+    service: Service,
+    latest: Deployment | None,
+    records: list[tuple[Path, Any]],
+    pack: dict[str, Any],
+) -> list[ExitGate]:
+    """The three exit gates of one service, in order."""
+    return [
+        deployment_successful(service, latest),
+        monitoring_active(service),
+        rollback_tested(service, serving_color(service), records, pack),
+    ]
+
+
+def render_gates(name: str, gates: list[ExitGate]) -> str:
+    lines = [f"Exit gates of {name}:"]
+    lines += [f"  {'PASS' if g.passed else 'FAIL'}  {g.name}: {g.evidence}" for g in gates]
+    return "\n".join(lines)
+
+
+def stage_exit_record(
+    service: Service, color: Color, gates: list[ExitGate], valid_for: timedelta
+) -> dict[str, Any]:
+    """The unsigned body of a `stage-exit` record: stack, release, color and the verdicts."""
+    from cutover_gates.record import make_record
+
+    release = service.outputs.releases[color]
+    return make_record(
+        kind=STAGE_EXIT,
+        project=service.outputs.project,
+        stack=service.outputs.stack,
+        version=str(release["version"]),
+        digest=str(release["digest"]),
+        color=color,
+        issued_at=datetime.now(UTC),
+        valid_for=valid_for,
+        details={"gates": [g.to_json() for g in gates], "passed": all(g.passed for g in gates)},
+    )

@@ -1,0 +1,105 @@
+"""Traffic as an ALB reports it: per-target-group RequestCount, HTTPCode_Target_5XX_Count and
+TargetResponseTime written into moto's CloudWatch, split by the weights the listener serves.
+
+This is the load balancer's side of the analysis (what AWS publishes), not the analysis: the
+guard under test reads these series through GetMetricData like any other.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cutover_gates.contract import COLORS
+
+
+@dataclass
+class Traffic:
+    """Requests per second over both colors; each color's error rate (percent) and latency."""
+
+    per_second: float = 1000.0
+    error_percent: dict[str, float] = field(default_factory=lambda: {"blue": 1.0, "green": 1.0})
+    latency: dict[str, float] = field(default_factory=lambda: {"blue": 0.1, "green": 0.1})
+
+
+def datums(
+    metrics: dict[str, Any],
+    at: float,
+    seconds: float,
+    weights: dict[str, int],
+    traffic: Traffic,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """What the ALB publishes for `seconds` of traffic at `at` under `weights`, with noise."""
+    found = []
+    total = sum(weights.values()) or 1
+    moment = datetime.fromtimestamp(at, UTC)
+    for color in COLORS:
+        requests = round(traffic.per_second * seconds * weights[color] / total)
+        if not requests:
+            continue
+        rate = traffic.error_percent[color] / 100
+        # binomial noise by its normal approximation (the counts are in the hundreds)
+        errors = max(0, round(rng.gauss(requests * rate, (requests * rate * (1 - rate)) ** 0.5)))
+        latency = max(0.001, rng.gauss(traffic.latency[color], traffic.latency[color] * 0.05))
+        dimensions = [
+            {"Name": "LoadBalancer", "Value": metrics["loadBalancer"]},
+            {"Name": "TargetGroup", "Value": metrics["targetGroups"][color]},
+        ]
+        for name, value in (
+            ("RequestCount", requests),
+            ("HTTPCode_Target_5XX_Count", errors),
+            ("TargetResponseTime", latency),
+        ):
+            found.append(
+                {"MetricName": name, "Dimensions": dimensions, "Timestamp": moment, "Value": value}
+            )
+    return found
+
+
+def publish(cloudwatch: Any, namespace: str, found: list[dict[str, Any]]) -> None:
+    for i in range(0, len(found), 500):
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=found[i : i + 500])
+
+
+class LiveTraffic:
+    """A thread publishing `traffic` every `tick` seconds under the weights served right now."""
+
+    def __init__(
+        self, cloudwatch: Any, elbv2: Any, outputs: dict[str, Any], traffic: Traffic, seed: int
+    ) -> None:
+        self.cloudwatch, self.elbv2, self.outputs, self.traffic = (
+            cloudwatch,
+            elbv2,
+            outputs,
+            traffic,
+        )
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def served(self) -> dict[str, int]:
+        listener = self.elbv2.describe_listeners(ListenerArns=[self.outputs["listenerArn"]])
+        groups = listener["Listeners"][0]["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+        by_arn = {v: k for k, v in self.outputs["targetGroupArns"].items()}
+        return {by_arn[g["TargetGroupArn"]]: int(g["Weight"]) for g in groups}
+
+    def run(self, tick: float = 0.25) -> None:
+        import time
+
+        while not self.stop.wait(tick):
+            found = datums(
+                self.outputs["metrics"], time.time(), tick, self.served(), self.traffic, self.rng
+            )
+            publish(self.cloudwatch, self.outputs["metrics"]["namespace"], found)
+
+    def __enter__(self) -> LiveTraffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)

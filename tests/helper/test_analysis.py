@@ -1,0 +1,182 @@
+"""The metric analysis against moto's CloudWatch: the target judged against the baseline from
+the ALB's per-target-group series, through the real CLI and through the guard itself."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from cutover.deployment import Options
+from cutover.guard import analysis_guard
+from cutover.outputs import load_outputs
+from cutover.service import services_of
+from rehearsal.aws import aws_env
+from tests.harness.alb_metrics import LiveTraffic, Traffic, datums, publish
+from tests.harness.aws_stack import AwsStack
+
+SERVICE = "metered"
+PERIOD = 2  # seconds a window (an ALB's are 60; a rehearsal writes its metrics every 0.25 s)
+
+
+@pytest.fixture
+def metered(aws: AwsStack) -> AwsStack:
+    aws.add_service(SERVICE, analysis_period=PERIOD)
+    return aws
+
+
+def live(aws: AwsStack, traffic: Traffic, seed: int = 7) -> LiveTraffic:
+    return LiveTraffic(
+        aws.client("cloudwatch"), aws.client("elbv2"), aws.data[SERVICE], traffic, seed
+    )
+
+
+def shift(aws: AwsStack, *extra: str) -> list[str]:
+    return aws.args("shift", "--to", "green", *aws.gate_args(), *extra, service=SERVICE)
+
+
+def test_a_target_five_points_worse_is_rolled_back_within_three_windows(metered: AwsStack) -> None:
+    bad = Traffic(per_second=2000, error_percent={"blue": 1.0, "green": 6.0})
+    with live(metered, bad):
+        result = metered.cutover(
+            *shift(metered, "--steps", "10,100", "--bake", "30s", "--interval", "0.25s")
+        )
+    assert result.returncode == 1, result.stderr
+    assert metered.served(SERVICE) == {"blue": 100, "green": 0}
+    (doc,) = metered.deployments()
+    assert doc["failure"]["reason"] == "guard failed"
+    assert doc["failure"]["detail"].startswith("analysis: green error rate more than 1 points")
+    step = next(e["t"] for e in doc["events"] if e["type"] == "step")
+    # three whole windows after the one the step began in, and a poll
+    assert doc["timings"]["detectedAt"] - step <= 4 * PERIOD + 1.0
+    judged = [s["analysis"] for s in doc["samples"] if s.get("analysis")]
+    assert judged[-1]["state"] == "fail"
+    assert judged[-1]["target"]["errorRate"] > 4 > judged[-1]["baseline"]["errorRate"]
+    assert "Metric analysis: green against the other color per 2s window" in result.stdout
+
+
+def test_too_few_requests_is_inconclusive_not_a_failure(metered: AwsStack) -> None:
+    quiet = Traffic(per_second=100)  # 20 requests a window reach green at 10%
+    with live(metered, quiet):
+        result = metered.cutover(
+            *shift(metered, "--steps", "10,100", "--bake", "7s", "--interval", "0.25s"),
+            "--max-inconclusive",
+            "100",
+        )
+    assert result.returncode == 0, result.stderr
+    (doc,) = metered.deployments()
+    judged = [s for s in doc["samples"] if s.get("analysis") and s["weights"]["green"] == 10]
+    assert len(judged) >= 2 and {s["analysis"]["state"] for s in judged} == {"inconclusive"}
+    assert all(s["analysis"]["target"]["requests"] < 50 * s["analysis"]["target"]["windows"]
+               for s in judged)  # fmt: skip
+
+
+def test_inconclusive_windows_count_towards_max_inconclusive(metered: AwsStack) -> None:
+    quiet = Traffic(per_second=100)
+    with live(metered, quiet):
+        result = metered.cutover(
+            *shift(metered, "--steps", "10,100", "--bake", "30s", "--interval", "0.25s"),
+            "--max-inconclusive",
+            "1",
+        )
+    assert result.returncode == 1
+    (doc,) = metered.deployments()
+    assert doc["failure"]["reason"] == "guards inconclusive"
+    assert "2 verdicts in a row: analysis: too few requests" in doc["failure"]["detail"]
+
+
+def test_analysis_off_is_said_and_journaled(metered: AwsStack) -> None:
+    bad = Traffic(per_second=2000, error_percent={"blue": 1.0, "green": 6.0})
+    with live(metered, bad):
+        result = metered.cutover(
+            *shift(metered, "--steps", "10,100", "--bake", "5s", "--interval", "0.25s"),
+            "--analysis",
+            "off",
+        )
+    assert result.returncode == 0, result.stderr
+    assert "Metric analysis off for this shift (--analysis off)." in result.stdout
+    (doc,) = metered.deployments()
+    assert doc["options"]["analysis"] is False
+    assert not any(s.get("analysis") for s in doc["samples"])
+
+
+def test_verification_at_100_percent_rolls_back_a_target_that_fails_there(
+    metered: AwsStack,
+) -> None:
+    """At 100% the baseline is the other color's windows before the shift began."""
+    traffic = Traffic(per_second=2000)
+    with live(metered, traffic) as running:
+        import time
+
+        time.sleep(3 * PERIOD)  # blue's windows before the shift: the baseline at 100%
+        process = metered.spawn(*shift(metered, "--steps", "100", "--bake", "0s",
+                                       "--interval", "0.25s", "--verify-for", "30s"))  # fmt: skip
+        metered.wait_for(
+            lambda: any(
+                e["type"] == "verifying" for d in metered.deployments() for e in d["events"]
+            ),
+            what="verification",
+        )
+        running.traffic.error_percent["green"] = 8.0
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    (doc,) = metered.deployments()
+    assert doc["failure"]["detail"].startswith("analysis: green error rate")
+    assert metered.served(SERVICE) == {"blue": 100, "green": 0}
+    assert "Verifying blue 0 / green 100 for 30s under every guard." in out
+
+
+def test_a_seeded_batch_of_30_healthy_shifts_has_no_false_rollback(
+    metered: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """30 shifts of 10% -> 50% -> 100%, five 60 s windows a step (the production period),
+    both colors at a 1% error rate with binomial noise: the guard, reading GetMetricData, judges
+    every window ok. The series are written days in the past, judged on a clock set there."""
+    for key, value in aws_env(metered.endpoint).items():
+        monkeypatch.setenv(key, value)
+    data = json.loads(metered.outputs[SERVICE].read_text())
+    data["analysis"]["periodSeconds"] = period = 60
+    path = metered.tmp / "production-period.json"
+    path.write_text(json.dumps(data))
+    services = services_of([load_outputs(str(path))])
+    metrics = data["metrics"]
+    cloudwatch = metered.client("cloudwatch")
+    rng = random.Random(20261127)
+    traffic = Traffic(per_second=40)  # 2,400 requests a minute; 240 at the 10% step
+    steps = [{"blue": 90, "green": 10}, {"blue": 50, "green": 50}, {"blue": 0, "green": 100}]
+    verdicts = []
+    now = [0.0]  # the clock the guard reads
+    for n in range(30):
+        began = (1_700_000_000 // period + n * 40) * period  # a day of 2023, a shift per 40 min
+        timeline = [({"blue": 100, "green": 0}, began - 5 * period + i * period) for i in range(5)]
+        timeline += [
+            (w, began + (5 * i + j) * period) for i, w in enumerate(steps) for j in range(5)
+        ]
+        found = [d for w, t in timeline for d in datums(metrics, t, period, w, traffic, rng)]
+        publish(cloudwatch, metrics["namespace"], found)
+        for i, weights in enumerate(steps):
+            now[0] = float(began + 5 * i * period)
+            guard = analysis_guard(services, Options("green", [10, 50, 100]), weights, began,
+                                   lambda: now[0])  # fmt: skip
+            assert guard is not None
+            for _ in range(5):
+                now[0] += period
+                verdicts.append(guard.check())
+    assert len(verdicts) == 30 * 15 and all(v.fresh for v in verdicts)
+    assert [v.detail for v in verdicts if v.state != "ok"] == []
+
+
+def test_the_analysis_needs_no_flag_and_reads_one_call_per_poll(tmp_path: Path) -> None:
+    """The guard's GetMetricData call asks for both colors' three series at once."""
+    from cutover.analysis import Settings
+    from cutover.metrics import CloudWatchSource
+
+    metrics = {"namespace": "AWS/ApplicationELB", "loadBalancer": "app/lb/1",
+               "targetGroups": {"blue": "targetgroup/b/1", "green": "targetgroup/g/2"}}  # fmt: skip
+    queries = CloudWatchSource(metrics, Settings(latency_statistic="p99")).queries()
+    assert [(q["Id"], q["MetricStat"]["Stat"]) for q in queries] == [
+        ("blue_0", "Sum"), ("blue_1", "Sum"), ("blue_2", "p99"),
+        ("green_0", "Sum"), ("green_1", "Sum"), ("green_2", "p99"),
+    ]  # fmt: skip
