@@ -1,0 +1,170 @@
+"""A real Prometheus server (Debian's `prometheus`) on 127.0.0.1, scraping a small exporter of
+per-color request, error and latency counters that follow the weights the HTTPRoute serves.
+
+The exporter stands for the service's pods (what a mesh or the app exports); the analysis
+reads it only through Prometheus's HTTP API, as in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from rehearsal.aws import free_port
+from tests.harness.alb_metrics import Traffic
+
+# What the analysis asks Prometheus for the exporter's series (cutover:analysis.prometheus.queries).
+SELECTOR = 'namespace="$namespace",service="$service"'
+QUERIES = {
+    "requests": f"sum(increase(app_requests_total{{{SELECTOR}}}[$window]))",
+    "errors": f"sum(increase(app_errors_total{{{SELECTOR}}}[$window]))",
+    "latency": f"sum(increase(app_latency_seconds_sum{{{SELECTOR}}}[$window])) / "
+    f"sum(increase(app_latency_seconds_count{{{SELECTOR}}}[$window]))",
+}
+
+
+def require_prometheus() -> str:
+    """The `prometheus` binary; skipped with the reason where it is missing, failed instead when
+    CUTOVER_TESTS_REQUIRE_PROMETHEUS is set (as `.ci/run` sets it)."""
+    found = shutil.which("prometheus")
+    if found is None:
+        message = "the prometheus server is not on PATH (apt-get install prometheus)"
+        if os.environ.get("CUTOVER_TESTS_REQUIRE_PROMETHEUS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+class ColorExporter:
+    """Counters per color at /metrics, advanced every `tick` by `traffic` under `weights()`."""
+
+    def __init__(
+        self,
+        namespace: str,
+        services: dict[str, str],
+        weights: Callable[[], dict[str, int]],
+        traffic: Traffic,
+        seed: int = 11,
+    ) -> None:
+        self.namespace, self.services, self.weights, self.traffic = (
+            namespace,
+            services,
+            weights,
+            traffic,
+        )
+        self.rng = random.Random(seed)
+        self.counts = {c: {"requests": 0, "errors": 0, "latency": 0.0} for c in services}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                body = exporter.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.threads = [
+            threading.Thread(target=self.server.serve_forever, daemon=True),
+            threading.Thread(target=self.run, daemon=True),
+        ]
+
+    def exposition(self) -> str:
+        lines = []
+        with self.lock:
+            for name, key in (
+                ("app_requests_total", "requests"),
+                ("app_errors_total", "errors"),
+                ("app_latency_seconds_sum", "latency"),
+                ("app_latency_seconds_count", "requests"),
+            ):
+                for color, service in self.services.items():
+                    labels = f'namespace="{self.namespace}",service="{service}"'
+                    lines.append(f"{name}{{{labels}}} {self.counts[color][key]}")
+        return "\n".join(lines) + "\n"
+
+    def run(self, tick: float = 0.1) -> None:
+        while not self.stop.wait(tick):
+            weights = self.weights()
+            total = sum(weights.values()) or 1
+            with self.lock:
+                for color, count in self.counts.items():
+                    requests = round(self.traffic.per_second * tick * weights[color] / total)
+                    rate = self.traffic.error_percent[color] / 100
+                    spread = (requests * rate * (1 - rate)) ** 0.5
+                    errors = max(0, round(self.rng.gauss(requests * rate, spread)))
+                    count["requests"] += requests
+                    count["errors"] += min(errors, requests)
+                    count["latency"] += requests * self.traffic.latency[color]
+
+    def __enter__(self) -> ColorExporter:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def prometheus_server(binary: str, target: str, folder: Path) -> Iterator[str]:
+    """Prometheus on a free loopback port scraping `target` every 250 ms; yields its URL and
+    stops it whatever happens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 250ms\n  evaluation_interval: 250ms\n"
+        "scrape_configs:\n  - job_name: app\n    static_configs:\n"
+        f"      - targets: ['{target}']\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("prometheus did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

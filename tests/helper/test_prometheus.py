@@ -1,0 +1,117 @@
+"""The metric analysis on a Gateway stack against a real Prometheus server (Debian's package)
+on 127.0.0.1, scraping an exporter whose per-color counters follow the HTTPRoute's weights."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.alb_metrics import Traffic
+from tests.harness.cli_runs import wait_for
+from tests.harness.cluster import NS, Cluster, gateway_cluster
+from tests.harness.kube_api import KubeApi
+from tests.harness.prometheus import QUERIES, ColorExporter, prometheus_server, require_prometheus
+
+PERIOD = 3  # seconds a window; Prometheus scrapes every 250 ms
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, ColorExporter]]:
+    binary = require_prometheus()
+    base = tmp_path_factory.mktemp("prometheus")
+    api = KubeApi()
+
+    def served() -> dict[str, int]:
+        with api.lock:
+            if (NS, "checkout") not in api.routes:
+                return {"blue": 100, "green": 0}
+        named = api.weights(NS, "checkout")
+        return {"blue": named["checkout-blue"], "green": named["checkout-green"]}
+
+    services = {"blue": "checkout-blue", "green": "checkout-green"}
+    with (
+        ColorExporter(NS, services, served, Traffic(per_second=400)) as exporter,
+        prometheus_server(binary, exporter.address, base / "prometheus") as url,
+    ):
+        wait_for(
+            lambda: has_series(url), 30, "Prometheus to hold a window of the exporter's series"
+        )
+        analysis = {
+            "periodSeconds": PERIOD,
+            "latencyStatistic": "Average",
+            "verifyMinutes": 0,
+            "prometheus": {"url": url, "queries": QUERIES},
+        }
+        with gateway_cluster(base, analysis, api) as cluster:
+            yield cluster, exporter
+
+
+def has_series(url: str) -> bool:
+    query = urllib.parse.urlencode({"query": f"sum(increase(app_requests_total[{PERIOD}s]))"})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=2) as response:
+        result = json.load(response)["data"]["result"]
+    return bool(result) and float(result[0]["value"][1]) > 0
+
+
+@pytest.fixture
+def cluster(watched: tuple[Cluster, ColorExporter], tmp_path: Path) -> Cluster:
+    cluster, exporter = watched
+    cluster.reset(tmp_path)
+    exporter.traffic.error_percent.update(blue=1.0, green=1.0)
+    return cluster
+
+
+def exporter_of(watched: tuple[Cluster, ColorExporter]) -> ColorExporter:
+    return watched[1]
+
+
+def test_a_target_five_points_worse_is_rolled_back_within_three_windows(
+    cluster: Cluster, watched: tuple[Cluster, ColorExporter]
+) -> None:
+    exporter_of(watched).traffic.error_percent["green"] = 6.0
+    result = cluster.cutover(
+        *cluster.shift("--steps", "10,100", "--bake", "40s", "--interval", "0.25s")
+    )
+    assert result.returncode == 1, result.stderr
+    assert cluster.weights() == {"blue": 100, "green": 0}
+    (doc,) = cluster.deployments()
+    assert doc["failure"]["detail"].startswith("analysis: green error rate more than 1 points")
+    step = next(e["t"] for e in doc["events"] if e["type"] == "step")
+    assert doc["timings"]["detectedAt"] - step <= 4 * PERIOD + 1.5
+    judged = [s["analysis"] for s in doc["samples"] if s.get("analysis")]
+    assert judged[-1]["target"]["errorRate"] > 4 > judged[-1]["baseline"]["errorRate"]
+
+
+def test_a_healthy_target_passes_every_step(cluster: Cluster) -> None:
+    result = cluster.cutover(
+        *cluster.shift("--steps", "25,100", "--bake", f"{3 * PERIOD}s", "--interval", "0.25s")
+    )
+    assert result.returncode == 0, result.stderr
+    assert cluster.weights() == {"blue": 0, "green": 100}
+    (doc,) = cluster.deployments()
+    judged = [s["analysis"] for s in doc["samples"] if s.get("analysis")]
+    assert len(judged) >= 4 and "fail" not in {j["state"] for j in judged}
+    assert any(j["state"] == "ok" and j["target"]["requests"] >= 50 for j in judged)
+    assert "Metric analysis: green against the other color per 3s window" in result.stdout
+
+
+def test_an_unreachable_prometheus_is_inconclusive_and_counted(cluster: Cluster) -> None:
+    data = json.loads(cluster.outputs.read_text())
+    data["analysis"]["prometheus"]["url"] = "http://127.0.0.1:9"  # nothing listens there
+    outputs = cluster.tmp / "outputs.json"
+    outputs.write_text(json.dumps(data))
+    gates = ["--gates-config", str(cluster.gates), "--records", str(cluster.records)]
+    result = cluster.cutover(
+        "shift", "--to", "green", *gates, "--outputs", str(outputs), "--steps", "10,100",
+        "--bake", "30s", "--interval", "0.25s", "--max-inconclusive", "1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert cluster.weights() == {"blue": 100, "green": 0}
+    (doc,) = cluster.deployments()
+    assert doc["failure"]["reason"] == "guards inconclusive"
+    assert "analysis: Prometheus http://127.0.0.1:9" in doc["failure"]["detail"]
