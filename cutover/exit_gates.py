@@ -197,6 +197,44 @@ def judge_exit_gates(
     ]
 
 
+@dataclass(frozen=True)
+class StageExit:
+    """One service's exit gates, and the color serving all its traffic (None while split)."""
+
+    service: Service
+    color: Color | None
+    gates: list[ExitGate]
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service": self.service.outputs.name,
+            "color": self.color,
+            "passed": self.passed,
+            "gates": [g.to_json() for g in self.gates],
+        }
+
+    def render(self) -> str:
+        return render_gates(self.service.outputs.name, self.gates)
+
+
+def judge_stage_exit(
+    services: list[Service],
+    journal: Journal,
+    scope: str,
+    records: list[tuple[Path, Any]],
+    pack: dict[str, Any],
+) -> list[StageExit]:
+    """The exit gates of every service moved together under `scope`."""
+    latest = latest_shift(journal, scope)
+    return [
+        StageExit(s, serving_color(s), judge_exit_gates(s, latest, records, pack)) for s in services
+    ]
+
+
 def render_gates(name: str, gates: list[ExitGate]) -> str:
     lines = [f"Exit gates of {name}:"]
     lines += [f"  {'PASS' if g.passed else 'FAIL'}  {g.name}: {g.evidence}" for g in gates]

@@ -56,7 +56,21 @@ def _time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
-def report_json(deployment: Deployment, history: list[Deployment]) -> dict[str, Any]:
+def analysis_rows(deployment: Deployment) -> list[dict[str, Any]]:
+    """Each verdict of the metric analysis with both colors' figures, in time order."""
+    return [
+        {"at": _time(s.t), "weights": s.weights, **s.analysis}
+        for s in deployment.samples
+        if s.analysis is not None
+    ]
+
+
+def report_json(
+    deployment: Deployment,
+    history: list[Deployment],
+    exit_gates: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The report's data; `exit_gates`: the stage's exit gates as judged now (None: not judged)."""
     failure = deployment.failure
     return {
         "deployment": deployment.id,
@@ -68,6 +82,8 @@ def report_json(deployment: Deployment, history: list[Deployment]) -> dict[str, 
         "measuredOnLoopback": deployment.on_loopback,
         **success_rate(history),
         "timeline": [{"at": _time(e.t), "type": e.type, **e.detail} for e in deployment.events],
+        "analysis": analysis_rows(deployment),
+        "exitGates": exit_gates,
     }
 
 
@@ -107,9 +123,52 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
         lines.append(
             f"| {event['at']} | {event['type']} | {json.dumps(detail) if detail else ''} |"
         )
+    lines += _analysis_table(data["analysis"]) + _exit_gates_table(data["exitGates"])
     if plot is not None:
         lines += ["", f"![weights and guards]({plot.name})"]
     return "\n".join(lines) + "\n"
+
+
+def _analysis_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["", "## Metric analysis", "", "No window was judged (off, or no bake long enough)."]
+
+    def side(figures: dict[str, Any]) -> str:
+        rate = "n/a" if figures["errorRate"] is None else f"{figures['errorRate']:.2f}%"
+        latency = "n/a" if figures["latency"] is None else f"{figures['latency']:.3f}s"
+        return f"{figures['color']}: {figures['requests']} req, {rate}, {latency}"
+
+    lines = [
+        "",
+        "## Metric analysis",
+        "",
+        f"Target against baseline ({rows[0].get('statistic', '')} latency), per window judged.",
+        "",
+        "| time (UTC) | weights | verdict | target | baseline | p (errors, latency) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        p = row.get("p") or {}
+        lines.append(
+            f"| {row['at']} | blue {row['weights']['blue']} / green {row['weights']['green']} | "
+            f"{row['state']} | {side(row['target'])} | {side(row['baseline'])} | "
+            f"{p.get('errorRate', 'n/a')}, {p.get('latency', 'n/a')} |"
+        )
+    return lines
+
+
+def _exit_gates_table(gates: list[dict[str, Any]] | None) -> list[str]:
+    lines = ["", "## Exit gates", ""]
+    if gates is None:
+        return lines + ["Not judged: give `--records` and `--gates-config` to judge them."]
+    lines += ["| service | gate | verdict | evidence |", "| --- | --- | --- | --- |"]
+    for service in gates:
+        for gate in service["gates"]:
+            verdict = "pass" if gate["passed"] else "**FAIL**"
+            lines.append(
+                f"| {service['service']} | {gate['gate']} | {verdict} | {gate['evidence']} |"
+            )
+    return lines
 
 
 def kpis(history: list[Deployment]) -> dict[str, Any]:

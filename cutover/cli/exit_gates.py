@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -67,13 +66,7 @@ def exit_gates(
 
     from cutover.cli.records import private_key
     from cutover.errors import ConfigError
-    from cutover.exit_gates import (
-        judge_exit_gates,
-        latest_shift,
-        render_gates,
-        serving_color,
-        stage_exit_record,
-    )
+    from cutover.exit_gates import judge_stage_exit, stage_exit_record
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records
 
@@ -81,37 +74,30 @@ def exit_gates(
     pack_config = load_gates_config(gates_config)
     found = load_records(records)
     ctx = Context(outputs, stack, journal)
-    latest = latest_shift(ctx.journal, ctx.scope)
-    verdicts: list[dict[str, Any]] = []
-    passed = True
-    for service in ctx.services:
-        gates = judge_exit_gates(service, latest, found, pack_config)
-        passed = passed and all(g.passed for g in gates)
-        color = serving_color(service)
-        entry: dict[str, Any] = {
-            "service": service.outputs.name,
-            "color": color,
-            "passed": all(g.passed for g in gates),
-            "gates": [g.to_json() for g in gates],
-        }
+    judged = judge_stage_exit(ctx.services, ctx.journal, ctx.scope, found, pack_config)
+    split = [one.service.outputs.name for one in judged if one.color is None]
+    if key is not None and split:
+        raise ConfigError(
+            f"{', '.join(split)}: traffic is split; a stage-exit record binds the one color "
+            "serving all traffic (nothing was signed)"
+        )
+    verdicts = []
+    for one in judged:
+        entry = one.to_json()
         if fmt == "text":
-            say(render_gates(service.outputs.name, gates))
-        if key is not None:
-            if color is None:
-                raise ConfigError(
-                    f"{service.outputs.name}: traffic is split; a stage-exit record binds the "
-                    "one color serving all traffic"
-                )
-            body = stage_exit_record(service, color, gates, timedelta(seconds=valid_for))
-            version = body["release"]["version"]
-            path = records / f"{service.outputs.stack}-{color}-{version}-stage-exit.json"
+            say(one.render())
+        if key is not None and one.color is not None:
+            body = stage_exit_record(
+                one.service, one.color, one.gates, timedelta(seconds=valid_for)
+            )
+            name = f"{one.service.outputs.stack}-{one.color}-{body['release']['version']}"
+            path = records / f"{name}-stage-exit.json"
             path.write_text(json.dumps(sign(body, key), indent=2) + "\n")
             entry["record"] = str(path)
             if fmt == "text":
-                say(
-                    f"Signed stage-exit record ({'passed' if entry['passed'] else 'failed'}): {path}"
-                )
+                say(f"Signed stage-exit record ({'passed' if one.passed else 'failed'}): {path}")
         verdicts.append(entry)
+    passed = all(one.passed for one in judged)
     if fmt == "json":
         say(json.dumps({"passed": passed, "services": verdicts}, indent=2))
     if not passed:

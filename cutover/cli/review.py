@@ -29,6 +29,16 @@ from cutover.cli.common import (
     show_default=True,
     help="Folder for the report and its plot.",
 )
+@click.option(
+    "--records",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of gate records: with --gates-config, the report judges the exit gates.",
+)
+@click.option(
+    "--gates-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The policy pack config JSON (trusted keys), for the exit gates.",
+)
 def report(
     outputs: tuple[Path, ...],
     stack: str | None,
@@ -36,12 +46,19 @@ def report(
     deployment_id: str | None,
     fmt: str,
     out: Path,
+    records: Path | None,
+    gates_config: Path | None,
 ) -> None:
     """Timeline, success rate, downtime and rollback time of a deployment, with a plot.
 
     \b
+    With --records and --gates-config it also judges the stage's exit gates (as
+    `cutover exit-gates` does).
+
+    \b
     Example:
-      cutover report --outputs prod.json --out reports
+      cutover report --outputs prod.json --out reports --records gates/prod \\
+        --gates-config gates/pack-config.json
     """
     from cutover.plot import plot
     from cutover.report import report_json, report_markdown
@@ -51,7 +68,17 @@ def report(
     if doc is None:
         say("No deployment in the journal yet.")
         return
-    data = report_json(doc, ctx.journal.history(ctx.scope))
+    gates = None
+    if records is not None and gates_config is not None:
+        from cutover.exit_gates import judge_stage_exit
+        from cutover.pack_config import load_gates_config
+        from cutover.preflight import load_records
+
+        found = load_records(records)
+        pack = load_gates_config(gates_config)
+        judged = judge_stage_exit(ctx.services, ctx.journal, ctx.scope, found, pack)
+        gates = [j.to_json() for j in judged]
+    data = report_json(doc, ctx.journal.history(ctx.scope), gates)
     out.mkdir(parents=True, exist_ok=True)
     image = plot(doc, out / f"deployment-{doc.id}.png")
     if fmt == "json":

@@ -219,17 +219,13 @@ def analysis_said(all_outputs: list[Any], options: Any) -> str:
 
 def say_exit_gates(ctx: Any, found_records: Any, pack_config: Any) -> None:
     """The stage's exit gates after a shift (informational; `cutover exit-gates` signs them)."""
-    from cutover.exit_gates import judge_exit_gates, latest_shift, render_gates
+    from cutover.exit_gates import judge_stage_exit
 
     try:
-        latest = latest_shift(ctx.journal, ctx.scope)
-        for service in ctx.services:
-            say(
-                render_gates(
-                    service.outputs.name,
-                    judge_exit_gates(service, latest, found_records, pack_config),
-                )
-            )
+        for judged in judge_stage_exit(
+            ctx.services, ctx.journal, ctx.scope, found_records, pack_config
+        ):
+            say(judged.render())
     except Exception as e:  # noqa: BLE001 - the shift succeeded; its verdict is told, not fatal
         say(
             f"The exit gates could not be judged ({type(e).__name__}: {e}); run `cutover exit-gates`."
