@@ -46,6 +46,12 @@ class Cluster:
             self.api.add_route(self.program["route"])
             for deployment in self.program["deployments"]:
                 self.api.add_deployment(deployment)
+            for job in self.program["cronJobs"]:
+                meta = job["metadata"]
+                self.api.objects["cronjobs", meta["namespace"], meta["name"]] = {
+                    **job,
+                    "metadata": {**meta, "resourceVersion": "1"},
+                }
 
     def cutover(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_cutover(list(args), self.env, self.tmp)
@@ -126,6 +132,7 @@ def gateway_cluster(
         "deployments": [
             r.state for r in run.resources if r.type == "kubernetes:apps/v1:Deployment"
         ],
+        "cronJobs": [r.state for r in run.resources if r.type == "kubernetes:batch/v1:CronJob"],
     }
     records = base / "records"
     records.mkdir()

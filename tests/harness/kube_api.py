@@ -31,7 +31,8 @@ ROUTE_PATH = re.compile(
 )
 DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)(/scale)?$")
 OBJECT_PATH = re.compile(
-    r"^/(?:api/v1|apis/coordination\.k8s\.io/v1)/namespaces/([^/]+)/(configmaps|leases|events)(?:/([^/]+))?$"
+    r"^/(?:api/v1|apis/coordination\.k8s\.io/v1|apis/batch/v1)/namespaces/([^/]+)/"
+    r"(configmaps|leases|events|cronjobs)(?:/([^/]+))?$"
 )
 
 
@@ -167,7 +168,7 @@ class KubeApi:
     def _object(
         self, method: str, plural: str, namespace: str, name: str | None, body: Any, query: str
     ) -> tuple[int, Any]:
-        """ConfigMaps and Leases: create, get, list by label, replace and delete, conditionally."""
+        """ConfigMaps, Leases, Events and CronJobs: create, get, list by label, replace and delete, conditionally."""
         if name is None and method == "GET":
             selector = dict(
                 part.split("=", 1)

@@ -115,3 +115,20 @@ def test_an_unreachable_prometheus_is_inconclusive_and_counted(cluster: Cluster)
     (doc,) = cluster.deployments()
     assert doc["failure"]["reason"] == "guards inconclusive"
     assert "analysis: Prometheus http://127.0.0.1:9" in doc["failure"]["detail"]
+
+
+def test_exit_gates_on_a_gateway_stack_read_prometheus_and_the_cronjob(cluster: Cluster) -> None:
+    shifted = cluster.cutover(*cluster.shift("--steps", "100", "--bake", "0s"))
+    assert shifted.returncode == 0, shifted.stderr
+    gates = ["--gates-config", str(cluster.gates), "--records", str(cluster.records)]
+    result = cluster.cutover(*cluster.args("exit-gates", *gates))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS  monitoring active: Prometheus http://127.0.0.1:" in result.stdout
+    assert "watchdog CronJob cutover-watchdog active" in result.stdout
+    with cluster.api.lock:
+        cluster.api.objects["cronjobs", NS, "cutover-watchdog"]["spec"]["suspend"] = True
+    suspended = cluster.cutover(*cluster.args("exit-gates", *gates))
+    assert suspended.returncode == 1
+    assert "FAIL  monitoring active: the watchdog CronJob cutover-watchdog is suspended" in (
+        suspended.stdout
+    )
