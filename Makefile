@@ -48,6 +48,7 @@ bench: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python benchmarks/rollback.py
 	$(BIN)/python benchmarks/gateway_rollback.py
 	$(BIN)/python benchmarks/watchdog.py
+	$(BIN)/python benchmarks/analysis.py
 
 clean:
 	rm -rf $(VENV) $(PACK_VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

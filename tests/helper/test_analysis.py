@@ -67,10 +67,14 @@ def test_too_few_requests_is_inconclusive_not_a_failure(metered: AwsStack) -> No
         )
     assert result.returncode == 0, result.stderr
     (doc,) = metered.deployments()
-    judged = [s for s in doc["samples"] if s.get("analysis") and s["weights"]["green"] == 10]
-    assert len(judged) >= 2 and {s["analysis"]["state"] for s in judged} == {"inconclusive"}
-    assert all(s["analysis"]["target"]["requests"] < 50 * s["analysis"]["target"]["windows"]
-               for s in judged)  # fmt: skip
+    judged = [s["analysis"] for s in doc["samples"] if s.get("analysis")]
+    # (the session's moto may still hold the previous test's last second of traffic: a window
+    # that straddles it can be judged ok; none can fail)
+    assert "fail" not in {j["state"] for j in judged}
+    quiet_windows = [
+        j for j in judged if j["state"] == "inconclusive" and j["baseline"]["requests"]
+    ]
+    assert len(quiet_windows) >= 2
 
 
 def test_inconclusive_windows_count_towards_max_inconclusive(metered: AwsStack) -> None:

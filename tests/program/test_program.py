@@ -296,8 +296,19 @@ def test_outputs_are_the_contract_and_all_known_in_preview(runs: dict[str, Progr
         "traffic",
         "helperRoleArn",
         "watchdog",
+        "analysis",
+        "metrics",
+        "dashboard",
     }
     assert out["platform"] == "ecs"
+    assert out["analysis"]["enabled"] is True and out["analysis"]["verifyMinutes"] == 10
+    lb = one(runs["split"], "aws:lb/loadBalancer:LoadBalancer", "checkout-alb").state
+    groups = target_groups(runs["split"])
+    assert out["metrics"] == {
+        "namespace": "AWS/ApplicationELB",
+        "loadBalancer": lb["arnSuffix"],
+        "targetGroups": {c: groups[c].state["arnSuffix"] for c in ("blue", "green")},
+    }
     assert set(out["targetGroupArns"]) == {"blue", "green"}
     assert out["listenerArn"] == one(runs["split"], LISTENER, "checkout-https").state["arn"]
     assert out["testUrl"] == f"https://{out['loadBalancerDnsName']}:8443"
