@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rehearsal.aws import aws_env, moto_server  # noqa: E402
-from tests.harness.alb_metrics import Traffic, datums, publish  # noqa: E402
+from rehearsal.traffic import Traffic, datums, publish  # noqa: E402
 
 TRIALS = 31
 PERIOD = 60

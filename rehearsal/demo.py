@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from rehearsal.aws import aws_env, moto_server, sign_gates
+from rehearsal.traffic import LiveTraffic, Traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("demo-out")
@@ -67,7 +68,8 @@ def main() -> None:
         step("2. Create the prod stack's traffic resources from the Pulumi program itself")
         outputs = OUT / "outputs.json"
         subprocess.run(
-            [sys.executable, "-m", "rehearsal.aws", "--stack", "prod", "--out", str(outputs)],
+            [sys.executable, "-m", "rehearsal.aws", "--stack", "prod", "--out", str(outputs)]
+            + ["--analysis-period", "1"],
             env=env,
             check=True,
             cwd=ROOT,
@@ -76,6 +78,15 @@ def main() -> None:
         print(
             f"   load balancer {data['loadBalancerDnsName']}: blue serves 1.41.0, green is warm with 1.42.0"
         )
+        import boto3
+
+        # 400 requests a second with 1% errors on each color, published as the ALB's per-target-
+        # group metrics (per second here, per minute on AWS), split by the weights served
+        traffic = Traffic(per_second=400)
+        live = LiveTraffic(
+            boto3.client("cloudwatch"), boto3.client("elbv2"), data, traffic, seed=1
+        ).__enter__()
+        print("   traffic: 400 requests/s, 1% errors on each color, in CloudWatch per target group")
         common = ["--outputs", str(outputs), "--journal", f"file:{OUT / 'journal.json'}"]
         run("status", *common, env=env)
 
@@ -159,20 +170,23 @@ def main() -> None:
             "0.25s",
             "--smoke",
             'test -n "$CUTOVER_TEST_URL"',
+            "--verify-for",
+            "3s",
             *gate_args,
             *common,
             env=env,
         )
 
+        step("7. The stage's exit gates, judged live and signed for the next stage")
+        run("exit-gates", *gate_args, "--key", str(keys / "deploy.key"), *common, env=env)
+
         print("   with green serving, drill blue so it may take traffic back later")
         run("drill", "--to", "blue", *drill, *common, env=env)
-
-        import boto3
 
         back = ["shift", "--to", "blue", "--steps", "25,100", "--interval", "0.25s", *gate_args]
         cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint)
 
-        step("7. Ctrl-C during a shift back to blue: the weights it found are given back")
+        step("8. Ctrl-C during a shift back to blue: the weights it found are given back")
         process = spawn(*back, "--bake", "30s", *common, env=env)
         _wait_for_weight(env, data, "blue", 25)
         print("   (the demo presses Ctrl-C: SIGINT to the shift)", flush=True)
@@ -180,7 +194,7 @@ def main() -> None:
         process.wait(timeout=60)
         print(f"   shift exited {process.returncode}: interrupted, traffic given back", flush=True)
 
-        step("8. A shift whose process is killed (SIGKILL): the stack's watchdog gives it back")
+        step("9. A shift whose process is killed (SIGKILL): the stack's watchdog gives it back")
         process = spawn(*back, "--bake", "30s", *common, env=env)
         _wait_for_weight(env, data, "blue", 25)
         print("   (the demo kills the shift: SIGKILL, nothing of it runs any more)", flush=True)
@@ -189,7 +203,7 @@ def main() -> None:
         run("status", *common, env=env)
         run("watchdog", "--once", *common, env=env)
 
-        step("9. A shift back to blue; blue's 5xx alarm fires at the first step")
+        step("10. A shift back to blue; blue's 5xx alarm fires at the first step")
         process = spawn(*back, "--bake", "5s", *common, env=env)
         _wait_for_weight(env, data, "blue", 25)
         print("   (the demo sets blue's 5xx-rate alarm to ALARM)", flush=True)
@@ -202,8 +216,18 @@ def main() -> None:
         print(f"   shift exited {process.returncode}: rolled back automatically", flush=True)
         run("status", *common, env=env)
 
-        step("10. Report: timeline, success rate, downtime, rollback time, and a plot")
-        run("report", *common, "--out", str(OUT), env=env)
+        cloudwatch.set_alarm_state(
+            AlarmName=data["alarmNames"]["blue"][0], StateValue="OK", StateReason="demo: fixed"
+        )
+
+        step("11. A shift back to blue whose release errs 5 points more: the analysis rolls back")
+        traffic.error_percent["blue"] = 6.0
+        run(*back, "--bake", "20s", *common, env=env, expect=1)
+        traffic.error_percent["blue"] = 1.0
+
+        step("12. Report: timeline, analysis, exit gates, rollback time, and a plot")
+        run("report", *common, "--out", str(OUT), *gate_args, env=env)
+        live.__exit__()
     print(f"\nDone in {time.monotonic() - started:.0f}s. Everything is in {OUT.resolve()}/")
 
 

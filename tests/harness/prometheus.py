@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from rehearsal.aws import free_port
-from tests.harness.alb_metrics import Traffic
+from rehearsal.traffic import Traffic
 
 # What the analysis asks Prometheus for the exporter's series (cutover:analysis.prometheus.queries).
 SELECTOR = 'namespace="$namespace",service="$service"'

@@ -14,7 +14,7 @@ from cutover.guard import analysis_guard
 from cutover.outputs import load_outputs
 from cutover.service import services_of
 from rehearsal.aws import aws_env
-from tests.harness.alb_metrics import LiveTraffic, Traffic, datums, publish
+from rehearsal.traffic import LiveTraffic, Traffic, datums, publish
 from tests.harness.aws_stack import AwsStack
 
 SERVICE = "metered"

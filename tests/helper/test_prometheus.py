@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.alb_metrics import Traffic
+from rehearsal.traffic import Traffic
 from tests.harness.cli_runs import wait_for
 from tests.harness.cluster import NS, Cluster, gateway_cluster
 from tests.harness.kube_api import KubeApi

@@ -1,4 +1,4 @@
-"""Traffic as an ALB reports it: per-target-group RequestCount, HTTPCode_Target_5XX_Count and
+"""A rehearsal's traffic as an ALB reports it: per-target-group RequestCount, HTTPCode_Target_5XX_Count and
 TargetResponseTime written into moto's CloudWatch, split by the weights the listener serves.
 
 This is the load balancer's side of the analysis (what AWS publishes), not the analysis: the
