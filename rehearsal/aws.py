@@ -46,26 +46,20 @@ def aws_env(endpoint: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server on a free loopback port; yields its endpoint and stops it whatever happens."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+def local_server(command: list[str], ready_url: str, what: str) -> Iterator[None]:
+    """Run `command` (a server on 127.0.0.1) until `ready_url` answers; stop it whatever happens."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                urllib.request.urlopen(ready_url, timeout=1).close()
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
+                    raise RuntimeError(f"{what} did not start") from None
                 time.sleep(0.1)
-        yield endpoint
+        yield
     finally:
         process.terminate()
         try:
@@ -73,6 +67,16 @@ def moto_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on a free loopback port; yields its endpoint and stops it whatever happens."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with local_server(command, f"{endpoint}/moto-api/", "moto server"):
+        yield endpoint
 
 
 def _aws(service: str) -> Any:

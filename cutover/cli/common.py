@@ -115,6 +115,50 @@ def markdown_or_json(flag: str) -> Any:
     )
 
 
+def gate_options_of(required: bool) -> Any:
+    """--records and --gates-config: the gate records and the pack config that judges them."""
+
+    def add(fn: Any) -> Any:
+        fn = click.option(
+            "--records",
+            type=click.Path(file_okay=False, path_type=Path),
+            required=required,
+            help="Folder of gate record files.",
+        )(fn)
+        return click.option(
+            "--gates-config",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=required,
+            help="The policy pack config JSON (trusted keys, limits).",
+        )(fn)
+
+    return add
+
+
+gate_options = gate_options_of(required=True)
+
+
+def deploy_key_options(what: str) -> Any:
+    """--key (the deploy key, or $CUTOVER_DEPLOY_KEY) and --valid-for of a record it signs."""
+
+    def add(fn: Any) -> Any:
+        fn = click.option(
+            "--valid-for",
+            type=DURATION,
+            default="7d",
+            show_default=True,
+            help=f"How long the {what} record is valid.",
+        )(fn)
+        return click.option(
+            "--key",
+            "key_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Deploy key (PEM); default: $CUTOVER_DEPLOY_KEY.",
+        )(fn)
+
+    return add
+
+
 def outputs_options(fn: Any) -> Any:
     """--outputs/--stack (which stack) and --journal (where its deployments are kept)."""
     fn = click.option(

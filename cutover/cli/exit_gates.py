@@ -3,47 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
-from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
+from cutover.cli.common import (
+    Context,
+    deploy_key_options,
+    gate_options,
+    output_option,
+    outputs_options,
+    say,
+)
 
 
 @click.command("exit-gates")
 @outputs_options
-@click.option(
-    "--records",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder of gate record files (the rollback-drill records).",
-)
-@click.option(
-    "--gates-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The policy pack config JSON (trusted keys).",
-)
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Deploy key (PEM): sign a stage-exit record into --records (default: no record).",
-)
-@click.option(
-    "--valid-for",
-    type=DURATION,
-    default="7d",
-    show_default=True,
-    help="How long the stage-exit record is valid.",
-)
+@gate_options
+@deploy_key_options("stage-exit")
 @output_option
 def exit_gates(
     outputs: tuple[Path, ...],
     stack: str | None,
     journal: str,
-    records: Path,
     gates_config: Path,
+    records: Path,
     key_file: Path | None,
     valid_for: float,
     fmt: str,
@@ -51,7 +36,8 @@ def exit_gates(
     """Judge the stage's exit gates, each with its evidence: deployment successful (the latest
     shift succeeded and verified, and the routing serves what it left), monitoring active
     (read live: alarms with actions and not in ALARM, the dashboard, the watchdog's schedule)
-    and rollback tested (a valid drill record for the serving release). With --key, sign a
+    and rollback tested (a valid drill record for the serving release). With --key (or
+    $CUTOVER_DEPLOY_KEY), sign a
     stage-exit record binding stack, release, color and the verdicts, which the next stage
     can require (`cutover records verify` checks it). Exit 0 when all three hold, 1 otherwise.
 
@@ -70,7 +56,8 @@ def exit_gates(
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records
 
-    key = private_key(key_file, "CUTOVER_DEPLOY_KEY") if key_file else None
+    signing = key_file is not None or bool(os.environ.get("CUTOVER_DEPLOY_KEY"))
+    key = private_key(key_file, "CUTOVER_DEPLOY_KEY") if signing else None
     pack_config = load_gates_config(gates_config)
     found = load_records(records)
     ctx = Context(outputs, stack, journal)

@@ -11,6 +11,7 @@ import click
 from cutover.cli.common import (
     DURATION,
     Context,
+    gate_options_of,
     markdown_or_json,
     output_option,
     outputs_options,
@@ -29,16 +30,7 @@ from cutover.cli.common import (
     show_default=True,
     help="Folder for the report and its plot.",
 )
-@click.option(
-    "--records",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of gate records: with --gates-config, the report judges the exit gates.",
-)
-@click.option(
-    "--gates-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The policy pack config JSON (trusted keys), for the exit gates.",
-)
+@gate_options_of(required=False)
 def report(
     outputs: tuple[Path, ...],
     stack: str | None,
@@ -46,8 +38,8 @@ def report(
     deployment_id: str | None,
     fmt: str,
     out: Path,
-    records: Path | None,
     gates_config: Path | None,
+    records: Path | None,
 ) -> None:
     """Timeline, success rate, downtime and rollback time of a deployment, with a plot.
 

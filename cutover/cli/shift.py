@@ -15,6 +15,8 @@ from cutover.cli.common import (
     DURATION_FORMS,
     DURATION_OR_ZERO,
     Context,
+    deploy_key_options,
+    gate_options,
     outputs_options,
     progress_in_place,
     say,
@@ -24,21 +26,6 @@ EXIT_CODES = (
     "Exit codes: 0 the shift succeeded; 1 it failed and traffic was given back; 2 bad input or "
     "a refused gate (nothing was changed); 3 another deployment holds the lock."
 )
-
-
-def gate_options(fn: Any) -> Any:
-    fn = click.option(
-        "--records",
-        type=click.Path(file_okay=False, path_type=Path),
-        required=True,
-        help="Folder of gate record files.",
-    )(fn)
-    return click.option(
-        "--gates-config",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="The policy pack config JSON (trusted keys, limits).",
-    )(fn)
 
 
 @click.command(epilog=EXIT_CODES)
@@ -290,19 +277,7 @@ def _probe(text: str) -> tuple[str, int]:
     "--interval", type=DURATION, default="5s", show_default=True, help="Guard polling interval."
 )
 @gate_options
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Deploy key (PEM); default: $CUTOVER_DEPLOY_KEY.",
-)
-@click.option(
-    "--valid-for",
-    type=DURATION,
-    default="7d",
-    show_default=True,
-    help="How long the drill record is valid.",
-)
+@deploy_key_options("drill")
 def drill(
     outputs: tuple[Path, ...],
     stack: str | None,

@@ -11,17 +11,14 @@ import contextlib
 import os
 import random
 import shutil
-import subprocess
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from rehearsal.aws import free_port
+from rehearsal.aws import free_port, local_server
 from rehearsal.traffic import Traffic
 
 # What the analysis asks Prometheus for the exporter's series (cutover:analysis.prometheus.queries).
@@ -139,32 +136,12 @@ def prometheus_server(binary: str, target: str, folder: Path) -> Iterator[str]:
         f"      - targets: ['{target}']\n"
     )
     port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("prometheus did not start") from None
-                time.sleep(0.2)
+    with local_server(command, f"{url}/-/ready", "prometheus"):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
