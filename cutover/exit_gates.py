@@ -64,14 +64,14 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
     if latest.status != Status.SUCCEEDED:
         reason = f" ({latest.failure.reason}: {latest.failure.detail})" if latest.failure else ""
         return ExitGate(DEPLOYMENT_SUCCESSFUL, False, said + reason)
-    wanted = service.outputs.analysis.verify_minutes * 60 if service.outputs.analysis else 0.0
+    stack_asks = service.outputs.analysis.verify_minutes * 60 if service.outputs.analysis else 0.0
     verified = [e for e in latest.events if e.type == EventType.VERIFIED]
-    if wanted and not verified:
+    if (stack_asks or latest.options.verify_for) and not verified:
         return ExitGate(
             DEPLOYMENT_SUCCESSFUL,
             False,
-            f"{said}, but not verified at 100% (the stack asks {wanted:g}s; --verify-for was "
-            f"{latest.options.verify_for:g}s)",
+            f"{said}, but not verified at 100% (the stack asks {stack_asks:g}s; the shift was "
+            f"asked {latest.options.verify_for:g}s and did not complete it)",
         )
     served = service.router.served()
     if served != latest.plan[-1]:

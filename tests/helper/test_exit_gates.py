@@ -144,3 +144,25 @@ def test_the_report_has_an_exit_gates_table(shifted: AwsStack) -> None:
     assert "## Exit gates" in text
     assert "| prod/checkout | deployment successful | pass |" in text
     assert "| prod/checkout | rollback tested | pass |" in text
+
+
+def test_a_verification_cut_short_by_promote_full_is_not_a_successful_deployment(
+    aws: AwsStack,
+) -> None:
+    process = aws.spawn(*aws.args("shift", "--to", "green", *aws.gate_args(), "--steps", "100",
+                                  *FAST, "--verify-for", "60s"))  # fmt: skip
+    aws.wait_for(
+        lambda: any(e["type"] == "verifying" for d in aws.deployments() for e in d["events"]),
+        what="the verification at 100%",
+    )
+    promoted = aws.cutover(*aws.args("promote", "--full"))
+    assert promoted.returncode == 0, promoted.stderr
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "Verification cut short by `cutover promote --full`." in out
+    code, gates = exit_gates(aws)
+    assert code == 1
+    assert (
+        "not verified at 100% (the stack asks 0s; the shift was asked 60s"
+        in (gates["deployment successful"]["evidence"])
+    )
