@@ -13,16 +13,18 @@ import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cutover_gates.contract import COLORS, Color, other_color
 
-from cutover.analysis import BASELINE_WINDOWS, Settings, judge
 from cutover.aws import client
 from cutover.deployment import Options, Sample
-from cutover.metrics import MetricSource, MetricsUnavailable, source_for
 from cutover.service import Service
 from cutover.weights import Weights
+
+if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process never judges
+    from cutover.analysis import Settings
+    from cutover.metrics import MetricSource
 
 State = Literal["ok", "fail", "inconclusive"]
 # Guards whose failure means users are not being served (counted as downtime).
@@ -160,6 +162,9 @@ class AnalysisGuard:
         self.before: dict[str, list[Any]] = {}  # the pre-shift baseline, read once
 
     def check(self) -> Verdict:
+        from cutover.analysis import BASELINE_WINDOWS, judge
+        from cutover.metrics import MetricsUnavailable
+
         now = self.now()
         until = now - now % self.period
         if until <= self.judged_until:
@@ -202,6 +207,8 @@ def analysis_guard(
     serves some traffic (and the shift did not turn it off)."""
     if not options.analysis or weights[options.target] == 0:
         return None
+    from cutover.metrics import source_for
+
     sources = [
         (s.outputs.name, source, s.outputs.analysis)
         for s in services

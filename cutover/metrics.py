@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import string
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -130,6 +127,10 @@ class PrometheusSource:
         self.read: dict[tuple[Color, float], Window] = {}  # complete windows do not change
 
     def query(self, name: str, color: Color, at: float) -> float | None:
+        import urllib.error
+        import urllib.parse
+        import urllib.request  # here, not at the top: a rollback process never queries
+
         promql = string.Template(self.templates[name]).safe_substitute(
             namespace=self.namespace,
             service=self.services[color],

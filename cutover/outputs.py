@@ -6,8 +6,9 @@ The program exports through `export_outputs`; the helper reads the JSON of
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover_gates.contract import (
     ALARM_NAMES,
@@ -28,7 +29,8 @@ from cutover_gates.contract import (
     TOPIC_ARN,
 )
 
-from cutover.analysis import Settings
+if TYPE_CHECKING:
+    from cutover.analysis import Settings
 
 REQUIRED = (
     STACK,
@@ -157,12 +159,6 @@ class StackOutputs:
         self.journal_table: str | None = data.get(JOURNAL_TABLE)
         self.topic_arn: str | None = data.get(TOPIC_ARN)
         self.test_url: str | None = data.get(TEST_URL)
-        self.analysis: Settings | None = None
-        if data.get(ANALYSIS) is not None:
-            try:
-                self.analysis = Settings.from_json(data[ANALYSIS])
-            except ValueError as e:
-                raise fail(ANALYSIS, str(e)) from None
         self.metrics: dict[str, Any] | None = data.get(METRICS)
         if self.metrics is not None and not (
             isinstance(self.metrics, dict)
@@ -171,6 +167,20 @@ class StackOutputs:
             and set(self.metrics["targetGroups"]) == set(COLORS)
         ):
             raise fail(METRICS, "must be {namespace, loadBalancer, targetGroups: {blue, green}}")
+
+    @cached_property
+    def analysis(self) -> Settings | None:
+        """The stack's `cutover:analysis` settings (output `analysis`), read where they are
+        used (a rollback process never reads them); ConfigError when malformed."""
+        from cutover.analysis import Settings
+        from cutover.errors import ConfigError
+
+        if self.data.get(ANALYSIS) is None:
+            return None
+        try:
+            return Settings.from_json(self.data[ANALYSIS])
+        except ValueError as e:
+            raise ConfigError(f"{self.source}: output {ANALYSIS!r} {e}") from None
 
     @property
     def route_key(self) -> str:

@@ -163,6 +163,7 @@ def shift(
     ctx = Context(outputs, stack, journal)
     options.analysis = analysis == "on"
     options.verify_for = verify_seconds(ctx.all_outputs) if verify_for is None else verify_for
+    analysis_line = analysis_said(ctx.all_outputs, options)  # reads (and checks) `analysis`
     if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
         say(f"{target} already serves all traffic; nothing to shift.")
         return
@@ -173,7 +174,7 @@ def shift(
         shifter = ctx.shift(Interrupts(log), log)
         deployment = shifter.start(options)
         log(f"Deployment {deployment.id}: {len(deployment.plan)} step(s) towards {target}.")
-        log(analysis_said(ctx.all_outputs, options))
+        log(analysis_line)
         shifter.run()
         log(f"Shift {deployment.id} succeeded: {target} serves all traffic.")
     _write_back(stack, stack_config, target)

@@ -184,3 +184,21 @@ def test_the_analysis_needs_no_flag_and_reads_one_call_per_poll(tmp_path: Path) 
         ("blue_0", "Sum"), ("blue_1", "Sum"), ("blue_2", "p99"),
         ("green_0", "Sum"), ("green_1", "Sum"), ("green_2", "p99"),
     ]  # fmt: skip
+
+
+def test_a_malformed_analysis_output_is_named_and_nothing_moves(metered: AwsStack) -> None:
+    data = json.loads(metered.outputs[SERVICE].read_text())
+    data["analysis"]["latencyStatistic"] = "median"
+    bad = metered.tmp / "bad-outputs.json"
+    bad.write_text(json.dumps(data))
+    result = metered.cutover(
+        "shift", "--to", "green", *metered.gate_args(), "--outputs", str(bad),
+        "--journal", metered.journal(), "--steps", "100",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: --outputs {bad}: output 'analysis' latencyStatistic 'median' is not p<N> or "
+        "Average"
+    )
+    assert metered.served(SERVICE) == {"blue": 100, "green": 0}
+    assert metered.deployments() == []
