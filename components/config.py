@@ -447,7 +447,7 @@ def _analysis(raw: Mapping[str, Any], production: bool, gateway: bool) -> Settin
     """`cutover:analysis`: the metric analysis of target against baseline during a shift."""
     found = _object(raw, "analysis", required=False)
     known = {"enabled", "periodSeconds", "maxErrorRateIncrease", "maxLatencyIncreasePercent"}
-    known |= {"latencyStatistic", "minRequests", "verifyMinutes"} | (
+    known |= {"latencyStatistic", "minRequests", "verifyMinutes", "delaySeconds"} | (
         {"prometheus"} if gateway else set()
     )
     _unknown(found, "analysis", known)
@@ -497,6 +497,11 @@ def _analysis(raw: Mapping[str, Any], production: bool, gateway: bool) -> Settin
         min_requests=_int(found.get("minRequests", 50), "analysis.minRequests", 1, 10**9),
         verify_minutes=_number(
             found.get("verifyMinutes", 10 if production else 0), "analysis.verifyMinutes", 0, 1440
+        ),
+        # the ALB publishes each minute's figures within about a minute; Prometheus has them
+        # at its next scrape
+        delay_seconds=_int(
+            found.get("delaySeconds", 0 if gateway else 60), "analysis.delaySeconds", 0, 900
         ),
         prometheus=prometheus,
     )

@@ -38,6 +38,7 @@ class Settings:
     latency_statistic: str = "p99"  # a CloudWatch statistic: p99, p95, Average, ...
     min_requests: int = 50
     verify_minutes: float = 0.0
+    delay_seconds: int = 0  # how long after a window's end its figures are all published
     prometheus: dict[str, Any] | None = None  # {"url", "queries"} on Gateway stacks
 
     def to_json(self) -> dict[str, Any]:
@@ -49,6 +50,7 @@ class Settings:
             "latencyStatistic": self.latency_statistic,
             "minRequests": self.min_requests,
             "verifyMinutes": self.verify_minutes,
+            "delaySeconds": self.delay_seconds,
         }
         if self.prometheus is not None:
             found["prometheus"] = self.prometheus
@@ -68,12 +70,13 @@ class Settings:
                 latency_statistic=str(data.get("latencyStatistic", "p99")),
                 min_requests=int(data.get("minRequests", 50)),
                 verify_minutes=float(data.get("verifyMinutes", 0.0)),
+                delay_seconds=int(data.get("delaySeconds", 0)),
                 prometheus=data.get("prometheus"),
             )
         except (TypeError, ValueError) as e:
             raise ValueError(f"has a field of the wrong type ({e})") from None
-        if settings.period_seconds < 1 or settings.min_requests < 0:
-            raise ValueError("needs periodSeconds >= 1 and minRequests >= 0")
+        if settings.period_seconds < 1 or settings.min_requests < 0 or settings.delay_seconds < 0:
+            raise ValueError("needs periodSeconds >= 1, minRequests >= 0 and delaySeconds >= 0")
         if not STATISTIC.fullmatch(settings.latency_statistic):
             raise ValueError(
                 f"latencyStatistic {settings.latency_statistic!r} is not p<N> or Average"

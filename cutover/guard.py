@@ -155,6 +155,7 @@ class AnalysisGuard:
         self.sources, self.target, self.live_baseline = sources, target, live_baseline
         self.step_began, self.shift_began, self.now = step_began, shift_began, now
         self.period = max(settings.period_seconds for _, _, settings in sources)
+        self.delay = max(settings.delay_seconds for _, _, settings in sources)
         self.judged_until = self.step_began - self.step_began % self.period
         self.last = Verdict(
             self.kind, "ok", f"first {self.period}s window not over yet", fresh=False
@@ -165,7 +166,8 @@ class AnalysisGuard:
         from cutover.analysis import BASELINE_WINDOWS, judge
         from cutover.metrics import MetricsUnavailable
 
-        now = self.now()
+        # a window is judged once its figures are published: `delaySeconds` after its end
+        now = self.now() - self.delay
         until = now - now % self.period
         if until <= self.judged_until:
             return Verdict(self.kind, self.last.state, self.last.detail, False, self.last.figures)

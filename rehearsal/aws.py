@@ -356,6 +356,7 @@ def rehearsal_analysis(analysis: dict[str, Any], period: int | None) -> dict[str
         "periodSeconds": period,
         "latencyStatistic": "Average",
         "verifyMinutes": 0,
+        "delaySeconds": 0,  # moto has a rehearsal's figures as soon as they are written
     }
 
 

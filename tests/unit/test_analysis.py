@@ -146,3 +146,36 @@ def test_a_gateway_stack_needs_prometheus_when_the_analysis_is_on() -> None:
     config["cutover:analysis"] = bad_query
     with pytest.raises(ConfigError, match="cutover:analysis.prometheus.queries.rps"):
         parse(config)
+
+
+class Recorded:
+    """Figures already read from a metric source: every window has 1,000 requests a color."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[float, float]] = []
+
+    def windows(self, start: float, end: float) -> dict[str, list[Window]]:
+        self.asked.append((start, end))
+        starts = window_starts(start, end, 60)
+        return {c: windows([1.0] * len(starts)) for c in ("blue", "green")}
+
+
+def test_a_window_is_judged_once_and_only_after_its_figures_are_published() -> None:
+    from cutover.guard import AnalysisGuard
+
+    source, now = Recorded(), [6000.0]
+    delayed = Settings(latency_statistic="Average", delay_seconds=60)
+    guard = AnalysisGuard([("svc", source, delayed)], "green", True, 6000.0, 5000.0,
+                          lambda: now[0])  # fmt: skip
+    now[0] = 6090.0  # the step's first window ended 30 s ago: not yet published
+    assert not guard.check().fresh and source.asked == []
+    now[0] = 6120.0
+    first = guard.check()
+    assert first.fresh and first.state == "ok" and first.figures["target"]["windows"] == 1
+    now[0] = 6150.0  # the same window again: repeated, not counted again
+    assert not guard.check().fresh and len(source.asked) == 1
+
+
+def test_publishing_delay_defaults_follow_the_metric_source() -> None:
+    assert parse(prod_config()).analysis.delay_seconds == 60  # CloudWatch: about a minute
+    assert parse(kubernetes_config()).analysis.delay_seconds == 0  # Prometheus: next scrape
