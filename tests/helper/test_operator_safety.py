@@ -118,7 +118,11 @@ def test_promote_during_a_bake_is_refused_and_nothing_is_stored(aws: AwsStack) -
         )
     )
     with running(process):
-        aws.wait_for(lambda: aws.served() == {"blue": 80, "green": 20}, what="first step")
+        # the first step served and journaled (until then the shift is still "writing" it)
+        aws.wait_for(
+            lambda: any(e["type"] == "step" for d in aws.deployments() for e in d["events"]),
+            what="first step",
+        )
         early = aws.cutover(*aws.args("promote"))
         assert early.returncode == 2, early.stderr
         assert "is baking step 1/2 (blue 80 / green 20)" in early.stderr
