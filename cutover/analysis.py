@@ -8,7 +8,9 @@ step so far, its figures exceed the baseline's by more than the allowed margin i
 one-sided Mann-Whitney U rank test finds significant (p <= ALPHA). The margin is taken off
 the target's figures first (error rate minus `maxErrorRateIncrease` points, latency divided
 by 1 + `maxLatencyIncreasePercent`/100), so a target within the margin can never fail however
-many windows agree. A window with fewer than `minRequests` requests on either color says
+many windows agree. For the error rate, the excess must also be significant on the pooled
+counts (a test of two proportions), since the rank test weighs a window of 50 requests like
+one of 50,000. A window with fewer than `minRequests` requests on either color says
 nothing; when the latest one is such a window, the verdict is inconclusive.
 """
 
@@ -136,15 +138,16 @@ def judge(
     b = [w for w in baseline if w.requests >= enough]
     margin = settings.max_error_rate_increase
     errors_p = _greater([w.error_rate - margin for w in t], [w.error_rate for w in b])
+    counts_p = _excess(t, b, margin)
     scale = 1 + settings.max_latency_increase_percent / 100
     latency_p = _greater(
         [w.latency / scale for w in t if w.latency is not None],
         [w.latency for w in b if w.latency is not None],
     )
-    figures["p"] = {"errorRate": errors_p, "latency": latency_p}
+    figures["p"] = {"errorRate": errors_p, "errorCounts": counts_p, "latency": latency_p}
     said = _said(figures, names, settings)
     failed = []
-    if errors_p is not None and errors_p <= ALPHA:
+    if errors_p is not None and errors_p <= ALPHA and counts_p <= ALPHA:
         failed.append(f"error rate more than {margin:g} points above {names[1]}'s")
     if latency_p is not None and latency_p <= ALPHA:
         failed.append(
@@ -165,6 +168,24 @@ def _greater(x: list[float], y: list[float]) -> float | None:
         return None
     p = float(mannwhitneyu(x, y, alternative="greater").pvalue)
     return None if math.isnan(p) else round(p, 6)
+
+
+def _excess(target: list[Window], baseline: list[Window], margin: float) -> float:
+    """One-sided p-value that the target's pooled error rate exceeds the baseline's by more
+    than `margin` points, given how many requests each side's rate rests on (a normal test
+    of two proportions): a few windows of few requests cannot fail a release on noise alone."""
+    from scipy.stats import norm
+
+    def pooled(windows: list[Window]) -> tuple[float, float]:
+        requests = sum(w.requests for w in windows)
+        return sum(w.errors for w in windows) / requests, requests
+
+    (p1, n1), (p2, n2) = pooled(target), pooled(baseline)
+    excess = 100 * (p1 - p2) - margin
+    spread = 100 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    if spread == 0:
+        return 0.0 if excess > 0 else 1.0
+    return round(float(norm.sf(excess / spread)), 6)
 
 
 def _figures(

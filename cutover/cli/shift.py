@@ -200,8 +200,12 @@ def analysis_said(all_outputs: list[Any], options: Any) -> str:
         f"latency +{on[0].max_latency_increase_percent:g}%, at least {on[0].min_requests} "
         "requests a window)"
     )
-    if options.bake and options.bake < period:
-        line += f"; note: a --bake of {options.bake:g}s ends before one window does"
+    first = period + max(a.delay_seconds for a in on)  # the first window is judged then
+    if options.bake < first:
+        line += (
+            f"; note: a --bake of {options.bake:g}s ends before the first window is judged "
+            f"({first}s: one window and its publishing delay), so only --verify-for is analysed"
+        )
     return line + "."
 
 
