@@ -77,8 +77,8 @@ class Settings:
             )
         except (TypeError, ValueError) as e:
             raise ValueError(f"has a field of the wrong type ({e})") from None
-        if settings.period_seconds < 1 or settings.min_requests < 0 or settings.delay_seconds < 0:
-            raise ValueError("needs periodSeconds >= 1, minRequests >= 0 and delaySeconds >= 0")
+        if settings.period_seconds < 1 or settings.min_requests < 1 or settings.delay_seconds < 0:
+            raise ValueError("needs periodSeconds >= 1, minRequests >= 1 and delaySeconds >= 0")
         if not STATISTIC.fullmatch(settings.latency_statistic):
             raise ValueError(
                 f"latencyStatistic {settings.latency_statistic!r} is not p<N> or Average"

@@ -70,8 +70,9 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
         return ExitGate(
             DEPLOYMENT_SUCCESSFUL,
             False,
-            f"{said}, but not verified at 100% (the stack asks {stack_asks:g}s; the shift was "
-            f"asked {latest.options.verify_for:g}s and did not complete it)",
+            f"{said}, but not verified at 100% (the stack asks {stack_asks:g}s; --verify-for "
+            f"was {latest.options.verify_for:g}s"
+            + (", not completed)" if latest.options.verify_for else ")"),
         )
     served = service.router.served()
     if served != latest.plan[-1]:

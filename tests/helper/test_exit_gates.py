@@ -163,6 +163,6 @@ def test_a_verification_cut_short_by_promote_full_is_not_a_successful_deployment
     code, gates = exit_gates(aws)
     assert code == 1
     assert (
-        "not verified at 100% (the stack asks 0s; the shift was asked 60s"
+        "not verified at 100% (the stack asks 0s; --verify-for was 60s, not completed)"
         in (gates["deployment successful"]["evidence"])
     )
