@@ -11,6 +11,7 @@ import contextlib
 import os
 import random
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,16 +126,18 @@ class ColorExporter:
 
 
 @contextlib.contextmanager
-def prometheus_server(binary: str, target: str, folder: Path) -> Iterator[str]:
-    """Prometheus on a free loopback port scraping `target` every 250 ms; yields its URL and
-    stops it whatever happens."""
+def prometheus_server(binary: str, target: str | None, folder: Path) -> Iterator[str]:
+    """Prometheus on a free loopback port, scraping `target` every 250 ms (if any) and
+    serving whatever `folder/data` already holds; yields its URL and stops it whatever
+    happens."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 250ms\n  evaluation_interval: 250ms\n"
-        "scrape_configs:\n  - job_name: app\n    static_configs:\n"
-        f"      - targets: ['{target}']\n"
+    scrape = (
+        f"scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
+        if target
+        else ""
     )
+    config.write_text("global:\n  scrape_interval: 250ms\n  evaluation_interval: 250ms\n" + scrape)
     port = free_port()
     command = [
         binary,
@@ -145,3 +148,18 @@ def prometheus_server(binary: str, target: str, folder: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with local_server(command, f"{url}/-/ready", "prometheus"):
         yield url
+
+
+def backfill(binary: str, openmetrics: str, folder: Path) -> None:
+    """Write `openmetrics` (samples with timestamps in the past) into `folder/data` as TSDB
+    blocks with the server's own `promtool`, for a Prometheus started on that folder."""
+    source = folder / "backfill.om"
+    folder.mkdir(parents=True, exist_ok=True)
+    source.write_text(openmetrics)
+    promtool = str(Path(binary).with_name("promtool"))
+    subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source),
+         str(folder / "data")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip

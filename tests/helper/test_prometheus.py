@@ -4,6 +4,8 @@ on 127.0.0.1, scraping an exporter whose per-color counters follow the HTTPRoute
 from __future__ import annotations
 
 import json
+import random
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -11,11 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from cutover.analysis import Settings
+from cutover.guard import AnalysisGuard
+from cutover.metrics import PrometheusSource
 from rehearsal.traffic import Traffic
 from tests.harness.cli_runs import wait_for
 from tests.harness.cluster import NS, Cluster, gateway_cluster
 from tests.harness.kube_api import KubeApi
-from tests.harness.prometheus import QUERIES, ColorExporter, prometheus_server, require_prometheus
+from tests.harness.prometheus import (
+    QUERIES,
+    ColorExporter,
+    backfill,
+    prometheus_server,
+    require_prometheus,
+)
 
 PERIOD = 3  # seconds a window; Prometheus scrapes every 250 ms
 
@@ -63,6 +74,7 @@ def cluster(watched: tuple[Cluster, ColorExporter], tmp_path: Path) -> Cluster:
     cluster, exporter = watched
     cluster.reset(tmp_path)
     exporter.traffic.error_percent.update(blue=1.0, green=1.0)
+    exporter.traffic.per_second = 400
     return cluster
 
 
@@ -100,6 +112,27 @@ def test_a_healthy_target_passes_every_step(cluster: Cluster) -> None:
     assert "Metric analysis: green against the other color per 3s window" in result.stdout
 
 
+def test_too_few_requests_is_inconclusive_not_a_failure(
+    cluster: Cluster, watched: tuple[Cluster, ColorExporter]
+) -> None:
+    exporter = exporter_of(watched)
+    exporter.traffic.per_second = 30  # 9 requests a window reach green at 10%
+    time.sleep(PERIOD + 0.5)  # no window of the shift holds the earlier tests' traffic
+    result = cluster.cutover(
+        *cluster.shift("--steps", "10,100", "--bake", "8s", "--interval", "0.25s"),
+        "--max-inconclusive", "100",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (doc,) = cluster.deployments()
+    at_ten = [s["analysis"] for s in doc["samples"]
+              if s.get("analysis") and s["weights"]["green"] == 10]  # fmt: skip
+    assert "fail" not in {a["state"] for a in at_ten}
+    quiet = [a for a in at_ten if a["state"] == "inconclusive"]
+    assert len(quiet) >= 2 and all(
+        a["target"]["requests"] < 50 * a["target"]["windows"] for a in quiet
+    )
+
+
 def test_an_unreachable_prometheus_is_inconclusive_and_counted(cluster: Cluster) -> None:
     data = json.loads(cluster.outputs.read_text())
     data["analysis"]["prometheus"]["url"] = "http://127.0.0.1:9"  # nothing listens there
@@ -132,3 +165,66 @@ def test_exit_gates_on_a_gateway_stack_read_prometheus_and_the_cronjob(cluster: 
     assert "FAIL  monitoring active: the watchdog CronJob cutover-watchdog is suspended" in (
         suspended.stdout
     )
+
+
+def test_a_seeded_batch_of_30_healthy_shifts_has_no_false_rollback(tmp_path: Path) -> None:
+    """30 shifts of 10% -> 50% -> 100%, five 60 s windows a step, both colors at 1% errors
+    with binomial noise, as counters scraped every 15 s: backfilled into a real Prometheus
+    (its own promtool), then judged by the guard over the HTTP API on a clock set back to
+    each shift. Every window is judged ok."""
+    binary = require_prometheus()
+    rng = random.Random(20261127)
+    period, slot = 60, 1800  # a shift every 30 minutes: 5 windows before, 15 in it
+    base = (int(time.time()) - 26 * 3600) // slot * slot
+    steps = [{"blue": 90, "green": 10}, {"blue": 50, "green": 50}, {"blue": 0, "green": 100}]
+
+    def weights(t: int) -> dict[str, int]:
+        step = ((t - base) % slot - 5 * period) // (5 * period)
+        return steps[step] if 0 <= step < 3 else {"blue": 100, "green": 0}
+
+    counts = {c: {"requests": 0.0, "errors": 0.0, "latency": 0.0} for c in ("blue", "green")}
+    series: dict[str, list[str]] = {}
+    for t in range(base, base + 30 * slot + 15, 15):
+        for color, share in weights(t).items():
+            requests = 15 * 40 * share / 100  # 40 requests a second in all
+            spread = (requests * 0.01 * 0.99) ** 0.5
+            counts[color]["requests"] += requests
+            counts[color]["errors"] += max(0.0, round(rng.gauss(requests * 0.01, spread)))
+            counts[color]["latency"] += requests * rng.gauss(0.1, 0.005)
+            labels = f'{{namespace="{NS}",service="checkout-{color}"}}'
+            for name, key in (("app_requests_total", "requests"), ("app_errors_total", "errors"),
+                              ("app_latency_seconds_sum", "latency"),
+                              ("app_latency_seconds_count", "requests")):  # fmt: skip
+                series.setdefault(name + labels, []).append(f"{counts[color][key]} {t}")
+    families = {
+        "app_requests": "counter",
+        "app_errors": "counter",
+        "app_latency_seconds": "summary",
+    }
+    lines = []
+    for family, kind in families.items():
+        lines.append(f"# TYPE {family} {kind}")
+        lines += [f"{name} {sample}" for name, samples in series.items()
+                  if name.startswith(family + "_") for sample in samples]  # fmt: skip
+    backfill(binary, "\n".join(lines) + "\n# EOF\n", tmp_path)
+    with prometheus_server(binary, None, tmp_path) as url:
+        settings = Settings(
+            latency_statistic="Average", prometheus={"url": url, "queries": QUERIES}
+        )
+        source = PrometheusSource(
+            settings, NS, {"blue": "checkout-blue", "green": "checkout-green"}
+        )
+        verdicts = []
+        now = [0.0]
+        for n in range(30):
+            began = float(base + n * slot + 5 * period)
+            for i, served in enumerate(steps):
+                guard = AnalysisGuard([("checkout", source, settings)], "green",
+                                      served["blue"] > 0, began + 5 * period * i, began,
+                                      lambda: now[0])  # fmt: skip
+                for j in range(1, 6):
+                    now[0] = began + 5 * period * i + j * period
+                    verdicts.append(guard.check())
+    assert len(verdicts) == 30 * 15 and all(v.fresh for v in verdicts)
+    assert all(v.figures["target"]["requests"] >= 50 for v in verdicts if v.figures)
+    assert [v.detail for v in verdicts if v.state != "ok"] == []
