@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from cutover_gates.contract import APPROVAL, KINDS, ROLLBACK_DRILL, SECURITY_SIGNOFF, Color
@@ -21,6 +21,10 @@ from cutover.cli.common import (
     progress_in_place,
     say,
 )
+
+if TYPE_CHECKING:
+    from cutover.deployment import Options
+    from cutover.outputs import StackOutputs
 
 EXIT_CODES = (
     "Exit codes: 0 the shift succeeded; 1 it failed and traffic was given back; 2 bad input or "
@@ -181,12 +185,12 @@ def shift(
     say_exit_gates(ctx, found_records, pack_config)
 
 
-def verify_seconds(all_outputs: list[Any]) -> float:
+def verify_seconds(all_outputs: list[StackOutputs]) -> float:
     """The stacks' verification at 100%: the longest `cutover:analysis.verifyMinutes`."""
     return max((60 * o.analysis.verify_minutes for o in all_outputs if o.analysis), default=0.0)
 
 
-def analysis_said(all_outputs: list[Any], options: Any) -> str:
+def analysis_said(all_outputs: list[StackOutputs], options: Options) -> str:
     """One line on what judges the target against the baseline during this shift."""
     on = [o.analysis for o in all_outputs if o.analysis and o.analysis.enabled]
     if not options.analysis:
@@ -204,12 +208,15 @@ def analysis_said(all_outputs: list[Any], options: Any) -> str:
     if options.bake < first:
         line += (
             f"; note: a --bake of {options.bake:g}s ends before the first window is judged "
-            f"({first}s: one window and its publishing delay), so only --verify-for is analysed"
+            f"({first}s: one window and its publishing delay), so no step is analysed, only "
+            "the verification at 100% (--verify-for)"
         )
     return line + "."
 
 
-def say_exit_gates(ctx: Any, found_records: Any, pack_config: Any) -> None:
+def say_exit_gates(
+    ctx: Context, found_records: list[tuple[Path, Any]], pack_config: dict[str, Any]
+) -> None:
     """The stage's exit gates after a shift (informational; `cutover exit-gates` signs them)."""
     from cutover.exit_gates import judge_stage_exit
 
