@@ -233,18 +233,27 @@ class Deployment:
 
     def activity(self, now: float) -> str:
         """What the deployment is doing, in words: "baking step 2/3 (blue 50 / green 50), 41 s
-        left", "paused before step 3/3", "writing step 1/3"."""
+        left", "paused before step 3/3", "writing step 1/3", "verifying blue 0 / green 100,
+        500 s left"."""
         total = len(self.plan)
         if self.status == Status.PAUSED:
             return f"paused before step {self.pause_index + 1}/{total}"
         if not self.status.active:
             return str(self.status)
         last = next(
-            (e for e in reversed(self.events) if e.type in (EventType.STEP, EventType.STEP_INTENT)),
+            (
+                e
+                for e in reversed(self.events)
+                if e.type in (EventType.STEP, EventType.STEP_INTENT, EventType.VERIFYING)
+            ),
             None,
         )
         if last is None:
             return f"starting (0/{total} steps served)"
+        if last.type == EventType.VERIFYING:
+            left = max(0.0, last.t + float(last.detail.get("seconds", 0)) - now)
+            weights = self.plan[-1]
+            return f"verifying blue {weights['blue']} / green {weights['green']}, {left:.0f} s left"
         index = int(last.detail.get("index", self.step))
         if last.type == EventType.STEP_INTENT:
             return f"writing step {index + 1}/{total}"

@@ -108,6 +108,10 @@ def test_activity_names_the_step_and_the_time_left() -> None:
     d.status = Status.PAUSED
     d.event("paused", 2012.0, index=1, before={"green": 100, "blue": 0})
     assert d.activity(2013.0) == "paused before step 2/2"
+    d.status = Status.IN_PROGRESS
+    d.event("step", 2014.0, index=1, weights={"green": 100, "blue": 0})
+    d.event("verifying", 2015.0, seconds=600)
+    assert d.activity(2115.0) == "verifying blue 0 / green 100, 500 s left"
 
 
 def test_figures_count_downtime_from_failing_samples_and_rollback_from_timings() -> None:
