@@ -85,7 +85,7 @@ def main() -> None:
         traffic = Traffic(per_second=400)
         live = LiveTraffic(
             boto3.client("cloudwatch"), boto3.client("elbv2"), data, traffic, seed=1
-        ).__enter__()
+        ).start()
         print("   traffic: 400 requests/s, 1% errors on each color, in CloudWatch per target group")
         common = ["--outputs", str(outputs), "--journal", f"file:{OUT / 'journal.json'}"]
         run("status", *common, env=env)
@@ -227,7 +227,7 @@ def main() -> None:
 
         step("12. Report: timeline, analysis, exit gates, rollback time, and a plot")
         run("report", *common, "--out", str(OUT), *gate_args, env=env)
-        live.__exit__()
+        live.close()
     print(f"\nDone in {time.monotonic() - started:.0f}s. Everything is in {OUT.resolve()}/")
 
 

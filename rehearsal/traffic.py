@@ -1,8 +1,9 @@
 """A rehearsal's traffic as an ALB reports it: per-target-group RequestCount, HTTPCode_Target_5XX_Count and
 TargetResponseTime written into moto's CloudWatch, split by the weights the listener serves.
 
-This is the load balancer's side of the analysis (what AWS publishes), not the analysis: the
-guard under test reads these series through GetMetricData like any other.
+This is the load balancer's side of a rehearsal (what AWS would publish), not the analysis:
+the analysis reads these series through GetMetricData like any other, in the demo, the tests
+and the benchmark.
 """
 
 from __future__ import annotations
@@ -96,10 +97,16 @@ class LiveTraffic:
             )
             publish(self.cloudwatch, self.outputs["metrics"]["namespace"], found)
 
-    def __enter__(self) -> LiveTraffic:
+    def start(self) -> LiveTraffic:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=10)
+
+    def __enter__(self) -> LiveTraffic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
