@@ -23,6 +23,10 @@ def test_a_cancelled_or_failed_shift_is_rolled_back_within_the_jobs_time() -> No
     assert job["timeout-minutes"] >= shift["timeout-minutes"] + rollback["timeout-minutes"]
     commit = next(s for s in job["steps"] if "git push" in s.get("run", ""))
     assert commit["if"] == "always() && steps.shift.outcome == 'success'"
+    # the stage's exit gates are judged after a successful shift and signed with the deploy key
+    gates = next(s for s in job["steps"] if "cutover exit-gates" in s.get("run", ""))
+    assert gates["if"] == "always() && steps.shift.outcome == 'success'"
+    assert gates["env"]["CUTOVER_DEPLOY_KEY"] == "${{ secrets.CUTOVER_DEPLOY_KEY }}"
     assert "gh pr create" in commit["run"]
 
 
