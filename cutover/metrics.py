@@ -55,10 +55,14 @@ class CloudWatchSource:
 
     def queries(self) -> list[dict[str, Any]]:
         period = self.settings.period_seconds
-        stats = {REQUESTS: "Sum", ERRORS: "Sum", LATENCY: self.settings.latency_statistic}
+        figures = {  # what the analysis calls each figure: CloudWatch's metric and statistic
+            "requests": (REQUESTS, "Sum"),
+            "errors": (ERRORS, "Sum"),
+            "latency": (LATENCY, self.settings.latency_statistic),
+        }
         return [
             {
-                "Id": f"{color}_{i}",
+                "Id": f"{color}_{figure}",
                 "MetricStat": {
                     "Metric": {
                         "Namespace": self.metrics["namespace"],
@@ -74,7 +78,7 @@ class CloudWatchSource:
                 "ReturnData": True,
             }
             for color in COLORS
-            for i, (name, stat) in enumerate(stats.items())
+            for figure, (name, stat) in figures.items()
         ]
 
     def windows(self, start: float, end: float) -> dict[Color, list[Window]]:
@@ -103,9 +107,9 @@ class CloudWatchSource:
             c: [
                 Window(
                     t,
-                    found.get(f"{c}_0", {}).get(t, 0.0),
-                    found.get(f"{c}_1", {}).get(t, 0.0),
-                    found.get(f"{c}_2", {}).get(t),
+                    found.get(f"{c}_requests", {}).get(t, 0.0),
+                    found.get(f"{c}_errors", {}).get(t, 0.0),  # reported only when not 0
+                    found.get(f"{c}_latency", {}).get(t),
                 )
                 for t in starts
             ]

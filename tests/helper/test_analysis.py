@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
@@ -172,7 +171,7 @@ def test_a_seeded_batch_of_30_healthy_shifts_has_no_false_rollback(
     assert [v.detail for v in verdicts if v.state != "ok"] == []
 
 
-def test_the_analysis_needs_no_flag_and_reads_one_call_per_poll(tmp_path: Path) -> None:
+def test_one_get_metric_data_call_asks_for_both_colors_three_series() -> None:
     """The guard's GetMetricData call asks for both colors' three series at once."""
     from cutover.analysis import Settings
     from cutover.metrics import CloudWatchSource
@@ -180,9 +179,14 @@ def test_the_analysis_needs_no_flag_and_reads_one_call_per_poll(tmp_path: Path) 
     metrics = {"namespace": "AWS/ApplicationELB", "loadBalancer": "app/lb/1",
                "targetGroups": {"blue": "targetgroup/b/1", "green": "targetgroup/g/2"}}  # fmt: skip
     queries = CloudWatchSource(metrics, Settings(latency_statistic="p99")).queries()
-    assert [(q["Id"], q["MetricStat"]["Stat"]) for q in queries] == [
-        ("blue_0", "Sum"), ("blue_1", "Sum"), ("blue_2", "p99"),
-        ("green_0", "Sum"), ("green_1", "Sum"), ("green_2", "p99"),
+    assert [(q["Id"], q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Stat"])
+            for q in queries] == [
+        ("blue_requests", "RequestCount", "Sum"),
+        ("blue_errors", "HTTPCode_Target_5XX_Count", "Sum"),
+        ("blue_latency", "TargetResponseTime", "p99"),
+        ("green_requests", "RequestCount", "Sum"),
+        ("green_errors", "HTTPCode_Target_5XX_Count", "Sum"),
+        ("green_latency", "TargetResponseTime", "p99"),
     ]  # fmt: skip
 
 
