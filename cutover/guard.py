@@ -10,7 +10,6 @@ windows is not `fresh` and is not counted again.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -228,8 +227,8 @@ def guards_for(
     services: list[Service],
     options: Options,
     weights: Weights,
-    began: float | None = None,
-    now: Callable[[], float] = time.time,
+    began: float,
+    now: Callable[[], float],
 ) -> list[Guard]:
     """What watches a step serving `weights`: the target color's alarms, ready instances of
     every color serving traffic, the shift's probes, and the metric analysis (`began`: when
@@ -246,7 +245,7 @@ def guards_for(
     }
     found.append(ReadyGuard(serving))
     found += [ProbeGuard(url, status) for url, status in options.probes]
-    analysis = analysis_guard(services, options, weights, now() if began is None else began, now)
+    analysis = analysis_guard(services, options, weights, began, now)
     return found + ([analysis] if analysis else [])
 
 
