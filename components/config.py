@@ -15,9 +15,8 @@ from typing import Any
 from cutover_gates.contract import COLORS, Color, digest_of, other_color
 from cutover_gates.record import PINNED_IMAGE
 
-from cutover.analysis import STATISTIC, Settings
+from cutover.analysis import QUERY_NAMES, STATISTIC, Settings
 from cutover.errors import ConfigError
-from cutover.metrics import QUERY_NAMES
 from cutover.weights import weights_for
 
 NAMESPACE = "cutover"

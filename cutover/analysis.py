@@ -24,6 +24,8 @@ from typing import Any, Literal
 ALPHA = 0.05
 # The baseline when the target serves everything: this many windows before the shift began.
 BASELINE_WINDOWS = 5
+# The figures read for each color and window (the keys of `prometheus.queries`).
+QUERY_NAMES = ("requests", "errors", "latency")
 STATISTIC = re.compile(r"^(Average|Maximum|p(\d{1,2}(\.\d+)?))$")
 
 JudgementState = Literal["ok", "fail", "inconclusive"]

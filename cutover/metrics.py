@@ -34,7 +34,6 @@ DEFAULT_QUERIES = {
     'istio_request_duration_milliseconds_bucket{destination_service_namespace="$namespace",'
     'destination_service_name="$service"}[$window]))) / 1000',
 }
-QUERY_NAMES = tuple(DEFAULT_QUERIES)
 
 
 class MetricsUnavailable(Exception):

@@ -200,3 +200,11 @@ def test_a_window_is_judged_once_and_only_after_its_figures_are_published() -> N
 def test_publishing_delay_defaults_follow_the_metric_source() -> None:
     assert parse(prod_config()).analysis.delay_seconds == 60  # CloudWatch: about a minute
     assert parse(kubernetes_config()).analysis.delay_seconds == 0  # Prometheus: next scrape
+
+
+def test_the_default_prometheus_queries_read_every_figure() -> None:
+    from cutover.analysis import QUERY_NAMES
+    from cutover.metrics import DEFAULT_QUERIES
+
+    assert tuple(DEFAULT_QUERIES) == QUERY_NAMES
+    assert all("$namespace" in q and "$service" in q for q in DEFAULT_QUERIES.values())
