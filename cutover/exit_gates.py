@@ -7,7 +7,7 @@
   Prometheus answers and the watchdog CronJob is not suspended);
 - rollback tested: a valid rollback-drill record for the serving release on this stack.
 
-`stage_exit_record` binds the three verdicts into a signed record of kind `stage-exit`.
+`stage_exit_details` are the three verdicts a signed `stage-exit` record binds (`cutover.gate_record`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from cutover_gates.contract import (
     COLORS,
     DASHBOARD,
     ROLLBACK_DRILL,
-    STAGE_EXIT,
     WATCHDOG,
     Color,
     Status,
@@ -242,21 +240,6 @@ def render_gates(name: str, gates: list[ExitGate]) -> str:
     return "\n".join(lines)
 
 
-def stage_exit_record(
-    service: Service, color: Color, gates: list[ExitGate], valid_for: timedelta
-) -> dict[str, Any]:
-    """The unsigned body of a `stage-exit` record: stack, release, color and the verdicts."""
-    from cutover_gates.record import make_record
-
-    release = service.outputs.releases[color]
-    return make_record(
-        kind=STAGE_EXIT,
-        project=service.outputs.project,
-        stack=service.outputs.stack,
-        version=str(release["version"]),
-        digest=str(release["digest"]),
-        color=color,
-        issued_at=datetime.now(UTC),
-        valid_for=valid_for,
-        details={"gates": [g.to_json() for g in gates], "passed": all(g.passed for g in gates)},
-    )
+def stage_exit_details(gates: list[ExitGate]) -> dict[str, Any]:
+    """What a `stage-exit` record binds besides the release: the three verdicts."""
+    return {"gates": [g.to_json() for g in gates], "passed": all(g.passed for g in gates)}

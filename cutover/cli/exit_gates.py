@@ -46,13 +46,12 @@ def exit_gates(
       cutover exit-gates --outputs prod.json --records gates/prod \\
         --gates-config gates/pack-config.json --key ~/.cutover/deploy.key
     """
-    from datetime import timedelta
-
-    from cutover_gates.record import sign
+    from cutover_gates.contract import STAGE_EXIT
 
     from cutover.cli.records import private_key
     from cutover.errors import ConfigError
-    from cutover.exit_gates import judge_stage_exit, stage_exit_record
+    from cutover.exit_gates import judge_stage_exit, stage_exit_details
+    from cutover.gate_record import sign_release_record
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records
 
@@ -74,12 +73,10 @@ def exit_gates(
         if fmt == "text":
             say(one.render())
         if key is not None and one.color is not None:
-            body = stage_exit_record(
-                one.service, one.color, one.gates, timedelta(seconds=valid_for)
+            details = stage_exit_details(one.gates)
+            path = sign_release_record(
+                one.service.outputs, one.color, STAGE_EXIT, details, key, valid_for, records
             )
-            name = f"{one.service.outputs.stack}-{one.color}-{body['release']['version']}"
-            path = records / f"{name}-stage-exit.json"
-            path.write_text(json.dumps(sign(body, key), indent=2) + "\n")
             entry["record"] = str(path)
             if fmt == "text":
                 say(f"Signed stage-exit record ({'passed' if one.passed else 'failed'}): {path}")

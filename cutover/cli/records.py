@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +143,10 @@ def _write_record(
     from datetime import UTC, datetime, timedelta
 
     from cutover_gates.contract import digest_of
-    from cutover_gates.record import DIGEST, make_record, sign
+    from cutover_gates.record import DIGEST, make_record
 
     from cutover.errors import ConfigError
+    from cutover.gate_record import write_signed
 
     if stack_file is not None and (version is None or digest is None):
         from cutover.offline import stack_config
@@ -176,7 +176,7 @@ def _write_record(
         valid_for=timedelta(seconds=valid_for),
         details=details,
     )
-    out.write_text(json.dumps(sign(body, key), indent=2) + "\n")
+    write_signed(out, body, key)
     say(f"Signed {kind} for {stack_name} {color} release {version}: {out}")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -311,14 +310,12 @@ def drill(
       cutover drill --outputs prod.json --to green --percent 5 \\
         --gates-config gates/pack-config.json --records gates/prod
     """
-    from datetime import UTC, datetime, timedelta
-
     from cutover_gates.contract import other_color
-    from cutover_gates.record import make_record, sign
 
     from cutover.cli.records import private_key
     from cutover.deployment import Options
     from cutover.errors import ConfigError
+    from cutover.gate_record import sign_release_record
     from cutover.interrupt import Interrupts
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records, preflight
@@ -343,23 +340,11 @@ def drill(
     seconds = round(done.timings.rollback_seconds or 0.0, 3)
     say(f"Drill {done.id}: {percent}% to {target} and back; restored and verified in {seconds}s.")
     for o in ctx.all_outputs:
-        release = o.releases[target]
-        body = make_record(
-            kind=ROLLBACK_DRILL,
-            project=o.project,
-            stack=o.stack,
-            version=release["version"],
-            digest=release["digest"],
-            color=target,
-            issued_at=datetime.now(UTC),
-            valid_for=timedelta(seconds=valid_for),
-            details={
-                "deployment": done.id,
-                "percent": percent,
-                "rollbackSeconds": seconds,
-                "restoreVerified": done.timings.restore_verified,
-            },
-        )
-        path = records / f"{o.stack}-{target}-{release['version']}-rollback-drill.json"
-        path.write_text(json.dumps(sign(body, key), indent=2) + "\n")
+        details = {
+            "deployment": done.id,
+            "percent": percent,
+            "rollbackSeconds": seconds,
+            "restoreVerified": done.timings.restore_verified,
+        }
+        path = sign_release_record(o, target, ROLLBACK_DRILL, details, key, valid_for, records)
         say(f"Signed rollback-drill record: {path}")
