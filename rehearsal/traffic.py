@@ -25,6 +25,18 @@ class Traffic:
     error_percent: dict[str, float] = field(default_factory=lambda: {"blue": 1.0, "green": 1.0})
     latency: dict[str, float] = field(default_factory=lambda: {"blue": 0.1, "green": 0.1})
 
+    def served(
+        self, color: str, seconds: float, weights: dict[str, int], rng: random.Random
+    ) -> tuple[int, int, float]:
+        """`color`'s requests, 5xx errors and mean latency over `seconds` under `weights`,
+        with binomial noise on the errors (by its normal approximation) and 5% on latency."""
+        requests = round(self.per_second * seconds * weights[color] / (sum(weights.values()) or 1))
+        rate = self.error_percent[color] / 100
+        spread = (requests * rate * (1 - rate)) ** 0.5
+        errors = min(requests, max(0, round(rng.gauss(requests * rate, spread))))
+        latency = max(0.001, rng.gauss(self.latency[color], self.latency[color] * 0.05))
+        return requests, errors, latency
+
 
 def datums(
     metrics: dict[str, Any],
@@ -36,16 +48,11 @@ def datums(
 ) -> list[dict[str, Any]]:
     """What the ALB publishes for `seconds` of traffic at `at` under `weights`, with noise."""
     found = []
-    total = sum(weights.values()) or 1
     moment = datetime.fromtimestamp(at, UTC)
     for color in COLORS:
-        requests = round(traffic.per_second * seconds * weights[color] / total)
+        requests, errors, latency = traffic.served(color, seconds, weights, rng)
         if not requests:
             continue
-        rate = traffic.error_percent[color] / 100
-        # binomial noise by its normal approximation (the counts are in the hundreds)
-        errors = max(0, round(rng.gauss(requests * rate, (requests * rate * (1 - rate)) ** 0.5)))
-        latency = max(0.001, rng.gauss(traffic.latency[color], traffic.latency[color] * 0.05))
         dimensions = [
             {"Name": "LoadBalancer", "Value": metrics["loadBalancer"]},
             {"Name": "TargetGroup", "Value": metrics["targetGroups"][color]},

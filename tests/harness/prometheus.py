@@ -103,16 +103,12 @@ class ColorExporter:
     def run(self, tick: float = 0.1) -> None:
         while not self.stop.wait(tick):
             weights = self.weights()
-            total = sum(weights.values()) or 1
             with self.lock:
                 for color, count in self.counts.items():
-                    requests = round(self.traffic.per_second * tick * weights[color] / total)
-                    rate = self.traffic.error_percent[color] / 100
-                    spread = (requests * rate * (1 - rate)) ** 0.5
-                    errors = max(0, round(self.rng.gauss(requests * rate, spread)))
+                    requests, errors, latency = self.traffic.served(color, tick, weights, self.rng)
                     count["requests"] += requests
-                    count["errors"] += min(errors, requests)
-                    count["latency"] += requests * self.traffic.latency[color]
+                    count["errors"] += errors
+                    count["latency"] += requests * latency
 
     def __enter__(self) -> ColorExporter:
         for thread in self.threads:

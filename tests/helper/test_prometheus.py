@@ -184,13 +184,13 @@ def test_a_seeded_batch_of_30_healthy_shifts_has_no_false_rollback(tmp_path: Pat
 
     counts = {c: {"requests": 0.0, "errors": 0.0, "latency": 0.0} for c in ("blue", "green")}
     series: dict[str, list[str]] = {}
+    traffic = Traffic(per_second=40)  # 1% errors on each color
     for t in range(base, base + 30 * slot + 15, 15):
-        for color, share in weights(t).items():
-            requests = 15 * 40 * share / 100  # 40 requests a second in all
-            spread = (requests * 0.01 * 0.99) ** 0.5
+        for color in ("blue", "green"):
+            requests, errors, latency = traffic.served(color, 15, weights(t), rng)
             counts[color]["requests"] += requests
-            counts[color]["errors"] += max(0.0, round(rng.gauss(requests * 0.01, spread)))
-            counts[color]["latency"] += requests * rng.gauss(0.1, 0.005)
+            counts[color]["errors"] += errors
+            counts[color]["latency"] += requests * latency
             labels = f'{{namespace="{NS}",service="checkout-{color}"}}'
             for name, key in (("app_requests_total", "requests"), ("app_errors_total", "errors"),
                               ("app_latency_seconds_sum", "latency"),
