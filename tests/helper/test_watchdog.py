@@ -101,7 +101,9 @@ def latest_status(aws: AwsStack) -> str | None:
         return None
 
 
-def test_two_passes_at_once_restore_once(aws: AwsStack) -> None:
+def kill_at_first_step_and_outlive_its_lease(aws: AwsStack) -> None:
+    """A shift run on another host, SIGKILLed while its first step (50/50) bakes; returns once
+    its lease has expired."""
     process = spawn_elsewhere(aws, *dynamo(aws, "shift", "--to", "green", *aws.gate_args(),
                               "--steps", "50,100", "--bake", "60s", "--interval", "0.1s"))  # fmt: skip
     with running(process):
@@ -109,6 +111,10 @@ def test_two_passes_at_once_restore_once(aws: AwsStack) -> None:
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=10)
     time.sleep(LEASE + 1.1)
+
+
+def test_two_passes_at_once_restore_once(aws: AwsStack) -> None:
+    kill_at_first_step_and_outlive_its_lease(aws)
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda _: watchdog(aws), range(2)))
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
@@ -185,13 +191,7 @@ def test_the_lambda_handler_runs_from_exactly_what_the_program_packages(aws: Aws
 
     aws.set_weights({"blue": 85, "green": 15})
     before = aws.forward_config()
-    process = spawn_elsewhere(aws, *dynamo(aws, "shift", "--to", "green", *aws.gate_args(),
-                              "--steps", "50,100", "--bake", "60s", "--interval", "0.1s"))  # fmt: skip
-    with running(process):
-        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=10)
-    time.sleep(LEASE + 1.1)
+    kill_at_first_step_and_outlive_its_lease(aws)
     invoke = (
         "import json; from cutover.watchdog import handler; print(json.dumps(handler({}, None)))"
     )
