@@ -14,10 +14,15 @@ import os
 from typing import Any
 
 # Standard mode retries throttling, 5xx and connection errors with exponential backoff and
-# jitter; a rollback must never wait long on one call, so attempts and timeouts are bounded.
-MAX_ATTEMPTS = 4  # in all, the first attempt included
+# jitter; a rollback must never wait long on one call, so attempts and timeouts are bounded,
+# and their sum (`longest_call_seconds`) stays well inside the lease that fences a write.
+MAX_ATTEMPTS = 3  # in all, the first attempt included
 CONNECT_TIMEOUT = 2.0
-READ_TIMEOUT = 5.0
+READ_TIMEOUT = 4.0
+# botocore's standard mode waits at most min(2 ** i, 20) s before retry i (1 s base scale for
+# throttling, `botocore/retries/standard.py`); it may add up to 5 s where a service sends
+# x-amz-retry-after, which neither ELB nor DynamoDB does.
+MAX_BACKOFF = 20.0
 POOL = 64  # concurrent calls, e.g. restoring many listeners at once
 
 
@@ -50,6 +55,20 @@ def _session() -> Any:
     return session
 
 
+def attempts() -> int:
+    return max(1, int(_setting("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)))
+
+
+def longest_call_seconds() -> float:
+    """The longest one AWS call can take, every retry and backoff included: after this long,
+    a write that was sent has landed or never will."""
+    n = attempts()
+    per_attempt = _setting("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT) + _setting(
+        "CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT
+    )
+    return n * per_attempt + sum(min(2.0 ** (i - 1), MAX_BACKOFF) for i in range(1, n))
+
+
 @functools.cache
 def client(service: str) -> Any:
     """One shared, thread-safe client per service."""
@@ -58,7 +77,7 @@ def client(service: str) -> Any:
     config = Config(
         retries={
             "mode": "standard",
-            "total_max_attempts": int(_setting("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)),
+            "total_max_attempts": attempts(),
         },
         connect_timeout=_setting("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
         read_timeout=_setting("CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT),

@@ -12,15 +12,19 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Literal
 
-from cutover_gates.contract import Color, Status, parse_color
+from cutover_gates.contract import Color, Outcome, Status, parse_color
 
+from cutover.timeline import Event, EventType, Failure, Sample, Timings
 from cutover.weights import Weights
 
 Mode = Literal["auto", "assisted", "manual"]
 SPARSE_SAMPLE_SECONDS = 60.0
+# Samples kept per deployment: past this, older samples that repeat the one before them are
+# thinned out (downtime, every change and every analysis verdict are kept), so a shift of any
+# length fits its journal item (DynamoDB's 400 KB).
+MAX_SAMPLES = 1500
 Kind = Literal["shift", "drill"]
 MODES: tuple[Mode, ...] = ("auto", "assisted", "manual")
 
@@ -35,6 +39,10 @@ def new_deployment_id(now: float | None = None) -> str:
     """Sortable by time: `20261127T081500Z-1a2b3c`."""
     moment = time.gmtime(time.time() if now is None else now)
     return time.strftime("%Y%m%dT%H%M%SZ", moment) + "-" + secrets.token_hex(3)
+
+
+class UnknownStatus(ValueError):
+    """A deployment whose status this release does not know (written by a newer one)."""
 
 
 @dataclass
@@ -89,117 +97,6 @@ class Options:
         )
 
 
-class EventType(StrEnum):
-    """What an event in a deployment's timeline records."""
-
-    STARTED = "started"
-    RESUMED = "resumed"
-    PAUSED = "paused"
-    PROMOTED = "promoted"
-    STEP_INTENT = "step-intent"
-    STEP = "step"
-    VERIFYING = "verifying"
-    VERIFIED = "verified"
-    ROLLBACK_REQUESTED = "rollback-requested"
-    RESTORED = "restored"
-    RESTORE_FAILED = "restore-failed"
-    FINISHED = "finished"
-
-
-@dataclass
-class Event:
-    """Something that happened, with its detail (weights, reason, ...)."""
-
-    t: float
-    type: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"t": self.t, "type": self.type, **self.detail}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Event:
-        detail = {k: v for k, v in data.items() if k not in ("t", "type")}
-        return cls(float(data["t"]), str(data["type"]), detail)
-
-
-@dataclass
-class Sample:
-    """One guard poll: the weights served, whether users were served, each guard's state, and
-    the analysis's figures for both colors when it judged a window at this poll."""
-
-    t: float
-    weights: Weights
-    ok: bool
-    guards: dict[str, str]
-    analysis: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        found = {"t": self.t, "weights": self.weights, "ok": self.ok, "guards": self.guards}
-        return found | ({"analysis": self.analysis} if self.analysis is not None else {})
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Sample:
-        return cls(
-            float(data["t"]),
-            dict(data["weights"]),
-            bool(data["ok"]),
-            dict(data["guards"]),
-            data.get("analysis"),
-        )
-
-
-_TIMINGS = {
-    "detected_at": "detectedAt",
-    "restore_started_at": "restoreStartedAt",
-    "restore_accepted_at": "restoreAcceptedAt",
-    "restored_at": "restoredAt",
-    "restore_verified": "restoreVerified",
-}
-
-
-@dataclass
-class Timings:
-    """When a failure was detected and the restore started, was accepted and was served."""
-
-    detected_at: float | None = None
-    restore_started_at: float | None = None
-    restore_accepted_at: float | None = None
-    restored_at: float | None = None
-    restore_verified: bool | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            key: getattr(self, name)
-            for name, key in _TIMINGS.items()
-            if getattr(self, name) is not None
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Timings:
-        return cls(**{name: data.get(key) for name, key in _TIMINGS.items()})
-
-    @property
-    def rollback_seconds(self) -> float | None:
-        """Failure detected to restored weights read back as served."""
-        if self.restored_at is None or self.detected_at is None:
-            return None
-        return self.restored_at - self.detected_at
-
-    @property
-    def restore_write_seconds(self) -> float | None:
-        """Failure detected to the restoring write accepted."""
-        if self.restore_accepted_at is None or self.detected_at is None:
-            return None
-        return self.restore_accepted_at - self.detected_at
-
-
-@dataclass
-class Failure:
-    reason: str
-    detail: str
-
-
 @dataclass
 class Deployment:
     """One deployment over one or more services moved in lockstep."""
@@ -223,6 +120,12 @@ class Deployment:
     timings: Timings = field(default_factory=Timings)
     failure: Failure | None = None
     endpoint: str | None = None  # an API endpoint other than the cloud's own (an emulator)
+    # The fence: bumped by the journal at every takeover; every save is conditional on it.
+    generation: int = 0
+    thinned: int = 0  # samples thinned out to keep the item bounded
+    # The status the journal holds as this process last read or wrote it (None: never
+    # saved); a save replaces exactly that status, or is refused.
+    journaled: Status | None = field(default=None, compare=False, repr=False)
 
     def state(self, lease_live: bool) -> Status:
         """The status as a person should read it: a deployment still in progress or paused
@@ -304,6 +207,60 @@ class Deployment:
             or sample.t - last.t >= SPARSE_SAMPLE_SECONDS
         ):
             self.samples.append(sample)
+        if len(self.samples) > MAX_SAMPLES:
+            self._thin()
+
+    def _thin(self) -> None:
+        """Drop every other sample of the older half that repeats the one kept before it
+        (same ok, same verdicts, no analysis): what a report adds up is unchanged."""
+        half = len(self.samples) // 2
+        kept: list[Sample] = []
+        drop = False
+        for sample in self.samples[:half]:
+            repeats = (
+                kept
+                and sample.analysis is None
+                and sample.ok == kept[-1].ok
+                and sample.guards == kept[-1].guards
+            )
+            if repeats and drop:
+                self.thinned += 1
+            else:
+                kept.append(sample)
+            drop = bool(repeats) and not drop
+        older = len(kept) + len(self.samples) - half - MAX_SAMPLES
+        if older > 0:  # only changes and verdicts left, and still too many: the oldest go
+            self.thinned += older
+            kept = kept[older:]
+        self.samples = kept + self.samples[half:]
+
+    @property
+    def moved_traffic(self) -> bool:
+        """Whether it ever wrote weights (a step's intent is journaled before its write)."""
+        return any(e.type == EventType.STEP_INTENT for e in self.events)
+
+    def outcomes(self) -> dict[str, Outcome]:
+        """What a finished shift leaves in its journal per listener or route, for the pack:
+        the release it moved traffic to and how that ended. Nothing for a drill, or for a
+        deployment still running."""
+        if self.options.kind != "shift" or not self.status.finished:
+            return {}
+        failure = self.failure
+        by = f"{self.holder.get('who')} on {self.holder.get('host')}"
+        found = {}
+        for key, service in zip(self.listeners, self.services, strict=False):
+            release = (self.releases.get(service) or {}).get(self.target) or {}
+            found[key] = Outcome(
+                deployment=self.id,
+                status=str(self.status),
+                color=self.target,
+                version=str(release.get("version", "")),
+                digest=str(release.get("digest", "")),
+                at=self.finished_at or self.started_at,
+                reason=failure.detail if failure else "",
+                by=f"{failure.reason} by {by}" if failure else by,
+            )
+        return found
 
     def event(self, kind: str, at: float, **detail: Any) -> Event:
         """Append an event and return it."""
@@ -335,12 +292,22 @@ class Deployment:
             data["failure"] = {"reason": self.failure.reason, "detail": self.failure.detail}
         if self.endpoint is not None:
             data["endpoint"] = self.endpoint
+        if self.generation:
+            data["generation"] = self.generation
+        if self.thinned:
+            data["samplesThinned"] = self.thinned
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Deployment:
+        """The deployment a journal holds; ValueError (or KeyError, TypeError) naming what
+        does not parse, e.g. a status from a newer release."""
         failure = data.get("failure")
-        return cls(
+        if data.get("status") not in {str(s) for s in Status}:
+            raise UnknownStatus(
+                f"status {data.get('status')!r} is not one this release knows (from a newer one?)"
+            )
+        found = cls(
             id=str(data["id"]),
             scope=str(data["scope"]),
             listeners=list(data.get("listeners", [])),
@@ -360,4 +327,8 @@ class Deployment:
             timings=Timings.from_json(data.get("timings", {})),
             failure=Failure(str(failure["reason"]), str(failure["detail"])) if failure else None,
             endpoint=data.get("endpoint"),
+            generation=int(data.get("generation", 0)),
+            thinned=int(data.get("samplesThinned", 0)),
         )
+        found.journaled = found.status
+        return found

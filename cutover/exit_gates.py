@@ -28,11 +28,12 @@ from cutover_gates.contract import (
 )
 
 from cutover.aws import client
-from cutover.deployment import Deployment, EventType
+from cutover.deployment import Deployment
 from cutover.journal import Journal
 from cutover.preflight import check_gates
-from cutover.restore import describe
 from cutover.service import Service
+from cutover.timeline import EventType
+from cutover.weights import format_weights
 
 DEPLOYMENT_SUCCESSFUL = "deployment successful"
 MONITORING_ACTIVE = "monitoring active"
@@ -77,12 +78,12 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
         return ExitGate(
             DEPLOYMENT_SUCCESSFUL,
             False,
-            f"{said}, but the routing serves {describe(served)}, not the "
-            f"{describe(latest.plan[-1])} it left",
+            f"{said}, but the routing serves {format_weights(served)}, not the "
+            f"{format_weights(latest.plan[-1])} it left",
         )
     if verified:
         said += f", verified {verified[-1].detail.get('seconds', 0):g}s at 100%"
-    return ExitGate(DEPLOYMENT_SUCCESSFUL, True, f"{said}; serving {describe(served)}")
+    return ExitGate(DEPLOYMENT_SUCCESSFUL, True, f"{said}; serving {format_weights(served)}")
 
 
 def monitoring_active(service: Service) -> ExitGate:

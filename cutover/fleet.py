@@ -6,12 +6,12 @@ ready replicas of the color's Deployment, scaled through its scale subresource.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Protocol
 
 from cutover_gates.contract import Color
 
+from cutover.clock import Clock, poll_until
 from cutover.errors import DeploymentFailed
 from cutover.outputs import StackOutputs
 
@@ -115,14 +115,14 @@ def ensure_full_capacity(
     before = fleet.scale_up(color, capacity)
     if before is not None:
         log(f"{outputs.name}: {color} runs {before} of {capacity}; scaling it back up first.")
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = fleet.ready(color)
-        if ready >= capacity:
-            return
-        if time.monotonic() >= deadline:
-            raise DeploymentFailed(
-                f"{outputs.name}: {color} has {ready} of {capacity} {fleet.unit} after "
-                f"{timeout:g}s; traffic was not moved onto it"
-            )
-        time.sleep(poll)
+    last = [0]
+
+    def full() -> bool | None:
+        last[0] = fleet.ready(color)
+        return True if last[0] >= capacity else None
+
+    if poll_until(full, timeout, Clock(), poll) is None:
+        raise DeploymentFailed(
+            f"{outputs.name}: {color} has {last[0]} of {capacity} {fleet.unit} after "
+            f"{timeout:g}s; traffic was not moved onto it"
+        )

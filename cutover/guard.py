@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from cutover_gates.contract import COLORS, Color, other_color
 
 from cutover.aws import client
-from cutover.deployment import Options, Sample
+from cutover.deployment import Options
 from cutover.service import Service
+from cutover.timeline import Sample
 from cutover.weights import Weights
 
 if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process never judges

@@ -1,9 +1,12 @@
-"""SIGINT and SIGTERM during a shift: give the traffic back, never leave it split.
+"""SIGINT and SIGTERM during a command that may move traffic: never leave it split.
 
-While traffic may be split, the first signal raises Interrupted in the main thread, where the
-state machine turns it into a rollback. While the weights it found are being restored (or the
-deployment's last records written), signals are held: a second Ctrl-C, or a CI runner's
-SIGTERM after a cancel, cannot abort the restore half-way.
+The handlers are installed before anything starts (the smoke test, preflight), whatever
+disposition the process inherited: a shift started with SIGINT ignored (a background job, a
+runner that ignores it) still stops on Ctrl-C. The first signal raises Interrupted in the main
+thread, where the state machine turns it into a rollback (before any traffic moved: nothing
+to give back). While the weights it found are being restored, or the deployment's last
+records written, signals are held: a second Ctrl-C, or a CI runner's SIGTERM after a cancel,
+cannot cut the restore short. Entering again (the shift inside the command) is a no-op.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Interrupts:
     def __init__(self, log: Callable[[str], None]) -> None:
         self.log = log
         self._shielded = 0
+        self._depth = 0
         self.pending: str | None = None
         self._previous: dict[int, Any] = {}
 
@@ -38,18 +42,26 @@ class Interrupts:
         name = signal.Signals(number).name
         if self._shielded or self.pending:
             self.log(f"  ({name} received: giving traffic back first; it will not cut that short)")
+            self.pending = self.pending or name
             return
         self.pending = name
         raise Interrupted(name)
 
     def __enter__(self) -> Interrupts:
-        for number in SIGNALS:
-            self._previous[number] = signal.signal(number, self._handle)
+        self._depth += 1
+        if self._depth == 1:
+            for number in SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
         return self
 
     def __exit__(self, *_: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
+        self._depth -= 1
+        if self._depth == 0:
+            for number, handler in self._previous.items():
+                # an inherited SIG_IGN for SIGINT is not put back: Ctrl-C stops what follows
+                if number == signal.SIGINT and handler == signal.SIG_IGN:
+                    handler = signal.default_int_handler
+                signal.signal(number, handler)
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:
@@ -68,3 +80,6 @@ class NoInterrupts(Interrupts):
 
     def __enter__(self) -> Interrupts:
         return self
+
+    def __exit__(self, *_: object) -> None:
+        return None

@@ -14,8 +14,9 @@ from typing import Any
 from cutover.errors import ConfigError
 
 CONNECT_TIMEOUT = 2.0
-READ_TIMEOUT = 5.0
-ATTEMPTS = 4  # in all, the first included, as for AWS calls
+READ_TIMEOUT = 4.0
+ATTEMPTS = 3  # in all, the first included, as for AWS calls
+BACKOFF_FACTOR = 0.2
 GATEWAY_API = ("gateway.networking.k8s.io", "v1", "httproutes")
 
 
@@ -25,6 +26,15 @@ def timeout() -> tuple[float, float]:
         float(os.environ.get("CUTOVER_KUBE_CONNECT_TIMEOUT") or CONNECT_TIMEOUT),
         float(os.environ.get("CUTOVER_KUBE_READ_TIMEOUT") or READ_TIMEOUT),
     )
+
+
+def longest_call_seconds() -> float:
+    """The longest one API call can take, every retry and backoff included (urllib3 waits
+    BACKOFF_FACTOR * 2 ** (n - 1) before retry n, none before the first; a Retry-After
+    header is not waited for)."""
+    connect, read = timeout()
+    backoff = sum(BACKOFF_FACTOR * 2 ** (n - 1) for n in range(2, ATTEMPTS))
+    return ATTEMPTS * (connect + read) + backoff
 
 
 @functools.cache
@@ -50,10 +60,11 @@ def api_client() -> Any:
         ) from None
     configuration.retries = Retry(
         total=ATTEMPTS - 1,
-        backoff_factor=0.2,
+        backoff_factor=BACKOFF_FACTOR,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=None,  # every method: the helper's writes are idempotent
         raise_on_status=False,
+        respect_retry_after_header=False,  # a write's longest time must stay bounded
     )
     return client.ApiClient(configuration)
 

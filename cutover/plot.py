@@ -9,7 +9,8 @@ from typing import Any
 
 from cutover_gates.contract import Status, share
 
-from cutover.deployment import Deployment, EventType
+from cutover.deployment import Deployment
+from cutover.timeline import EventType
 
 FAIL_COLOR = "#d62728"
 OK_COLOR = "#2ca02c"

@@ -126,8 +126,35 @@ def preflight(
         for s in services:
             url = str(s.outputs.test_url)
             log(f"Smoke test against {url}: {smoke}")
-            result = subprocess.run(smoke, shell=True, env={**os.environ, "CUTOVER_TEST_URL": url})
-            if result.returncode != 0:
+            code = run_smoke(smoke, {**os.environ, "CUTOVER_TEST_URL": url})
+            if code != 0:
                 raise GateRefused(
-                    f"smoke test failed (exit {result.returncode}) against {url}; nothing was changed"
+                    f"smoke test failed (exit {code}) against {url}; nothing was changed"
                 )
+
+
+# How long a smoke test stopped by a signal may take to exit before it is killed.
+SMOKE_STOP_SECONDS = 5.0
+
+
+def run_smoke(command: str, env: dict[str, str]) -> int:
+    """Run the smoke command in a process group of its own, its exit code; if this process
+    is interrupted meanwhile, the whole group is stopped (SIGTERM, then SIGKILL) before the
+    interrupt goes on, so no smoke test outlives the shift it was for."""
+    import signal
+
+    process = subprocess.Popen(command, shell=True, env=env, process_group=0)
+    try:
+        return process.wait()
+    except BaseException:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                process.wait(timeout=SMOKE_STOP_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise

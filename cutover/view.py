@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from cutover_gates.contract import Status
 
-from cutover.deployment import Deployment, EventType
+from cutover.deployment import Deployment
 from cutover.journal.lease import Holder
-from cutover.weights import Weights
+from cutover.timeline import EventType
+from cutover.weights import Weights, format_weights
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,6 @@ class StepRow:
     number: int
     weights: Weights
     state: str  # done, baking (N s left), paused before, writing, pending, rolled back
-
-
-def _split(weights: Weights) -> str:
-    return f"blue {weights['blue']} / green {weights['green']}"
 
 
 def step_rows(deployment: Deployment, now: float) -> list[StepRow]:
@@ -76,9 +73,11 @@ def lines(
     """The plain-text view, one fact a line."""
     out = [f"deployment {deployment.id}: {state} towards {deployment.target}"]
     for name, weights in served.items():
-        out.append(f"  {name} serves {_split(weights)}")
+        out.append(f"  {name} serves {format_weights(weights)}")
     for row in step_rows(deployment, now):
-        out.append(f"  step {row.number}/{len(deployment.plan)} {_split(row.weights)}: {row.state}")
+        out.append(
+            f"  step {row.number}/{len(deployment.plan)} {format_weights(row.weights)}: {row.state}"
+        )
     if deployment.samples:
         guards = deployment.samples[-1].guards
         out.append("  guards: " + ", ".join(f"{g} {s}" for g, s in sorted(guards.items())))

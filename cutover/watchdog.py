@@ -5,7 +5,13 @@ lease is still live is never touched: its holder is watching it (past its --dead
 watchdog asks it to abort, as `cutover abort` would). A deployment whose holder stopped
 renewing is taken over with the same conditional write every holder uses, so two passes, or a
 pass and an operator, never both act, and restored exactly as `cutover rollback` restores it
-(the color it goes back to is scaled up first where it was scaled down).
+(`restore.take_over`: the color it goes back to scaled up first where it was scaled down, and
+the restore re-verified once a late write of the old holder can no longer land).
+
+Deployments that share no listener are restored at once, the oldest deadline first; those
+that share one, newest first (the last snapshot written back is what the oldest found). Each
+deployment's events and metrics go to its own stacks only. A pass that would run out of time
+(the Lambda's timeout) leaves what it cannot finish, and says so.
 
 It runs as a scheduled Lambda function on AWS stacks (`handler`, packaged by the program with
 only boto3 needed), as a CronJob on Gateway stacks, or as `cutover watchdog --once`.
@@ -16,22 +22,31 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cutover.deployment import Deployment, Failure
-from cutover.errors import CutoverError, LockHeld
+from cutover_gates.contract import Color
+
+from cutover.clock import Clock
+from cutover.control import ABORT
+from cutover.deployment import Deployment
+from cutover.errors import LockHeld
 from cutover.fleet import ensure_full_capacity
 from cutover.journal import Journal
-from cutover.journal.lease import LeaseState
+from cutover.journal.lease import LeaseLost, LeaseState
 from cutover.notifier import Notifier
-from cutover.restore import Clock, describe
+from cutover.restore import write_seconds
 from cutover.service import Service
-from cutover.shift import ABORT, Shift
+from cutover.takeover import take_over
+from cutover.timeline import Failure
+from cutover.weights import format_weights
 
 # How long a color scaled down may take to be ready again before a watchdog restore gives up.
 SCALE_TIMEOUT_SECONDS = 240.0
+# Restores run at once, at most this many (each is a few calls and one re-verify wait).
+WORKERS = 16
 
 
 @dataclass(frozen=True)
@@ -71,92 +86,120 @@ def past_deadline(deployment: Deployment, now: float) -> bool:
     return deadline is not None and now > deployment.started_at + deadline
 
 
+def deadline_of(deployment: Deployment) -> float:
+    """When the deployment should have ended: its --deadline, else its start."""
+    return deployment.started_at + (deployment.options.deadline or 0.0)
+
+
+@dataclass
+class Pass:
+    """One watchdog pass over a journal, for the stacks it was given."""
+
+    services: list[Service]
+    journal: Journal
+    notifier_for: Callable[[list[Service]], Notifier]
+    log: Callable[[str], None]
+    clock: Clock
+    time_left: Callable[[], float] | None = None  # seconds the pass may still take
+
+    def run(self) -> list[Finding]:
+        by_key = {s.key: s for s in self.services}
+        findings: list[Finding] = []
+        dead: list[tuple[Deployment, list[LeaseState]]] = []
+        for deployment in self.journal.active():
+            if not set(deployment.listeners) <= set(by_key):
+                findings.append(Finding(deployment.id, "left",
+                                        "it moves listeners or routes this stack does not have"))  # fmt: skip
+                continue
+            leases = [s for s in (self.journal.lease_state(k) for k in deployment.listeners) if s]
+            now = self.clock.now()
+            if any(s.live(now) for s in leases):
+                findings.append(self._alive(deployment, now))
+            else:
+                dead.append((deployment, leases))
+        findings += self._restore_all(dead, by_key)
+        return findings
+
+    def _alive(self, deployment: Deployment, now: float) -> Finding:
+        if (
+            past_deadline(deployment, now)
+            and self.journal.requested(deployment.scope, deployment.id) != ABORT
+        ):
+            self.journal.request(deployment.scope, deployment.id, ABORT)
+            return Finding(deployment.id, "asked",
+                           "past its deadline: abort requested of its live holder")  # fmt: skip
+        return Finding(deployment.id, "left", "its holder is alive and renewing its lease")
+
+    def _restore_all(
+        self, dead: list[tuple[Deployment, list[LeaseState]]], by_key: dict[str, Service]
+    ) -> list[Finding]:
+        """Groups of deployments that share a listener, one after another within a group
+        (newest first), the groups at once (the oldest deadline first)."""
+        groups: list[list[tuple[Deployment, list[LeaseState]]]] = []
+        for entry in sorted(dead, key=lambda e: e[0].id, reverse=True):
+            keys = set(entry[0].listeners)
+            joined = [g for g in groups if keys & {k for d, _ in g for k in d.listeners}]
+            for g in joined:
+                groups.remove(g)
+            groups.append([e for g in joined for e in g] + [entry])
+        groups.sort(key=lambda g: min(deadline_of(d) for d, _ in g))
+        if not groups:
+            return []
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(groups))) as pool:
+            done = pool.map(lambda g: [self._restore(d, ls, by_key) for d, ls in g], groups)
+            return [f for found in done for f in found]
+
+    def _restore(
+        self, deployment: Deployment, leases: list[LeaseState], by_key: dict[str, Service]
+    ) -> Finding:
+        services = [by_key[k] for k in deployment.listeners]
+        needed = 2 * write_seconds(services) + deployment.options.verify_timeout
+        if self.time_left is not None and self.time_left() < needed:
+            return Finding(deployment.id, "left",
+                           f"not enough time left in this pass ({self.time_left():.0f}s of the "
+                           f"{needed:.0f}s a restore may take); the next pass restores it")  # fmt: skip
+        reason = why(deployment, leases, self.clock.now())
+
+        def capacity(color: Color) -> None:
+            for s in services:
+                ensure_full_capacity(s.outputs, s.fleet, color, SCALE_TIMEOUT_SECONDS, self.log)
+
+        notifier = self.notifier_for(services)
+        taker = take_over(services, self.journal, notifier, self.log, capacity, self.clock)
+        try:
+            done = taker.give_back(deployment, Failure("watchdog", reason))
+        except (LockHeld, LeaseLost):
+            return Finding(deployment.id, "left", "someone else took it over first")
+        except Exception as e:  # noqa: BLE001 - reported, and the pass fails after the others
+            return Finding(deployment.id, "failed", f"{type(e).__name__}: {e}")
+        split = (
+            format_weights(done.start_weights[0]) if done.start_weights else "the weights it found"
+        )
+        if not done.timings.restore_verified:
+            return Finding(done.id, "failed",
+                           f"restored weights written ({split}); not yet confirmed served")  # fmt: skip
+        return Finding(done.id, "restored", f"{split} ({reason})")
+
+
 def watch_once(
     services: list[Service],
     journal: Journal,
-    notifier: Notifier,
+    notifier_for: Callable[[list[Service]], Notifier],
     log: Callable[[str], None],
     clock: Clock | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> list[Finding]:
     """One pass over the journal's active deployments; what it did about each."""
-    clock = clock or Clock()
-    by_key = {s.key: s for s in services}
-    findings = []
-    # newest first: a deployment that took over a listener from a stale one is undone before
-    # it, so the last snapshot written back is what the oldest found
-    active = sorted(journal.active(), key=lambda d: d.id, reverse=True)
-    # leases as the pass found them, before any restore of its own takes and releases them
-    leases = {d.id: [s for s in (journal.lease_state(k) for k in d.listeners) if s] for d in active}
-    for deployment in active:
-        if not set(deployment.listeners) <= set(by_key):
-            findings.append(
-                Finding(
-                    deployment.id, "left", "it moves listeners or routes this stack does not have"
-                )
-            )
-            continue
-        now = clock.now()
-        if any(s.live(now) for s in leases[deployment.id]):
-            if (
-                past_deadline(deployment, now)
-                and journal.requested(deployment.scope, deployment.id) != ABORT
-            ):
-                journal.request(deployment.scope, deployment.id, ABORT)
-                findings.append(
-                    Finding(
-                        deployment.id,
-                        "asked",
-                        "past its deadline: abort requested of its live holder",
-                    )
-                )
-            else:
-                findings.append(
-                    Finding(deployment.id, "left", "its holder is alive and renewing its lease")
-                )
-            continue
-        findings.append(
-            _restore(
-                deployment,
-                [by_key[k] for k in deployment.listeners],
-                journal,
-                notifier,
-                log,
-                clock,
-                leases[deployment.id],
-            )
-        )
-    return findings
+    return Pass(services, journal, notifier_for, log, clock or Clock(), time_left).run()
 
 
-def _restore(
-    deployment: Deployment,
-    services: list[Service],
-    journal: Journal,
-    notifier: Notifier,
-    log: Callable[[str], None],
-    clock: Clock,
-    leases: list[LeaseState],
-) -> Finding:
-    reason = why(deployment, leases, clock.now())
+def notifier_for_services(log: Callable[[str], None]) -> Callable[[list[Service]], Notifier]:
+    """Each deployment's events and metrics to its own stacks only."""
+    return lambda services: Notifier([s.outputs for s in services], log)
 
-    def capacity(color: str) -> None:
-        for s in services:
-            ensure_full_capacity(s.outputs, s.fleet, color, SCALE_TIMEOUT_SECONDS, log)  # type: ignore[arg-type]
 
-    try:
-        done = Shift(services, journal, notifier, log, clock).rollback(
-            deployment, capacity, Failure("watchdog", reason)
-        )
-    except LockHeld:
-        return Finding(deployment.id, "left", "someone else took its lease first")
-    except (CutoverError, Exception) as e:  # noqa: BLE001 - reported, and the pass fails
-        return Finding(deployment.id, "failed", f"{type(e).__name__}: {e}")
-    split = describe(done.start_weights[0]) if done.start_weights else "the weights it found"
-    if not done.timings.restore_verified:
-        return Finding(
-            done.id, "failed", f"restored weights written ({split}); not yet confirmed served"
-        )
-    return Finding(done.id, "restored", f"{split} ({reason})")
+# Seconds of the Lambda's time a pass keeps in hand for writing its findings.
+LAMBDA_MARGIN_SECONDS = 10.0
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
@@ -165,15 +208,23 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     Raises when a restore failed, so the function's Errors alarm tells the stack's topic.
     """
     from cutover.journal import open_journal
+    from cutover.journal.items import skipped_line
     from cutover.outputs import StackOutputs
     from cutover.service import services_of
 
     outputs = StackOutputs(json.loads(os.environ["CUTOVER_OUTPUTS"]), "CUTOVER_OUTPUTS")
     journal = open_journal("stack", outputs.journal_table, None)
-    findings = watch_once(services_of([outputs]), journal, Notifier([outputs], print), print)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    time_left = (lambda: remaining() / 1000 - LAMBDA_MARGIN_SECONDS) if remaining else None
+    findings = watch_once(
+        services_of([outputs]), journal, notifier_for_services(print), print, time_left=time_left
+    )
     for finding in findings:
         print(finding.line())
+    skipped = skipped_line(journal.skipped)
+    if skipped:
+        print(skipped)
     failed = [f for f in findings if f.action == "failed"]
     if failed:
         raise RuntimeError("; ".join(f.line() for f in failed))
-    return {"findings": [f.__dict__ for f in findings]}
+    return {"findings": [f.__dict__ for f in findings], "skipped": len(journal.skipped)}

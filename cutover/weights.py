@@ -29,3 +29,16 @@ def check_weights(weights: Mapping[str, int]) -> Weights:
     if sum(weights.values()) == 0:
         raise ValueError("weights sum to zero: no traffic would be served")
     return {"blue": weights["blue"], "green": weights["green"]}
+
+
+def format_weights(weights: Mapping[str, int]) -> str:
+    """`blue 70 / green 30`: how every message and report writes a split."""
+    return f"blue {weights['blue']} / green {weights['green']}"
+
+
+def shares(weights: Mapping[str, int]) -> tuple[Color, int]:
+    """The color with the larger share (blue on a tie) and its share in whole percent, as
+    `cutover:activeColor` and `cutover:trafficPercent` say it."""
+    total = sum(weights.values()) or 1
+    color: Color = "green" if weights["green"] > weights["blue"] else "blue"
+    return color, round(100 * weights[color] / total)

@@ -127,6 +127,29 @@ def cli() -> None:
 
 def main() -> None:
     """Entry point: every error a user can meet becomes one line and its exit code."""
+    try:
+        run()
+    finally:
+        tell_skipped()
+
+
+def tell_skipped() -> None:
+    """Name, once, the journal items a command could not read (it went on without them)."""
+    if "cutover.cli.common" not in sys.modules:
+        return
+    from cutover.cli.common import Context
+    from cutover.journal.items import skipped_line
+
+    told: set[str] = set()
+    for ctx in Context.opened:
+        line = skipped_line(ctx.journal.skipped)
+        if line and line not in told:
+            told.add(line)
+            click.echo(f"warning: {line}", err=True)
+
+
+def run() -> None:
+    """The command, with its failures as one line and an exit code."""
     from cutover.errors import CutoverError
     from cutover.interrupt import Interrupted
 

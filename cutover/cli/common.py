@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from cutover.interrupt import Interrupts
     from cutover.journal.lease import Holder
     from cutover.shift import Shift
+    from cutover.weights import Weights
 
 
 def say(message: str) -> None:
@@ -159,6 +160,14 @@ def deploy_key_options(what: str) -> Any:
     return add
 
 
+stack_config_option = click.option(
+    "--stack-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pulumi.<stack>.yaml to write what is served afterwards into (cutover:activeColor, "
+    "cutover:trafficPercent).",
+)
+
+
 def outputs_options(fn: Any) -> Any:
     """--outputs/--stack (which stack) and --journal (where its deployments are kept)."""
     fn = click.option(
@@ -182,12 +191,15 @@ def outputs_options(fn: Any) -> Any:
 class Context:
     """What every traffic command needs, loaded from its options."""
 
+    opened: list[Context] = []  # every context of this process: `main` tells what they skipped
+
     def __init__(self, outputs: tuple[Path, ...], stack: str | None, journal: str) -> None:
         from cutover.deployment import scope_of
         from cutover.journal import open_journal
         from cutover.outputs import load_all_outputs
         from cutover.service import services_of
 
+        self.stack = stack
         self.all_outputs = load_all_outputs(outputs, stack)
         for o in self.all_outputs:
             if o.on_aws:
@@ -201,6 +213,7 @@ class Context:
         )
         self.keys = [s.key for s in self.services]
         self.scope = scope_of(self.keys)
+        Context.opened.append(self)
 
     def shift(
         self, interrupts: Interrupts | None = None, log: Callable[[str], None] = say
@@ -221,10 +234,58 @@ class Context:
 
     def live_holder(self) -> Holder | None:
         """Who holds the lock now; a lease whose process died on this host holds nothing."""
-        from cutover.journal.lease import dead_here
+        import time
 
-        for key in self.keys:
-            holder = self.journal.lock_holder(key)
-            if holder and not dead_here(holder):
-                return holder
-        return None
+        from cutover.journal.lease import live_holder
+
+        return live_holder(self.journal, self.keys, time.time())
+
+    def write_back(self, stack_config: Path | None, weights: Weights, why: str) -> None:
+        """Make the stack's config say what is served now (`why`: after what), so the next
+        `pulumi up` neither reverts a shift nor sends traffic back to a release it left:
+        into `--stack-config`, with `pulumi config set` where the CLI and `--stack` are
+        there, and otherwise the exact commands to run."""
+        from cutover.errors import CutoverError
+        from cutover.stack_config import config_commands, write_back_cli, write_back_file
+        from cutover.weights import shares
+
+        color, percent = shares(weights)
+        commands = "\n  ".join(" ".join(c) for c in config_commands(self.stack, color, percent))
+        said = f"cutover:activeColor={color}, cutover:trafficPercent={percent}"
+        try:
+            if stack_config is not None:
+                write_back_file(stack_config, color, percent)
+                say(f"Wrote {said} into {stack_config} ({why}).")
+                return
+            if self.stack is not None:
+                write_back_cli(self.stack, color, percent)
+                say(f"Set {said} in stack {self.stack} ({why}).")
+                return
+        except (CutoverError, OSError, click.ClickException) as e:
+            click.echo(
+                f"warning: {why}, but the stack's config was not updated ({e}); run:\n  {commands}",
+                err=True,
+            )
+            return
+        say(
+            f"Now make the stack's config follow ({why}), so the next `pulumi up` keeps it:"
+            f"\n  {commands}"
+        )
+
+    def write_back_restored(self, stack_config: Path | None, deployment: Deployment | None) -> None:
+        """After a restore served again: the config follows the weights the deployment found."""
+        from cutover_gates.contract import Status
+
+        from cutover.restore import snapshot_weights
+
+        if deployment is None or deployment.status != Status.ROLLED_BACK:
+            return
+        if not deployment.moved_traffic:  # nothing was written: the config still says it
+            return
+        if not deployment.timings.restore_verified:
+            say(
+                "The stack's config was not updated: the restored weights are not yet confirmed served."
+            )
+            return
+        found = snapshot_weights(self.services, deployment)[0]
+        self.write_back(stack_config, found, f"deployment {deployment.id} was rolled back")

@@ -1,9 +1,6 @@
-"""Acting on a deployment: promote, abort, rollback and resume.
-
-A running shift is told through the journal (a request it reads at every guard poll) and the
-command waits, bounded, until the shift has acted: an operator is told what happened, not
-that something may happen later.
-"""
+"""`cutover promote`, `abort`, `rollback` and `resume`: parse, act through `cutover.control`,
+print. After any restore the stack's config follows what is served (`--stack-config`, or
+`pulumi config set` with `--stack`), or the commands to make it follow are printed."""
 
 from __future__ import annotations
 
@@ -11,13 +8,11 @@ import time
 from pathlib import Path
 
 import click
-from cutover_gates.contract import Status
+from cutover_gates.contract import Color, Status
 
-from cutover.cli.common import DURATION, Context, outputs_options, say
+from cutover.cli.common import DURATION, Context, outputs_options, say, stack_config_option
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError, DeploymentFailed
-
-POLL_SECONDS = 0.2
 
 
 def timeout_option(default: str, what: str):  # type: ignore[no-untyped-def]
@@ -47,7 +42,8 @@ def promote(
     Example:
       cutover promote --outputs prod.json
     """
-    from cutover.shift import PROMOTE_FULL, promote_request
+    from cutover.clock import Clock
+    from cutover.control import PROMOTE_FULL, promote_request, request_and_wait
 
     ctx = Context(outputs, stack, journal)
     latest = _active(ctx, "promote")
@@ -60,40 +56,49 @@ def promote(
         )
     else:
         command = promote_request(latest.pause_index)
-    ctx.journal.request(ctx.scope, latest.id, command)
-    deadline = time.monotonic() + timeout
-    while ctx.journal.requested(ctx.scope, latest.id) == command:
-        if time.monotonic() >= deadline:
-            raise DeploymentFailed(
-                f"deployment {latest.id} has not acted on the promote after {timeout:g}s; it stays "
-                "requested (see `cutover status`)"
-            )
-        time.sleep(POLL_SECONDS)
+    if not request_and_wait(ctx.journal, ctx.scope, latest.id, command, timeout, Clock()):
+        raise DeploymentFailed(
+            f"deployment {latest.id} has not acted on the promote after {timeout:g}s; it stays "
+            "requested (see `cutover status`)"
+        )
     now = ctx.deployment(latest.id) or latest
     say(f"Promoted deployment {latest.id}{' (full)' if full else ''}: {now.activity(time.time())}.")
 
 
 @click.command()
 @outputs_options
+@stack_config_option
 @timeout_option("60s", "the shift to give traffic back")
-def abort(outputs: tuple[Path, ...], stack: str | None, journal: str, timeout: float) -> None:
+def abort(
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    stack_config: Path | None,
+    timeout: float,
+) -> None:
     """Stop the shift in progress and restore the weights it found; waits until they are served.
 
     \b
     Example:
-      cutover abort --outputs prod.json
+      cutover abort --outputs prod.json --stack-config Pulumi.prod.yaml
     """
     ctx = Context(outputs, stack, journal)
     latest = ctx.deployment(None)
     if latest is None or not latest.status.active:
         say("No shift in progress; nothing to abort.")
         return
-    _give_back(ctx, latest, timeout, 600)
+    _give_back(ctx, latest, timeout, 600, stack_config)
 
 
 @click.command()
 @outputs_options
 @click.option("--deployment", "deployment_id", help="A deployment id (default: the latest).")
+@click.option(
+    "--if-moved",
+    is_flag=True,
+    help="Only if that deployment moved traffic and neither succeeded nor gave it back (what a "
+    "pipeline runs for the deployment its own run started); otherwise say why not, exit 0.",
+)
 @click.option(
     "--scale-timeout",
     type=DURATION,
@@ -102,106 +107,74 @@ def abort(outputs: tuple[Path, ...], stack: str | None, journal: str, timeout: f
     help="How long to wait for a scaled-down color to be healthy again.",
 )
 @timeout_option("60s", "a running shift to give traffic back")
+@stack_config_option
 def rollback(
     outputs: tuple[Path, ...],
     stack: str | None,
     journal: str,
     deployment_id: str | None,
+    if_moved: bool,
     scale_timeout: float,
     timeout: float,
+    stack_config: Path | None,
 ) -> None:
     """Restore the weights a deployment found: at once when its process is gone, by asking it
     to abort (and waiting) while it still runs.
 
     \b
-    Example:
-      cutover rollback --outputs prod.json
+    Examples:
+      cutover rollback --outputs prod.json --stack-config Pulumi.prod.yaml
+      cutover rollback --outputs prod.json --deployment "$(cat id)" --if-moved
     """
+    from cutover.control import nothing_to_give_back
+
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(deployment_id)
     if deployment is None:
         say("No deployment in the journal; nothing to roll back.")
         return
-    _give_back(ctx, deployment, timeout, scale_timeout)
+    if if_moved:
+        why = nothing_to_give_back(deployment)
+        if why is not None:
+            say(f"Deployment {deployment.id}: {why}; nothing to give back.")
+            return
+    _give_back(ctx, deployment, timeout, scale_timeout, stack_config)
 
 
-def _give_back(ctx: Context, deployment: Deployment, timeout: float, scale_timeout: float) -> None:
-    """Ask a live shift to abort and wait for its restore; otherwise restore here."""
-    from cutover.shift import ABORT
-
-    holder = ctx.live_holder()
-    if (
-        deployment.status.active
-        and holder is not None
-        and holder.get("deployment") == deployment.id
-    ):
-        ctx.journal.request(ctx.scope, deployment.id, ABORT)
-        say(
-            f"Asked deployment {deployment.id} ({holder.get('who')} on {holder.get('host')}) to give traffic back."
-        )
-        _await_restore(ctx, deployment.id, timeout)
-        return
-    if deployment.status.active:
-        say(
-            f"Deployment {deployment.id} was interrupted (its process is gone); restoring the weights it found."
-        )
-    _rollback_here(ctx, deployment, scale_timeout)
-
-
-def _await_restore(ctx: Context, deployment_id: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = ctx.deployment(deployment_id)
-        if found is not None and found.status.finished:
-            break
-        if time.monotonic() >= deadline:
-            raise DeploymentFailed(
-                f"deployment {deployment_id} has not given traffic back after {timeout:g}s; its "
-                "process is not responding. When its lease expires, `cutover rollback` restores "
-                "the weights it found"
-            )
-        time.sleep(POLL_SECONDS)
-    _report_restore(found)
-
-
-def _report_restore(deployment: Deployment) -> None:
-    from cutover.restore import describe
-
-    found = deployment.start_weights
-    split = describe(found[0]) if found else "the weights it found"
-    timings = deployment.timings
-    if timings.restore_verified:
-        seconds = timings.rollback_seconds or 0.0
-        say(
-            f"Deployment {deployment.id} rolled back: {split} served again (restored in {seconds:.3f}s)."
-        )
-        return
-    raise DeploymentFailed(
-        f"deployment {deployment.id}: restored weights written ({split}); not yet confirmed "
-        f"served after {deployment.options.verify_timeout:g}s"
-    )
-
-
-def _rollback_here(ctx: Context, deployment: Deployment, scale_timeout: float) -> None:
+def _give_back(
+    ctx: Context,
+    deployment: Deployment,
+    timeout: float,
+    scale_timeout: float,
+    stack_config: Path | None,
+) -> None:
+    from cutover.control import give_back, restored
     from cutover.fleet import ensure_full_capacity
     from cutover.interrupt import Interrupts
+    from cutover.notifier import Notifier
 
-    def capacity(color: str) -> None:
+    def capacity(color: Color) -> None:
         for s in ctx.services:
-            ensure_full_capacity(s.outputs, s.fleet, color, scale_timeout, say)  # type: ignore[arg-type]
+            ensure_full_capacity(s.outputs, s.fleet, color, scale_timeout, say)
 
-    done = ctx.shift(Interrupts(say)).rollback(deployment, capacity)
-    _report_restore(done)
+    done = give_back(ctx.services, ctx.journal, Notifier(ctx.all_outputs, say), deployment,
+                     ctx.live_holder(), capacity, timeout, say, Interrupts(say))  # fmt: skip
+    message = restored(done)
+    say(message)
+    ctx.write_back_restored(stack_config, done)
 
 
 @click.command()
 @outputs_options
-def resume(outputs: tuple[Path, ...], stack: str | None, journal: str) -> None:
+@stack_config_option
+def resume(
+    outputs: tuple[Path, ...], stack: str | None, journal: str, stack_config: Path | None
+) -> None:
     """Continue an interrupted shift from its last verified step.
 
     \b
     Example:
-      cutover resume --outputs prod.json
+      cutover resume --outputs prod.json --stack-config Pulumi.prod.yaml
     """
     from cutover.interrupt import Interrupts
 
@@ -210,12 +183,27 @@ def resume(outputs: tuple[Path, ...], stack: str | None, journal: str) -> None:
     if deployment is None or not deployment.status.active:
         say("No interrupted shift to resume.")
         return
-    shifter = ctx.shift(Interrupts(say))
-    shifter.resume(deployment)
-    step = max(deployment.step, 0)
-    say(f"Resuming deployment {deployment.id} at step {step + 1}/{len(deployment.plan)}.")
-    shifter.run(from_step=step)
-    say(f"Shift {deployment.id} succeeded.")
+    if ctx.live_holder() is not None:
+        raise ConfigError(
+            f"deployment {deployment.id} is still running (its holder renews its lease); "
+            "`cutover status` shows it"
+        )
+    interrupts = Interrupts(say)
+    with interrupts:
+        shifter = ctx.shift(interrupts)
+        with interrupts.shielded():
+            shifter.resume(deployment)
+        step = max(deployment.step, 0)
+        say(f"Resuming deployment {deployment.id} at step {step + 1}/{len(deployment.plan)}.")
+        try:
+            done = shifter.run(from_step=step)
+        except DeploymentFailed:
+            with interrupts.shielded():
+                ctx.write_back_restored(stack_config, ctx.deployment(deployment.id))
+            raise
+        say(f"Shift {deployment.id} succeeded.")
+        with interrupts.shielded():
+            ctx.write_back(stack_config, done.plan[-1], f"shift {done.id} succeeded")
 
 
 def _active(ctx: Context, command: str) -> Deployment:

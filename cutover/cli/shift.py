@@ -19,10 +19,13 @@ from cutover.cli.common import (
     outputs_options,
     progress_in_place,
     say,
+    stack_config_option,
 )
+from cutover.errors import ConfigError, DeploymentFailed
+from cutover.interrupt import Interrupted, Interrupts
 
 if TYPE_CHECKING:
-    from cutover.deployment import Options
+    from cutover.deployment import Deployment, Options
     from cutover.outputs import StackOutputs
 
 EXIT_CODES = (
@@ -95,10 +98,12 @@ EXIT_CODES = (
     help="How long to keep watching at 100% before the shift counts as succeeded "
     "(default: the stack's cutover:analysis.verifyMinutes).",
 )
+@stack_config_option
 @click.option(
-    "--stack-config",
+    "--id-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Pulumi.<stack>.yaml to write the finished shift back into.",
+    help="Write the deployment's id here once it is journaled, before any traffic moves (a "
+    "pipeline gives back only what its own run started: `cutover rollback --deployment`).",
 )
 def shift(
     outputs: tuple[Path, ...],
@@ -121,6 +126,7 @@ def shift(
     analysis: str,
     verify_for: float | None,
     stack_config: Path | None,
+    id_file: Path | None,
 ) -> None:
     """Move traffic to a color in steps under guards; roll back to the exact prior weights on
     failure, on `cutover abort`, past --deadline, or on Ctrl-C/SIGTERM.
@@ -139,7 +145,6 @@ def shift(
     from cutover_gates.contract import share
 
     from cutover.deployment import Options
-    from cutover.interrupt import Interrupts
     from cutover.pack_config import load_gates_config
     from cutover.plan import STRATEGIES, parse_steps
     from cutover.preflight import load_records, preflight
@@ -170,18 +175,63 @@ def shift(
     if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
         say(f"{target} already serves all traffic; nothing to shift.")
         return
-    preflight(
-        ctx.services, target, list(KINDS), pack_config, found_records, min_healthy, smoke, say
-    )
+    interrupts = Interrupts(say)
+    with interrupts:  # from before the smoke test: a signal there moves nothing, exit 1
+        try:
+            preflight(ctx.services, target, list(KINDS), pack_config, found_records,
+                      min_healthy, smoke, say)  # fmt: skip
+        except Interrupted as e:
+            raise DeploymentFailed(
+                f"interrupted by {e.name} before any traffic moved; nothing was changed"
+            ) from None
+        done = run_shift(ctx, interrupts, options, analysis_line, id_file, stack_config)
+        with interrupts.shielded():  # the config follows an accepted success, always
+            ctx.write_back(stack_config, done.plan[-1], f"shift {done.id} succeeded")
+        if interrupts.pending:
+            say(f"{interrupts.pending} after the shift succeeded: the exit gates were not "
+                "judged; run `cutover exit-gates`.")  # fmt: skip
+            return
+        try:
+            say_exit_gates(ctx, found_records, pack_config)
+        except Interrupted as e:
+            say(f"{e.name} after the shift succeeded: the exit gates were not judged; run "
+                "`cutover exit-gates`.")  # fmt: skip
+
+
+def run_shift(
+    ctx: Context,
+    interrupts: Interrupts,
+    options: Options,
+    analysis_line: str,
+    id_file: Path | None,
+    stack_config: Path | None,
+) -> Deployment:
+    """Start and run the shift; on a rollback, the stack's config follows what is served
+    again, then DeploymentFailed."""
     with progress_in_place() as log:
-        shifter = ctx.shift(Interrupts(log), log)
-        deployment = shifter.start(options)
-        log(f"Deployment {deployment.id}: {len(deployment.plan)} step(s) towards {target}.")
+        shifter = ctx.shift(interrupts, log)
+        with interrupts.shielded():  # a signal while starting is acted on once it has started
+            deployment = shifter.start(options)
+            if id_file is not None:
+                write_id(id_file, deployment.id)
+        log(f"Deployment {deployment.id}: {len(deployment.plan)} step(s) towards {options.target}.")
         log(analysis_line)
-        shifter.run()
-        log(f"Shift {deployment.id} succeeded: {target} serves all traffic.")
-    _write_back(stack, stack_config, target)
-    say_exit_gates(ctx, found_records, pack_config)
+        try:
+            done = shifter.run()
+        except DeploymentFailed:
+            failed = ctx.deployment(deployment.id)
+            with interrupts.shielded():
+                ctx.write_back_restored(stack_config, failed)
+            raise
+        log(f"Shift {deployment.id} succeeded: {options.target} serves all traffic.")
+    return done
+
+
+def write_id(path: Path, deployment_id: str) -> None:
+    try:
+        path.write_text(deployment_id + "\n")
+    except OSError as e:
+        raise ConfigError(f"--id-file {path}: cannot write it ({e.strerror})") from None
 
 
 def verify_seconds(all_outputs: list[StackOutputs]) -> float:
@@ -228,33 +278,6 @@ def say_exit_gates(
         say(
             f"The exit gates could not be judged ({type(e).__name__}: {e}); run `cutover exit-gates`."
         )
-
-
-def _write_back(stack: str | None, stack_config: Path | None, target: str) -> None:
-    """Make the stack's config follow the finished shift, so `pulumi up` keeps it. The shift
-    has succeeded whatever happens here: a failed write-back is a warning with the commands."""
-    from cutover.errors import CutoverError
-    from cutover.stack_config import config_commands, write_back_cli, write_back_file
-
-    commands = "\n  ".join(" ".join(c) for c in config_commands(stack, target, 100))
-    try:
-        if stack_config is not None:
-            write_back_file(stack_config, target, 100)
-            say(
-                f"Wrote cutover:activeColor={target}, cutover:trafficPercent=100 into {stack_config}."
-            )
-            return
-        if stack is not None:
-            write_back_cli(stack, target, 100)
-            say(f"Set cutover:activeColor={target} in stack {stack}.")
-            return
-    except (CutoverError, OSError, click.ClickException) as e:
-        click.echo(
-            f"warning: the shift succeeded, but the stack's config was not updated ({e}); run:\n  {commands}",
-            err=True,
-        )
-        return
-    say(f"Now make the stack's config follow, so the next `pulumi up` keeps this:\n  {commands}")
 
 
 def _probe(text: str) -> tuple[str, int]:
@@ -314,9 +337,7 @@ def drill(
 
     from cutover.cli.records import private_key
     from cutover.deployment import Options
-    from cutover.errors import ConfigError
     from cutover.gate_record import sign_release_record
-    from cutover.interrupt import Interrupts
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records, preflight
 
@@ -330,12 +351,14 @@ def drill(
                 "that does not, so the drill moves real traffic to it and back"
             )
     gates = [APPROVAL, SECURITY_SIGNOFF]
-    preflight(ctx.services, target, gates, pack_config, load_records(records), 1, None, say)
-    with progress_in_place() as log:
-        shifter = ctx.shift(Interrupts(log), log)
-        shifter.start(
-            Options(target=target, steps=[percent], bake=bake, interval=interval, kind="drill")
-        )
+    interrupts = Interrupts(say)
+    with interrupts, progress_in_place() as log:
+        preflight(ctx.services, target, gates, pack_config, load_records(records), 1, None, say)
+        shifter = ctx.shift(interrupts, log)
+        with interrupts.shielded():
+            shifter.start(
+                Options(target=target, steps=[percent], bake=bake, interval=interval, kind="drill")
+            )
         done = shifter.run()
     seconds = round(done.timings.rollback_seconds or 0.0, 3)
     say(f"Drill {done.id}: {percent}% to {target} and back; restored and verified in {seconds}s.")

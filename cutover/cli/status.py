@@ -11,6 +11,7 @@ import click
 from cutover_gates.contract import COLORS, Status
 
 from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
+from cutover.deployment import Deployment
 
 
 @click.command()
@@ -124,11 +125,17 @@ PLAIN_REPEAT_SECONDS = 10.0
 
 
 def follow(ctx: Context, interval: float, timeout: float | None) -> None:
-    """`status --watch`: refresh until the latest deployment finishes, then exit with its code."""
+    """`status --watch`: refresh until the latest deployment finishes, then exit with its
+    code: 0 succeeded, 1 rolled back, or gone from the journal (its outcome unknown)."""
     import sys
 
+    from cutover.errors import DeploymentFailed
     from cutover.view import exit_code
 
+    first = ctx.deployment(None)
+    if first is None:
+        say("no deployment in the journal")
+        return
     deadline = None if timeout is None else time.monotonic() + timeout
     terminal = sys.stdout.isatty()
     live = _live() if terminal else None
@@ -136,31 +143,36 @@ def follow(ctx: Context, interval: float, timeout: float | None) -> None:
     shown_at = 0.0
     try:
         while True:
-            view, key, state = _view(ctx)
+            found = ctx.journal.load(ctx.scope, first.id)
+            if found is None:
+                raise DeploymentFailed(
+                    f"deployment {first.id} is no longer in the journal; its outcome is unknown"
+                )
+            view, key, state = _view(ctx, found)
             if live is not None:
                 live.update(_table(view), refresh=True)
             elif key != shown or time.monotonic() - shown_at >= PLAIN_REPEAT_SECONDS:
                 say("\n".join(view))
                 shown, shown_at = key, time.monotonic()
-            if state is not None and state.finished:
-                raise click.exceptions.Exit(exit_code(state))
-            if state is None:
+            if state.finished:
+                code = exit_code(state)
+                if code:
+                    raise DeploymentFailed(f"deployment {first.id} {state}")
                 return
             if deadline is not None and time.monotonic() >= deadline:
-                raise click.exceptions.Exit(1)
+                raise DeploymentFailed(
+                    f"deployment {first.id} is still {state} after --timeout {timeout:g}s"
+                )
             time.sleep(interval)
     finally:
         if live is not None:
             live.stop()
 
 
-def _view(ctx: Context) -> tuple[list[str], tuple[Any, ...], Status | None]:
+def _view(ctx: Context, latest: Deployment) -> tuple[list[str], tuple[Any, ...], Status]:
     """The lines to show, what they depend on (not the countdown), and the deployment's state."""
     from cutover.view import lines
 
-    latest = ctx.deployment(None)
-    if latest is None:
-        return ["no deployment in the journal"], (), None
     holder = ctx.live_holder()
     state = latest.state(lease_live=holder is not None)
     served = {s.outputs.name: s.router.served() for s in ctx.services}

@@ -22,7 +22,8 @@ def watchdog(outputs: tuple[Path, ...], stack: str | None, journal: str, once: b
 
     Never touches a deployment whose holder is alive; takes the lease with the same
     conditional write as every other command, so concurrent passes never both act. Exit 0
-    when nothing needed doing or everything found was restored, 1 when a restore failed.
+    when nothing needed doing or everything found was restored; 1 when a restore failed or a
+    journal item could not be read, once every other deployment was looked after.
 
     \b
     Example:
@@ -30,19 +31,22 @@ def watchdog(outputs: tuple[Path, ...], stack: str | None, journal: str, once: b
     """
     from cutover.errors import DeploymentFailed
     from cutover.interrupt import Interrupts
-    from cutover.notifier import Notifier
-    from cutover.watchdog import watch_once
+    from cutover.journal.items import damaged
+    from cutover.watchdog import notifier_for_services, watch_once
 
     if not once:
         raise click.BadParameter("only --once is supported: the stack's schedule runs the passes")
     ctx = Context(outputs, stack, journal)
     interrupts = Interrupts(say)
     with interrupts, interrupts.shielded():  # a pass is bounded: a signal never cuts a restore
-        findings = watch_once(ctx.services, ctx.journal, Notifier(ctx.all_outputs, say), say)
+        findings = watch_once(ctx.services, ctx.journal, notifier_for_services(say), say)
     for finding in findings:
         say(finding.line())
     if not findings:
         say("nothing to do: no deployment in progress")
     failed = [f for f in findings if f.action == "failed"]
-    if failed:
-        raise DeploymentFailed(f"{len(failed)} restore(s) failed")
+    unreadable = damaged(ctx.journal.skipped)
+    if failed or unreadable:
+        said = [f"{len(failed)} restore(s) failed"] if failed else []
+        said += [f"{len(unreadable)} journal item(s) could not be read"] if unreadable else []
+        raise DeploymentFailed("; ".join(said) + " (every other deployment was looked after)")

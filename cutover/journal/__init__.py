@@ -5,6 +5,12 @@ change, so a process killed at any point leaves enough to restore the snapshot e
 lock on each listener or route is a lease (`cutover.journal.lease`). Backends: the stack's
 DynamoDB table (`dynamodb`), a Kubernetes stack's namespace (`kubernetes`), a local file
 (`file`).
+
+Fencing: a deployment's `generation` is bumped by `claim` whenever another process takes it
+over, and every `save` replaces exactly the generation and status the saver last saw, or is
+refused (LeaseLost): a process frozen past its lease cannot write an old state over the new
+one. A journal may hold items this release cannot read (damaged, or written by a newer
+release): they are skipped and named in `skipped`, never a crash.
 """
 
 from __future__ import annotations
@@ -12,24 +18,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from cutover_gates.contract import Color, Outcome
+
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError
+from cutover.journal.items import Skipped
 from cutover.journal.lease import Holder, LeaseState
 
 
 class Journal(Protocol):
     """Where deployments, their control requests and their leases are kept."""
 
-    def acquire_one(self, key: str, holder: Holder) -> bool: ...
-    def heartbeat(self, keys: list[str], holder: Holder) -> None: ...
+    skipped: list[Skipped]  # items that do not parse, each once
+
+    def acquire_one(self, key: str, holder: Holder, now: float) -> bool: ...
+    def heartbeat(self, keys: list[str], holder: Holder, now: float) -> bool: ...
     def release(self, keys: list[str], holder: Holder) -> None: ...
-    def lock_holder(self, key: str) -> Holder | None: ...
     def lease_state(self, key: str) -> LeaseState | None: ...
     def active(self) -> list[Deployment]: ...
-    def save(self, deployment: Deployment) -> None: ...
+    def save(self, deployment: Deployment) -> None:
+        """Write the deployment, replacing exactly the generation and status it was read or
+        last saved with (a new one: only if absent); LeaseLost otherwise, changing nothing.
+        A finished shift also records its outcome per listener or route."""
+        ...
+
+    def claim(self, deployment: Deployment) -> None:
+        """Take a deployment over (its lease already held): bump its generation, so saves of
+        whoever held it before are refused; LeaseLost when it changed since it was read."""
+        ...
+
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None: ...
     def history(self, scope: str, since: str = "") -> list[Deployment]:
         """Deployments of `scope`, oldest first, from the id `since` on (ids sort by time)."""
+        ...
+
+    def outcomes(self, key: str) -> dict[Color, Outcome]:
+        """How the latest shift towards each color through listener or route `key` ended."""
         ...
 
     def request(self, scope: str, deployment_id: str, command: str) -> None: ...

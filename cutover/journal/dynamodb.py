@@ -1,25 +1,32 @@
 """The journal in the stack's DynamoDB table (output `journalTable`).
 
-Items: `deploy#<scope>` / `<id>` (the deployment), `control#<scope>` / `<id>` (a promote or
-abort request), `lock#<listener>` / `lock` (the lease, conditional on holder and expiry).
+Items:
+- `deploy#<scope>` / `<id>`: the deployment, its document zlib-compressed in `docz` (older
+  items: JSON in `doc`), with `status` and `generation` as attributes for the conditions;
+- `active` / `<scope>#<id>`: the index of deployments that may hold traffic split;
+- `control#<scope>` / `<id>`: a promote or abort request;
+- `lock#<listener>` / `lock`: the lease, conditional on holder and expiry (`leaseUntil`,
+  in seconds with a fraction; `expiresAt`, whole seconds, is the table's TTL);
+- `outcome#<listener>` / `<color>`: how the latest shift towards that color ended.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import time
+import math
+import zlib
 from typing import Any
 
-from cutover_gates.contract import Status
+from cutover_gates.contract import Color, Outcome, parse_color
 
 from cutover.deployment import Deployment
 from cutover.errors import LockHeld
+from cutover.journal.items import Skipped, parse_item, parse_outcome, skip
 from cutover.journal.lease import (
     LEASE_SECONDS,
     Holder,
     LeaseState,
-    dead_here,
     finished_elsewhere,
     held_message,
 )
@@ -31,14 +38,34 @@ def _lock_key(listener: str) -> dict[str, Any]:
     return {"pk": {"S": f"lock#{listener}"}, "sk": {"S": "lock"}}
 
 
-def _lock_item(listener: str, holder: Holder, now: int) -> dict[str, Any]:
+def _number(value: float) -> dict[str, str]:
+    return {"N": repr(round(value, 6))}
+
+
+def _lock_item(listener: str, holder: Holder, now: float) -> dict[str, Any]:
     """The lock item of one listener, leased for LEASE_SECONDS from `now`."""
+    until = now + LEASE_SECONDS
     return {
         **_lock_key(listener),
         "holder": {"S": holder["holder"]},
         "info": {"S": json.dumps(holder)},
-        "expiresAt": {"N": str(now + LEASE_SECONDS)},
+        "renewedAt": _number(now),
+        "leaseUntil": _number(until),
+        "expiresAt": {"N": str(math.ceil(until))},
     }
+
+
+# The one rule of lease_live as a condition: a lease can be taken once its expiry is reached.
+TAKEABLE = (
+    "attribute_not_exists(pk) OR leaseUntil <= :now "
+    "OR (attribute_not_exists(leaseUntil) AND expiresAt <= :now)"
+)
+
+
+def _document(item: dict[str, Any]) -> str | bytes:
+    if "docz" in item:
+        return zlib.decompress(item["docz"]["B"])
+    return str(item["doc"]["S"])
 
 
 class DynamoJournal:
@@ -48,49 +75,56 @@ class DynamoJournal:
         self.table = table
         self.db = client("dynamodb")
         self._marked: set[str] = set()
+        self.skipped: list[Skipped] = []
 
     # -- the lease -----------------------------------------------------------------------
 
-    def acquire_one(self, key: str, holder: Holder) -> bool:
-        now = int(time.time())
+    def acquire_one(self, key: str, holder: Holder, now: float) -> bool:
         try:
             self.db.put_item(
                 TableName=self.table,
                 Item=_lock_item(key, holder, now),
-                ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR holder = :me",
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":me": {"S": holder["holder"]}},
+                ConditionExpression=f"{TAKEABLE} OR holder = :me",
+                ExpressionAttributeValues={":now": _number(now), ":me": {"S": holder["holder"]}},
             )
             return True
         except self.db.exceptions.ConditionalCheckFailedException:
             pass
-        current = self.lock_holder(key)
-        if current is None:  # released or expired between the write and the read
+        current = self.lease_state(key)
+        if current is None:  # released between the write and the read
             return False
-        if not dead_here(current):
-            raise LockHeld(held_message(f"listener {key}", current))
-        try:  # a lease whose process is known dead (same host, pid gone)
+        if current.live(now):
+            raise LockHeld(held_message(f"listener {key}", current.holder))
+        try:  # expired since the write, or its process is known dead (same host, pid gone)
             self.db.put_item(
                 TableName=self.table,
-                Item=_lock_item(key, holder, int(time.time())),
+                Item=_lock_item(key, holder, now),
                 ConditionExpression="holder = :stale",
-                ExpressionAttributeValues={":stale": {"S": current["holder"]}},
+                ExpressionAttributeValues={":stale": {"S": current.holder["holder"]}},
             )
             return True
         except self.db.exceptions.ConditionalCheckFailedException:
             return False
 
-    def heartbeat(self, keys: list[str], holder: Holder) -> None:
+    def heartbeat(self, keys: list[str], holder: Holder, now: float) -> bool:
+        until = now + LEASE_SECONDS
         for key in keys:
-            self.db.update_item(
-                TableName=self.table,
-                Key=_lock_key(key),
-                UpdateExpression="SET expiresAt = :t",
-                ConditionExpression="holder = :me",
-                ExpressionAttributeValues={
-                    ":t": {"N": str(int(time.time()) + LEASE_SECONDS)},
-                    ":me": {"S": holder["holder"]},
-                },
-            )
+            try:
+                self.db.update_item(
+                    TableName=self.table,
+                    Key=_lock_key(key),
+                    UpdateExpression="SET leaseUntil = :u, expiresAt = :t, renewedAt = :now",
+                    ConditionExpression="holder = :me",
+                    ExpressionAttributeValues={
+                        ":u": _number(until),
+                        ":t": {"N": str(math.ceil(until))},
+                        ":now": _number(now),
+                        ":me": {"S": holder["holder"]},
+                    },
+                )
+            except self.db.exceptions.ConditionalCheckFailedException:
+                return False
+        return True
 
     def release(self, keys: list[str], holder: Holder) -> None:
         for key in keys:
@@ -102,46 +136,52 @@ class DynamoJournal:
                     ExpressionAttributeValues={":me": {"S": holder["holder"]}},
                 )
 
-    def lock_holder(self, key: str) -> Holder | None:
-        state = self.lease_state(key)
-        return state.holder if state is not None and time.time() <= state.expires_at else None
-
     def lease_state(self, key: str) -> LeaseState | None:
         item = self.db.get_item(TableName=self.table, Key=_lock_key(key), ConsistentRead=True).get(
             "Item"
         )
         if not item:
             return None
-        expires = float(item["expiresAt"]["N"])
-        holder = dict(json.loads(item["info"]["S"]))
-        return LeaseState(holder, expires - LEASE_SECONDS, expires)
+        until = float((item.get("leaseUntil") or item["expiresAt"])["N"])
+        renewed = float(item["renewedAt"]["N"]) if "renewedAt" in item else until - LEASE_SECONDS
+        try:
+            holder = dict(json.loads(item["info"]["S"]))
+        except (KeyError, ValueError, TypeError):
+            holder = {"holder": item.get("holder", {}).get("S", "")}
+        return LeaseState(holder, renewed, until)
 
     # -- deployments -----------------------------------------------------------------------
 
+    def _key(self, scope: str, deployment_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"deploy#{scope}"}, "sk": {"S": deployment_id}}
+
     def save(self, deployment: Deployment) -> None:
+        document = json.dumps(deployment.to_json(), separators=(",", ":")).encode()
         item = {
-            "pk": {"S": f"deploy#{deployment.scope}"},
-            "sk": {"S": deployment.id},
-            "doc": {"S": json.dumps(deployment.to_json())},
+            **self._key(deployment.scope, deployment.id),
+            "docz": {"B": zlib.compress(document, 6)},
             "status": {"S": str(deployment.status)},
+            "generation": {"N": str(deployment.generation)},
         }
-        if deployment.status.active:  # never over a deployment another process finished
-            try:
-                self.db.put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(#s) OR #s IN (:a, :b)",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={
-                        ":a": {"S": str(Status.IN_PROGRESS)},
-                        ":b": {"S": str(Status.PAUSED)},
-                    },
-                )
-            except self.db.exceptions.ConditionalCheckFailedException:
-                stored = self.load(deployment.scope, deployment.id)
-                raise finished_elsewhere(deployment.id, str(stored and stored.status)) from None
+        if deployment.journaled is None:
+            condition, values = "attribute_not_exists(pk)", {}
         else:
-            self.db.put_item(TableName=self.table, Item=item)
+            condition = "#s = :was AND generation = :g"
+            values = {
+                ":was": {"S": str(deployment.journaled)},
+                ":g": {"N": str(deployment.generation)},
+            }
+        try:
+            self.db.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression=condition,
+                **({"ExpressionAttributeNames": {"#s": "status"}} if values else {}),
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except self.db.exceptions.ConditionalCheckFailedException:
+            raise self._taken(deployment) from None
+        deployment.journaled = deployment.status
         # the index of deployments that may hold traffic split: what the watchdog reads
         marker = {"pk": {"S": ACTIVE}, "sk": {"S": f"{deployment.scope}#{deployment.id}"}}
         if deployment.status.active and deployment.id not in self._marked:
@@ -150,6 +190,86 @@ class DynamoJournal:
         elif not deployment.status.active:
             self.db.delete_item(TableName=self.table, Key=marker)
             self._marked.discard(deployment.id)
+            for key, outcome in deployment.outcomes().items():
+                self._record_outcome(key, outcome)
+
+    def _taken(self, deployment: Deployment) -> Exception:
+        stored = self.db.get_item(
+            TableName=self.table,
+            Key=self._key(deployment.scope, deployment.id),
+            ConsistentRead=True,
+        ).get("Item")
+        if stored is None:
+            return finished_elsewhere(deployment.id, "its journal item is gone")
+        generation = stored.get("generation", {}).get("N", "0")
+        return finished_elsewhere(
+            deployment.id, f"now {stored['status']['S']}, generation {generation}"
+        )
+
+    def _record_outcome(self, key: str, outcome: Outcome) -> None:
+        with contextlib.suppress(self.db.exceptions.ConditionalCheckFailedException):
+            self.db.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"outcome#{key}"},
+                    "sk": {"S": outcome.color},
+                    "deployment": {"S": outcome.deployment},
+                    "doc": {"S": json.dumps(outcome.to_json())},
+                },
+                # a later deployment's outcome is never replaced by an earlier one's
+                ConditionExpression="attribute_not_exists(deployment) OR deployment <= :id",
+                ExpressionAttributeValues={":id": {"S": outcome.deployment}},
+            )
+
+    def outcomes(self, key: str) -> dict[Color, Outcome]:
+        items = self.db.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"outcome#{key}"}},
+            ConsistentRead=True,
+        )["Items"]
+        found: dict[Color, Outcome] = {}
+        for item in items:
+            outcome = parse_outcome(
+                f"outcome#{key}/{item['sk']['S']}", item["doc"]["S"], self.skipped
+            )
+            if outcome is not None:
+                found[parse_color(outcome.color)] = outcome
+        return found
+
+    def claim(self, deployment: Deployment) -> None:
+        was = str(deployment.journaled or deployment.status)
+        if deployment.generation:
+            condition = "#s = :was AND generation = :g"
+            values = {":was": {"S": was}, ":g": {"N": str(deployment.generation)}}
+        else:  # written by a release before generations: its first claim
+            condition = "#s = :was AND (attribute_not_exists(generation) OR generation = :g)"
+            values = {":was": {"S": was}, ":g": {"N": "0"}}
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=self._key(deployment.scope, deployment.id),
+                UpdateExpression="SET generation = :new",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":new": {"N": str(deployment.generation + 1)},
+                },
+            )
+        except self.db.exceptions.ConditionalCheckFailedException:
+            raise self._taken(deployment) from None
+        deployment.generation += 1
+
+    def _item(self, item: dict[str, Any]) -> Deployment | None:
+        key = f"{item['pk']['S']}/{item['sk']['S']}"
+        try:
+            document = _document(item)
+        except (KeyError, zlib.error) as e:
+            why = f"missing {e}" if isinstance(e, KeyError) else f"not readable ({e})"
+            skip(self.skipped, key, why)
+            return None
+        return parse_item(key, document, self.skipped)
 
     def active(self) -> list[Deployment]:
         """Deployments in progress or paused, in every scope (a query of the index, no scan)."""
@@ -159,32 +279,43 @@ class DynamoJournal:
             ExpressionAttributeValues={":pk": {"S": ACTIVE}},
             ConsistentRead=True,
         )
-        found = []
+        keys = []
         for page in pages:
             for item in page["Items"]:
                 scope, _, deployment_id = item["sk"]["S"].partition("#")
-                deployment = self.load(scope, deployment_id)
-                if deployment is not None and deployment.status.active:
-                    found.append(deployment)
-        return found
+                keys.append(self._key(scope, deployment_id))
+        found = []
+        for start in range(0, len(keys), 100):  # BatchGetItem takes 100 keys a call
+            request = {self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                answer = self.db.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self.table, []):
+                    deployment = self._item(item)
+                    if deployment is not None and deployment.status.active:
+                        found.append(deployment)
+                request = answer.get("UnprocessedKeys") or {}
+        return sorted(found, key=lambda d: d.id)
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
         if deployment_id:
             item = self.db.get_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"deploy#{scope}"}, "sk": {"S": deployment_id}},
-                ConsistentRead=True,
+                TableName=self.table, Key=self._key(scope, deployment_id), ConsistentRead=True
             ).get("Item")
-            return _document(item) if item else None
-        items = self.db.query(
+            return self._item(item) if item else None
+        pages = self.db.get_paginator("query").paginate(
             TableName=self.table,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": f"deploy#{scope}"}},
             ScanIndexForward=False,
-            Limit=1,
             ConsistentRead=True,
-        )["Items"]
-        return _document(items[0]) if items else None
+            PaginationConfig={"PageSize": 5},
+        )
+        for page in pages:  # the newest that parses
+            for item in page["Items"]:
+                deployment = self._item(item)
+                if deployment is not None:
+                    return deployment
+        return None
 
     def history(self, scope: str, since: str = "") -> list[Deployment]:
         """A paginated query of the scope's partition, from `since` on: never a scan."""
@@ -196,7 +327,8 @@ class DynamoJournal:
         pages = self.db.get_paginator("query").paginate(
             TableName=self.table, KeyConditionExpression=condition, ExpressionAttributeValues=values
         )
-        return [_document(i) for page in pages for i in page["Items"]]
+        found = (self._item(i) for page in pages for i in page["Items"])
+        return [d for d in found if d is not None]
 
     # -- control requests --------------------------------------------------------------------
 
@@ -217,7 +349,3 @@ class DynamoJournal:
             ConsistentRead=True,
         ).get("Item")
         return item["command"]["S"] if item else None
-
-
-def _document(item: dict[str, Any]) -> Deployment:
-    return Deployment.from_json(json.loads(item["doc"]["S"]))

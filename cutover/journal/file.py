@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from cutover_gates.contract import Status
+from cutover_gates.contract import Color, Outcome, parse_color
 
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import ConfigError, DeploymentFailed, LockHeld
+from cutover.journal.items import Skipped, parse_item, parse_outcome
 from cutover.journal.lease import Holder, LeaseState, finished_elsewhere, held_message
 
 # How long a command waits for the journal file's short lock before saying who holds it.
@@ -28,13 +29,14 @@ class FileJournal:
         if not path.parent.is_dir():
             raise ConfigError(f"--journal file:{path}: folder {path.parent} does not exist")
         self._locks: dict[str, IO[str]] = {}
+        self.skipped: list[Skipped] = []
 
     # -- the lease -------------------------------------------------------------------------
 
     def _lock_file(self, key: str) -> Path:
         return self.path.with_name(f"{self.path.name}.lock-{scope_of([key])}")
 
-    def acquire_one(self, key: str, holder: Holder) -> bool:
+    def acquire_one(self, key: str, holder: Holder, now: float) -> bool:
         handle = open(self._lock_file(key), "a+")  # noqa: SIM115 - held until release
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,8 +52,9 @@ class FileJournal:
         self._locks[key] = handle
         return True
 
-    def heartbeat(self, keys: list[str], holder: Holder) -> None:
+    def heartbeat(self, keys: list[str], holder: Holder, now: float) -> bool:
         """Nothing to renew: the kernel holds an flock for as long as the process lives."""
+        return all(key in self._locks for key in keys)
 
     def release(self, keys: list[str], holder: Holder) -> None:
         for key in keys:
@@ -62,7 +65,7 @@ class FileJournal:
                 fcntl.flock(handle, fcntl.LOCK_UN)
                 handle.close()
 
-    def lock_holder(self, key: str) -> Holder | None:
+    def _flock_holder(self, key: str) -> Holder | None:
         path = self._lock_file(key)
         if not path.exists():
             return None
@@ -77,9 +80,7 @@ class FileJournal:
 
     def lease_state(self, key: str) -> LeaseState | None:
         """An flock is held exactly as long as its process lives: live, or gone."""
-        import time
-
-        holder = self.lock_holder(key)
+        holder = self._flock_holder(key)
         if holder is None:
             return None
         return LeaseState(holder, time.time(), float("inf"))
@@ -121,25 +122,61 @@ class FileJournal:
                     ) from None
                 time.sleep(0.02)
 
+    def _stored(self, data: dict[str, Any], deployment: Deployment) -> tuple[Any, Any] | None:
+        """(status, generation) as the file holds the deployment; None when it has none."""
+        stored = data["deployments"].get(deployment.id)
+        if not isinstance(stored, dict):
+            return None
+        return stored.get("status"), int(stored.get("generation", 0) or 0)
+
+    def _check(self, data: dict[str, Any], deployment: Deployment) -> None:
+        """LeaseLost unless the file holds what this process last saw of the deployment."""
+        stored = self._stored(data, deployment)
+        seen = (
+            None
+            if deployment.journaled is None
+            else (str(deployment.journaled), deployment.generation)
+        )
+        if stored != seen:
+            what = "it exists already" if seen is None else f"now {stored[0] if stored else 'gone'}"
+            raise finished_elsewhere(deployment.id, what)
+
     def save(self, deployment: Deployment) -> None:
         with self._document() as data:
-            stored = data["deployments"].get(deployment.id)
-            if deployment.status.active and stored and Status(stored["status"]).finished:
-                raise finished_elsewhere(deployment.id, stored["status"])
+            self._check(data, deployment)
             data["deployments"][deployment.id] = deployment.to_json()
+            outcomes = data.setdefault("outcomes", {})
+            for key, outcome in deployment.outcomes().items():
+                known = outcomes.setdefault(key, {}).get(outcome.color) or {}
+                if str(known.get("deployment", "")) <= outcome.deployment:
+                    outcomes[key][outcome.color] = outcome.to_json()
+        deployment.journaled = deployment.status
+
+    def claim(self, deployment: Deployment) -> None:
+        with self._document() as data:
+            if deployment.journaled is None:
+                deployment.journaled = deployment.status
+            self._check(data, deployment)
+            data["deployments"][deployment.id]["generation"] = deployment.generation + 1
+        deployment.generation += 1
+
+    def outcomes(self, key: str) -> dict[Color, Outcome]:
+        with self._document(write=False) as data:
+            found = dict((data.get("outcomes") or {}).get(key) or {})
+        outcomes = (parse_outcome(f"outcomes/{key}/{c}", o, self.skipped) for c, o in found.items())
+        return {parse_color(o.color): o for o in outcomes if o is not None}
+
+    def _all(self) -> list[Deployment]:
+        with self._document(write=False) as data:
+            found = dict(data["deployments"])
+        parsed = (parse_item(f"deployments/{k}", d, self.skipped) for k, d in sorted(found.items()))
+        return [d for d in parsed if d is not None]
 
     def history(self, scope: str, since: str = "") -> list[Deployment]:
-        with self._document(write=False) as data:
-            found = [
-                d for d in data["deployments"].values() if d["scope"] == scope and d["id"] >= since
-            ]
-        return [Deployment.from_json(d) for d in sorted(found, key=lambda d: d["id"])]
+        return [d for d in self._all() if d.scope == scope and d.id >= since]
 
     def active(self) -> list[Deployment]:
-        with self._document(write=False) as data:
-            found = list(data["deployments"].values())
-        deployments = [Deployment.from_json(d) for d in sorted(found, key=lambda d: d["id"])]
-        return [d for d in deployments if d.status.active]
+        return [d for d in self._all() if d.status.active]
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
         found = self.history(scope)

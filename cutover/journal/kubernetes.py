@@ -2,10 +2,12 @@
 
 For a Gateway stack, which has no DynamoDB table: each deployment is a ConfigMap
 `cutover-deployment-<id>` labelled with its scope, pause/abort commands are the ConfigMap
-`cutover-control-<scope>`, and the lock on a route is a coordination.k8s.io Lease
+`cutover-control-<scope>`, the latest outcome per color of a route is the ConfigMap
+`cutover-outcome-<hash>`, and the lock on a route is a coordination.k8s.io Lease
 `cutover-lock-<hash>` whose holder renews it (a dead process's lease expires after
 LEASE_SECONDS; on the same host it is taken over at once). Every write that decides who holds
-the lock is conditional on the resourceVersion read, so two operators never both win.
+the lock, and every save of a deployment, is conditional on the resourceVersion read (the
+API server's own fence), so two writers never both win.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from cutover_gates.contract import Color, Outcome, Status, parse_color
+
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import LockHeld
+from cutover.journal.items import Skipped, parse_item, parse_outcome
 from cutover.journal.lease import (
     LEASE_SECONDS,
     Holder,
@@ -29,10 +34,11 @@ SCOPE_LABEL = "cutover/scope"
 ACTIVE_LABEL = "cutover/active"  # on deployments that may hold traffic split
 HOLDER_ANNOTATION = "cutover/holder"
 DOCUMENT_KEY = "deployment.json"
+CONFLICT_ATTEMPTS = 5
 
 
-def _micro_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _micro_time(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _state(lease: dict[str, Any]) -> LeaseState:
@@ -57,7 +63,7 @@ class KubernetesJournal:
         self.namespace = namespace
         self.core = client.CoreV1Api(api_client())
         self.leases = client.CoordinationV1Api(api_client())
-        self._saved: set[str] = set()
+        self.skipped: list[Skipped] = []
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -80,8 +86,10 @@ class KubernetesJournal:
     def _lease_name(self, key: str) -> str:
         return f"cutover-lock-{scope_of([key])}"
 
-    def _lease(self, key: str, holder: dict[str, Any], version: str | None) -> dict[str, Any]:
-        now = _micro_time(datetime.now(UTC))
+    def _lease(
+        self, key: str, holder: dict[str, Any], version: str | None, now: float
+    ) -> dict[str, Any]:
+        at = _micro_time(now)
         metadata: dict[str, Any] = {
             "name": self._lease_name(key),
             "namespace": self.namespace,
@@ -96,18 +104,18 @@ class KubernetesJournal:
             "metadata": metadata,
             "spec": {
                 "holderIdentity": holder["holder"],
-                "leaseDurationSeconds": LEASE_SECONDS,
-                "acquireTime": now,
-                "renewTime": now,
+                "leaseDurationSeconds": max(1, round(LEASE_SECONDS)),
+                "acquireTime": at,
+                "renewTime": at,
             },
         }
 
-    def acquire_one(self, key: str, holder: Holder) -> bool:
+    def acquire_one(self, key: str, holder: Holder, now: float) -> bool:
         from kubernetes.client.exceptions import ApiException
 
         try:
             self.leases.create_namespaced_lease(
-                self.namespace, self._lease(key, holder, None), _request_timeout=timeout()
+                self.namespace, self._lease(key, holder, None, now), _request_timeout=timeout()
             )
             return True
         except ApiException as e:
@@ -118,13 +126,13 @@ class KubernetesJournal:
             return False
         state = _state(current)
         mine = current["spec"].get("holderIdentity") == holder["holder"]
-        if not mine and state.live(datetime.now(UTC).timestamp()):
+        if not mine and state.live(now):
             raise LockHeld(held_message(f"route {key}", state.holder))
         try:  # conditional on the version read: of two takers, one wins
             self.leases.replace_namespaced_lease(
                 self._lease_name(key),
                 self.namespace,
-                self._lease(key, holder, current["metadata"]["resourceVersion"]),
+                self._lease(key, holder, current["metadata"]["resourceVersion"], now),
                 _request_timeout=timeout(),
             )
         except ApiException as e:
@@ -133,15 +141,23 @@ class KubernetesJournal:
             raise
         return True
 
-    def heartbeat(self, listeners: list[str], holder: dict[str, Any]) -> None:
+    def heartbeat(self, listeners: list[str], holder: dict[str, Any], now: float) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
         for key in listeners:
             current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
             if current is None or current["spec"].get("holderIdentity") != holder["holder"]:
-                raise LockHeld(f"the lease on route {key} is no longer held by this deployment")
-            current["spec"]["renewTime"] = _micro_time(datetime.now(UTC))
-            self.leases.replace_namespaced_lease(
-                self._lease_name(key), self.namespace, current, _request_timeout=timeout()
-            )
+                return False
+            current["spec"]["renewTime"] = _micro_time(now)
+            try:  # conditional on the version read: a taker in between wins
+                self.leases.replace_namespaced_lease(
+                    self._lease_name(key), self.namespace, current, _request_timeout=timeout()
+                )
+            except ApiException as e:
+                if e.status == 409:
+                    return False
+                raise
+        return True
 
     def release(self, listeners: list[str], holder: dict[str, Any]) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -163,12 +179,6 @@ class KubernetesJournal:
                 if e.status not in (404, 409):
                     raise
 
-    def lock_holder(self, listener: str) -> dict[str, Any] | None:
-        state = self.lease_state(listener)
-        if state is None or datetime.now(UTC).timestamp() > state.expires_at:
-            return None
-        return state.holder
-
     def lease_state(self, key: str) -> LeaseState | None:
         current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
         return None if current is None else _state(current)
@@ -176,52 +186,131 @@ class KubernetesJournal:
     # -- documents ------------------------------------------------------------------------------
 
     def _config_map(
-        self, name: str, scope: str, data: dict[str, str], active: bool = False
+        self,
+        name: str,
+        scope: str,
+        data: dict[str, str],
+        active: bool = False,
+        version: str | None = None,
     ) -> dict[str, Any]:
         labels = {SCOPE_LABEL: scope, "app.kubernetes.io/managed-by": "cutover"}
         if active:
             labels[ACTIVE_LABEL] = "true"
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
-            "data": data,
-        }
+        metadata: dict[str, Any] = {"name": name, "namespace": self.namespace, "labels": labels}
+        if version is not None:
+            metadata["resourceVersion"] = version
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
-    def _write(self, name: str, body: dict[str, Any]) -> None:
-        """Create the ConfigMap, or replace it when it exists (last write wins: one holder)."""
+    def _write(self, name: str, body: dict[str, Any]) -> bool:
+        """Create the ConfigMap (no resourceVersion in `body`) or replace exactly the version
+        `body` names; False on a conflict (it exists, or changed since that version)."""
         from kubernetes.client.exceptions import ApiException
 
-        if name in self._saved:
-            try:
+        try:
+            if "resourceVersion" in body["metadata"]:
                 self.core.replace_namespaced_config_map(
                     name, self.namespace, body, _request_timeout=timeout()
                 )
-                return
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-        try:
-            self.core.create_namespaced_config_map(self.namespace, body, _request_timeout=timeout())
+            else:
+                self.core.create_namespaced_config_map(
+                    self.namespace, body, _request_timeout=timeout()
+                )
         except ApiException as e:
-            if e.status != 409:
-                raise
-            self.core.replace_namespaced_config_map(
-                name, self.namespace, body, _request_timeout=timeout()
+            if e.status in (404, 409):
+                return False
+            raise
+        return True
+
+    def _name(self, deployment_id: str) -> str:
+        return f"cutover-deployment-{deployment_id.lower()}"
+
+    def _stored(self, name: str) -> tuple[dict[str, Any] | None, tuple[Any, int] | None]:
+        """The ConfigMap and the (status, generation) its document holds."""
+        found = self._read(self.core.read_namespaced_config_map, name)
+        if found is None:
+            return None, None
+        try:
+            document = json.loads((found.get("data") or {})[DOCUMENT_KEY])
+            return found, (document.get("status"), int(document.get("generation", 0) or 0))
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return found, ("unreadable", -1)
+
+    def _replace_checked(self, deployment: Deployment, document: dict[str, Any]) -> None:
+        """Write `document` over the deployment's ConfigMap if it holds what this process
+        last saw, conditional on the resourceVersion read; LeaseLost otherwise."""
+        name = self._name(deployment.id)
+        seen = (
+            None
+            if deployment.journaled is None
+            else (str(deployment.journaled), deployment.generation)
+        )
+        for _ in range(CONFLICT_ATTEMPTS):
+            found, stored = self._stored(name)
+            if stored != seen:
+                what = (
+                    "it exists already"
+                    if seen is None
+                    else f"now {stored[0] if stored else 'gone'}"
+                )
+                raise finished_elsewhere(deployment.id, what)
+            version = None if found is None else found["metadata"]["resourceVersion"]
+            body = self._config_map(
+                name,
+                deployment.scope,
+                {DOCUMENT_KEY: json.dumps(document)},
+                Status(document["status"]).active,
+                version,
             )
-        self._saved.add(name)
+            if self._write(name, body):
+                return
+        raise finished_elsewhere(deployment.id, "it kept changing while being saved")
 
     def save(self, deployment: Deployment) -> None:
-        name = f"cutover-deployment-{deployment.id.lower()}"
-        if deployment.status.active and name in self._saved:  # read first: best effort
-            stored = self.load(deployment.scope, deployment.id)
-            if stored is not None and stored.status.finished:
-                raise finished_elsewhere(deployment.id, str(stored.status))
-        document = json.dumps(deployment.to_json())
-        body = self._config_map(
-            name, deployment.scope, {DOCUMENT_KEY: document}, deployment.status.active
+        self._replace_checked(deployment, deployment.to_json())
+        deployment.journaled = deployment.status
+        for key, outcome in deployment.outcomes().items():
+            self._record_outcome(key, outcome)
+
+    def claim(self, deployment: Deployment) -> None:
+        if deployment.journaled is None:
+            deployment.journaled = deployment.status
+        found, stored = self._stored(self._name(deployment.id))
+        if found is None or stored is None:
+            raise finished_elsewhere(deployment.id, "its journal item is gone")
+        document = json.loads(found["data"][DOCUMENT_KEY])
+        document["generation"] = deployment.generation + 1
+        self._replace_checked(deployment, document)
+        deployment.generation += 1
+
+    def _outcome_name(self, key: str) -> str:
+        return f"cutover-outcome-{scope_of([key])}"
+
+    def _record_outcome(self, key: str, outcome: Outcome) -> None:
+        name = self._outcome_name(key)
+        for _ in range(CONFLICT_ATTEMPTS):
+            found = self._read(self.core.read_namespaced_config_map, name)
+            data = dict((found or {}).get("data") or {})
+            try:
+                known = str(json.loads(data.get(outcome.color, "{}")).get("deployment", ""))
+            except (ValueError, AttributeError):
+                known = ""
+            if known > outcome.deployment:  # a later deployment's outcome stays
+                return
+            data[outcome.color] = json.dumps(outcome.to_json())
+            version = None if found is None else found["metadata"]["resourceVersion"]
+            body = self._config_map(name, scope_of([key]), data, version=version)
+            body["metadata"]["annotations"] = {"cutover/route": key}
+            if self._write(name, body):
+                return
+
+    def outcomes(self, key: str) -> dict[Color, Outcome]:
+        found = self._read(self.core.read_namespaced_config_map, self._outcome_name(key))
+        data = dict((found or {}).get("data") or {})
+        parsed = (
+            parse_outcome(f"{self._outcome_name(key)}/{c}", t, self.skipped)
+            for c, t in data.items()
         )
-        self._write(name, body)
+        return {parse_color(o.color): o for o in parsed if o is not None}
 
     def history(self, scope: str, since: str = "") -> list[Deployment]:
         return [d for d in self._list(f"{SCOPE_LABEL}={scope}") if d.id >= since]
@@ -238,31 +327,33 @@ class KubernetesJournal:
             _request_timeout=timeout(),
         )
         items = json.loads(found.data)["items"]
-        documents = [
-            json.loads(i["data"][DOCUMENT_KEY])
-            for i in items
-            if DOCUMENT_KEY in (i.get("data") or {})
-        ]
-        return [Deployment.from_json(d) for d in sorted(documents, key=lambda d: d["id"])]
+        parsed = [self._document(i) for i in items]
+        return sorted((d for d in parsed if d is not None), key=lambda d: d.id)
+
+    def _document(self, item: dict[str, Any]) -> Deployment | None:
+        name = (item.get("metadata") or {}).get("name", "?")
+        document = (item.get("data") or {}).get(DOCUMENT_KEY)
+        return parse_item(f"ConfigMap {name}", document, self.skipped)
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
         if deployment_id:
-            name = f"cutover-deployment-{deployment_id.lower()}"
-            found = self._read(self.core.read_namespaced_config_map, name)
+            found = self._read(self.core.read_namespaced_config_map, self._name(deployment_id))
             if found is None or (found["metadata"].get("labels") or {}).get(SCOPE_LABEL) != scope:
                 return None
-            return Deployment.from_json(json.loads(found["data"][DOCUMENT_KEY]))
+            return self._document(found)
         documents = self.history(scope)
         return documents[-1] if documents else None
 
     def request(self, scope: str, deployment_id: str, command: str) -> None:
         name = f"cutover-control-{scope}"
-        current = self._read(self.core.read_namespaced_config_map, name)
-        data = dict((current or {}).get("data") or {})
-        data[deployment_id.lower()] = command
-        if current is not None:
-            self._saved.add(name)
-        self._write(name, self._config_map(name, scope, data))
+        for _ in range(CONFLICT_ATTEMPTS):
+            current = self._read(self.core.read_namespaced_config_map, name)
+            data = dict((current or {}).get("data") or {})
+            data[deployment_id.lower()] = command
+            version = None if current is None else current["metadata"]["resourceVersion"]
+            if self._write(name, self._config_map(name, scope, data, version=version)):
+                return
+        raise LockHeld(f"the control requests of {scope} kept changing while writing one")
 
     def requested(self, scope: str, deployment_id: str) -> str | None:
         found = self._read(self.core.read_namespaced_config_map, f"cutover-control-{scope}")

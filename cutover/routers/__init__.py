@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from cutover_gates.contract import COLORS
 
 from cutover.outputs import StackOutputs
+from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights
 
 
@@ -18,6 +19,11 @@ class TrafficRouter(Protocol):
     """Moves traffic between the two colors of one service."""
 
     name: str
+
+    @property
+    def longest_write(self) -> float:
+        """The longest one write can take, retries included (seconds)."""
+        ...
 
     def served(self) -> Weights:
         """The weights the load balancer reports serving now."""
@@ -27,12 +33,12 @@ class TrafficRouter(Protocol):
         """Everything needed to restore the current routing exactly (JSON-safe)."""
         ...
 
-    def set(self, weights: Weights) -> None:
-        """Write new weights (one API call)."""
+    def set(self, weights: Weights, fence: Fence = no_fence) -> None:
+        """Write new weights (one API call), after `fence` lets it."""
         ...
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Write back a snapshot taken by `snapshot` (one API call)."""
+    def restore(self, snapshot: dict[str, Any], fence: Fence = no_fence) -> None:
+        """Write back a snapshot taken by `snapshot` (one API call), after `fence` lets it."""
         ...
 
     def weights_of(self, snapshot: dict[str, Any]) -> Weights:

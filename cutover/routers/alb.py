@@ -6,19 +6,29 @@ from typing import Any
 
 from cutover_gates.contract import COLORS
 
-from cutover.aws import client
+from cutover.aws import client, longest_call_seconds
 from cutover.errors import ConfigError
+from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights, check_weights
 
 
 class AlbRouter:
-    """Weighted forward action of one ALB listener between the blue and green target groups."""
+    """Weighted forward action of one ALB listener between the blue and green target groups.
+
+    A listener takes no precondition on a write, so a late write is fenced by its writer
+    (the lease must cover it, and it is confirmed after) and by whoever took the lease over
+    (it re-verifies its restore once a write can no longer land).
+    """
 
     def __init__(self, listener_arn: str, target_group_arns: dict[str, str], name: str) -> None:
         self.listener_arn = listener_arn
         self.target_group_arns = target_group_arns
         self.color_of = {arn: color for color, arn in target_group_arns.items()}
         self.name = name
+
+    @property
+    def longest_write(self) -> float:
+        return longest_call_seconds()
 
     def _action(self) -> dict[str, Any]:
         elbv2 = client("elbv2")
@@ -78,13 +88,15 @@ class AlbRouter:
             ],
         )
 
-    def set(self, weights: Weights) -> None:
+    def set(self, weights: Weights, fence: Fence = no_fence) -> None:
         weights = check_weights(weights)
         groups = [
             {"TargetGroupArn": self.target_group_arns[c], "Weight": weights[c]} for c in COLORS
         ]
+        fence()
         self._write(groups, {"Enabled": False})
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
+    def restore(self, snapshot: dict[str, Any], fence: Fence = no_fence) -> None:
         self.weights_of(snapshot)  # never write a split that serves nothing
+        fence()
         self._write(snapshot["targetGroups"], snapshot["stickiness"])

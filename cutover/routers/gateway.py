@@ -1,11 +1,12 @@
 """The Gateway API router: weights of the backendRefs of one HTTPRoute.
 
-`set` reads the route and patches it with the resourceVersion it read, which the API server
-takes as a precondition: if anyone wrote the route meanwhile it answers 409 Conflict, and the
-router reads again and retries. `restore` is one JSON patch with no version test, so giving
-traffic back never loses a race; its tests on the backend names refuse to write weights into
-a route whose backends have been rearranged since the snapshot. The route counts as served
-when every parent Gateway reports it Accepted at its current generation, with no
+Every write (`set` and `restore`) reads the route, asks its fence (the writer's lease), and
+patches it with the resourceVersion it read, which the API server takes as a precondition:
+if anyone wrote the route meanwhile it answers 409 Conflict, and the router reads again, asks
+the fence again and retries. So a writer frozen between its read and its patch can never land
+a write over a takeover's restore. The patch's tests on the backend names refuse to write
+weights into a route whose backends have been rearranged since the snapshot. The route counts
+as served when every parent Gateway reports it Accepted at its current generation, with no
 ResolvedRefs=False (a backend it cannot reach).
 """
 
@@ -16,7 +17,8 @@ from typing import Any
 from cutover_gates.contract import COLORS
 
 from cutover.errors import ConfigError, CutoverError
-from cutover.kube import GATEWAY_API, custom_objects, timeout
+from cutover.kube import GATEWAY_API, custom_objects, longest_call_seconds, timeout
+from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights, check_weights
 
 CONFLICT_RETRIES = 5
@@ -54,6 +56,10 @@ class GatewayRouter:
         self.route = route
         self.color_of = {service: color for color, service in services.items()}
         self.name = name
+
+    @property
+    def longest_write(self) -> float:
+        return longest_call_seconds()
 
     def _get(self) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
@@ -132,28 +138,32 @@ class GatewayRouter:
             )
         return self.weights_of({"backendRefs": self._refs(route)})
 
-    def set(self, weights: Weights) -> None:
+    def set(self, weights: Weights, fence: Fence = no_fence) -> None:
+        weights = check_weights(weights)
+        self._write(
+            lambda refs: [{**r, "weight": weights[self.color_of[r["name"]]]} for r in refs], fence
+        )
+
+    def restore(self, snapshot: dict[str, Any], fence: Fence = no_fence) -> None:
+        self.weights_of(snapshot)  # never write a split that serves nothing
+        self._write(lambda _: snapshot["backendRefs"], fence)
+
+    def _write(self, refs_of: Any, fence: Fence) -> None:
+        """Read, fence, patch at the version read; on a conflict, all three again."""
         from kubernetes.client.exceptions import ApiException
 
-        weights = check_weights(weights)
         for attempt in range(CONFLICT_RETRIES + 1):
             route = self._get()
-            refs = [
-                {"name": r["name"], "weight": weights[self.color_of[r["name"]]]}
-                for r in self._refs(route)
-            ]
+            refs = refs_of(self._refs(route))
             version = {
                 "op": "replace",
                 "path": "/metadata/resourceVersion",
                 "value": route["metadata"]["resourceVersion"],
             }
+            fence()
             try:
                 self._patch([version, *weight_patch(refs)])
                 return
             except ApiException as e:
                 if e.status != 409 or attempt == CONFLICT_RETRIES:
                     raise
-
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        self.weights_of(snapshot)  # never write a split that serves nothing
-        self._patch(weight_patch(snapshot["backendRefs"]))

@@ -8,8 +8,9 @@ Pure: no I/O, no third-party imports.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, Color] = ("blue", "green")
@@ -111,6 +112,47 @@ class Status(StrEnum):
     @property
     def finished(self) -> bool:
         return self in (Status.SUCCEEDED, Status.ROLLED_BACK, Status.DRILLED)
+
+
+# Where the program publishes, beside the gate records, what the stack's journal says of the
+# latest shift towards each color (an SSM parameter `/cutover/<stack>/gates/<color>/<this>`, or
+# the key `<color>.<this>.json` of the `cutover-gates` ConfigMap): the pack refuses to send
+# traffic back to a release that was rolled back unless an approval newer than that rollback
+# exists.
+LATEST_DEPLOYMENT = "latest-deployment"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the latest shift towards a color ended, as its journal keeps it per listener or
+    route: the deployment, its status, the release it moved traffic to, when it finished and
+    why (for a rollback: the reason, and who or what gave traffic back)."""
+
+    deployment: str
+    status: str
+    color: str
+    version: str
+    digest: str
+    at: float
+    reason: str = ""
+    by: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Outcome:
+        """ValueError (or KeyError, TypeError) when `data` is not an outcome."""
+        return cls(
+            deployment=str(data["deployment"]),
+            status=str(data["status"]),
+            color=parse_color(str(data["color"])),
+            version=str(data["version"]),
+            digest=str(data["digest"]),
+            at=float(data["at"]),
+            reason=str(data.get("reason", "")),
+            by=str(data.get("by", "")),
+        )
 
 
 # -- small shared rules ---------------------------------------------------------------------

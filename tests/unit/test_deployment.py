@@ -11,8 +11,9 @@ from cutover_gates.contract import Status
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cutover.deployment import Deployment, Event, Options, Sample, Timings, scope_of
+from cutover.deployment import Deployment, Options, scope_of
 from cutover.report import figures, success_rate
+from cutover.timeline import Event, Sample, Timings
 
 OLD = json.loads((Path(__file__).parent / "data" / "journal_v0_1.json").read_text())
 

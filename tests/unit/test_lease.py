@@ -17,7 +17,7 @@ class Table:
         self.vanish = dict(vanish or {})
         self.released: list[str] = []
 
-    def acquire_one(self, key: str, holder: Holder) -> bool:
+    def acquire_one(self, key: str, holder: Holder, now: float) -> bool:
         if self.vanish.get(key, 0) > 0:
             self.vanish[key] -= 1
             return False
@@ -26,7 +26,8 @@ class Table:
         self.held[key] = holder["holder"]
         return True
 
-    def heartbeat(self, keys: list[str], holder: Holder) -> None: ...
+    def heartbeat(self, keys: list[str], holder: Holder, now: float) -> bool:
+        return True
 
     def release(self, keys: list[str], holder: Holder) -> None:
         for key in keys:
@@ -34,35 +35,37 @@ class Table:
                 del self.held[key]
                 self.released.append(key)
 
-    def lock_holder(self, key: str) -> Holder | None: ...
-
     def lease_state(self, key: str) -> LeaseState | None: ...
 
 
 ME = {"holder": "me"}
 
 
+def NOW() -> float:  # noqa: N802 - a clock
+    return 1000.0
+
+
 def test_keys_are_taken_in_a_fixed_order() -> None:
     table = Table()
-    acquire_each(table, ["b", "a", "c"], ME)
+    acquire_each(table, ["b", "a", "c"], ME, NOW)
     assert list(table.held) == ["a", "b", "c"]
 
 
 def test_a_holder_gone_while_looking_is_tried_again() -> None:
     table = Table(vanish={"a": ACQUIRE_ATTEMPTS - 1})
-    acquire_each(table, ["a"], ME)
+    acquire_each(table, ["a"], ME, NOW)
     assert table.held == {"a": "me"}
 
 
 def test_a_key_that_keeps_changing_hands_is_refused_and_nothing_is_kept() -> None:
     table = Table(vanish={"b": ACQUIRE_ATTEMPTS})
     with pytest.raises(LockHeld, match="changed hands"):
-        acquire_each(table, ["a", "b"], ME)
+        acquire_each(table, ["a", "b"], ME, NOW)
     assert table.held == {} and table.released == ["a"]
 
 
 def test_one_held_key_gives_back_the_ones_taken() -> None:
     table = Table(held={"c": "other"})
     with pytest.raises(LockHeld, match="locked by other"):
-        acquire_each(table, ["a", "b", "c"], ME)
+        acquire_each(table, ["a", "b", "c"], ME, NOW)
     assert table.held == {"c": "other"} and table.released == ["a", "b"]

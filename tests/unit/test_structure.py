@@ -16,10 +16,25 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def type_only(tree: ast.Module) -> set[int]:
+    """The import nodes under `if TYPE_CHECKING:` (names for annotations, never imported)."""
+    return {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(block)
+    }
+
+
 def imports(path: Path) -> set[str]:
-    """Every cutover module `path` imports, at the top or inside a function."""
+    """Every cutover module `path` imports, at the top or inside a function (not the names
+    imported for annotations only)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skipped = type_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cutover."):
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from cutover_gates.contract import Status
 
-from cutover.deployment import Deployment, Options, Sample
+from cutover.deployment import Deployment, Options
+from cutover.timeline import Sample
 from cutover.view import exit_code, lines, step_rows
 
 

@@ -1,0 +1,225 @@
+"""Taking a deployment over, from either side.
+
+The taker (`cutover rollback`, the watchdog) gives a deployment's traffic back when its own
+process is gone or frozen: take the lease, claim the deployment (its generation fences the old
+holder's saves), scale the color it goes back to up where it was scaled down, restore, and,
+when the old holder may still be alive (its lease ran out rather than being released), wait
+the longest time one of its writes can take and restore once more if a late one landed.
+
+The old holder, woken (`give_back_after_takeover`), finds its lease or its journal item taken:
+whatever it wrote may have landed after the taker's restore, so where traffic is not on the
+weights the deployment found, it takes the listeners again (once the taker is done) and
+gives them back, unless a newer deployment holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cutover_gates.contract import COLORS, Color, Status
+
+from cutover.clock import Clock
+from cutover.deployment import Deployment
+from cutover.errors import DeploymentFailed, LockHeld
+from cutover.interrupt import Interrupts, NoInterrupts
+from cutover.journal import Journal
+from cutover.journal.lease import LEASE_SECONDS, Lease, LeaseLost, LeaseState, describe_holder
+from cutover.notifier import Notifier
+from cutover.restore import (
+    Log,
+    busy_workers,
+    journal_after_restore,
+    restore_failed,
+    restore_snapshot,
+    snapshot_weights,
+    wait_for_release,
+    write_seconds,
+)
+from cutover.service import Service
+from cutover.timeline import EventType, Failure, Timings
+from cutover.weights import Weights, format_weights
+
+if TYPE_CHECKING:
+    from cutover.shift import Shift
+
+
+def may_still_write(leases: list[LeaseState], now: float) -> bool:
+    """Whether the holder these leases were taken from could still land a write: its lease
+    ran out (a frozen or cut-off process), rather than being released or dying here."""
+    from cutover.journal.lease import dead_here
+
+    return any(not s.live(now) and not dead_here(s.holder) for s in leases)
+
+
+@dataclass
+class TakeOver:
+    """What a takeover needs besides the deployment: its stack's services, journal and
+    notifier, and how to bring a scaled-down color back to full capacity."""
+
+    services: list[Service]
+    journal: Journal
+    notifier: Notifier
+    log: Log
+    ensure_capacity: Callable[[Color], None]
+    clock: Clock
+    interrupts: Interrupts
+
+    def give_back(self, deployment: Deployment, by: Failure) -> Deployment:
+        """Take `deployment` over and restore its snapshot; the finished deployment.
+
+        LockHeld when another process holds its lease; LeaseLost when it changed since it
+        was read (another took it over first); DeploymentFailed when the restore failed.
+        """
+        services, clock = self.services, self.clock
+        keys = [s.key for s in services]
+        found = [s for s in (self.journal.lease_state(k) for k in keys) if s is not None]
+        lease = Lease(self.journal, keys, self.log, write_seconds(services), clock)
+        pool = ThreadPoolExecutor(max_workers=busy_workers(services))
+        deployment.holder = lease.acquire(deployment.id)
+        try:
+            with self.interrupts, self.interrupts.shielded():
+                self.journal.claim(deployment)
+                detected = clock.now()
+                deployment.event(
+                    EventType.ROLLBACK_REQUESTED, detected, previousStatus=str(deployment.status)
+                )
+                self.journal.save(deployment)
+                for color in COLORS:
+                    if any(w[color] > 0 for w in snapshot_weights(services, deployment)):
+                        self.ensure_capacity(color)
+                restored = restore_snapshot(services, deployment, pool, clock, self.log)
+                if restored.errors:
+                    deployment.event(EventType.RESTORE_FAILED, clock.now(), errors=restored.errors)
+                    self.journal.save(deployment)
+                    raise restore_failed(deployment, restored.errors)
+                deployment.timings = Timings(
+                    detected, restored.started, restored.accepted, restored.done, restored.verified
+                )
+                if may_still_write(found, detected):
+                    self._verify_after_late_writes(deployment, pool)
+                if deployment.status.active or deployment.failure is None:
+                    deployment.failure = by
+                deployment.status = Status.ROLLED_BACK
+                deployment.finished_at = clock.now()
+                deployment.event(EventType.RESTORED, clock.now(), reason=by.detail,
+                                 verified=restored.verified)  # fmt: skip
+                deployment.event(EventType.FINISHED, clock.now(), status=str(deployment.status))
+                journal_after_restore(self.journal, deployment, services)
+                self.notifier.event(deployment, Status.ROLLED_BACK, by.detail)
+                self.notifier.event(deployment, EventType.FINISHED, str(deployment.status))
+                self.notifier.metrics(deployment)
+                return deployment
+        finally:
+            lease.release()
+            pool.shutdown(wait=False)
+
+    def _verify_after_late_writes(self, deployment: Deployment, pool: ThreadPoolExecutor) -> None:
+        """The old holder may have a write on its way: once no write of its can still land
+        (the longest write time), read back, and restore once more if one did."""
+        services = self.services
+        wait = write_seconds(services)
+        self.log(f"  (re-verifying in {wait:g}s, once no late write of the old holder can land)")
+        self.clock.sleep(wait)
+        expected = snapshot_weights(services, deployment)
+        try:
+            served = list(pool.map(lambda s: s.router.served(), services))
+        except Exception as e:  # noqa: BLE001 - unreadable: restore again to be sure
+            self.log(f"  (reading the weights back: {e})")
+            served = []
+        if served == expected:
+            return
+        late = ", ".join(format_weights(w) for w in served) or "unreadable"
+        self.log(f"A late write of the old holder landed ({late}); restoring once more.")
+        again = restore_snapshot(services, deployment, pool, self.clock, self.log)
+        deployment.event(EventType.RESTORED_AGAIN, self.clock.now(), found=served,
+                         verified=again.verified)  # fmt: skip
+        if again.errors:
+            raise restore_failed(deployment, again.errors)
+        deployment.timings.restore_verified = again.verified
+        deployment.timings.restored_at = again.done
+
+
+def take_over(
+    services: list[Service],
+    journal: Journal,
+    notifier: Notifier,
+    log: Log,
+    ensure_capacity: Callable[[Color], None],
+    clock: Clock | None = None,
+    interrupts: Interrupts | None = None,
+) -> TakeOver:
+    return TakeOver(
+        services, journal, notifier, log, ensure_capacity, clock or Clock(),
+        interrupts or NoInterrupts(),
+    )  # fmt: skip
+
+
+def give_back_after_takeover(shift: Shift, lost: LeaseLost) -> None:
+    """The old holder's side: it lost its lease or journal item while it was not running
+    (frozen, suspended, cut off). Raises DeploymentFailed saying what it found and did."""
+    d = shift.deployment
+    if not d.moved_traffic:
+        raise DeploymentFailed(f"deployment {d.id}: {lost}; it stopped without touching traffic")
+    expected = snapshot_weights(shift.services, d)
+    found = format_weights(expected[0])
+    if _served(shift) == expected:
+        raise DeploymentFailed(
+            f"deployment {d.id}: {lost}; traffic is on the weights it found ({found}), as the "
+            "takeover left it, and this process stopped"
+        )
+    _give_back_late_write(shift, lost, found)
+
+
+def _served(shift: Shift) -> list[Weights] | None:
+    try:
+        return list(shift.pool.map(lambda s: s.router.served(), shift.services))
+    except Exception as e:  # noqa: BLE001
+        shift.log(f"  (reading the weights back: {e})")
+        return None
+
+
+def _give_back_late_write(shift: Shift, lost: LeaseLost, found: str) -> None:
+    """Take the listeners again once the taker is done, and give them back."""
+    d = shift.deployment
+    shift.lease.release()
+    wait_for_release(shift.journal, shift.keys, shift.clock, LEASE_SECONDS + shift.write_seconds)
+    try:
+        shift.lease.acquire(d.id)
+    except LockHeld:
+        raise DeploymentFailed(
+            f"deployment {d.id}: {lost}; a write of it may have landed late, but the "
+            "listeners are now another deployment's to move (see `cutover status`); this "
+            "process left them"
+        ) from None
+    try:
+        restored = restore_snapshot(shift.services, d, shift.pool, shift.clock, shift.log)
+        if restored.errors:
+            raise restore_failed(d, restored.errors)
+        _journal_late_write(shift, restored.verified)
+    finally:
+        shift.lease.release()
+    raise DeploymentFailed(
+        f"deployment {d.id}: {lost}; a write it made may have landed after that, so it "
+        f"gave back the weights it found ({found}"
+        + ("" if restored.verified else "; not yet confirmed served")
+        + ")"
+    )
+
+
+def _journal_late_write(shift: Shift, verified: bool) -> None:
+    """Say in the journal what the old holder gave back (best effort: the takeover already
+    finished the deployment)."""
+    d = shift.deployment
+    try:
+        fresh = shift.journal.load(d.scope, d.id)
+        if fresh is None:
+            return
+        shift.journal.claim(fresh)
+        fresh.event(EventType.LATE_WRITE_GIVEN_BACK, shift.clock.now(), verified=verified,
+                    by=describe_holder(shift.lease.holder))  # fmt: skip
+        shift.journal.save(fresh)
+    except Exception as e:  # noqa: BLE001
+        shift.log(f"  (the journal could not record the give-back: {e})")

@@ -1,0 +1,123 @@
+"""A deployment's timeline as journaled: its events, its guard samples, its restore timings
+and why it failed. `to_json`/`from_json` read and write exactly what earlier releases wrote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cutover.weights import Weights
+
+
+class EventType(StrEnum):
+    """What an event in a deployment's timeline records."""
+
+    STARTED = "started"
+    RESUMED = "resumed"
+    PAUSED = "paused"
+    PROMOTED = "promoted"
+    STEP_INTENT = "step-intent"
+    STEP = "step"
+    VERIFYING = "verifying"
+    VERIFIED = "verified"
+    ROLLBACK_REQUESTED = "rollback-requested"
+    RESTORED = "restored"
+    RESTORED_AGAIN = "restored-again"  # a takeover found a late write of the old holder
+    LATE_WRITE_GIVEN_BACK = "late-write-given-back"  # the old holder found its own
+    RESTORE_FAILED = "restore-failed"
+    FINISHED = "finished"
+
+
+@dataclass
+class Event:
+    """Something that happened, with its detail (weights, reason, ...)."""
+
+    t: float
+    type: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": self.t, "type": self.type, **self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        detail = {k: v for k, v in data.items() if k not in ("t", "type")}
+        return cls(float(data["t"]), str(data["type"]), detail)
+
+
+@dataclass
+class Sample:
+    """One guard poll: the weights served, whether users were served, each guard's state, and
+    the analysis's figures for both colors when it judged a window at this poll."""
+
+    t: float
+    weights: Weights
+    ok: bool
+    guards: dict[str, str]
+    analysis: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"t": self.t, "weights": self.weights, "ok": self.ok, "guards": self.guards}
+        return found | ({"analysis": self.analysis} if self.analysis is not None else {})
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sample:
+        return cls(
+            float(data["t"]),
+            dict(data["weights"]),
+            bool(data["ok"]),
+            dict(data["guards"]),
+            data.get("analysis"),
+        )
+
+
+_TIMINGS = {
+    "detected_at": "detectedAt",
+    "restore_started_at": "restoreStartedAt",
+    "restore_accepted_at": "restoreAcceptedAt",
+    "restored_at": "restoredAt",
+    "restore_verified": "restoreVerified",
+}
+
+
+@dataclass
+class Timings:
+    """When a failure was detected and the restore started, was accepted and was served."""
+
+    detected_at: float | None = None
+    restore_started_at: float | None = None
+    restore_accepted_at: float | None = None
+    restored_at: float | None = None
+    restore_verified: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            key: getattr(self, name)
+            for name, key in _TIMINGS.items()
+            if getattr(self, name) is not None
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timings:
+        return cls(**{name: data.get(key) for name, key in _TIMINGS.items()})
+
+    @property
+    def rollback_seconds(self) -> float | None:
+        """Failure detected to restored weights read back as served."""
+        if self.restored_at is None or self.detected_at is None:
+            return None
+        return self.restored_at - self.detected_at
+
+    @property
+    def restore_write_seconds(self) -> float | None:
+        """Failure detected to the restoring write accepted."""
+        if self.restore_accepted_at is None or self.detected_at is None:
+            return None
+        return self.restore_accepted_at - self.detected_at
+
+
+@dataclass
+class Failure:
+    reason: str
+    detail: str
