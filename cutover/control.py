@@ -97,6 +97,8 @@ def restored(deployment: Deployment) -> str:
     """What an operator is told after a restore; DeploymentFailed when it is not confirmed."""
     found = deployment.start_weights
     split = format_weights(found[0]) if found else "the weights it found"
+    if not deployment.moved_traffic:
+        return f"Deployment {deployment.id} stopped before it moved any traffic: {split} is served."
     timings = deployment.timings
     if timings.restore_verified:
         seconds = timings.rollback_seconds or 0.0

@@ -2,7 +2,8 @@
 
 Credentials come from the kubeconfig (`KUBECONFIG`, or ~/.kube/config; its current context,
 or `CUTOVER_KUBE_CONTEXT`), or from the pod's service account when running in the cluster.
-`CUTOVER_KUBE_CONNECT_TIMEOUT` and `CUTOVER_KUBE_READ_TIMEOUT` (seconds) tune the bounds.
+`CUTOVER_KUBE_CONNECT_TIMEOUT` and `CUTOVER_KUBE_READ_TIMEOUT` (seconds) and
+`CUTOVER_KUBE_ATTEMPTS` tune the bounds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from cutover.errors import ConfigError
 
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 4.0
-ATTEMPTS = 3  # in all, the first included, as for AWS calls
+ATTEMPTS = 3  # in all, the first included, as for AWS calls (CUTOVER_KUBE_ATTEMPTS)
 BACKOFF_FACTOR = 0.2
 GATEWAY_API = ("gateway.networking.k8s.io", "v1", "httproutes")
 
@@ -28,13 +29,17 @@ def timeout() -> tuple[float, float]:
     )
 
 
+def attempts() -> int:
+    return max(1, int(os.environ.get("CUTOVER_KUBE_ATTEMPTS") or ATTEMPTS))
+
+
 def longest_call_seconds() -> float:
     """The longest one API call can take, every retry and backoff included (urllib3 waits
     BACKOFF_FACTOR * 2 ** (n - 1) before retry n, none before the first; a Retry-After
     header is not waited for)."""
     connect, read = timeout()
-    backoff = sum(BACKOFF_FACTOR * 2 ** (n - 1) for n in range(2, ATTEMPTS))
-    return ATTEMPTS * (connect + read) + backoff
+    n = attempts()
+    return n * (connect + read) + sum(BACKOFF_FACTOR * 2 ** (k - 1) for k in range(2, n))
 
 
 @functools.cache
@@ -59,7 +64,7 @@ def api_client() -> Any:
             "~/.kube/config) or a pod service account"
         ) from None
     configuration.retries = Retry(
-        total=ATTEMPTS - 1,
+        total=attempts() - 1,
         backoff_factor=BACKOFF_FACTOR,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=None,  # every method: the helper's writes are idempotent

@@ -86,14 +86,13 @@ class TakeOver:
                 deployment.event(
                     EventType.ROLLBACK_REQUESTED, detected, previousStatus=str(deployment.status)
                 )
-                self.journal.save(deployment)
                 for color in COLORS:
                     if any(w[color] > 0 for w in snapshot_weights(services, deployment)):
                         self.ensure_capacity(color)
                 restored = restore_snapshot(services, deployment, pool, clock, self.log)
                 if restored.errors:
                     deployment.event(EventType.RESTORE_FAILED, clock.now(), errors=restored.errors)
-                    self.journal.save(deployment)
+                    journal_after_restore(self.journal, deployment, services)
                     raise restore_failed(deployment, restored.errors)
                 deployment.timings = Timings(
                     detected, restored.started, restored.accepted, restored.done, restored.verified

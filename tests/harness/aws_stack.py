@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,20 @@ class AwsStack:
 
     def wait_for(self, predicate: Any, timeout: float = 30, what: str = "condition") -> None:
         wait_for(predicate, timeout, what)
+
+    def leases(self, service: str = "checkout") -> list[float]:
+        """When each lease in the stack's DynamoDB journal runs out (epoch seconds)."""
+        table = self.data[service]["journalTable"]
+        items = self.client("dynamodb").scan(TableName=table)["Items"]
+        return [float(i["leaseUntil"]["N"]) for i in items if i["pk"]["S"].startswith("lock#")]
+
+    def outlive_leases(self, service: str = "checkout") -> None:
+        """Wait until every lease in the journal has run out (by this machine's clock)."""
+        self.wait_for(
+            lambda: all(until <= time.time() for until in self.leases(service)),
+            timeout=60,
+            what="the leases to run out",
+        )
 
 
 def _provision(endpoint: str, service: str, out: Path, analysis_period: int | None = None) -> None:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+# A driver that is to be frozen or outlived: a lease a busy machine cannot outrun by accident,
+# and calls bounded so that the lease covers one write (2 attempts of 1 + 1 s, 1 s backoff).
+LEASE = 10
+OUTLIVED = {
+    "CUTOVER_LEASE_SECONDS": str(LEASE),
+    "AWS_MAX_ATTEMPTS": "2",
+    "CUTOVER_KUBE_ATTEMPTS": "2",
+    "CUTOVER_KUBE_CONNECT_TIMEOUT": "1",
+    "USER": "ci",
+}
 
 
 def run_cutover(
@@ -48,3 +61,19 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def frozen(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """SIGSTOP the process (a laptop asleep, a VM paused, a runner cut off: alive, but it
+    renews nothing) and, whatever happens, SIGKILL it at the end, as a lost host never comes
+    back. No root needed: to its lease it is another host's process."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)
+            process.communicate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cli_runs import wait_for
+from tests.harness.cli_runs import OUTLIVED, frozen, run_cutover, wait_for
 from tests.harness.cluster import FAST, NS, Cluster, gateway_cluster
 
 
@@ -114,8 +115,9 @@ def test_ready_replicas_dropping_rolls_back_to_the_exact_split(
     assert code == 1, err
     assert says in err
     assert cluster.weights() == {"blue": 70, "green": 30}
-    (restore,) = cluster.api.patches()[before:]  # one round trip, with no version to race on
-    assert not any(op["path"] == "/metadata/resourceVersion" for op in restore)
+    # one PATCH, conditional on the version it read: the fence a frozen writer cannot pass
+    (restore,) = cluster.api.patches()[before:]
+    assert restore[0]["path"] == "/metadata/resourceVersion"
     (doc,) = cluster.deployments()
     assert doc["status"] == "rolled-back" and doc["timings"]["restoreVerified"] is True
     if ready:  # replicas short of the budget fail the step, but users were served all along
@@ -295,40 +297,34 @@ def test_a_backend_without_a_weight_counts_as_one_and_is_written(cluster: Cluste
 
 
 def test_the_watchdog_gives_back_a_route_whose_shift_died_elsewhere(cluster: Cluster) -> None:
-    """`cutover watchdog --once`, as the CronJob runs it, after a shift on another host died."""
+    """`cutover watchdog --once`, as the CronJob runs it, after a shift stopped renewing (its
+    process stopped, as on a lost runner) and its lease ran out."""
     cluster.set_weights({"blue": 80, "green": 20})
-    command = " ".join(
-        [
-            sys.executable,
-            "-m",
-            "cutover",
-            *cluster.shift("--steps", "60,100", "--bake", "60s", *FAST[2:]),
-        ]
-    )
     process = subprocess.Popen(
-        ["unshare", "--uts", "sh", "-c", f"hostname runner-elsewhere && exec {command}"],
+        [sys.executable, "-m", "cutover",
+         *cluster.shift("--steps", "60,100", "--bake", "60s", *FAST[2:])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **cluster.env, "CUTOVER_LEASE_SECONDS": "2", "USER": "ci"},
+        env={**os.environ, **cluster.env, **OUTLIVED},
         cwd=cluster.tmp,
-    )
+    )  # fmt: skip
     cluster.stepped(process)
-    process.kill()
-    process.communicate()
-    assert cluster.weights() == {"blue": 40, "green": 60}
-    early = cluster.cutover(*cluster.args("watchdog", "--once"))
-    assert early.returncode == 0 and "alive and renewing" in early.stdout, early.stderr
-    assert cluster.weights() == {"blue": 40, "green": 60}
-    time.sleep(3.1)
-    passed = cluster.cutover(*cluster.args("watchdog", "--once"))
+    with frozen(process):
+        assert cluster.weights() == {"blue": 40, "green": 60}
+        early = cluster.cutover(*cluster.args("watchdog", "--once"))
+        assert early.returncode == 0 and "alive and renewing" in early.stdout, early.stderr
+        assert cluster.weights() == {"blue": 40, "green": 60}
+        wait_for(lambda: all(t <= time.time() for t in _lease_ends(cluster)), 60, "lease to end")
+        passed = run_cutover(list(cluster.args("watchdog", "--once")), {**cluster.env, **OUTLIVED},
+                             cluster.tmp)  # fmt: skip
     assert passed.returncode == 0, passed.stderr
     assert "restored" in passed.stdout
     assert cluster.weights() == {"blue": 80, "green": 20}
     (doc,) = cluster.deployments()
     assert doc["status"] == "rolled-back"
     assert doc["failure"]["detail"].startswith(
-        "watchdog: holder ci on runner-elsewhere stopped renewing at "
+        f"watchdog: holder ci on {socket.gethostname()} stopped renewing at "
     )
     events = cluster.api.events(NS)
     warnings = [e for e in events if e["reason"] == "CutoverRolledBack"]
@@ -342,3 +338,16 @@ def test_the_watchdog_gives_back_a_route_whose_shift_died_elsewhere(cluster: Clu
     assert "watchdog: holder ci" in warnings[-1]["message"]
     again = cluster.cutover(*cluster.args("watchdog", "--once"))
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def _lease_ends(cluster: Cluster) -> list[float]:
+    """When each Lease in the namespace runs out (epoch seconds)."""
+    from datetime import datetime
+
+    with cluster.api.lock:
+        leases = [o for (p, _, _), o in cluster.api.objects.items() if p == "leases"]
+    return [
+        datetime.fromisoformat(o["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
+        + o["spec"]["leaseDurationSeconds"]
+        for o in leases
+    ]
