@@ -22,11 +22,12 @@ from components.config import StackConfig, load_config
 from components.gate_records import GateRecordFile, GateRecords, GateRecordsArgs, read_gate_records
 from components.helper_role import HelperRole, HelperRoleArgs
 from components.journal import DeploymentJournal, DeploymentJournalArgs
+from components.latest_deployments import latest_deployments
 from components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerArgs
 from components.monitoring import NAMESPACE as ALB_NAMESPACE
 from components.monitoring import Monitoring, MonitoringArgs
 from components.tags import stack_tags
-from components.traffic import TrafficPlan, previous_traffic
+from components.traffic import TrafficPlan, previous_traffic, previous_update
 from components.watchdog import Watchdog, WatchdogArgs
 from cutover.outputs import export_kubernetes_outputs, export_outputs
 
@@ -130,7 +131,12 @@ def capacities(config: StackConfig, traffic: TrafficPlan, c: str) -> dict:
     }
 
 
-def ecs(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan) -> None:
+def ecs(
+    config: StackConfig,
+    records: list[GateRecordFile],
+    traffic: TrafficPlan,
+    outcomes: pulumi.Output[dict[str, str]],
+) -> None:
     """Both colors on ECS Fargate behind one weighted ALB, with alarms, journal and helper role."""
     name = config.service.name
     cluster = ServiceCluster(name, ServiceClusterArgs(service_name=name, tags=stack_tags(config)))
@@ -155,7 +161,8 @@ def ecs(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan
         for color in COLORS
     }
     GateRecords(
-        f"{name}-gates", GateRecordsArgs(stack=config.stack, records=records, tags=side.tags)
+        f"{name}-gates",
+        GateRecordsArgs(stack=config.stack, records=records, tags=side.tags, outcomes=outcomes),
     )
     services = {
         c: {
@@ -169,7 +176,12 @@ def ecs(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan
     side.export(config, traffic, services, [fleets[c].service.id for c in COLORS])
 
 
-def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: TrafficPlan) -> None:
+def kubernetes(
+    config: StackConfig,
+    records: list[GateRecordFile],
+    traffic: TrafficPlan,
+    outcomes: pulumi.Output[dict[str, str]],
+) -> None:
     """Both colors as Deployments, behind a weighted Gateway API HTTPRoute or the weighted ALB."""
     # Imported here: pulumi-kubernetes takes seconds to import, and ECS stacks never need it.
     from components.gate_records import KubernetesGateRecords, KubernetesGateRecordsArgs
@@ -204,6 +216,7 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
             namespace=cluster.namespace,
             records=records,
             labels={"app.kubernetes.io/name": name},
+            outcomes=outcomes,
         ),
     )
     services = {
@@ -274,8 +287,10 @@ def kubernetes(config: StackConfig, records: list[GateRecordFile], traffic: Traf
 
 config = load_config()
 records = read_gate_records(config.gate_records, Path(__file__).resolve().parent)
-traffic = TrafficPlan(config, previous_traffic(), datetime.now(UTC))
+previous = previous_update()
+traffic = TrafficPlan(config, previous_traffic(previous), datetime.now(UTC))
+outcomes = latest_deployments(previous)
 if config.platform == "kubernetes":
-    kubernetes(config, records, traffic)
+    kubernetes(config, records, traffic, outcomes)
 else:
-    ecs(config, records, traffic)
+    ecs(config, records, traffic, outcomes)

@@ -2,12 +2,14 @@
 
 The program does not judge records (the pack does, with keys the stack cannot set); it
 checks they are well formed and publishes each under `/cutover/<stack>/gates/<color>/<kind>`,
-which also leaves AWS an audit trail of what was approved.
+which also leaves AWS an audit trail of what was approved. Beside them, each color's latest
+outcome in the stack's journal (`latest-deployment`), from `latest_deployments`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pulumi_aws as aws
 from cutover_gates.contract import (
     COLORS,
     KINDS,
+    LATEST_DEPLOYMENT,
     RECORDS_CONFIG_MAP,
     record_config_map_key,
     record_parameter,
@@ -68,6 +71,7 @@ class GateRecordsArgs:
     stack: str
     records: list[GateRecordFile]
     tags: dict[str, str]
+    outcomes: pulumi.Output[dict[str, str]]  # per color, from the journal
 
 
 class GateRecords(pulumi.ComponentResource):
@@ -89,6 +93,18 @@ class GateRecords(pulumi.ComponentResource):
             )
             for r in args.records
         ]
+        self.parameters += [
+            aws.ssm.Parameter(
+                f"{name}-{c}-{LATEST_DEPLOYMENT}",
+                name=record_parameter(args.stack, c, LATEST_DEPLOYMENT),
+                type="String",
+                value=args.outcomes.apply(_color_of(c)),
+                description=f"cutover: how the latest shift towards {c} ended (from the journal)",
+                tags={**args.tags, "cutover:color": c, "cutover:gate": LATEST_DEPLOYMENT},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for c in COLORS
+        ]
         self.register_outputs({"parameters": [p.name for p in self.parameters]})
 
 
@@ -97,6 +113,7 @@ class KubernetesGateRecordsArgs:
     namespace: str
     records: list[GateRecordFile]
     labels: dict[str, str]
+    outcomes: pulumi.Output[dict[str, str]]  # per color, from the journal
 
 
 class KubernetesGateRecords(pulumi.ComponentResource):
@@ -116,7 +133,16 @@ class KubernetesGateRecords(pulumi.ComponentResource):
                 "namespace": args.namespace,
                 "labels": args.labels,
             },
-            data={record_config_map_key(r.color, r.kind): r.text for r in args.records},
+            data=args.outcomes.apply(
+                lambda found: {
+                    **{record_config_map_key(r.color, r.kind): r.text for r in args.records},
+                    **{record_config_map_key(c, LATEST_DEPLOYMENT): found[c] for c in COLORS},
+                }
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})
+
+
+def _color_of(color: str) -> Callable[[dict[str, str]], str]:
+    return lambda found: found[color]

@@ -17,10 +17,14 @@ from cutover_gates.rollback_window import (
 from components.config import StackConfig
 
 
-def previous_traffic() -> pulumi.Output[Any]:
-    """The `traffic` output of this stack's last update, read through a self StackReference."""
+def previous_update() -> pulumi.StackReference:
+    """This stack's outputs after its last update, read through a self StackReference."""
     own = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    reference = pulumi.StackReference(f"{pulumi.get_stack()}-previous", stack_name=own)
+    return pulumi.StackReference(f"{pulumi.get_stack()}-previous", stack_name=own)
+
+
+def previous_traffic(reference: pulumi.StackReference) -> pulumi.Output[Any]:
+    """The `traffic` output of this stack's last update."""
     return reference.get_output(TRAFFIC)
 
 

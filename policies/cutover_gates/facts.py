@@ -14,6 +14,7 @@ from typing import Any
 
 from cutover_gates.contract import (
     COLORS,
+    LATEST_DEPLOYMENT,
     RECORDS_CONFIG_MAP,
     TRAFFIC,
     WATCHDOG_CRON_JOB,
@@ -151,6 +152,8 @@ class StackFacts:
     watchdog: list[Res] = field(
         default_factory=list
     )  # its schedule, target, function, alarm, CronJob
+    # per color, what the stack's journal says of its latest shift (LATEST_DEPLOYMENT)
+    outcomes: dict[str, Any] = field(default_factory=dict)
 
     def of_watchdog(self, *types: str) -> list[Res]:
         return [r for r in self.watchdog if r.type in types]
@@ -235,6 +238,7 @@ def collect(resources: list[Res]) -> StackFacts:
     listener = route = None
     load_balancers: list[Res] = []
     records: dict[tuple[str, str], Any] = {}
+    outcomes: dict[str, Any] = {}
     previous = None
     watchdog: list[Res] = []
     prefix = record_parameter_prefix(stack)
@@ -254,13 +258,13 @@ def collect(resources: list[Res]) -> StackFacts:
             for key, text in (r.props.get("data") or {}).items():
                 parts = str(key).removesuffix(".json").split(".", 1)
                 if len(parts) == 2:
-                    records[(parts[0], parts[1])] = _json(text)
+                    _file(records, outcomes, parts[0], parts[1], text)
         elif r.type in LOAD_BALANCER_TYPES:
             load_balancers.append(r)
         elif r.type == PARAMETER and str(r.props.get("name", "")).startswith(prefix):
             tail = str(r.props["name"])[len(prefix) :].split("/")
             if len(tail) == 2:
-                records[(tail[0], tail[1])] = _json(r.props["value"])
+                _file(records, outcomes, tail[0], tail[1], r.props["value"])
         elif r.type == STACK_REFERENCE:
             outputs = r.props.get("outputs") or {}
             previous = parse_traffic_state(outputs.get(TRAFFIC))
@@ -288,7 +292,21 @@ def collect(resources: list[Res]) -> StackFacts:
         records,
         previous,
         watchdog,
+        outcomes,
     )
+
+
+def _file(
+    records: dict[tuple[str, str], Any], outcomes: dict[str, Any], color: str, kind: str, text: Any
+) -> None:
+    """A published gate record, or a color's latest outcome from the journal."""
+    if kind != LATEST_DEPLOYMENT:
+        records[(color, kind)] = _json(text)
+        return
+    try:
+        outcomes[color] = json.loads(str(text))
+    except ValueError:
+        outcomes[color] = {"unreadable": f"the published {LATEST_DEPLOYMENT} is not JSON"}
 
 
 def _json(text: Any) -> Any:

@@ -37,6 +37,8 @@ from cutover_gates.contract import (
     SECURITY_SIGNOFF,
     SECURITY_SIGNOFF_POLICY,
     WATCHDOG_CRON_JOB,
+    Outcome,
+    Status,
 )
 from cutover_gates.facts import (
     ALARM,
@@ -57,7 +59,7 @@ from cutover_gates.facts import (
     task_images,
 )
 from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge
-from cutover_gates.record import PINNED_IMAGE, Expected, RecordInvalid
+from cutover_gates.record import PINNED_IMAGE, Expected, RecordInvalid, parse_time, timestamp
 from cutover_gates.rollback_window import keeps_full_capacity
 
 
@@ -209,14 +211,17 @@ def _now() -> datetime:
 def _moving(facts: StackFacts) -> list[str]:
     """Colors receiving traffic whose share or release changed since the previous update.
 
-    With no previous update known, every receiving color counts as moving (fail closed).
+    With no previous update known, or when the journal says traffic was rolled back since it
+    (or cannot be read), the previous weights are not what is served: every receiving color
+    counts as moving (fail closed).
     """
     weights = facts.weights()
     total = sum(weights.values())
     previous = facts.previous
+    stale = previous is not None and _moved_since(facts.outcomes, previous.changed_at)
     moving = []
     for color in facts.receiving():
-        if previous is None:
+        if previous is None or stale:
             moving.append(color)
             continue
         before_total = sum(previous.weights.values()) or 1
@@ -253,18 +258,74 @@ def _gate(
             continue
         expected = Expected(kind, facts.project, facts.stack, version, digest, color)
         try:
-            judge(kind, document, expected, config, _now())
+            body = judge(kind, document, expected, config, _now())
         except NoTrustedKeys as e:
             report(f"Cannot pass: {e}.")
             return
         except RecordInvalid as e:
             report(f"The {kind} record for {release} is not valid: it {e}. {HOW_TO[kind]}.")
+            continue
+        if kind == APPROVAL:
+            problem = approved_after_rollback(facts.outcomes.get(color), version, digest, body)
+            if problem:
+                report(f"{release} {problem}")
+
+
+def _moved_since(outcomes: Mapping[str, Any], since: datetime) -> bool:
+    """Whether the journal rolled traffic back after `since` (the previous update's last
+    weight change), or cannot say."""
+    for fact in outcomes.values():
+        if fact and "unreadable" in fact:
+            return True
+        try:
+            outcome = Outcome.from_json(fact) if fact else None
+        except (ValueError, KeyError, TypeError):
+            return True
+        if outcome and outcome.status == Status.ROLLED_BACK and outcome.at > since.timestamp():
+            return True
+    return False
+
+
+def approved_after_rollback(
+    fact: Any, version: str, digest: str, approval: Mapping[str, Any]
+) -> str | None:
+    """Why an approval does not count against the stack's journal: the release's latest
+    shift on this stack was rolled back after the approval was issued (a newer approval is
+    needed), or the journal could not be read (fail closed); None when it counts."""
+    if not fact:  # nothing published (a first update), or no shift towards this color yet
+        return None
+    if "unreadable" in fact:
+        return (
+            "cannot be cleared: whether its latest deployment on this stack was rolled back is "
+            f"unknown, since the stack's journal could not be read ({fact['unreadable']}). "
+            "Failing closed: run the update where the journal can be read."
+        )
+    try:
+        outcome = Outcome.from_json(fact)
+    except (ValueError, KeyError, TypeError):
+        return "cannot be cleared: the journal's latest deployment of it is malformed."
+    if outcome.status != Status.ROLLED_BACK or (outcome.version, outcome.digest) != (
+        version,
+        digest,
+    ):
+        return None
+    rolled_back = datetime.fromtimestamp(outcome.at, UTC)
+    issued = parse_time(approval.get("issuedAt"), "issuedAt")
+    if issued > rolled_back:
+        return None
+    return (
+        f"was rolled back on this stack at {timestamp(rolled_back)} (deployment "
+        f"{outcome.deployment}: {outcome.reason or 'no reason given'}; {outcome.by}), and its "
+        f"approval was issued before that ({timestamp(issued)}). Ask the chairman for a new "
+        "approval with `cutover approve` once the cause is understood."
+    )
 
 
 def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
     """Every color whose share of traffic or release changes in this update carries an
     `approval` record signed by a key in `trustedKeys`, unexpired (and younger than
-    `maxAgeHours` if set), bound to this project, stack, release version, image digest and color."""
+    `maxAgeHours` if set), bound to this project, stack, release version, image digest and
+    color, and issued after that release's latest rollback on this stack (from its journal)."""
     _gate(facts, config, report, APPROVAL, _moving(facts))
 
 
