@@ -19,7 +19,10 @@ def test_a_cancelled_or_failed_shift_is_rolled_back_within_the_jobs_time() -> No
     deadline = parse_duration(re.search(r"--deadline (\S+)", shift["run"]).group(1))
     rollback = next(s for s in job["steps"] if "cutover rollback" in s.get("run", ""))
     # whatever ended the shift (a failure, a cancel), the run gives back only its own deployment
-    assert rollback["if"] == "always() && steps.shift.outcome != 'success' && steps.shift.outcome != 'skipped'"
+    assert (
+        rollback["if"]
+        == "always() && steps.shift.outcome != 'success' && steps.shift.outcome != 'skipped'"
+    )
     assert '--id-file "$RUNNER_TEMP/deployment-id"' in shift["run"]
     assert '--deployment "$(cat "$RUNNER_TEMP/deployment-id")" --if-moved' in rollback["run"]
     assert "nothing of its own to give back" in rollback["run"]
