@@ -303,7 +303,9 @@ class Deployment:
         """The deployment a journal holds; ValueError (or KeyError, TypeError) naming what
         does not parse, e.g. a status from a newer release."""
         failure = data.get("failure")
-        if data.get("status") not in {str(s) for s in Status}:
+        if not isinstance(data.get("status"), str):
+            raise ValueError("it has no status")
+        if data["status"] not in {str(s) for s in Status}:
             raise UnknownStatus(
                 f"status {data.get('status')!r} is not one this release knows (from a newer one?)"
             )

@@ -214,6 +214,7 @@ def kpis(
     ctx = Context(outputs, stack, journal)
     since_id = new_deployment_id(clock.time() - since).split("-", 1)[0]
     data = {"since": since_id, **key_figures(ctx.journal.history(ctx.scope, since_id))}
+    data["skippedJournalItems"] = len(ctx.journal.skipped)  # named on stderr
     text = json.dumps(data, indent=2) if fmt == "json" else kpis_markdown(data)
     if out is None:
         click.echo(text)

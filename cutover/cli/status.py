@@ -91,7 +91,12 @@ def status(
             if state.active and state != Status.INTERRUPTED
             else None,
         }
-    result: dict[str, Any] = {"services": services, "deployment": deployment, "lock": holder}
+    result: dict[str, Any] = {
+        "services": services,
+        "deployment": deployment,
+        "lock": holder,
+        "skippedJournalItems": len(ctx.journal.skipped),  # named on stderr
+    }
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return

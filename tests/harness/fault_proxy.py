@@ -2,7 +2,8 @@
 
 Tests point AWS_ENDPOINT_URL at it, the same seam production uses for its endpoint. Each
 rule is a queue of faults consumed one request at a time: `throttle` (the service's throttling
-error), `5xx` (503), `timeout` (answers after the client's read timeout), `ok` (passes).
+error), `5xx` (503), `timeout` (answers after the client's read timeout), `hold` (waits until
+the test calls `release`, so a test acts while a call is in flight), `ok` (passes).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class FaultProxy:
         self.faults: dict[str, deque[str]] = defaultdict(deque)
         self.seen: dict[str, int] = defaultdict(int)
         self.lock = threading.Lock()
+        self.holding = threading.Event()  # a `hold` request is waiting
+        self.released = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,6 +72,9 @@ class FaultProxy:
                     fault = queue.popleft() if queue else None
                 if fault == "timeout":
                     time.sleep(proxy.delay)
+                elif fault == "hold":
+                    proxy.holding.set()
+                    proxy.released.wait(60)
                 elif fault not in (None, "ok"):
                     self._fault(fault, headers)
                     return
@@ -128,10 +134,16 @@ class FaultProxy:
         with self.lock:
             self.faults[action].extend(faults)
 
+    def release(self) -> None:
+        self.released.set()
+
     def clear(self) -> None:
         with self.lock:
             self.faults.clear()
             self.seen.clear()
+        self.released.set()
+        self.holding.clear()
+        self.released = threading.Event()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -171,3 +171,54 @@ def test_a_run_that_moved_traffic_and_was_cancelled_is_given_back_by_its_id(aws:
     again = aws.cutover(*aws.args("rollback", "--deployment", deployment, "--if-moved"))
     assert "it already gave its traffic back; nothing to give back" in again.stdout
     assert aws.served() == {"blue": 80, "green": 20}
+
+
+# -- a journal that holds anything ------------------------------------------------------------
+
+
+def test_unreadable_journal_items_are_skipped_named_and_the_dead_shift_beside_them_restored(
+    aws: AwsStack,
+) -> None:
+    """Defect 5: an item with no document and one from a newer release (an unknown status)
+    beside a dead shift. The watchdog restores the shift, names both items once, and fails
+    the pass only after (exit 1: a damaged item is worth an alarm); status, kpis, report and
+    exit-gates read on, naming them, never a traceback."""
+    from cutover.deployment import scope_of
+    from tests.harness.cli_runs import OUTLIVED, frozen
+    from tests.helper.test_watchdog import spawn_outlived, watchdog
+
+    scope = scope_of([aws.data["checkout"]["listenerArn"]])
+    table, db = aws.data["checkout"]["journalTable"], aws.client("dynamodb")
+    process = spawn_outlived(aws, *dynamo(aws, "shift", "--to", "green", *aws.gate_args(),
+                             "--steps", "50,100", "--bake", "60s", "--interval", "0.1s"))  # fmt: skip
+    aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="first step")
+    with frozen(process):
+        newer = {"id": "20991231T000000Z-bbbbbb", "scope": scope, "status": "verifying-canary"}
+        for sk, extra in (
+            ("20991231T000000Z-aaaaaa", {}),
+            (newer["id"], {"doc": {"S": json.dumps(newer)}}),
+        ):
+            db.put_item(TableName=table, Item={"pk": {"S": f"deploy#{scope}"}, "sk": {"S": sk},
+                                               "status": {"S": "in-progress"}, **extra})  # fmt: skip
+            db.put_item(TableName=table, Item={"pk": {"S": "active"}, "sk": {"S": f"{scope}#{sk}"}})
+        aws.outlive_leases()
+        passed = watchdog(aws)
+    assert passed.returncode == 1, passed.stdout + passed.stderr
+    assert "restored" in passed.stdout
+    assert aws.served() == {"blue": 100, "green": 0}
+    assert (
+        "1 journal item(s) could not be read (every other deployment was looked after)"
+        in passed.stderr
+    )
+    assert passed.stderr.count("skipped 2 journal items that do not parse") == 1
+    assert "20991231T000000Z-aaaaaa: missing 'doc'" in passed.stderr
+    assert "'verifying-canary' is not one this release knows" in passed.stderr
+    for command in (["status", "--output", "json"], ["kpis", "--output", "json"],
+                    ["report", "--out", str(aws.tmp / "r")],
+                    ["exit-gates", *aws.gate_args()]):  # fmt: skip
+        result = aws.cutover(*dynamo(aws, *command), env=OUTLIVED)
+        assert result.returncode in (0, 1), (command, result.stderr)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        assert "skipped 2 journal items that do not parse" in result.stderr, command
+    status = json.loads(aws.cutover(*dynamo(aws, "status", "--output", "json")).stdout)
+    assert status["skippedJournalItems"] == 2

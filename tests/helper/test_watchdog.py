@@ -229,3 +229,34 @@ def test_a_frozen_shift_that_lost_its_lease_never_moves_traffic_again(aws: AwsSt
     assert "taken over" in err
     assert aws.served() == {"blue": 100, "green": 0}  # the next step (100%) was never written
     assert latest(aws)["status"] == "rolled-back"
+
+
+def test_each_restore_is_told_to_its_own_stack_only(aws: AwsStack) -> None:
+    """Defect 7: two services sharing one journal table, a dead shift on each. One pass
+    restores both; each deployment's events go to its own stack's topic, never the other's."""
+    aws.add_service("payments")
+    shared = aws.tmp / "payments-shared-journal.json"
+    shared.write_text(json.dumps({**aws.data["payments"],
+                                  "journalTable": aws.data["checkout"]["journalTable"]}))  # fmt: skip
+    aws.topic_messages("payments")  # subscribe before anything is published
+    checkout = spawn_outlived(aws, *dynamo(aws, "shift", "--to", "green", *aws.gate_args(),
+                              "--steps", "50,100", "--bake", "60s", "--interval", "0.1s"))  # fmt: skip
+    payments = spawn_outlived(aws, "shift", "--to", "green", *aws.gate_args(), "--steps", "20,100",
+                              "--bake", "60s", "--interval", "0.1s", "--outputs", str(shared),
+                              "--journal", "dynamodb")  # fmt: skip
+    with running(checkout), running(payments):
+        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="checkout's step")
+        aws.wait_for(
+            lambda: aws.served("payments") == {"blue": 80, "green": 20}, what="payments' step"
+        )
+        with frozen(checkout), frozen(payments):
+            aws.outlive_leases()
+            passed = aws.cutover("watchdog", "--once", "--outputs", str(aws.outputs["checkout"]),
+                                 "--outputs", str(shared), "--journal", "dynamodb", env=OUTLIVED)  # fmt: skip
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.count("restored") == 2, passed.stdout
+    assert aws.served() == {"blue": 100, "green": 0}
+    assert aws.served("payments") == {"blue": 100, "green": 0}
+    told = {s: {m["deployment"] for m in aws.topic_messages(s)} for s in ("checkout", "payments")}
+    assert len(told["checkout"]) == 1 and len(told["payments"]) == 1, told
+    assert told["checkout"].isdisjoint(told["payments"]), told

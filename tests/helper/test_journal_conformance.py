@@ -1,0 +1,281 @@
+"""One suite over every journal: the file, DynamoDB (moto's server), Kubernetes (the local API
+server) and the memory journal the deterministic layer uses (tests/harness/memory.py), which
+is only as good as this suite says it is.
+
+What every backend must do: a save replaces exactly the generation and status it was read
+with; a claim fences the old holder out; a lease is taken at the very instant it runs out
+and never before; outcomes keep the latest deployment's; an item that does not parse is
+skipped and named; and a four-hour shift's worth of samples saves.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cutover_gates.contract import Status
+
+from cutover.deployment import MAX_SAMPLES, Deployment, Options, scope_of
+from cutover.errors import LockHeld
+from cutover.journal import Journal
+from cutover.journal.lease import LEASE_SECONDS, LeaseLost, holder_identity
+from cutover.report import figures
+from cutover.timeline import Failure, Sample
+from tests.harness.aws_stack import AwsStack
+from tests.harness.kube_api import KubeApi, kube_api_server, write_kubeconfig
+from tests.harness.memory import Cloud, MemoryJournal
+
+KEY = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/conformance/1/2"
+T0 = 1_900_000_000.0
+
+
+@dataclass
+class Backend:
+    journal: Journal
+    damage: Callable[[str, str], None]  # put an item (id, kind: "broken" or "newer") beside
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KubeApi, Path]]:
+    api = KubeApi()
+    with kube_api_server(api) as server:
+        yield api, write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig", server)
+
+
+def _dynamo(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    from cutover.journal.dynamodb import DynamoJournal
+    from rehearsal.aws import aws_env
+
+    for key, value in aws_env(aws.endpoint).items():
+        monkeypatch.setenv(key, value)
+    table = aws.data["checkout"]["journalTable"]
+    db = aws.client("dynamodb")
+
+    def damage(deployment_id: str, kind: str) -> None:
+        item = {"pk": {"S": f"deploy#{scope_of([KEY])}"}, "sk": {"S": deployment_id},
+                "status": {"S": "in-progress"}}  # fmt: skip
+        if kind == "newer":
+            item["doc"] = {"S": json.dumps({"id": deployment_id, "status": "canarying"})}
+        db.put_item(TableName=table, Item=item)
+        db.put_item(TableName=table, Item={"pk": {"S": "active"},
+                                           "sk": {"S": f"{scope_of([KEY])}#{deployment_id}"}})  # fmt: skip
+
+    return Backend(DynamoJournal(table), damage)
+
+
+def _kubernetes(kube: tuple[KubeApi, Path], monkeypatch: pytest.MonkeyPatch) -> Backend:
+    from cutover import kube as client
+    from cutover.journal.kubernetes import (
+        ACTIVE_LABEL,
+        DOCUMENT_KEY,
+        SCOPE_LABEL,
+        KubernetesJournal,
+    )
+
+    api, config = kube
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    client.api_client.cache_clear()
+    namespace = f"conformance-{random.randrange(10**9)}"
+
+    def damage(deployment_id: str, kind: str) -> None:
+        data = {} if kind == "broken" else {DOCUMENT_KEY: json.dumps({"id": deployment_id,
+                                                                       "status": "canarying"})}  # fmt: skip
+        with api.lock:
+            api.objects[("configmaps", namespace, f"cutover-deployment-{deployment_id.lower()}")] = {
+                "metadata": {"name": f"cutover-deployment-{deployment_id.lower()}",
+                             "namespace": namespace, "resourceVersion": "1",
+                             "labels": {SCOPE_LABEL: scope_of([KEY]), ACTIVE_LABEL: "true"}},
+                "data": data,
+            }  # fmt: skip
+
+    return Backend(KubernetesJournal(namespace), damage)
+
+
+def _file(tmp: Path) -> Backend:
+    from cutover.journal.file import FileJournal
+
+    path = tmp / "journal.json"
+
+    def damage(deployment_id: str, kind: str) -> None:
+        data = (
+            json.loads(path.read_text()) if path.exists() else {"deployments": {}, "controls": {}}
+        )
+        data["deployments"][deployment_id] = (
+            {"id": deployment_id}
+            if kind == "broken"
+            else {"id": deployment_id, "status": "canarying"}
+        )
+        path.write_text(json.dumps(data))
+
+    return Backend(FileJournal(path), damage)
+
+
+def _memory() -> Backend:
+    cloud = Cloud()
+
+    def damage(deployment_id: str, kind: str) -> None:
+        doc = "{" if kind == "broken" else json.dumps({"id": deployment_id, "status": "canarying"})
+        cloud.items[deployment_id] = {"doc": doc, "status": "?", "generation": 0}
+
+    return Backend(MemoryJournal(cloud), damage)
+
+
+def _make(request: pytest.FixtureRequest, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    if request.param == "dynamodb":
+        return _dynamo(request.getfixturevalue("aws"), monkeypatch)
+    if request.param == "kubernetes":
+        return _kubernetes(request.getfixturevalue("kube"), monkeypatch)
+    if request.param == "file":
+        return _file(tmp)
+    return _memory()
+
+
+@pytest.fixture(params=["file", "dynamodb", "kubernetes", "memory"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Backend:
+    return _make(request, tmp_path, monkeypatch)
+
+
+# Leases that run out (a file journal's flock is held exactly while its process lives).
+@pytest.fixture(params=["dynamodb", "kubernetes", "memory"])
+def leasing(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Backend:
+    return _make(request, tmp_path, monkeypatch)
+
+
+def deployment(deployment_id: str = "20300101T000000Z-c0ffee") -> Deployment:
+    return Deployment(
+        id=deployment_id,
+        scope=scope_of([KEY]),
+        listeners=[KEY],
+        services=["prod/checkout"],
+        options=Options(target="green", steps=[50, 100]),
+        snapshot={KEY: {"weights": {"blue": 100, "green": 0}}},
+        plan=[{"blue": 50, "green": 50}, {"blue": 0, "green": 100}],
+        releases={
+            "prod/checkout": {"green": {"version": "1.42.0", "digest": "sha256:" + "9" * 64}}
+        },
+        holder={"who": "ci", "host": "runner"},
+        started_at=T0,
+        generation=1,
+    )
+
+
+def test_a_save_replaces_exactly_what_it_read_and_a_claim_fences_the_old_holder(
+    backend: Backend,
+) -> None:
+    journal = backend.journal
+    driver = deployment()
+    journal.save(driver)
+    with pytest.raises(LeaseLost):  # a second "new" deployment of the same id
+        journal.save(deployment())
+    taker = journal.load(driver.scope, driver.id)
+    assert taker is not None and taker.generation == 1
+    journal.claim(taker)
+    assert taker.generation == 2
+    taker.status = Status.ROLLED_BACK
+    taker.failure = Failure("watchdog", "watchdog: holder ci on runner stopped renewing")
+    taker.finished_at = T0 + 60
+    journal.save(taker)
+    driver.step = 1
+    with pytest.raises(LeaseLost):  # the frozen driver's save, one generation late
+        journal.save(driver)
+    driver.status = Status.SUCCEEDED
+    with pytest.raises(LeaseLost):
+        journal.save(driver)
+    stored = journal.load(driver.scope, driver.id)
+    assert stored is not None and stored.status == Status.ROLLED_BACK and stored.generation == 2
+    with pytest.raises(LeaseLost):  # a claim from what was read before the takeover
+        journal.claim(journal_copy(driver))
+
+
+def journal_copy(d: Deployment) -> Deployment:
+    copy = Deployment.from_json(d.to_json())
+    copy.generation = 1
+    copy.journaled = Status.IN_PROGRESS
+    return copy
+
+
+def test_a_lease_is_taken_at_the_instant_it_runs_out_and_never_before(leasing: Backend) -> None:
+    journal = leasing.journal
+    first, second = holder_identity("a"), holder_identity("b")
+    assert journal.acquire_one(KEY, first, T0)
+    state = journal.lease_state(KEY)
+    assert state is not None and state.expires_at == pytest.approx(T0 + LEASE_SECONDS, abs=1e-3)
+    with pytest.raises(LockHeld):
+        journal.acquire_one(KEY, second, T0 + LEASE_SECONDS - 0.25)
+    assert journal.heartbeat([KEY], first, T0 + 1.5)  # renewed: runs out 1.5 s later
+    with pytest.raises(LockHeld):
+        journal.acquire_one(KEY, second, T0 + LEASE_SECONDS + 0.5)
+    assert journal.acquire_one(KEY, second, T0 + 1.5 + LEASE_SECONDS)  # at the very instant
+    assert not journal.heartbeat([KEY], first, T0 + 40)  # the old holder learns it lost it
+    journal.release([KEY], first)  # releasing what is not yours does nothing
+    assert journal.lease_state(KEY).holder["holder"] == second["holder"]  # type: ignore[union-attr]
+    journal.release([KEY], second)
+    assert journal.lease_state(KEY) is None
+
+
+def test_outcomes_keep_the_latest_deployments(backend: Backend) -> None:
+    journal = backend.journal
+    later, earlier = deployment("20300101T000100Z-000002"), deployment("20300101T000000Z-000001")
+    for d, status in ((later, Status.ROLLED_BACK), (earlier, Status.SUCCEEDED)):
+        journal.save(d)
+        d.status = status
+        d.finished_at = T0 + 10
+        d.failure = Failure("guard failed", "alarm") if status == Status.ROLLED_BACK else None
+        journal.save(d)
+    found = journal.outcomes(KEY)
+    assert set(found) == {"green"}
+    assert found["green"].deployment == later.id and found["green"].status == "rolled-back"
+    assert found["green"].digest == "sha256:" + "9" * 64 and found["green"].reason == "alarm"
+
+
+def test_an_item_that_does_not_parse_is_skipped_and_named_once(backend: Backend) -> None:
+    journal = backend.journal
+    live = deployment()
+    journal.save(live)
+    backend.damage("20300101T000000Z-broken", "broken")
+    backend.damage("20300101T000000Z-newerr", "newer")
+    for _ in range(2):
+        assert [d.id for d in journal.active()] == [live.id]
+    assert len(journal.skipped) == 2, journal.skipped
+    newer = [s for s in journal.skipped if s.newer]
+    assert len(newer) == 1 and "canarying" in str(newer[0])
+
+
+def test_a_four_hour_shift_of_samples_saves(backend: Backend) -> None:
+    """Defect 8: at a 5 s interval for four hours (2,880 polls, an analysis verdict a
+    minute), the deployment stays within its store's item (DynamoDB: 400 KB), and what a
+    report adds up (downtime) is what all the samples said."""
+    journal = backend.journal
+    d = deployment()
+    journal.save(d)
+    rng = random.Random(8)
+    every: list[Sample] = []
+    for i in range(4 * 3600 // 5):
+        ok = not (1000 <= i < 1006)  # half a minute without a ready instance
+        guards = {"alarms": "ok", "ready": "ok" if ok else "fail", "analysis": "ok"}
+        analysis = None
+        if i % 12 == 0:
+            analysis = {"state": "ok", "target": {"requests": rng.randrange(900, 1100),
+                        "errorRate": 0.01, "latency": 0.12}, "pValue": rng.random()}  # fmt: skip
+        sample = Sample(T0 + 5 * i, {"blue": 0, "green": 100}, ok, guards, analysis)
+        every.append(sample)
+        d.add_sample(sample, sparse=False)
+    journal.save(d)
+    stored = journal.load(d.scope, d.id)
+    assert stored is not None
+    assert len(stored.samples) <= MAX_SAMPLES
+    whole = Deployment.from_json({**d.to_json(), "samples": [s.to_json() for s in every]})
+    assert figures(stored)["downtimeSeconds"] == figures(whole)["downtimeSeconds"] == 30.0
+    assert sum(1 for s in stored.samples if s.analysis) == sum(1 for s in every if s.analysis)
+    size = len(zlib.compress(json.dumps(stored.to_json(), separators=(",", ":")).encode(), 6))
+    assert size < 400_000, size
+    assert len(json.dumps(stored.to_json())) < 1_000_000  # a ConfigMap's limit, uncompressed
