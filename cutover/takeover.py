@@ -55,6 +55,19 @@ def may_still_write(leases: list[LeaseState], now: float) -> bool:
 
 
 @dataclass
+class Restoring:
+    """A takeover whose restore is written and served, its lease still held: what is left
+    is the re-verify (when the old holder may still write), the journal and telling people."""
+
+    deployment: Deployment
+    lease: Lease
+    pool: ThreadPoolExecutor
+    by: Failure
+    verified: bool
+    reverify: bool  # the old holder's lease ran out: a late write of its may still land
+
+
+@dataclass
 class TakeOver:
     """What a takeover needs besides the deployment: its stack's services, journal and
     notifier, and how to bring a scaled-down color back to full capacity."""
@@ -73,22 +86,35 @@ class TakeOver:
         LockHeld when another process holds its lease; LeaseLost when it changed since it
         was read (another took it over first); DeploymentFailed when the restore failed.
         """
+        return self.finish(self.begin(deployment, by))
+
+    def begin(
+        self, deployment: Deployment, by: Failure, leases: list[LeaseState] | None = None
+    ) -> Restoring:
+        """Take the lease, claim, scale up where needed, restore and verify it served
+        (`leases`: the deployment's leases as the caller just read them)."""
         services, clock = self.services, self.clock
         keys = [s.key for s in services]
-        found = [s for s in (self.journal.lease_state(k) for k in keys) if s is not None]
+        if leases is None:
+            leases = [s for s in (self.journal.lease_state(k) for k in keys) if s is not None]
         lease = Lease(self.journal, keys, self.log, write_seconds(services), clock)
-        pool = ThreadPoolExecutor(max_workers=busy_workers(services))
+        pool = ThreadPoolExecutor(max_workers=busy_workers(services) + len(COLORS))
         deployment.holder = lease.acquire(deployment.id)
         try:
             with self.interrupts, self.interrupts.shielded():
-                self.journal.claim(deployment)
                 detected = clock.now()
+                colors = [
+                    c
+                    for c in COLORS
+                    if any(w[c] > 0 for w in snapshot_weights(services, deployment))
+                ]
+                # the claim and the capacity of what it goes back to, at once
+                claimed = pool.submit(self.journal.claim, deployment)
+                list(pool.map(self.ensure_capacity, colors))
+                claimed.result()
                 deployment.event(
                     EventType.ROLLBACK_REQUESTED, detected, previousStatus=str(deployment.status)
                 )
-                for color in COLORS:
-                    if any(w[color] > 0 for w in snapshot_weights(services, deployment)):
-                        self.ensure_capacity(color)
                 restored = restore_snapshot(services, deployment, pool, clock, self.log)
                 if restored.errors:
                     deployment.event(EventType.RESTORE_FAILED, clock.now(), errors=restored.errors)
@@ -97,31 +123,50 @@ class TakeOver:
                 deployment.timings = Timings(
                     detected, restored.started, restored.accepted, restored.done, restored.verified
                 )
-                if may_still_write(found, detected):
-                    self._verify_after_late_writes(deployment, pool)
+        except BaseException:
+            lease.release()
+            pool.shutdown(wait=False)
+            raise
+        reverify = may_still_write(leases, detected)
+        return Restoring(deployment, lease, pool, by, restored.verified, reverify)
+
+    def finish(self, restoring: Restoring, waited: bool = False) -> Deployment:
+        """Re-verify (after the longest write, unless the caller `waited` already), journal
+        the rollback, tell the stack, release."""
+        deployment, clock = restoring.deployment, self.clock
+        try:
+            with self.interrupts, self.interrupts.shielded():
+                if restoring.reverify:
+                    if not waited:
+                        self.wait_for_late_writes()
+                    self._verify_after_late_writes(deployment, restoring.pool)
+                by = restoring.by
                 if deployment.status.active or deployment.failure is None:
                     deployment.failure = by
                 deployment.status = Status.ROLLED_BACK
                 deployment.finished_at = clock.now()
                 deployment.event(EventType.RESTORED, clock.now(), reason=by.detail,
-                                 verified=restored.verified)  # fmt: skip
+                                 verified=restoring.verified)  # fmt: skip
                 deployment.event(EventType.FINISHED, clock.now(), status=str(deployment.status))
-                journal_after_restore(self.journal, deployment, services)
+                journal_after_restore(self.journal, deployment, self.services)
                 self.notifier.event(deployment, Status.ROLLED_BACK, by.detail)
                 self.notifier.event(deployment, EventType.FINISHED, str(deployment.status))
                 self.notifier.metrics(deployment)
                 return deployment
         finally:
-            lease.release()
-            pool.shutdown(wait=False)
+            restoring.lease.release()
+            restoring.pool.shutdown(wait=False)
 
-    def _verify_after_late_writes(self, deployment: Deployment, pool: ThreadPoolExecutor) -> None:
-        """The old holder may have a write on its way: once no write of its can still land
-        (the longest write time), read back, and restore once more if one did."""
-        services = self.services
-        wait = write_seconds(services)
+    def wait_for_late_writes(self) -> None:
+        """Wait the longest time one write of the old holder can take."""
+        wait = write_seconds(self.services)
         self.log(f"  (re-verifying in {wait:g}s, once no late write of the old holder can land)")
         self.clock.sleep(wait)
+
+    def _verify_after_late_writes(self, deployment: Deployment, pool: ThreadPoolExecutor) -> None:
+        """Once no write of the old holder can still land, read back, and restore once more
+        if one did."""
+        services = self.services
         expected = snapshot_weights(services, deployment)
         try:
             served = list(pool.map(lambda s: s.router.served(), services))

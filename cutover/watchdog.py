@@ -39,14 +39,14 @@ from cutover.journal.lease import LeaseLost, LeaseState
 from cutover.notifier import Notifier
 from cutover.restore import write_seconds
 from cutover.service import Service
-from cutover.takeover import take_over
+from cutover.takeover import Restoring, TakeOver, take_over
 from cutover.timeline import Failure
 from cutover.weights import format_weights
 
 # How long a color scaled down may take to be ready again before a watchdog restore gives up.
 SCALE_TIMEOUT_SECONDS = 240.0
-# Restores run at once, at most this many (each is a few calls and one re-verify wait).
-WORKERS = 16
+# Restores run at once, at most this many (each a few calls; AWS clients pool 64 connections).
+WORKERS = 32
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,9 @@ class Pass:
     def _restore_all(
         self, dead: list[tuple[Deployment, list[LeaseState]]], by_key: dict[str, Service]
     ) -> list[Finding]:
-        """Groups of deployments that share a listener, one after another within a group
-        (newest first), the groups at once (the oldest deadline first)."""
+        """Deployments that share a listener, one after another (newest first); the others
+        at once (the oldest deadline first): every restore written, then one wait for late
+        writes of the old holders, then every re-verify and journal at once."""
         groups: list[list[tuple[Deployment, list[LeaseState]]]] = []
         for entry in sorted(dead, key=lambda e: e[0].id, reverse=True):
             keys = set(entry[0].listeners)
@@ -146,12 +147,36 @@ class Pass:
         if not groups:
             return []
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(groups))) as pool:
-            done = pool.map(lambda g: [self._restore(d, ls, by_key) for d, ls in g], groups)
-            return [f for found in done for f in found]
+            begun = list(pool.map(lambda g: self._group(g, by_key), groups))
+            started = [r for found in begun for r in found if isinstance(r, _Begun)]
+            waiting = [b for b in started if b.restoring.reverify]
+            if waiting:  # one wait for them all: the longest write any old holder may have
+                max(
+                    waiting, key=lambda b: write_seconds(b.taker.services)
+                ).taker.wait_for_late_writes()
+            finished = dict(pool.map(lambda b: (b.restoring.deployment.id, b.finish()), started))
+        return [
+            finished[r.restoring.deployment.id] if isinstance(r, _Begun) else r
+            for found in begun
+            for r in found
+        ]
 
-    def _restore(
+    def _group(
+        self, group: list[tuple[Deployment, list[LeaseState]]], by_key: dict[str, Service]
+    ) -> list[Finding | _Begun]:
+        """A lone deployment is begun (finished with the others); several on one listener
+        are given back one after another, each whole."""
+        if len(group) == 1:
+            return [self._begin(*group[0], by_key)]
+        found: list[Finding | _Begun] = []
+        for deployment, leases in group:
+            begun = self._begin(deployment, leases, by_key)
+            found.append(begun.finish(waited=False) if isinstance(begun, _Begun) else begun)
+        return found
+
+    def _begin(
         self, deployment: Deployment, leases: list[LeaseState], by_key: dict[str, Service]
-    ) -> Finding:
+    ) -> Finding | _Begun:
         services = [by_key[k] for k in deployment.listeners]
         needed = 2 * write_seconds(services) + deployment.options.verify_timeout
         if self.time_left is not None and self.time_left() < needed:
@@ -164,21 +189,39 @@ class Pass:
             for s in services:
                 ensure_full_capacity(s.outputs, s.fleet, color, SCALE_TIMEOUT_SECONDS, self.log)
 
-        notifier = self.notifier_for(services)
-        taker = take_over(services, self.journal, notifier, self.log, capacity, self.clock)
+        taker = take_over(services, self.journal, self.notifier_for(services), self.log,
+                          capacity, self.clock)  # fmt: skip
         try:
-            done = taker.give_back(deployment, Failure("watchdog", reason))
+            begun = taker.begin(deployment, Failure("watchdog", reason), leases)
+            return _Begun(taker, begun, reason)
         except (LockHeld, LeaseLost):
             return Finding(deployment.id, "left", "someone else took it over first")
         except Exception as e:  # noqa: BLE001 - reported, and the pass fails after the others
             return Finding(deployment.id, "failed", f"{type(e).__name__}: {e}")
-        split = (
-            format_weights(done.start_weights[0]) if done.start_weights else "the weights it found"
-        )
+
+
+@dataclass
+class _Begun:
+    """A restore written by this pass, to be finished with the others."""
+
+    taker: TakeOver
+    restoring: Restoring
+    reason: str
+
+    def finish(self, waited: bool = True) -> Finding:
+        deployment = self.restoring.deployment
+        try:
+            done = self.taker.finish(self.restoring, waited=waited)
+        except (LockHeld, LeaseLost):
+            return Finding(deployment.id, "left", "someone else took it over first")
+        except Exception as e:  # noqa: BLE001 - reported, and the pass fails after the others
+            return Finding(deployment.id, "failed", f"{type(e).__name__}: {e}")
+        start = done.start_weights
+        split = format_weights(start[0]) if start else "the weights it found"
         if not done.timings.restore_verified:
             return Finding(done.id, "failed",
                            f"restored weights written ({split}); not yet confirmed served")  # fmt: skip
-        return Finding(done.id, "restored", f"{split} ({reason})")
+        return Finding(done.id, "restored", f"{split} ({self.reason})")
 
 
 def watch_once(
