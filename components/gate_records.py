@@ -9,6 +9,7 @@ outcome in the stack's journal (`latest-deployment`), from `latest_deployments`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,8 @@ import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import (
     COLORS,
-    KINDS,
     LATEST_DEPLOYMENT,
+    PUBLISHED_KINDS,
     RECORDS_CONFIG_MAP,
     record_config_map_key,
     record_parameter,
@@ -33,13 +34,14 @@ class GateRecordFile:
     path: str
     kind: str
     color: str
+    key_id: str
     text: str
 
 
 def read_gate_records(paths: tuple[str, ...], base: Path) -> list[GateRecordFile]:
     """Read and shape-check the record files; ConfigError names the file and the problem."""
     records: list[GateRecordFile] = []
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str, str], str] = {}
     for path in paths:
         file = base / path
         try:
@@ -51,18 +53,25 @@ def read_gate_records(paths: tuple[str, ...], base: Path) -> list[GateRecordFile
         body = document.get("record") if isinstance(document, dict) else None
         kind = body.get("kind") if isinstance(body, dict) else None
         color = body.get("color") if isinstance(body, dict) else None
-        if kind not in KINDS or color not in COLORS:
+        signer = body.get("keyId") if isinstance(body, dict) else None
+        if kind not in PUBLISHED_KINDS or color not in COLORS or not isinstance(signer, str):
             raise ConfigError(
                 f"cutover:gateRecords: {path} is not a gate record; expected a document made by "
-                f"`cutover approve`, `cutover signoff` or `cutover drill` (kind one of {KINDS})"
+                f"`cutover approve`, `cutover signoff` or `cutover drill` (kind one of "
+                f"{PUBLISHED_KINDS})"
             )
-        if (color, kind) in seen:
+        if not re.fullmatch(r"[0-9a-f]{16}", signer):
             raise ConfigError(
-                f"cutover:gateRecords: {path} and {seen[(color, kind)]} are both {kind} records "
-                f"for {color}; expected one per color and kind"
+                f"cutover:gateRecords: {path} names key id {signer!r}; expected 16 hex digits"
             )
-        seen[(color, kind)] = path
-        records.append(GateRecordFile(path, kind, color, json.dumps(document, sort_keys=True)))
+        if (color, kind, signer) in seen:
+            raise ConfigError(
+                f"cutover:gateRecords: {path} and {seen[(color, kind, signer)]} are both {kind} "
+                f"records for {color} by key {signer}; one signer counts once, list one of them"
+            )
+        seen[(color, kind, signer)] = path
+        text = json.dumps(document, sort_keys=True)
+        records.append(GateRecordFile(path, kind, color, signer, text))
     return records
 
 
@@ -83,8 +92,8 @@ class GateRecords(pulumi.ComponentResource):
         super().__init__("cutover:index:GateRecords", name, None, opts)
         self.parameters = [
             aws.ssm.Parameter(
-                f"{name}-{r.color}-{r.kind}",
-                name=record_parameter(args.stack, r.color, r.kind),
+                f"{name}-{r.color}-{r.kind}-{r.key_id}",
+                name=record_parameter(args.stack, r.color, r.kind, r.key_id),
                 type="String",
                 value=r.text,
                 description=f"cutover {r.kind} record for {r.color} ({r.path})",
@@ -135,7 +144,10 @@ class KubernetesGateRecords(pulumi.ComponentResource):
             },
             data=args.outcomes.apply(
                 lambda found: {
-                    **{record_config_map_key(r.color, r.kind): r.text for r in args.records},
+                    **{
+                        record_config_map_key(r.color, r.kind, r.key_id): r.text
+                        for r in args.records
+                    },
                     **{record_config_map_key(c, LATEST_DEPLOYMENT): found[c] for c in COLORS},
                 }
             ),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover_gates.contract import POLICY_OF_KIND, Color, other_color
-from cutover_gates.gate import HOW_TO, judge
+from cutover_gates.gate import HOW_TO, judge_records
 from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 
 from cutover.errors import ConfigError, GateRefused
@@ -51,34 +51,51 @@ def check_gates(
     pack_config: dict[str, Any],
     records: list[tuple[Path, Any]],
 ) -> list[str]:
-    """Problems that stop traffic moving onto `color`'s release (empty when every gate holds)."""
+    """Problems that stop traffic moving onto `color`'s release (empty when every gate holds):
+    the same judgement as the pack's (N of M), over the record files, and a change freeze."""
+    from cutover_gates.contract import EMERGENCY, TRUSTED_KEYS_OF
+    from cutover_gates.freeze import active_window
+
     release = outputs.releases[color]
     version, digest = str(release.get("version", "")), str(release.get("digest", ""))
-    expected = {
-        kind: Expected(kind, outputs.project, outputs.stack, version, digest, color)
-        for kind in kinds
-    }
     now = datetime.now(UTC)
     problems = []
+    freeze = _config(pack_config, TRUSTED_KEYS_OF[EMERGENCY])
+    try:
+        window = active_window(freeze, now)
+    except ValueError as e:
+        problems.append(f"the change-freeze config is malformed ({e})")
+        window = None
+    if window is not None:
+        kinds = [*kinds, EMERGENCY]
+    where = f"{outputs.name} {color} release {version}"
     for kind in kinds:
-        config = pack_config.get(POLICY_OF_KIND[kind]) or {}
-        if not isinstance(config, dict):
-            config = {}
-        reasons = []
-        for path, document in records:
-            body = document.get("record") if isinstance(document, dict) else None
-            if not isinstance(body, dict) or body.get("kind") != kind or body.get("color") != color:
-                continue
-            try:
-                judge(kind, document, expected[kind], config, now)
-                break
-            except RecordInvalid as e:
-                reasons.append(f"{path.name}: {e}")
-        else:
-            where = f"{outputs.name} {color} release {version}"
-            detail = "; ".join(reasons) if reasons else "no record found"
-            problems.append(f"{kind} gate for {where}: {detail}. {HOW_TO[kind]}.")
+        expected = Expected(kind, outputs.project, outputs.stack, version, digest, color)
+        documents = [d for _, d in records if _of(d, kind, color)]
+        try:
+            judged = judge_records(
+                kind, documents, expected, _config(pack_config, TRUSTED_KEYS_OF[kind]), now
+            )
+        except (RecordInvalid, ValueError) as e:
+            problems.append(f"{kind} gate for {where}: {e}. {HOW_TO[kind]}.")
+            continue
+        if judged.passed:
+            continue
+        detail = "; ".join(judged.refused) if judged.refused else "no record found"
+        if kind == EMERGENCY and window is not None:
+            detail = f"traffic may not move during the change freeze {window.describe()} ({detail})"
+        problems.append(f"{kind} gate for {where}: {judged.summary()}: {detail}. {HOW_TO[kind]}.")
     return problems
+
+
+def _config(pack_config: dict[str, Any], policy: str) -> dict[str, Any]:
+    found = pack_config.get(policy) or {}
+    return found if isinstance(found, dict) else {}
+
+
+def _of(document: Any, kind: str, color: str) -> bool:
+    body = document.get("record") if isinstance(document, dict) else None
+    return isinstance(body, dict) and body.get("kind") == kind and body.get("color") == color
 
 
 def pack_config_trusting(keys: dict[str, str]) -> dict[str, Any]:

@@ -445,7 +445,8 @@ def sign_gates(
     config = folder / "gates.json"
     config.write_text(json.dumps(pack_config_trusting(trusted), indent=2))
     for color in colors:
-        release = ["--stack", "prod", "--color", color, "--stack-file", str(stack_file)]
+        release = ["--stack", "prod", "--color", color, "--stack-file", str(stack_file),
+                   "--gates-config", str(config)]  # fmt: skip
         cutover("approve", *release, "--key", str(keys / "chairman.key"),
                 "--out", str(records / f"{color}-approval.json"))  # fmt: skip
         cutover("signoff", *release, "--key", str(keys / "security.key"), "--scanner", "trivy",

@@ -140,7 +140,8 @@ gate_options = gate_options_of(required=True)
 
 
 def deploy_key_options(what: str) -> Any:
-    """--key (the deploy key, or $CUTOVER_DEPLOY_KEY) and --valid-for of a record it signs."""
+    """--key (the deploy key, or $CUTOVER_DEPLOY_KEY) or --kms-key, and --valid-for of a record
+    it signs."""
 
     def add(fn: Any) -> Any:
         fn = click.option(
@@ -149,6 +150,10 @@ def deploy_key_options(what: str) -> Any:
             default="7d",
             show_default=True,
             help=f"How long the {what} record is valid.",
+        )(fn)
+        fn = click.option(
+            "--kms-key",
+            help="Sign with this AWS KMS key (id, ARN or alias) instead of a key file.",
         )(fn)
         return click.option(
             "--key",

@@ -30,6 +30,7 @@ def exit_gates(
     gates_config: Path,
     records: Path,
     key_file: Path | None,
+    kms_key: str | None,
     valid_for: float,
     fmt: str,
 ) -> None:
@@ -46,18 +47,21 @@ def exit_gates(
       cutover exit-gates --outputs prod.json --records gates/prod \\
         --gates-config gates/pack-config.json --key ~/.cutover/deploy.key
     """
+    from datetime import UTC, datetime
+
     from cutover_gates.contract import STAGE_EXIT
 
-    from cutover.cli.records import private_key
     from cutover.errors import ConfigError
     from cutover.exit_gates import judge_stage_exit, stage_exit_details
-    from cutover.gate_record import sign_release_record
+    from cutover.gate_record import check_trusted, sign_release_record, signer_of
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records
 
-    signing = key_file is not None or bool(os.environ.get("CUTOVER_DEPLOY_KEY"))
-    key = private_key(key_file, "CUTOVER_DEPLOY_KEY") if signing else None
     pack_config = load_gates_config(gates_config)
+    signing = key_file is not None or bool(kms_key) or bool(os.environ.get("CUTOVER_DEPLOY_KEY"))
+    key = signer_of(key_file, kms_key, "CUTOVER_DEPLOY_KEY") if signing else None
+    if key is not None:
+        check_trusted(key, STAGE_EXIT, pack_config, datetime.now(UTC))
     found = load_records(records)
     ctx = Context(outputs, stack, journal)
     judged = judge_stage_exit(ctx.services, ctx.journal, ctx.scope, found, pack_config)
@@ -75,7 +79,14 @@ def exit_gates(
         if key is not None and one.color is not None:
             details = stage_exit_details(one.gates)
             path = sign_release_record(
-                one.service.outputs, one.color, STAGE_EXIT, details, key, valid_for, records
+                one.service.outputs,
+                one.color,
+                STAGE_EXIT,
+                details,
+                key,
+                valid_for,
+                records,
+                pack_config,
             )
             entry["record"] = str(path)
             if fmt == "text":

@@ -31,15 +31,22 @@ def keys_new(name: str, out: Path) -> None:
       cutover keys new --name chairman --out ~/.cutover
     """
     import os
+    import re
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cutover_gates.record import key_id, private_key_pem, public_key_text
+    from cutover_gates.keys import key_id, public_key_text
+    from cutover_gates.record import private_key_pem
 
+    from cutover.errors import ConfigError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
+        raise ConfigError(
+            f"--name {name!r}; expected a plain name (letters, digits, - and _, e.g. chairman), "
+            "no path"
+        )
     out.mkdir(parents=True, exist_ok=True)
     private, public = out / f"{name}.key", out / f"{name}.pub"
     if private.exists():
-        from cutover.errors import ConfigError
-
         raise ConfigError(f"{private} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -53,27 +60,47 @@ def keys_new(name: str, out: Path) -> None:
     say(text)
 
 
-def private_key(path: Path | None, env: str) -> Any:
-    """The Ed25519 signing key from --key FILE or the PEM in $`env`."""
-    import os
+@keys.command("show")
+@click.option("--kms-key", required=True, help="A KMS key id, ARN or alias (alias/chairman).")
+@click.option("--name", default="", help="Who holds it, e.g. chairman (shown in verdicts).")
+def keys_show(kms_key: str, name: str) -> None:
+    """Print the `trustedKeys` entry that trusts a KMS signing key (ECC_NIST_EDWARDS25519 or
+    ECC_NIST_P256): paste it into the policy's trustedKeys in the pack config.
 
-    from cutover_gates.record import load_private_key
+    \b
+    Example:
+      cutover keys show --kms-key alias/cutover-chairman --name chairman
+    """
+    import json
 
-    from cutover.errors import ConfigError
+    from cutover.gate_record import KmsSigner
 
-    if path is not None:
-        try:
-            pem = path.read_bytes()
-        except OSError as e:
-            raise ConfigError(f"--key {path}: cannot read it ({e.strerror})") from None
-    elif os.environ.get(env):
-        pem = os.environ[env].encode()
-    else:
-        raise ConfigError(f"no signing key: pass --key FILE or set ${env} to the PEM")
-    try:
-        return load_private_key(pem)
-    except ValueError as e:
-        raise ConfigError(f"the signing key is not an Ed25519 PEM private key ({e})") from None
+    say(json.dumps(KmsSigner(kms_key).trusted_entry(name)))
+
+
+def signing_options(env: str) -> Any:
+    """--key FILE or --kms-key KEY (or the PEM in $`env`), and the --gates-config whose trusted
+    keys the signer must be in."""
+
+    def add(fn: Any) -> Any:
+        fn = click.option(
+            "--kms-key",
+            help="Sign with this AWS KMS key (id, ARN or alias) instead of a key file.",
+        )(fn)
+        fn = click.option(
+            "--key",
+            "key_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=f"Signing key (PEM); default: ${env}.",
+        )(fn)
+        return click.option(
+            "--gates-config",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=True,
+            help="The policy pack config JSON: the key must be trusted there for this record.",
+        )(fn)
+
+    return add
 
 
 def record_options(fn: Any) -> Any:
@@ -108,12 +135,6 @@ def record_options(fn: Any) -> Any:
                 help="How long the record is valid.",
             ),
             click.option(
-                "--key",
-                "key_file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="Signing key (PEM); default: $CUTOVER_SIGNING_KEY.",
-            ),
-            click.option(
                 "--out",
                 type=click.Path(dir_okay=False, path_type=Path),
                 required=True,
@@ -136,9 +157,11 @@ def _write_record(
     stack_file: Path | None,
     valid_for: float,
     key_file: Path | None,
+    kms_key: str | None,
+    gates_config: Path,
     out: Path,
     details: dict[str, Any],
-) -> None:
+) -> dict[str, Any]:
     import re
     from datetime import UTC, datetime, timedelta
 
@@ -146,7 +169,8 @@ def _write_record(
     from cutover_gates.record import DIGEST, make_record
 
     from cutover.errors import ConfigError
-    from cutover.gate_record import write_signed
+    from cutover.gate_record import signer_of, write_signed
+    from cutover.pack_config import load_gates_config
 
     if stack_file is not None and (version is None or digest is None):
         from cutover.offline import stack_config
@@ -164,7 +188,8 @@ def _write_record(
         raise ConfigError(f"--digest {digest!r}; expected sha256:<64 hex digits>")
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist; create it first")
-    key = private_key(key_file, env)
+    pack_config = load_gates_config(gates_config)
+    signer = signer_of(key_file, kms_key, env)
     body = make_record(
         kind=kind,
         project=project,
@@ -176,31 +201,56 @@ def _write_record(
         valid_for=timedelta(seconds=valid_for),
         details=details,
     )
-    write_signed(out, body, key)
+    write_signed(out, body, signer, pack_config)
     say(f"Signed {kind} for {stack_name} {color} release {version}: {out}")
+    return pack_config
 
 
 @click.command()
 @record_options
-def approve(**kw: Any) -> None:
-    """The chairman's approval of one release for one stack and color.
+@signing_options("CUTOVER_SIGNING_KEY")
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="An emergency record: leave to move traffic during a change freeze (needs --reason).",
+)
+@click.option("--reason", help="Why, for an --emergency record (said in the pack's verdicts).")
+def approve(emergency: bool, reason: str | None, **kw: Any) -> None:
+    """The chairman's approval of one release for one stack and color (or, with --emergency,
+    leave to move traffic onto it during a change freeze).
 
     \b
-    Example:
+    Examples:
       cutover approve --stack prod --color green --stack-file Pulumi.prod.yaml \\
-        --key ~/.cutover/chairman.key --out gates/prod/green-approval.json
+        --gates-config policies/config/prod.json --key ~/.cutover/chairman.key \\
+        --out gates/prod/green-approval.json
+      cutover approve --stack prod --color green --stack-file Pulumi.prod.yaml \\
+        --gates-config policies/config/prod.json --kms-key alias/cutover-chairman \\
+        --emergency --reason "INC-4711: payment outage fix" --out gates/prod/green-emergency.json
     """
-    _write_record("approval", "CUTOVER_SIGNING_KEY", details={}, **kw)
+    from cutover_gates.contract import APPROVAL, EMERGENCY
+
+    from cutover.errors import ConfigError
+
+    if emergency and not (reason or "").strip():
+        raise ConfigError("--emergency needs --reason: say why traffic must move during the freeze")
+    if reason and not emergency:
+        raise ConfigError("--reason is for --emergency records only")
+    kind = EMERGENCY if emergency else APPROVAL
+    details = {"reason": reason.strip()} if emergency and reason else {}
+    _write_record(kind, "CUTOVER_SIGNING_KEY", details=details, **kw)
 
 
 @click.command()
 @record_options
+@signing_options("CUTOVER_SIGNING_KEY")
 @click.option("--scanner", required=True, help="The scanner that produced the findings.")
 @click.option(
     "--findings",
     "findings_text",
-    default="",
-    help="Counts by severity, e.g. critical=0,high=2,medium=5.",
+    required=True,
+    help="Counts by severity, e.g. critical=0,high=2,medium=5: every severity the pack's "
+    "maxFindings limits must be named.",
 )
 def signoff(scanner: str, findings_text: str, **kw: Any) -> None:
     """A security sign-off of one release, with findings counts by severity.
@@ -211,22 +261,53 @@ def signoff(scanner: str, findings_text: str, **kw: Any) -> None:
         --scanner trivy --findings critical=0,high=2 --key ci-keys/security.key \\
         --out gates/prod/green-signoff.json
     """
-    from cutover_gates.record import SEVERITIES
+    from cutover_gates.contract import SECURITY_SIGNOFF_POLICY
+    from cutover_gates.gate import limits_of
 
-    counts: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in findings_text.split(","))):
-        severity, _, number = part.partition("=")
-        if severity not in SEVERITIES or not number.isdigit():
-            raise click.BadParameter(
-                f"--findings {part!r}; expected SEVERITY=COUNT with SEVERITY in {', '.join(SEVERITIES)}"
-            )
-        counts[severity] = int(number)
+    from cutover.errors import ConfigError
+    from cutover.pack_config import load_gates_config
+
+    counts = parse_findings(findings_text)
+    limits = limits_of(load_gates_config(kw["gates_config"]).get(SECURITY_SIGNOFF_POLICY) or {})
+    missing = [s for s in limits if s not in counts]
+    if missing:
+        raise ConfigError(
+            f"--findings names no {', '.join(missing)} count, which the pack's maxFindings "
+            f"limits ({', '.join(f'{s} <= {n}' for s, n in limits.items())}): give every one, "
+            "e.g. critical=0 (a missing scan is not a clean one)"
+        )
     _write_record(
         "security-signoff",
         "CUTOVER_SIGNING_KEY",
         details={"scanner": scanner, "findings": counts},
         **kw,
     )
+
+
+def parse_findings(text: str) -> dict[str, int]:
+    """`critical=0,high=2` as counts; ConfigError for an empty list, a malformed part or a
+    severity named twice."""
+    from cutover_gates.record import SEVERITIES
+
+    from cutover.errors import ConfigError
+
+    counts: dict[str, int] = {}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ConfigError(
+            "--findings is empty; expected counts by severity, e.g. critical=0,high=2 (an empty "
+            "CI variable is not a clean scan)"
+        )
+    for part in parts:
+        severity, _, number = part.partition("=")
+        if severity not in SEVERITIES or not number.isdigit():
+            raise ConfigError(
+                f"--findings {part!r}; expected SEVERITY=COUNT with SEVERITY in {', '.join(SEVERITIES)}"
+            )
+        if severity in counts:
+            raise ConfigError(f"--findings names {severity} twice; give each severity once")
+        counts[severity] = int(number)
+    return counts
 
 
 @click.group()
@@ -248,64 +329,35 @@ def records() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also check each record binds this stack's current release for its color.",
 )
-def records_verify(files: tuple[Path, ...], gates_config: Path, outputs_file: Path | None) -> None:
-    """Check records against the pack config's trusted keys; exit 2 if any is not valid.
+@click.option(
+    "--allow-failed",
+    is_flag=True,
+    help="Exit 0 for a valid stage-exit record whose verdict is failed (shown either way).",
+)
+def records_verify(
+    files: tuple[Path, ...], gates_config: Path, outputs_file: Path | None, allow_failed: bool
+) -> None:
+    """Check records against the pack config's trusted keys, each on its own, then each gate
+    as the pack judges it (N of M signers); exit 2 if a record is not valid, 1 if a stage-exit
+    verdict is failed (unless --allow-failed).
 
     \b
     Example:
       cutover records verify gates/prod/*.json --gates-config gates/pack-config.json
     """
-    from datetime import UTC, datetime
-
-    from cutover_gates.contract import TRUSTED_KEYS_OF
-    from cutover_gates.gate import judge
-    from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
-
-    from cutover.errors import GateRefused
+    from cutover.errors import DeploymentFailed, GateRefused
     from cutover.outputs import load_outputs
     from cutover.pack_config import load_gates_config
+    from cutover.records_check import check_files
 
     pack_config = load_gates_config(gates_config)
     outputs = load_outputs(str(outputs_file)) if outputs_file else None
-    bad = 0
-    for path in files:
-        try:
-            document = parse_record(path.read_bytes())
-        except OSError as e:
-            document = None
-            reason = f"cannot be read ({e.strerror})"
-        body = document.get("record") if isinstance(document, dict) else None
-        body = body if isinstance(body, dict) else {}
-        kind, color = str(body.get("kind", "")), str(body.get("color", ""))
-        try:
-            if document is None:
-                raise RecordInvalid(reason)
-            if isinstance(document, Unreadable):
-                raise RecordInvalid(document.reason)
-            if kind not in TRUSTED_KEYS_OF:
-                raise RecordInvalid(f"has kind {kind!r}; expected one of {sorted(TRUSTED_KEYS_OF)}")
-            release: dict[str, Any] = body.get("release") or {}
-            if not isinstance(release, dict):
-                release = {}
-            if outputs is not None and color in outputs.releases:
-                release = outputs.releases[color]
-            expected = Expected(
-                kind,
-                outputs.project if outputs else str(body.get("project")),
-                outputs.stack if outputs else str(body.get("stack")),
-                str(release.get("version")),
-                str(release.get("digest")),
-                color,
-            )
-            config = pack_config.get(TRUSTED_KEYS_OF.get(kind, ""), {})
-            judge(kind, document, expected, config, datetime.now(UTC))
-        except RecordInvalid as e:
-            bad += 1
-            say(f"INVALID {path}: {e}")
-            continue
-        say(
-            f"valid   {path}: {kind} for {body['stack']} {color} {body['release']['version']} "
-            f"(key {body['keyId']}, expires {body['expiresAt']})"
+    result = check_files(list(files), pack_config, outputs)
+    for line in result.lines:
+        say(line)
+    if result.invalid:
+        raise GateRefused(f"{result.invalid} of {len(files)} record(s) are not valid")
+    if result.failed_verdicts and not allow_failed:
+        raise DeploymentFailed(
+            f"{result.failed_verdicts} stage-exit verdict(s) failed (--allow-failed to accept)"
         )
-    if bad:
-        raise GateRefused(f"{bad} of {len(files)} record(s) are not valid")

@@ -323,6 +323,7 @@ def drill(
     gates_config: Path,
     records: Path,
     key_file: Path | None,
+    kms_key: str | None,
     valid_for: float,
 ) -> None:
     """A timed rollback drill: a small step to a color and back; signs a rollback-drill record
@@ -333,16 +334,18 @@ def drill(
       cutover drill --outputs prod.json --to green --percent 5 \\
         --gates-config gates/pack-config.json --records gates/prod
     """
+    from datetime import UTC, datetime
+
     from cutover_gates.contract import other_color
 
-    from cutover.cli.records import private_key
     from cutover.deployment import Options
-    from cutover.gate_record import sign_release_record
+    from cutover.gate_record import check_trusted, sign_release_record, signer_of
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records, preflight
 
-    key = private_key(key_file, "CUTOVER_DEPLOY_KEY")
     pack_config = load_gates_config(gates_config)
+    signer = signer_of(key_file, kms_key, "CUTOVER_DEPLOY_KEY")
+    check_trusted(signer, ROLLBACK_DRILL, pack_config, datetime.now(UTC))  # before moving traffic
     ctx = Context(outputs, stack, journal)
     for service in ctx.services:
         if service.router.served()[other_color(target)] == 0:
@@ -369,5 +372,7 @@ def drill(
             "rollbackSeconds": seconds,
             "restoreVerified": done.timings.restore_verified,
         }
-        path = sign_release_record(o, target, ROLLBACK_DRILL, details, key, valid_for, records)
+        path = sign_release_record(
+            o, target, ROLLBACK_DRILL, details, signer, valid_for, records, pack_config
+        )
         say(f"Signed rollback-drill record: {path}")

@@ -12,9 +12,11 @@ from typing import Any
 
 from cutover_gates.contract import (
     CHAIRMAN_APPROVAL_POLICY,
+    CHANGE_FREEZE_POLICY,
     ROLLBACK_TESTED_POLICY,
     SECURITY_SIGNOFF_POLICY,
 )
+from cutover_gates.keys import ALGORITHMS
 from cutover_gates.record import SEVERITIES
 
 DEFAULT_PRODUCTION_STACKS = ["prod", "prod-*", "production", "production-*", "*-prod"]
@@ -29,15 +31,72 @@ PRODUCTION = {
         "default": DEFAULT_PRODUCTION_STACKS,
     }
 }
+_TIME = {"type": "string", "format": "date-time"}
+_KEY = {
+    "oneOf": [
+        {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$"},
+        {
+            "type": "object",
+            "properties": {
+                "algorithm": {"enum": list(ALGORITHMS)},
+                "publicKey": {"type": "string", "minLength": 1},
+                "name": {"type": "string"},
+                "kms": {"type": "string"},
+                "notBefore": _TIME,
+                "notAfter": _TIME,
+                "revoked": _TIME,
+            },
+            "required": ["algorithm", "publicKey"],
+            "additionalProperties": False,
+        },
+    ]
+}
 _KEYS = {
     "trustedKeys": {
         "type": "array",
-        "items": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$"},
-        "description": "Trusted Ed25519 public keys (base64 of 32 bytes; `cutover keys new` prints them).",
+        "items": _KEY,
+        "description": "Trusted public keys: base64 of a raw Ed25519 key, or {algorithm, "
+        "publicKey, name, kms, notBefore, notAfter, revoked} (`cutover keys new` and `cutover "
+        "keys show --kms-key` print them).",
         "default": [],
-    }
+    },
+    "required": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Records from this many distinct trusted keys (N of M).",
+        "default": 1,
+    },
 }
 _MAX_AGE_HOURS = {"maxAgeHours": {"type": "number", "minimum": 1}}
+_WINDOW = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"start": _TIME, "end": _TIME, "reason": {"type": "string"}},
+            "required": ["start", "end"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "weekly": {
+                    "type": "object",
+                    "properties": {
+                        "days": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "from": {"type": "string", "pattern": "^([01][0-9]|2[0-4]):[0-5][0-9]$"},
+                        "to": {"type": "string", "pattern": "^([01][0-9]|2[0-4]):[0-5][0-9]$"},
+                    },
+                    "required": ["days", "from", "to"],
+                    "additionalProperties": False,
+                },
+                "timeZone": {"type": "string"},
+                "reason": {"type": "string"},
+            },
+            "required": ["weekly"],
+            "additionalProperties": False,
+        },
+    ]
+}
 
 CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
     CHAIRMAN_APPROVAL_POLICY: {**_KEYS, **_MAX_AGE_HOURS},
@@ -53,6 +112,10 @@ CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
     ROLLBACK_TESTED_POLICY: {
         **_KEYS,
         "maxAgeDays": {"type": "number", "minimum": 0.01, "default": 7},
+    },
+    CHANGE_FREEZE_POLICY: {
+        **_KEYS,
+        "windows": {"type": "array", "items": _WINDOW, "default": []},
     },
     "rollback-ready": {
         "rollbackWindowMinutes": {"type": "integer", "minimum": 0, "default": 60},

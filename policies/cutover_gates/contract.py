@@ -21,10 +21,14 @@ APPROVAL = "approval"
 SECURITY_SIGNOFF = "security-signoff"
 ROLLBACK_DRILL = "rollback-drill"
 KINDS = (APPROVAL, SECURITY_SIGNOFF, ROLLBACK_DRILL)
+# The chairman's leave to move traffic during a change freeze (`cutover approve --emergency`).
+EMERGENCY = "emergency"
+# What a stack publishes for the pack (`cutover:gateRecords`).
+PUBLISHED_KINDS = (*KINDS, EMERGENCY)
 # The stage's verdict for the next stage (launch): signed by `cutover exit-gates --key`, never a
 # gate of this pack.
 STAGE_EXIT = "stage-exit"
-RECORD_KINDS = (*KINDS, STAGE_EXIT)
+RECORD_KINDS = (*PUBLISHED_KINDS, STAGE_EXIT)
 
 # The gate policies, and which one's config holds the trusted keys of each record kind.
 CHAIRMAN_APPROVAL_POLICY = "chairman-approval"
@@ -36,26 +40,33 @@ POLICY_OF_KIND = {
     ROLLBACK_DRILL: ROLLBACK_TESTED_POLICY,
 }
 GATE_POLICIES = tuple(POLICY_OF_KIND.values())
+CHANGE_FREEZE_POLICY = "change-freeze"
 # Whose trusted keys verify each record kind: the deploy key signs drills and stage exits
-# alike, so a stage-exit record is trusted by the keys of rollback-tested.
-TRUSTED_KEYS_OF = {**POLICY_OF_KIND, STAGE_EXIT: ROLLBACK_TESTED_POLICY}
+# alike, so a stage-exit record is trusted by the keys of rollback-tested; the chairman's keys
+# sign emergencies, listed in the change-freeze policy's own config (a policy sees only its own).
+TRUSTED_KEYS_OF = {
+    **POLICY_OF_KIND,
+    STAGE_EXIT: ROLLBACK_TESTED_POLICY,
+    EMERGENCY: CHANGE_FREEZE_POLICY,
+}
 
 # Where a stack publishes its records: SSM parameters on AWS, one ConfigMap on Kubernetes.
 RECORDS_CONFIG_MAP = "cutover-gates"
 
 
-def record_parameter(stack: str, color: str, kind: str) -> str:
-    """The SSM parameter that holds one gate record of an AWS stack."""
-    return f"{record_parameter_prefix(stack)}{color}/{kind}"
+def record_parameter(stack: str, color: str, kind: str, key_id: str = "") -> str:
+    """The SSM parameter that holds one gate record of an AWS stack (one per signer's key id:
+    N of M approvals are N records), or one published fact (no key id)."""
+    return f"{record_parameter_prefix(stack)}{color}/{kind}" + (f"/{key_id}" if key_id else "")
 
 
 def record_parameter_prefix(stack: str) -> str:
     return f"/cutover/{stack}/gates/"
 
 
-def record_config_map_key(color: str, kind: str) -> str:
-    """The key of one gate record in the `cutover-gates` ConfigMap."""
-    return f"{color}.{kind}.json"
+def record_config_map_key(color: str, kind: str, key_id: str = "") -> str:
+    """The key of one gate record (or published fact) in the `cutover-gates` ConfigMap."""
+    return f"{color}.{kind}" + (f".{key_id}" if key_id else "") + ".json"
 
 
 # -- stack outputs (names as `pulumi stack output --json` prints them) ----------------------

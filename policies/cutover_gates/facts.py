@@ -147,13 +147,15 @@ class StackFacts:
     listener: Res | None
     route: Res | None
     load_balancers: list[Res]
-    records: dict[tuple[str, str], Any]
+    records: dict[tuple[str, str], list[Any]]  # (color, kind): every published document
     previous: TrafficState | None
     watchdog: list[Res] = field(
         default_factory=list
     )  # its schedule, target, function, alarm, CronJob
     # per color, what the stack's journal says of its latest shift (LATEST_DEPLOYMENT)
     outcomes: dict[str, Any] = field(default_factory=dict)
+    # the stack's first update: its self StackReference found no outputs at all
+    first_update: bool = False
 
     def of_watchdog(self, *types: str) -> list[Res]:
         return [r for r in self.watchdog if r.type in types]
@@ -237,9 +239,10 @@ def collect(resources: list[Res]) -> StackFacts:
     colors: dict[str, ColorFacts] = {c: ColorFacts(c) for c in COLORS}
     listener = route = None
     load_balancers: list[Res] = []
-    records: dict[tuple[str, str], Any] = {}
+    records: dict[tuple[str, str], list[Any]] = {}
     outcomes: dict[str, Any] = {}
     previous = None
+    first_update = False
     watchdog: list[Res] = []
     prefix = record_parameter_prefix(stack)
     for r in resources:
@@ -256,18 +259,19 @@ def collect(resources: list[Res]) -> StackFacts:
             route = r
         elif r.type == CONFIG_MAP and r.name == RECORDS_CONFIG_MAP:
             for key, text in (r.props.get("data") or {}).items():
-                parts = str(key).removesuffix(".json").split(".", 1)
-                if len(parts) == 2:
+                parts = str(key).removesuffix(".json").split(".")  # color.kind[.keyId]
+                if len(parts) in (2, 3):
                     _file(records, outcomes, parts[0], parts[1], text)
         elif r.type in LOAD_BALANCER_TYPES:
             load_balancers.append(r)
         elif r.type == PARAMETER and str(r.props.get("name", "")).startswith(prefix):
-            tail = str(r.props["name"])[len(prefix) :].split("/")
-            if len(tail) == 2:
+            tail = str(r.props["name"])[len(prefix) :].split("/")  # color/kind[/keyId]
+            if len(tail) in (2, 3):
                 _file(records, outcomes, tail[0], tail[1], r.props["value"])
         elif r.type == STACK_REFERENCE:
             outputs = r.props.get("outputs") or {}
             previous = parse_traffic_state(outputs.get(TRAFFIC))
+            first_update = not outputs
         if color in colors:
             bucket = {
                 TARGET_GROUP_TYPES[0]: colors[color].target_groups,
@@ -293,15 +297,20 @@ def collect(resources: list[Res]) -> StackFacts:
         previous,
         watchdog,
         outcomes,
+        first_update,
     )
 
 
 def _file(
-    records: dict[tuple[str, str], Any], outcomes: dict[str, Any], color: str, kind: str, text: Any
+    records: dict[tuple[str, str], list[Any]],
+    outcomes: dict[str, Any],
+    color: str,
+    kind: str,
+    text: Any,
 ) -> None:
     """A published gate record, or a color's latest outcome from the journal."""
     if kind != LATEST_DEPLOYMENT:
-        records[(color, kind)] = _json(text)
+        records.setdefault((color, kind), []).append(_json(text))
         return
     try:
         outcomes[color] = json.loads(str(text))

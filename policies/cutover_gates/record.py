@@ -1,26 +1,27 @@
-"""Gate records: small JSON documents signed with Ed25519 over canonical JSON.
+"""Gate records: small JSON documents signed over canonical JSON (Ed25519 or ECDSA P-256).
 
 A record binds one project, stack, release (version and image digest) and target color, and
-carries its issue and expiry times and the signer's key id. Kinds: `approval` (the chairman),
-`security-signoff` (security automation, with findings counts), `rollback-drill` (the helper's
-drill, signed with the deploy key). Verifying needs the trusted public keys, which live in the
-policy pack's config, never in the stack's.
+carries its issue and expiry times, the signer's key id and the signature's algorithm. Kinds:
+`approval` (the chairman), `security-signoff` (security automation, with findings counts),
+`rollback-drill` (the helper's drill, signed with the deploy key), `emergency` (the chairman's
+leave to move traffic during a change freeze), `stage-exit`. Verifying needs the trusted
+public keys (`keys.py`), which live in the policy pack's config, never in the stack's.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cutover_gates import keys
 from cutover_gates.contract import RECORD_KINDS
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -90,25 +91,31 @@ def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """A short, stable id of a public key: the first 16 hex digits of SHA-256 of its raw bytes."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+class Signer(Protocol):
+    """What signs a record: a key file here, or a key that never leaves AWS KMS."""
+
+    @property
+    def algorithm(self) -> str: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign(self, message: bytes) -> bytes: ...
 
 
-def public_key_text(public_key: Ed25519PublicKey) -> str:
-    """The public key as base64 of its 32 raw bytes: what goes into the pack's config."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+@dataclass(frozen=True)
+class LocalSigner:
+    """An Ed25519 private key held in this process (`cutover keys new`)."""
 
+    private_key: Ed25519PrivateKey
+    algorithm: str = keys.ED25519
 
-def parse_public_key(text: str) -> Ed25519PublicKey:
-    """A public key from base64 of its raw bytes; ValueError when it is not one."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"not an Ed25519 public key (base64 of 32 bytes): {text!r}") from e
+    @property
+    def key_id(self) -> str:
+        return keys.key_id(self.private_key.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private_key.sign(message)
 
 
 def timestamp(moment: datetime) -> str:
@@ -153,25 +160,30 @@ def make_record(
     }
 
 
-def sign(body: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[str, Any]:
-    """A signed record document: the body with the signer's key id, and the signature."""
-    body = {**body, "keyId": key_id(private_key.public_key())}
-    signature = private_key.sign(canonical(body))
+def sign(body: dict[str, Any], signer: Signer | Ed25519PrivateKey) -> dict[str, Any]:
+    """A signed record document: the body with the signer's key id and algorithm, and the
+    signature over its canonical form."""
+    if isinstance(signer, Ed25519PrivateKey):
+        signer = LocalSigner(signer)
+    body = {**body, "keyId": signer.key_id, "algorithm": signer.algorithm}
+    signature = signer.sign(canonical(body))
     return {"record": body, "signature": base64.b64encode(signature).decode()}
 
 
 def verify(
     document: Any,
-    trusted_keys: list[str],
+    trusted_keys: list[Any],
     expected: Expected,
     now: datetime,
     max_age: timedelta | None = None,
 ) -> dict[str, Any]:
     """The record body when `document` proves `expected` at `now`; RecordInvalid otherwise.
 
-    Checks, in order: shape, a trusted signer, the signature over the canonical body, the
-    kind, issue and expiry times (and `max_age`), and every binding (project, stack, release
-    version and digest, color).
+    Checks, in order: shape, a trusted signer of the record's algorithm, the signature over
+    the canonical body, the kind, issue and expiry times (and `max_age`), the signer's window
+    (revoked, notBefore, notAfter), and every binding (project, stack, release version and
+    digest, color). `trusted_keys`: a policy's `trustedKeys` entries (ValueError when one is
+    malformed).
     """
     if isinstance(document, Unreadable):
         raise RecordInvalid(document.reason)
@@ -184,17 +196,24 @@ def verify(
         raise RecordInvalid(f"has an unknown format {body.get('format')!r}; expected {FORMAT}")
     _check_fields(body)
 
-    keys = {key_id(k): k for k in (parse_public_key(t) for t in trusted_keys)}
+    trusted = {k.id: k for k in (keys.parse_trusted_key(t) for t in trusted_keys)}
     signer = body.get("keyId")
-    if signer not in keys:
+    if signer not in trusted:
         raise RecordInvalid(
             f"is signed by key {signer!r}, which is not a trusted {expected.kind} key"
         )
+    key = trusted[signer]
+    algorithm = body.get("algorithm", keys.ED25519)
+    if algorithm != key.algorithm:
+        raise RecordInvalid(
+            f"says it is signed with {algorithm!r}, but key {key.describe()} is a trusted "
+            f"{key.algorithm} key (re-signed under another algorithm?)"
+        )
     try:
-        keys[signer].verify(base64.b64decode(signature, validate=True), canonical(body))
+        key.verify(base64.b64decode(signature, validate=True), canonical(body))
     except (InvalidSignature, ValueError):
         raise RecordInvalid(
-            f"has a signature that does not match the record (forged or changed after signing; key {signer})"
+            f"has a signature that does not match the record (forged or changed after signing; key {key.describe()})"
         ) from None
 
     if body.get("kind") != expected.kind:
@@ -208,6 +227,11 @@ def verify(
     if max_age is not None and now - issued > max_age:
         raise RecordInvalid(
             f"was issued {timestamp(issued)}, older than the allowed {_age(max_age)}"
+        )
+    window = key.problem_at(issued)
+    if window is not None:
+        raise RecordInvalid(
+            f"was issued {timestamp(issued)} by key {key.describe()}, which {window}"
         )
 
     release: dict[str, Any] = body["release"] if isinstance(body.get("release"), dict) else {}
@@ -239,6 +263,10 @@ def _check_fields(body: dict[str, Any]) -> None:
         raise RecordInvalid(f"has field release {release!r}; expected {{version, digest}} as text")
     if not isinstance(body.get("details", {}), dict):
         raise RecordInvalid(f"has field details {body.get('details')!r}; expected an object")
+    if body.get("algorithm", keys.ED25519) not in keys.ALGORITHMS:
+        raise RecordInvalid(
+            f"has field algorithm {body.get('algorithm')!r}; expected one of {keys.ALGORITHMS}"
+        )
 
 
 def _age(delta: timedelta) -> str:

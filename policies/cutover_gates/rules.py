@@ -32,6 +32,8 @@ from cutover_gates.config_schema import DEFAULT_METRICS, DEFAULT_PRODUCTION_STAC
 from cutover_gates.contract import (
     APPROVAL,
     CHAIRMAN_APPROVAL_POLICY,
+    CHANGE_FREEZE_POLICY,
+    EMERGENCY,
     ROLLBACK_DRILL,
     ROLLBACK_TESTED_POLICY,
     SECURITY_SIGNOFF,
@@ -58,8 +60,9 @@ from cutover_gates.facts import (
     stack_of,
     task_images,
 )
-from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge
-from cutover_gates.record import PINNED_IMAGE, Expected, RecordInvalid, parse_time, timestamp
+from cutover_gates.freeze import active_window
+from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge_records
+from cutover_gates.record import PINNED_IMAGE, Expected, timestamp
 from cutover_gates.rollback_window import keeps_full_capacity
 
 
@@ -239,7 +242,7 @@ def _gate(
     kind: str,
     colors: list[str],
 ) -> None:
-    """Judge the `kind` record of each color; report what is missing or invalid."""
+    """Judge the `kind` records of each color (N of M); report what is missing or invalid."""
     for color in colors:
         fleet = facts.colors[color]
         version, digest = fleet.release(), fleet.digest()
@@ -250,75 +253,88 @@ def _gate(
             )
             continue
         release = f"{color} release {version} ({digest[:19]}…)"
-        document = facts.records.get((color, kind))
-        if document is None:
+        documents = facts.records.get((color, kind), [])
+        if not documents:
             report(
                 f"{release} has no {kind} record. {HOW_TO[kind]} and list it in cutover:gateRecords."
             )
             continue
+        rolled: Outcome | None = None
+        if kind == APPROVAL:
+            try:
+                rolled = rolled_back(facts.outcomes.get(color), version, digest)
+            except ValueError as e:
+                report(f"{release} cannot be cleared: {e}.")
+                continue
+        after = datetime.fromtimestamp(rolled.at, UTC) if rolled else None
         expected = Expected(kind, facts.project, facts.stack, version, digest, color)
         try:
-            body = judge(kind, document, expected, config, _now())
+            judged = judge_records(kind, documents, expected, config, _now(), after)
         except NoTrustedKeys as e:
             report(f"Cannot pass: {e}.")
             return
-        except RecordInvalid as e:
-            report(f"The {kind} record for {release} is not valid: it {e}. {HOW_TO[kind]}.")
+        except ValueError as e:
+            report(f"Cannot pass: the pack's trustedKeys for {kind} records are malformed ({e}).")
+            return
+        if judged.passed:
             continue
-        if kind == APPROVAL:
-            problem = approved_after_rollback(facts.outcomes.get(color), version, digest, body)
-            if problem:
-                report(f"{release} {problem}")
+        if rolled is not None:
+            report(
+                f"{release} was rolled back on this stack at "
+                f"{timestamp(datetime.fromtimestamp(rolled.at, UTC))} (deployment "
+                f"{rolled.deployment}: {rolled.reason or 'no reason given'}; {rolled.by}); it has "
+                f"{judged.summary()} issued after that. Ask the chairman for a new approval with "
+                "`cutover approve` once the cause is understood."
+            )
+        elif judged.required == 1 and len(judged.refused) == 1:
+            report(
+                f"The {kind} record for {release} is not valid: it {judged.refused[0]}. "
+                f"{HOW_TO[kind]}."
+            )
+        else:
+            why = "; ".join(f"a record {r}" for r in judged.refused)
+            report(f"{release} has {judged.summary()}" + (f" ({why})" if why else "") +
+                   f". {HOW_TO[kind]}.")  # fmt: skip
 
 
 def _moved_since(outcomes: Mapping[str, Any], since: datetime) -> bool:
     """Whether the journal rolled traffic back after `since` (the previous update's last
     weight change), or cannot say."""
     for fact in outcomes.values():
-        if fact and "unreadable" in fact:
-            return True
         try:
-            outcome = Outcome.from_json(fact) if fact else None
-        except (ValueError, KeyError, TypeError):
+            outcome = _outcome(fact)
+        except ValueError:
             return True
         if outcome and outcome.status == Status.ROLLED_BACK and outcome.at > since.timestamp():
             return True
     return False
 
 
-def approved_after_rollback(
-    fact: Any, version: str, digest: str, approval: Mapping[str, Any]
-) -> str | None:
-    """Why an approval does not count against the stack's journal: the release's latest
-    shift on this stack was rolled back after the approval was issued (a newer approval is
-    needed), or the journal could not be read (fail closed); None when it counts."""
+def _outcome(fact: Any) -> Outcome | None:
+    """A published outcome; None for nothing published; ValueError when the journal could
+    not be read or the fact is malformed."""
     if not fact:  # nothing published (a first update), or no shift towards this color yet
         return None
     if "unreadable" in fact:
-        return (
-            "cannot be cleared: whether its latest deployment on this stack was rolled back is "
-            f"unknown, since the stack's journal could not be read ({fact['unreadable']}). "
-            "Failing closed: run the update where the journal can be read."
+        raise ValueError(
+            "whether its latest deployment on this stack was rolled back is unknown, since the "
+            f"stack's journal could not be read ({fact['unreadable']}); failing closed: run the "
+            "update where the journal can be read"
         )
     try:
-        outcome = Outcome.from_json(fact)
+        return Outcome.from_json(fact)
     except (ValueError, KeyError, TypeError):
-        return "cannot be cleared: the journal's latest deployment of it is malformed."
-    if outcome.status != Status.ROLLED_BACK or (outcome.version, outcome.digest) != (
-        version,
-        digest,
-    ):
+        raise ValueError("the journal's latest deployment of it is malformed") from None
+
+
+def rolled_back(fact: Any, version: str, digest: str) -> Outcome | None:
+    """The journal's rollback of exactly this release on this stack, if its latest shift
+    towards the color was one (an approval must then be newer); ValueError when it cannot be
+    told (fail closed)."""
+    outcome = _outcome(fact)
+    if outcome is None or outcome.status != Status.ROLLED_BACK:
         return None
-    rolled_back = datetime.fromtimestamp(outcome.at, UTC)
-    issued = parse_time(approval.get("issuedAt"), "issuedAt")
-    if issued > rolled_back:
-        return None
-    return (
-        f"was rolled back on this stack at {timestamp(rolled_back)} (deployment "
-        f"{outcome.deployment}: {outcome.reason or 'no reason given'}; {outcome.by}), and its "
-        f"approval was issued before that ({timestamp(issued)}). Ask the chairman for a new "
-        "approval with `cutover approve` once the cause is understood."
-    )
+    return outcome if (outcome.version, outcome.digest) == (version, digest) else None
 
 
 def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
@@ -338,10 +354,35 @@ def check_signoff(facts: StackFacts, config: Mapping[str, Any], report: Report) 
 
 def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
     """A color that reaches 100% of traffic in this update carries a `rollback-drill` record of
-    its release on this stack, signed by the deploy key, within `maxAgeDays` (default 7)."""
+    its release on this stack, signed by the deploy key, within `maxAgeDays` (default 7). Not
+    the first update of a new stack: nothing can be rolled back to yet (its first shift after
+    needs one)."""
+    if facts.first_update:
+        return
     weights = facts.weights()
     total = sum(weights.values())
     _gate(facts, config, report, ROLLBACK_DRILL, [c for c in _moving(facts) if weights[c] == total])
+
+
+def check_freeze(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+    """An update that moves traffic during a change-freeze window (`windows`) carries, for each
+    color traffic moves onto, an `emergency` record of its release signed by a key in
+    `trustedKeys` (the chairman's)."""
+    colors = _moving(facts)
+    if not colors:
+        return
+    try:
+        window = active_window(config, _now())
+    except ValueError as e:
+        report(f"Cannot be decided: the change-freeze config is malformed ({e}). Failing closed.")
+        return
+    if window is None:
+        return
+
+    def during(message: str) -> None:
+        report(f"This update moves traffic during the change freeze {window.describe()}: {message}")
+
+    _gate(facts, config, during, EMERGENCY, colors)
 
 
 def check_rollback_ready(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
@@ -700,6 +741,18 @@ POLICIES = [
             Severity.HIGH,
             "Run `cutover drill` against this stack for the color's release (it signs a rollback-drill record), then list the record in cutover:gateRecords.",
             ("gate", "exit-gate"),
+        ),
+    ),
+    GatePolicy(
+        CHANGE_FREEZE_POLICY,
+        "During a change-freeze window, traffic moves only onto a release with the chairman's "
+        "emergency record.",
+        check_freeze,
+        About(
+            "Change freeze",
+            Severity.HIGH,
+            "Wait until the freeze window ends, or have the chairman sign an emergency record of this release with `cutover approve --emergency --reason ...` and list it in cutover:gateRecords.",
+            ("gate", "freeze"),
         ),
     ),
     GatePolicy(

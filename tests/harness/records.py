@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cutover_gates.contract import KINDS
-from cutover_gates.record import make_record, private_key_pem, public_key_text, sign
+from cutover_gates.keys import key_id, public_key_text
+from cutover_gates.record import make_record, private_key_pem, sign
 
 from cutover.analyzer import Diagnostic, PolicyPackProcess
 from cutover.offline import ProgramRun, Resource
 from cutover.preflight import pack_config_trusting
 from tests.harness.program_runs import declare, prod_config
 
-KEYS = {name: Ed25519PrivateKey.generate() for name in ("chairman", "security", "deploy", "rogue")}
+KEYS = {name: Ed25519PrivateKey.generate() for name in ("chairman", "security", "deploy", "rogue",
+                                                         "cfo", "cto")}  # fmt: skip
 
 
 def release(color: str) -> tuple[str, str]:
@@ -28,7 +33,7 @@ def release(color: str) -> tuple[str, str]:
 def record(
     kind: str,
     color: str = "green",
-    key: str | None = None,
+    key: Any = None,
     stack: str = "prod",
     version: str | None = None,
     digest: str | None = None,
@@ -37,7 +42,8 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     own_version, own_digest = release(color)
-    signer = key or {"approval": "chairman", "security-signoff": "security"}.get(kind, "deploy")
+    signer = key or {"approval": "chairman", "emergency": "chairman",
+                     "security-signoff": "security"}.get(kind, "deploy")  # fmt: skip
     body = make_record(
         kind=kind,
         project="cutover",
@@ -53,7 +59,7 @@ def record(
         if kind == "security-signoff"
         else {},
     )
-    return sign(body, KEYS[signer])
+    return sign(body, KEYS[signer] if isinstance(signer, str) else signer)
 
 
 PACK_CONFIG = {
@@ -71,6 +77,33 @@ def declare_with_green_records(folder: Path, config: dict[str, Any], **kwargs: A
         path.write_text(json.dumps(record(kind)))
         paths.append(str(path))
     return declare({**config, "cutover:gateRecords": paths}, **kwargs)
+
+
+@dataclass(frozen=True)
+class EcdsaSigner:
+    """A P-256 key signing as a KMS ECC_NIST_P256 key signs (ECDSA_SHA_256, a DER signature),
+    for records whose verification the pack is tested on; the helper itself signs ECDSA only
+    through KMS (tests/helper/test_kms.py, against moto's KMS)."""
+
+    key: ec.EllipticCurvePrivateKey
+    algorithm: str = "ecdsa-p256-sha256"
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+    def entry(self, **extra: Any) -> dict[str, Any]:
+        public = self.key.public_key()
+        return {"algorithm": self.algorithm, "publicKey": public_key_text(public), **extra}
+
+
+def entry(name: str, **extra: Any) -> dict[str, Any]:
+    """The trustedKeys entry of one of KEYS, with a window (notBefore, notAfter, revoked)."""
+    return {"algorithm": "ed25519", "publicKey": public_key_text(KEYS[name].public_key()),
+            "name": name, **extra}  # fmt: skip
 
 
 def forged(document: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def test_keys_sign_and_verify_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
 
     record = tmp_path / "approval.json"
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps({"chairman-approval": {"trustedKeys": [public]}}))
     signed = cutover(
         "approve",
         "--stack",
@@ -41,6 +43,8 @@ def test_keys_sign_and_verify_end_to_end(tmp_path: Path) -> None:
         "green",
         "--stack-file",
         str(ROOT / "Pulumi.prod.yaml"),
+        "--gates-config",
+        str(gates),
         "--out",
         str(record),
         env={"CUTOVER_SIGNING_KEY": key.read_text()},
@@ -53,9 +57,8 @@ def test_keys_sign_and_verify_end_to_end(tmp_path: Path) -> None:
         "1.42.0",
     )
     assert body["release"]["digest"].startswith("sha256:9a3e5c7b")
+    assert body["algorithm"] == "ed25519"
 
-    gates = tmp_path / "gates.json"
-    gates.write_text(json.dumps({"chairman-approval": {"trustedKeys": [public]}}))
     valid = cutover("records", "verify", str(record), "--gates-config", str(gates))
     assert valid.returncode == 0 and valid.stdout.startswith("valid")
 
@@ -69,7 +72,12 @@ def test_keys_sign_and_verify_end_to_end(tmp_path: Path) -> None:
 
 
 def test_signing_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
-    cutover("keys", "new", "--name", "security", "--out", str(tmp_path))
+    made = cutover("keys", "new", "--name", "security", "--out", str(tmp_path))
+    public = (tmp_path / "security.pub").read_text().strip()
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps({"security-signoff": {"trustedKeys": [public]},
+                                 "chairman-approval": {"trustedKeys": [public]}}))  # fmt: skip
+    assert made.returncode == 0
     out = tmp_path / "signoff.json"
     common = [
         "signoff",
@@ -83,10 +91,12 @@ def test_signing_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
         "trivy",
         "--key",
         str(tmp_path / "security.key"),
+        "--gates-config",
+        str(gates),
         "--out",
         str(out),
     ]
-    bad_digest = cutover(*common, "--digest", "sha256:abc")
+    bad_digest = cutover(*common, "--digest", "sha256:abc", "--findings", "critical=0")
     assert bad_digest.returncode == 2 and "expected sha256:<64 hex digits>" in bad_digest.stderr
     bad_findings = cutover(*common, "--digest", "sha256:" + "a" * 64, "--findings", "severe=1")
     assert bad_findings.returncode == 2 and "expected SEVERITY=COUNT" in bad_findings.stderr
@@ -100,6 +110,8 @@ def test_signing_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
         "1.42.0",
         "--digest",
         "sha256:" + "a" * 64,
+        "--gates-config",
+        str(gates),
         "--out",
         str(out),
         env={"CUTOVER_SIGNING_KEY": ""},
@@ -111,16 +123,16 @@ def test_signing_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
 def _signed_approval(tmp_path: Path) -> tuple[Path, Path]:
     """A valid approval file and a gates config trusting its key."""
     cutover("keys", "new", "--name", "chairman", "--out", str(tmp_path))
+    public = (tmp_path / "chairman.pub").read_text().strip()
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps({"chairman-approval": {"trustedKeys": [public]}}))
     record = tmp_path / "approval.json"
     signed = cutover(
         "approve", "--stack", "prod", "--color", "green",
         "--stack-file", str(ROOT / "Pulumi.prod.yaml"), "--out", str(record),
-        "--key", str(tmp_path / "chairman.key"),
+        "--key", str(tmp_path / "chairman.key"), "--gates-config", str(gates),
     )  # fmt: skip
     assert signed.returncode == 0, signed.stderr
-    public = (tmp_path / "chairman.pub").read_text().strip()
-    gates = tmp_path / "gates.json"
-    gates.write_text(json.dumps({"chairman-approval": {"trustedKeys": [public]}}))
     return record, gates
 
 
@@ -154,7 +166,7 @@ def test_malformed_records_are_refused_with_one_line_each(tmp_path: Path) -> Non
 
 
 def test_signing_into_a_missing_folder_or_from_broken_yaml_exits_2(tmp_path: Path) -> None:
-    cutover("keys", "new", "--name", "chairman", "--out", str(tmp_path))
+    _, gates = _signed_approval(tmp_path)
     common = [
         "approve",
         "--stack",
@@ -163,6 +175,8 @@ def test_signing_into_a_missing_folder_or_from_broken_yaml_exits_2(tmp_path: Pat
         "green",
         "--key",
         str(tmp_path / "chairman.key"),
+        "--gates-config",
+        str(gates),
     ]
     missing = cutover(*common, "--stack-file", str(ROOT / "Pulumi.prod.yaml"),
                       "--out", str(tmp_path / "nope" / "x.json"))  # fmt: skip

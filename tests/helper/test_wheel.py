@@ -69,15 +69,15 @@ def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     assert helped.returncode == 0 and "Traffic" in helped.stdout and "Gates" in helped.stdout
     made = cutover("keys", "new", "--name", "chairman", "--out", str(away / "keys"))
     assert made.returncode == 0, made.stderr
-    signed = cutover(
-        "approve", "--stack", "prod", "--color", "green", "--release", "1.42.0",
-        "--digest", "sha256:" + "a" * 64, "--key", str(away / "keys" / "chairman.key"),
-        "--out", str(away / "approval.json"),
-    )  # fmt: skip
-    assert signed.returncode == 0, signed.stderr
     public = (away / "keys" / "chairman.pub").read_text().strip()
     gates = away / "gates.json"
     gates.write_text(json.dumps({"chairman-approval": {"trustedKeys": [public]}}))
+    signed = cutover(
+        "approve", "--stack", "prod", "--color", "green", "--release", "1.42.0",
+        "--digest", "sha256:" + "a" * 64, "--key", str(away / "keys" / "chairman.key"),
+        "--gates-config", str(gates), "--out", str(away / "approval.json"),
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
     verified = cutover(
         "records", "verify", str(away / "approval.json"), "--gates-config", str(gates)
     )

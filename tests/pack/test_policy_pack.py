@@ -29,25 +29,13 @@ from tests.harness.records import (
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown-string sentinel
 
 
-@pytest.fixture(scope="module")
-def flip(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
-    """The update that moves traffic from blue to green, with green's three records."""
-    config = prod_config()
-    config["cutover:activeColor"] = "green"
-    return declare_with_green_records(
-        tmp_path_factory.mktemp("gates"),
-        config,
-        previous=previous_outputs({"blue": 100, "green": 0}, 600),
-    )
-
-
 def with_record(run: ProgramRun, kind: str, document: Any, color: str = "green") -> list[Resource]:
     """The run's resources with the SSM parameter of one record replaced (None: removed)."""
     resources = copy.deepcopy(run.resources)
-    name = f"/cutover/prod/gates/{color}/{kind}"
+    name = f"/cutover/prod/gates/{color}/{kind}/"  # one parameter per signer's key id
     kept = []
     for r in resources:
-        if r.type == "aws:ssm/parameter:Parameter" and r.state["name"] == name:
+        if r.type == "aws:ssm/parameter:Parameter" and r.state["name"].startswith(name):
             if document is None:
                 continue
             r.state["value"] = r.inputs["value"] = json.dumps(document)
@@ -77,6 +65,7 @@ def test_pack_describes_its_policies_with_config_schemas(pack: PolicyPackProcess
         "chairman-approval",
         "security-signoff",
         "rollback-tested",
+        "change-freeze",
         "rollback-ready",
         "monitoring-active",
         "weights-valid",
@@ -408,7 +397,7 @@ def test_malformed_records_are_violations_of_their_own_gate(
     )
     resources = with_record(flip, "approval", record("approval"))
     for r in resources:
-        if r.type == "aws:ssm/parameter:Parameter" and r.state["name"].endswith("/green/approval"):
+        if r.type == "aws:ssm/parameter:Parameter" and "/green/approval/" in r.state["name"]:
             doubled = r.state["value"].replace('"color":', '"color": "blue", "color":', 1)
             r.state["value"] = r.inputs["value"] = doubled
     only(analyze(pack, resources), "chairman-approval", "is ambiguous JSON (duplicate key 'color')")
@@ -474,7 +463,7 @@ def test_the_pack_starts_as_the_engines_shim_starts_it(pack: PolicyPackProcess) 
     ]
     assert pack.command[0] != sys.executable  # the pack's own environment, not the helper's
     _, _, policies = pack.info()
-    assert len(policies) == 10
+    assert len(policies) == 11
     for policy in policies:
         assert policy.display_name and policy.remediation, policy.name
         assert policy.severity in ("low", "medium", "high", "critical"), policy.name

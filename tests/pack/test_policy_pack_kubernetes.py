@@ -80,7 +80,8 @@ def test_records_are_read_from_the_configmap(
     run = {"gateway": gateway, "alb": alb}[routing]
 
     def forge(props: dict[str, Any]) -> None:
-        props["data"]["green.approval.json"] = json.dumps(forged(record("approval")))
+        for key in [k for k in props["data"] if k.startswith("green.approval.")]:
+            props["data"][key] = json.dumps(forged(record("approval")))
 
     only(
         analyze(pack, edited(run, RECORDS, None, forge)),
@@ -89,7 +90,8 @@ def test_records_are_read_from_the_configmap(
     )
 
     def drop_signoff(props: dict[str, Any]) -> None:
-        del props["data"]["green.security-signoff.json"]
+        for key in [k for k in props["data"] if k.startswith("green.security-signoff.")]:
+            del props["data"][key]
 
     only(
         analyze(pack, edited(run, RECORDS, None, drop_signoff)),

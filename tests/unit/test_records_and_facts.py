@@ -10,12 +10,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cutover_gates.contract import METRICS_NAMESPACE, record_parameter
 from cutover_gates.facts import Res, collect
+from cutover_gates.keys import public_key_text
 from cutover_gates.record import (
     Expected,
     RecordInvalid,
     canonical,
     make_record,
-    public_key_text,
     sign,
     verify,
 )
@@ -164,7 +164,7 @@ def test_facts_collect_weights_records_and_stack_from_resources() -> None:
     )
     assert (facts.stack, facts.project) == ("prod", "cutover")
     assert facts.weights() == {"blue": 10, "green": 90}
-    assert facts.records[("green", "approval")] == {"record": {}}
+    assert facts.records[("green", "approval")] == [{"record": {}}]
     assert facts.colors["green"].release() == "1.0.0"
 
 

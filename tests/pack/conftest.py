@@ -1,0 +1,21 @@
+"""What the pack's tests share: the flip to green with its records, declared once a module."""
+
+from __future__ import annotations
+
+import pytest
+
+from cutover.offline import ProgramRun
+from tests.harness.program_runs import previous_outputs, prod_config
+from tests.harness.records import declare_with_green_records
+
+
+@pytest.fixture(scope="module")
+def flip(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
+    """The update that moves traffic from blue to green, with green's three records."""
+    config = prod_config()
+    config["cutover:activeColor"] = "green"
+    return declare_with_green_records(
+        tmp_path_factory.mktemp("gates"),
+        config,
+        previous=previous_outputs({"blue": 100, "green": 0}, 600),
+    )
