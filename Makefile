@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PACK_VENV := policies/venv
 PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: test demo lint typecheck unit bench clean
+.PHONY: test demo check lint typecheck fast slow slow-program-and-pack slow-helper bench clean
 
 # Pinned versions first (requirements.lock), then the project itself, editable, without
 # resolving anything again.
@@ -24,20 +24,33 @@ $(PACK_STAMP): policies/requirements.txt requirements.lock
 	$(PACK_VENV)/bin/python -m pip install --quiet -r policies/requirements.txt -c requirements.lock
 	touch $(PACK_STAMP)
 
-test: $(STAMP) $(PACK_STAMP) lint typecheck unit
+# The fast layers first (lint, types, the workflows, pure logic in process), then the program,
+# the pack and the helper. CI on GitHub runs the same targets as separate jobs.
+test: check fast slow
+
+check: lint typecheck
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/zizmor --offline --min-severity medium .github/workflows
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The fast layer first (pure logic, in process), then the program, the pack and the helper.
-unit: $(STAMP) $(PACK_STAMP)
+fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+slow: $(STAMP) $(PACK_STAMP)
 	$(BIN)/pytest -n 3 tests/program tests/pack tests/helper
+
+slow-program-and-pack: $(STAMP) $(PACK_STAMP)
+	$(BIN)/pytest -n 3 tests/program tests/pack
+
+slow-helper: $(STAMP) $(PACK_STAMP)
+	$(BIN)/pytest -n 3 tests/helper
 
 demo: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python -m rehearsal.demo

@@ -121,6 +121,12 @@ def report(
     type=click.Path(dir_okay=False, path_type=Path),
     help="`pulumi stack output --json` of the stack now: what traffic moves from.",
 )
+@click.option(
+    "--previous-stack-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An earlier version of the stack file (a pull request's base branch): the update is "
+    "compared with what the program left for it.",
+)
 @output_option
 def preview_command(
     stack: str,
@@ -129,6 +135,7 @@ def preview_command(
     pack_dir: Path,
     pack_config_file: Path | None,
     previous_file: Path | None,
+    previous_stack_file: Path | None,
     fmt: str,
 ) -> None:
     """What an update would declare, and whether the gates let it through, without cloud credentials.
@@ -152,6 +159,12 @@ def preview_command(
     if stack_file is None and not (project_dir / f"Pulumi.{stack}.yaml").is_file():
         raise ConfigError(f"--stack {stack}: no {project_dir / f'Pulumi.{stack}.yaml'}")
     previous = None
+    if previous_file is not None and previous_stack_file is not None:
+        raise ConfigError("give --previous or --previous-stack-file, not both")
+    if previous_stack_file is not None:
+        from cutover.preview import previous_of_stack_file
+
+        previous = previous_of_stack_file(project_dir, stack, previous_stack_file.resolve())
     if previous_file is not None:
         try:
             previous = json.loads(previous_file.read_text())

@@ -165,3 +165,61 @@ def test_a_blocked_preview_says_so_once(tmp_path: Path) -> None:
     result = preview(tmp_path, *flip_to_green(tmp_path, forged))
     assert result.returncode == 1
     assert result.stdout.count("Blocked") == 1 and result.stderr == ""
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                          cwd=repo, capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_the_pull_request_preview_compares_each_stack_file_with_its_base(tmp_path: Path) -> None:
+    """.ci/preview-changed, as the pull-request workflow runs it: a changed stack file is
+    previewed against its base-branch version (a change that moves no traffic is not Blocked,
+    one that moves traffic without its gates is), an added one as a new stack's first update,
+    and a deleted one is said, not previewed (never a failed job)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    prod = (ROOT / "Pulumi.prod.yaml").read_text()
+    (repo / "Pulumi.prod.yaml").write_text(prod)
+    (repo / "Pulumi.old.yaml").write_text(prod)
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base")
+    base = _git(repo, "rev-parse", "HEAD")
+    (repo / "Pulumi.prod.yaml").write_text(
+        prod.replace("errorRatePercent: 1", "errorRatePercent: 2")
+    )
+    (repo / "Pulumi.staging.yaml").write_text(
+        prod.replace(
+            "  cutover:activeColor: blue",
+            "  cutover:activeColor: blue\n  cutover:production: false",
+        )
+    )
+    _git(repo, "rm", "-q", "Pulumi.old.yaml")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "change")
+
+    def previewed() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ROOT / ".ci" / "preview-changed"), base], cwd=repo,
+                              capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, "PROJECT": str(ROOT)})  # fmt: skip
+
+    quiet = previewed()
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    summary = quiet.stdout
+    assert "## old: stack file deleted" in summary
+    assert "## cutover preview: prod, against its base-branch version (exit 0)" in summary
+    assert "## cutover preview: staging, as a new stack's first update (exit 0)" in summary
+    assert "Blocked" not in summary and "::warning::" not in quiet.stderr
+    assert "the stack's first update: nothing to roll back to yet, so no drill" in summary
+
+    (repo / "Pulumi.prod.yaml").write_text(
+        prod.replace("  cutover:activeColor: blue", "  cutover:activeColor: green")
+    )
+    _git(repo, "commit", "-qam", "move traffic")
+    moved = previewed()
+    assert moved.returncode == 0, moved.stdout + moved.stderr  # a warning, not a failed job
+    assert "## cutover preview: prod, against its base-branch version (exit 1)" in moved.stdout
+    assert "Blocked: a mandatory policy is violated." in moved.stdout
+    assert "::warning::stack prod" in moved.stderr

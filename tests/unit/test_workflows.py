@@ -37,48 +37,56 @@ def test_a_cancelled_or_failed_shift_is_rolled_back_within_the_jobs_time() -> No
     assert "gh pr create" in commit["run"]
 
 
-# Each action at its current major, with the inputs its own action.yml declares (the ones
-# these workflows may use), as checked against the actions' repositories.
+# Each action pinned to the full commit of the release its comment names, as read from the
+# action's own repository (git rev-parse "<tag>^{commit}"), with the inputs its action.yml at
+# that commit declares (the ones these workflows may use).
 ACTIONS = {
-    "actions/checkout": ("v6", {"fetch-depth", "ref", "token"}),
-    "actions/setup-python": ("v6", {"python-version", "cache"}),
-    "aws-actions/configure-aws-credentials": ("v6", {"role-to-assume", "aws-region"}),
+    "actions/checkout": (
+        "3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1", {"fetch-depth", "persist-credentials"}
+    ),
+    "actions/setup-python": (
+        "5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0",
+        {"python-version", "cache", "cache-dependency-path"},
+    ),
+    "aws-actions/configure-aws-credentials": (
+        "e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3", {"role-to-assume", "aws-region"}
+    ),
     "pulumi/auth-actions": (
-        "v1",
-        {"organization", "requested-token-type", "scope", "token-expiration", "cloud-url"},
+        "141415910c3beb54e03b48e9057c204c97b956f2", "v2.1.0",
+        {"organization", "requested-token-type"},
     ),
     "pulumi/actions": (
-        "v7",
-        {
-            "command",
-            "stack-name",
-            "work-dir",
-            "comment-on-pr",
-            "pulumi-version",
-            "policyPacks",
-            "policyPackConfigs",
-            "refresh",
-            "diff",
-        },
+        "8e5e406f4007fca908480587cb9893c07090f58d", "v7.0.0",
+        {"command", "stack-name", "comment-on-pr", "pulumi-version", "policyPacks",
+         "policyPackConfigs"},
     ),
-    "actions/upload-artifact": ("v7", {"name", "path"}),
-}
+    "actions/upload-artifact": (
+        "bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0", {"name", "path"}
+    ),
+}  # fmt: skip
 
 
-def test_every_action_is_at_its_current_major_with_real_inputs() -> None:
+def test_every_action_is_pinned_to_a_reviewed_commit_and_the_pipeline_is_least_privilege() -> None:
     for workflow in sorted(WORKFLOW.parent.glob("*.yml")):
-        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
+        text = workflow.read_text()
+        document = yaml.safe_load(text)
+        assert document["permissions"] == {}, workflow.name  # each job says what it needs
+        for name, job in document["jobs"].items():
+            assert "permissions" in job, (workflow.name, name)
             for step in job["steps"]:
+                assert "${{" not in step.get("run", ""), (workflow.name, step.get("name"))
                 if "uses" not in step:
                     continue
-                action, _, major = step["uses"].partition("@")
-                assert action in ACTIONS, f"{workflow.name}: {action} is not a known action"
-                want, inputs = ACTIONS[action]
-                assert major == want, f"{workflow.name}: {action}@{major}; expected @{want}"
+                action, _, commit = step["uses"].partition("@")
+                assert action in ACTIONS, f"{workflow.name}: {action} is not a reviewed action"
+                want, version, inputs = ACTIONS[action]
+                assert commit == want, f"{workflow.name}: {action}@{commit}; expected {want}"
+                assert f"{action}@{commit}  # {version}" in text, (workflow.name, action)
                 assert set(step.get("with", {})) <= inputs, (workflow.name, action)
+                if action == "actions/checkout":
+                    assert step["with"]["persist-credentials"] is False, workflow.name
                 if action == "pulumi/actions":
                     assert step["with"]["pulumi-version"].count(".") == 2  # pinned exactly
-        text = workflow.read_text()
         assert "PULUMI_ACCESS_TOKEN" not in text  # Pulumi Cloud by OIDC (pulumi/auth-actions)
         if "pulumi/actions" in text:
             assert "policies/venv/.installed" in text  # the pack's environment, as the engine uses
