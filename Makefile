@@ -62,6 +62,7 @@ bench: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python benchmarks/gateway_rollback.py
 	$(BIN)/python benchmarks/watchdog.py
 	$(BIN)/python benchmarks/analysis.py
+	$(BIN)/python benchmarks/gates.py
 
 clean:
 	rm -rf $(VENV) $(PACK_VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -160,3 +160,24 @@ def signed_records(folder: Path) -> tuple[Path, Path]:
     deploy_key = folder.parent / "deploy.key"
     deploy_key.write_bytes(private_key_pem(keys["rollback-drill"]))
     return gates, deploy_key
+
+
+def with_records(
+    run: ProgramRun, kind: str, documents: list[Any], color: str = "green"
+) -> list[Resource]:
+    """The run's resources with `kind`'s records for `color` replaced by `documents`, one SSM
+    parameter each (as the program publishes N of M records)."""
+    resources = copy.deepcopy(run.resources)
+    prefix = f"/cutover/prod/gates/{color}/{kind}/"
+    template = next(r for r in resources if r.type == "aws:ssm/parameter:Parameter"
+                    and r.state["name"].startswith(prefix))  # fmt: skip
+    kept = [
+        r for r in resources if not (r.type == template.type and r.state["name"].startswith(prefix))
+    ]
+    for i, document in enumerate(documents):
+        added = copy.deepcopy(template)
+        added.urn = f"{template.urn}-{i}"
+        added.state["name"] = added.inputs["name"] = f"{prefix}{i:016x}"
+        added.state["value"] = added.inputs["value"] = json.dumps(document)
+        kept.append(added)
+    return kept

@@ -27,31 +27,11 @@ from tests.harness.records import (
     only,
     record,
     release,
+    with_records,
 )
 
 NOW = datetime.now(UTC)
 P256 = EcdsaSigner(ec.generate_private_key(ec.SECP256R1()))
-
-
-def with_records(
-    run: ProgramRun, kind: str, documents: list[Any], color: str = "green"
-) -> list[Resource]:
-    """The run's resources with `kind`'s records for `color` replaced by `documents`, one SSM
-    parameter each (as the program publishes N of M records)."""
-    resources = copy.deepcopy(run.resources)
-    prefix = f"/cutover/prod/gates/{color}/{kind}/"
-    template = next(r for r in resources if r.type == "aws:ssm/parameter:Parameter"
-                    and r.state["name"].startswith(prefix))  # fmt: skip
-    kept = [
-        r for r in resources if not (r.type == template.type and r.state["name"].startswith(prefix))
-    ]
-    for i, document in enumerate(documents):
-        added = copy.deepcopy(template)
-        added.urn = f"{template.urn}-{i}"
-        added.state["name"] = added.inputs["name"] = f"{prefix}{i:016x}"
-        added.state["value"] = added.inputs["value"] = json.dumps(document)
-        kept.append(added)
-    return kept
 
 
 @pytest.fixture
