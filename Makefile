@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PACK_VENV := policies/venv
 PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: test demo check lint typecheck fast slow slow-program-and-pack slow-helper bench clean
+.PHONY: test demo rehearsal check lint typecheck fast slow slow-program-and-pack slow-helper bench clean
 
 # Pinned versions first (requirements.lock), then the project itself, editable, without
 # resolving anything again.
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[kubernetes,plots,preview,test]'
 	touch $(STAMP)
 
 # The policy pack's own environment, where the engine's shim starts it (PulumiPolicy.yaml).
@@ -51,6 +51,11 @@ slow-program-and-pack: $(STAMP) $(PACK_STAMP)
 
 slow-helper: $(STAMP) $(PACK_STAMP)
 	$(BIN)/pytest -n 3 tests/helper
+
+# A rehearsal of the prod stack to try the README's commands against (`python -m rehearsal
+# down` stops it).
+rehearsal: $(STAMP)
+	$(BIN)/python -m rehearsal up --per-second 400
 
 demo: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python -m rehearsal.demo

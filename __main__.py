@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
+from cutover_gates.analysis_config import ALB_RESOLUTION_SECONDS
 from cutover_gates.contract import (
     ANALYSIS,
     COLORS,
@@ -98,6 +99,7 @@ class AlbSide:
                     "namespace": ALB_NAMESPACE,
                     "loadBalancer": self.lb.load_balancer.arn_suffix,
                     "targetGroups": {c: self.lb.target_groups[c].arn_suffix for c in COLORS},
+                    "resolutionSeconds": ALB_RESOLUTION_SECONDS,
                 },
                 DASHBOARD: self.monitoring.dashboard.dashboard_name,
             },

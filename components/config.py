@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cutover_gates.analysis_config import SettingError, Settings, parse_analysis
 from cutover_gates.contract import COLORS, Color, digest_of, other_color
 from cutover_gates.record import PINNED_IMAGE
 
-from cutover.analysis import QUERY_NAMES, STATISTIC, Settings
 from cutover.errors import ConfigError
 from cutover.weights import weights_for
 
@@ -443,67 +443,13 @@ def _watchdog(raw: Mapping[str, Any], production: bool, gateway: bool) -> Watchd
 
 
 def _analysis(raw: Mapping[str, Any], production: bool, gateway: bool) -> Settings:
-    """`cutover:analysis`: the metric analysis of target against baseline during a shift."""
+    """`cutover:analysis`: the metric analysis of target against baseline during a shift,
+    by the declaration the helper reads the stack's output with."""
     found = _object(raw, "analysis", required=False)
-    known = {"enabled", "periodSeconds", "maxErrorRateIncrease", "maxLatencyIncreasePercent"}
-    known |= {"latencyStatistic", "minRequests", "verifyMinutes", "delaySeconds"} | (
-        {"prometheus"} if gateway else set()
-    )
-    _unknown(found, "analysis", known)
-    enabled = _bool(found.get("enabled", production), "analysis.enabled")
-    period = _int(found.get("periodSeconds", 60), "analysis.periodSeconds", 1, 3600)
-    if not gateway and period % 60:
-        raise _fail(
-            "analysis.periodSeconds", period, "a multiple of 60 (the ALB publishes per minute)"
-        )
-    statistic = str(found.get("latencyStatistic", "p99"))
-    if not STATISTIC.fullmatch(statistic):
-        raise _fail("analysis.latencyStatistic", statistic, "p50 to p99.9, Average or Maximum")
-    prometheus = None
-    if gateway:
-        prometheus = found.get("prometheus")
-        if enabled and not (
-            isinstance(prometheus, dict)
-            and re.fullmatch(r"https?://\S+", str(prometheus.get("url", "")))
-        ):
-            raise _fail(
-                "analysis.prometheus",
-                prometheus,
-                "{url: http(s)://<prometheus>, queries: {...}} on a Gateway stack, or "
-                "analysis.enabled false",
-            )
-        if prometheus is not None:
-            _unknown(prometheus, "analysis.prometheus", {"url", "queries"})
-            queries = prometheus.get("queries") or {}
-            if not isinstance(queries, dict):
-                raise _fail("analysis.prometheus.queries", queries, "an object of PromQL texts")
-            _unknown(queries, "analysis.prometheus.queries", set(QUERY_NAMES))
-            if not all(isinstance(q, str) and q for q in queries.values()):
-                raise _fail("analysis.prometheus.queries", queries, "PromQL text for each query")
-    return Settings(
-        enabled=enabled,
-        period_seconds=period,
-        max_error_rate_increase=_number(
-            found.get("maxErrorRateIncrease", 1.0), "analysis.maxErrorRateIncrease", 0.01, 100
-        ),
-        max_latency_increase_percent=_number(
-            found.get("maxLatencyIncreasePercent", 50.0),
-            "analysis.maxLatencyIncreasePercent",
-            1,
-            1000,
-        ),
-        latency_statistic=statistic,
-        min_requests=_int(found.get("minRequests", 50), "analysis.minRequests", 1, 10**9),
-        verify_minutes=_number(
-            found.get("verifyMinutes", 10 if production else 0), "analysis.verifyMinutes", 0, 1440
-        ),
-        # the ALB publishes each minute's figures within about a minute; Prometheus has them
-        # at its next scrape
-        delay_seconds=_int(
-            found.get("delaySeconds", 0 if gateway else 60), "analysis.delaySeconds", 0, 900
-        ),
-        prometheus=prometheus,
-    )
+    try:
+        return parse_analysis(found, production, gateway)
+    except SettingError as e:
+        raise _fail(f"analysis.{e.key}" if e.key else "analysis", e.given, e.expected) from None
 
 
 def _network(raw: Mapping[str, Any]) -> Network:

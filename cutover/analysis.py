@@ -1,97 +1,36 @@
-"""Metric analysis: judge the target color against the baseline color, window by window.
+"""Metric analysis: judge the target color against the baseline color, honestly however often.
 
 Pure: figures in, a judgement out. Where the figures come from (CloudWatch, Prometheus) is
-`cutover.metrics`; when to judge is the analysis guard's (`cutover.guard`).
+`cutover.metrics`; when to judge is the analysis guard's (`cutover.guard`). The settings are
+`cutover_gates.analysis_config` (declared once for the program and the helper).
 
-The rule, for error rate and latency alike: the target fails when, over the windows of the
-step so far, its figures exceed the baseline's by more than the allowed margin in a way a
-one-sided Mann-Whitney U rank test finds significant (p <= ALPHA). The margin is taken off
-the target's figures first (error rate minus `maxErrorRateIncrease` points, latency divided
-by 1 + `maxLatencyIncreasePercent`/100), so a target within the margin can never fail however
-many windows agree. For the error rate, the excess must also be significant on the pooled
-counts (a test of two proportions), since the rank test weighs a window of 50 requests like
-one of 50,000. A window with fewer than `minRequests` requests on either color says
-nothing; when the latest one is such a window, the verdict is inconclusive.
+The windows so far are pooled into looks (consecutive windows until both colors have
+`minRequests`), and each metric is a sequential test over the looks whose false-fail rate at
+its margin stays at most ALPHA however many looks there are (`cutover.evidence`).
+
+This is the fix Netflix published for canary analysis (Lindon, Sanden and Shirikian, "Rapid
+regression detection in software deployments through sequential testing", KDD 2022). A metric
+may be `critical` (fails the release alone) or not (fails it only with every other), and
+`dryRun` (judged and reported, never failing). Impossible figures (errors above requests,
+negative counts, NaN) are never judged: that window is inconclusive, naming the figure.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-ALPHA = 0.05
+from cutover_gates.analysis_config import Settings
+
+from cutover.evidence import THRESHOLD, error_rate_evidence, latency_evidence
+
 # The baseline when the target serves everything: this many windows before the shift began.
 BASELINE_WINDOWS = 5
-# The figures read for each color and window (the keys of `prometheus.queries`).
-QUERY_NAMES = ("requests", "errors", "latency")
-STATISTIC = re.compile(r"^(Average|Maximum|p(\d{1,2}(\.\d+)?))$")
+# Windows pooled to reach `minRequests` before the verdict turns inconclusive.
+MAX_POOLED_WINDOWS = 5
 
 JudgementState = Literal["ok", "fail", "inconclusive"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The stack's `cutover:analysis` config, as the program exports it (output `analysis`)."""
-
-    enabled: bool = True
-    period_seconds: int = 60
-    max_error_rate_increase: float = 1.0  # percentage points
-    max_latency_increase_percent: float = 50.0
-    latency_statistic: str = "p99"  # a CloudWatch statistic: p99, p95, Average, ...
-    min_requests: int = 50
-    verify_minutes: float = 0.0
-    delay_seconds: int = 0  # how long after a window's end its figures are all published
-    prometheus: dict[str, Any] | None = None  # {"url", "queries"} on Gateway stacks
-
-    def to_json(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "enabled": self.enabled,
-            "periodSeconds": self.period_seconds,
-            "maxErrorRateIncrease": self.max_error_rate_increase,
-            "maxLatencyIncreasePercent": self.max_latency_increase_percent,
-            "latencyStatistic": self.latency_statistic,
-            "minRequests": self.min_requests,
-            "verifyMinutes": self.verify_minutes,
-            "delaySeconds": self.delay_seconds,
-        }
-        if self.prometheus is not None:
-            found["prometheus"] = self.prometheus
-        return found
-
-    @classmethod
-    def from_json(cls, data: Any) -> Settings:
-        """Settings from the output `analysis`; ValueError naming what is malformed."""
-        if not isinstance(data, dict):
-            raise ValueError("must be an object")
-        try:
-            settings = cls(
-                enabled=bool(data.get("enabled", True)),
-                period_seconds=int(data.get("periodSeconds", 60)),
-                max_error_rate_increase=float(data.get("maxErrorRateIncrease", 1.0)),
-                max_latency_increase_percent=float(data.get("maxLatencyIncreasePercent", 50.0)),
-                latency_statistic=str(data.get("latencyStatistic", "p99")),
-                min_requests=int(data.get("minRequests", 50)),
-                verify_minutes=float(data.get("verifyMinutes", 0.0)),
-                delay_seconds=int(data.get("delaySeconds", 0)),
-                prometheus=data.get("prometheus"),
-            )
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"has a field of the wrong type ({e})") from None
-        if settings.period_seconds < 1 or settings.min_requests < 1 or settings.delay_seconds < 0:
-            raise ValueError("needs periodSeconds >= 1, minRequests >= 1 and delaySeconds >= 0")
-        if not STATISTIC.fullmatch(settings.latency_statistic):
-            raise ValueError(
-                f"latencyStatistic {settings.latency_statistic!r} is not p<N> or Average"
-            )
-        return settings
-
-    @property
-    def quantile(self) -> float | None:
-        """The latency statistic as a quantile (0.99 for p99); None for Average or Maximum."""
-        match = STATISTIC.fullmatch(self.latency_statistic)
-        return float(match.group(2)) / 100 if match and match.group(2) else None
 
 
 @dataclass(frozen=True)
@@ -108,119 +47,308 @@ class Window:
         """Errors per 100 requests."""
         return 100.0 * self.errors / self.requests if self.requests else 0.0
 
+    def impossible(self) -> str | None:
+        """What makes these figures impossible, or None."""
+        numbers = {"requests": self.requests, "5xx": self.errors}
+        if self.latency is not None:
+            numbers["latency"] = self.latency
+        for name, value in numbers.items():
+            if value != value or value in (math.inf, -math.inf):
+                return f"{name} is {value}"
+            if value < 0:
+                return f"{name} is {value:g}, below zero"
+        if self.errors > self.requests:
+            return f"{self.errors:g} 5xx of {self.requests:g} requests (more errors than requests)"
+        return None
+
+
+@dataclass(frozen=True)
+class Side:
+    """One color's figures over the windows judged."""
+
+    color: str
+    windows: int
+    requests: int
+    error_rate: float | None  # percent
+    latency: float | None  # seconds, the mean of the windows' statistic
+
+    def to_json(self) -> dict[str, Any]:
+        return {"color": self.color, "windows": self.windows, "requests": self.requests,
+                "errorRate": self.error_rate, "latency": self.latency}  # fmt: skip
+
+    @classmethod
+    def of(cls, color: str, windows: list[Window]) -> Side:
+        requests = sum(w.requests for w in windows)
+        errors = sum(w.errors for w in windows)
+        latencies = [w.latency for w in windows if w.latency is not None]
+        return cls(
+            color,
+            len(windows),
+            round(requests),
+            round(100.0 * errors / requests, 3) if requests else None,
+            round(sum(latencies) / len(latencies), 4) if latencies else None,
+        )
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    """One metric's sequential test at its latest look: its evidence against "within the
+    margin" (the e-value's log, highest over the looks), and the threshold log(1/ALPHA)."""
+
+    metric: str
+    failed: bool
+    evidence: float | None  # None: nothing to judge it by yet
+    critical: bool
+    dry_run: bool
+
+    def to_json(self) -> dict[str, Any]:
+        evidence = None if self.evidence is None else round(self.evidence, 3)
+        return {"failed": self.failed, "evidence": evidence, "threshold": round(THRESHOLD, 3),
+                "critical": self.critical, "dryRun": self.dry_run}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a verdict rests on, as a sample and the report keep it."""
+
+    target: Side
+    baseline: Side
+    statistic: str
+    looks: int = 0
+    metrics: tuple[MetricVerdict, ...] = ()
+    pooling: Side | None = None  # the target's windows pooled towards the next look
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target.to_json(),
+            "baseline": self.baseline.to_json(),
+            "statistic": self.statistic,
+            "looks": self.looks,
+            "metrics": {m.metric: m.to_json() for m in self.metrics},
+            "pooling": self.pooling.to_json() if self.pooling else None,
+        }
+
 
 @dataclass(frozen=True)
 class Judgement:
     state: JudgementState
     detail: str
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: Figures | None = None
+
+
+@dataclass(frozen=True)
+class Look:
+    """Windows pooled until both colors have `minRequests`: one look of the tests."""
+
+    target: list[Window] = field(default_factory=list)
+    baseline: list[Window] = field(default_factory=list)
+
+
+def looks(
+    target: list[Window], baseline: list[Window], min_requests: int, fixed_baseline: bool
+) -> tuple[list[Look], Look]:
+    """The complete looks, and the windows pooled towards the next one. Against a live
+    baseline windows pair by their start; against a fixed one only the target's count."""
+    by_start = {w.start: w for w in baseline}
+    done: list[Look] = []
+    pooling = Look()
+    requests_t = requests_b = 0.0
+    for t in target:
+        b = by_start.get(t.start)
+        if not fixed_baseline and b is None:
+            continue
+        pooling.target.append(t)
+        requests_t += t.requests
+        if not fixed_baseline and b is not None:
+            pooling.baseline.append(b)
+            requests_b += b.requests
+        if requests_t >= min_requests and (fixed_baseline or requests_b >= min_requests):
+            done.append(pooling)
+            pooling, requests_t, requests_b = Look(), 0.0, 0.0
+    return done, pooling
 
 
 def judge(
-    target: list[Window], baseline: list[Window], settings: Settings, names: tuple[str, str]
+    target: list[Window],
+    baseline: list[Window],
+    settings: Settings,
+    names: tuple[str, str],
+    fixed_baseline: bool = False,
 ) -> Judgement:
-    """Judge the `target` color's windows against the `baseline` color's (`names` are the two
-    colors' names, for the detail)."""
+    """Judge the `target` color's windows so far against the `baseline` color's (`names`: the
+    two colors, for the detail). `fixed_baseline`: the baseline is the other color's windows
+    before the shift (the target serves everything)."""
+    period = settings.period_seconds
+    for name, ws in zip(names, (target, baseline), strict=True):
+        if not ws:
+            return Judgement("inconclusive", f"no {period}s window of {name} yet")
+    latest = [(names[0], target[-1])] + ([] if fixed_baseline else [(names[1], baseline[-1])])
+    for name, window in latest:
+        problem = window.impossible()
+        if problem:
+            return Judgement(
+                "inconclusive",
+                f"{name}'s {period}s window at {_clock(window.start)} has impossible figures "
+                f"({problem}); not judged",
+            )
+    target = [w for w in target if w.impossible() is None]
+    baseline = [w for w in baseline if w.impossible() is None]
     enough = settings.min_requests
-    latest = [(name, ws[-1]) for name, ws in zip(names, (target, baseline), strict=True) if ws]
-    if len(latest) < 2:
-        missing = names[0] if not target else names[1]
-        return Judgement("inconclusive", f"no {settings.period_seconds}s window of {missing} yet")
-    short = [(n, w) for n, w in latest if w.requests < enough]
-    figures = _figures(target, baseline, settings, names)
-    if short:
-        said = ", ".join(f"{n} {w.requests:.0f}" for n, w in short)
+    if fixed_baseline and sum(w.requests for w in baseline) < enough:
         return Judgement(
             "inconclusive",
-            f"too few requests in the last {settings.period_seconds}s window ({said}; needs "
-            f"{enough} on each color)",
-            figures,
+            f"{names[1]}'s {len(baseline)} window(s) before the shift hold "
+            f"{sum(w.requests for w in baseline):.0f} requests; the baseline needs {enough}",
         )
-    t = [w for w in target if w.requests >= enough]
-    b = [w for w in baseline if w.requests >= enough]
-    margin = settings.max_error_rate_increase
-    errors_p = _greater([w.error_rate - margin for w in t], [w.error_rate for w in b])
-    counts_p = _excess(t, b, margin)
-    scale = 1 + settings.max_latency_increase_percent / 100
-    latency_p = _greater(
-        [w.latency / scale for w in t if w.latency is not None],
-        [w.latency for w in b if w.latency is not None],
+    done, pooling = looks(target, baseline, enough, fixed_baseline)
+    judged_t = [w for look in done for w in look.target]
+    judged_b = baseline if fixed_baseline else [w for look in done for w in look.baseline]
+    if not done:
+        return _pooling(pooling, names, settings, Side.of(names[0], []), Side.of(names[1], []))
+    verdicts = (
+        _error_rate(done, baseline if fixed_baseline else None, settings),
+        _latency(done, baseline if fixed_baseline else None, settings),
     )
-    figures["p"] = {"errorRate": errors_p, "errorCounts": counts_p, "latency": latency_p}
-    said = _said(figures, names, settings)
-    failed = []
-    if errors_p is not None and errors_p <= ALPHA and counts_p <= ALPHA:
-        failed.append(f"error rate more than {margin:g} points above {names[1]}'s")
-    if latency_p is not None and latency_p <= ALPHA:
-        failed.append(
-            f"{settings.latency_statistic} latency more than "
-            f"{settings.max_latency_increase_percent:g}% above {names[1]}'s"
+    figures = Figures(
+        Side.of(names[0], judged_t), Side.of(names[1], judged_b), settings.latency_statistic,
+        len(done), verdicts,
+    )  # fmt: skip
+    said = _said(figures, settings)
+    if len(pooling.target) > MAX_POOLED_WINDOWS:
+        return _pooling(pooling, names, settings, figures.target, figures.baseline, figures)
+    counting = [v for v in verdicts if not v.dry_run]
+    failed = [v for v in counting if v.failed]
+    fails = any(v.critical for v in failed) or (bool(failed) and len(failed) == len(counting))
+    words = [_failure(v, names, settings) for v in failed]
+    dry = [_failure(v, names, settings) for v in verdicts if v.dry_run and v.failed]
+    tail = f"; dry run, not counted: {' and '.join(dry)}" if dry else ""
+    if fails:
+        return Judgement("fail", f"{names[0]} {' and '.join(words)} ({said}){tail}", figures)
+    if failed:  # non-critical metrics alone
+        tail = f"; not critical alone: {' and '.join(words)}" + tail
+    return Judgement("ok", said + tail, figures)
+
+
+def _pooling(
+    pooling: Look,
+    names: tuple[str, str],
+    settings: Settings,
+    target: Side,
+    baseline: Side,
+    figures: Figures | None = None,
+) -> Judgement:
+    """Windows still being pooled to reach `minRequests`: ok while few, inconclusive past
+    MAX_POOLED_WINDOWS (too little traffic to judge)."""
+    t = sum(w.requests for w in pooling.target)
+    b = sum(w.requests for w in pooling.baseline)
+    held = f"{names[0]} {t:.0f}" + ("" if not pooling.baseline else f", {names[1]} {b:.0f}")
+    count = len(pooling.target)
+    said = (
+        f"{count} {settings.period_seconds}s window(s) pooled hold {held} requests; a look "
+        f"needs {settings.min_requests} on each color"
+    )
+    shown = replace(
+        figures or Figures(target, baseline, settings.latency_statistic),
+        pooling=Side.of(names[0], pooling.target),
+    )
+    if count > MAX_POOLED_WINDOWS:
+        return Judgement("inconclusive", f"too few requests: {said}", shown)
+    return Judgement("ok", f"pooling: {said}", shown)
+
+
+def _error_rate(done: list[Look], fixed: list[Window] | None, settings: Settings) -> MetricVerdict:
+    """The error-rate test over the looks (`cutover.evidence.error_rate_evidence`)."""
+    base = _counts(fixed) if fixed is not None else None
+    counts = [(*_counts(look.target), *(base or _counts(look.baseline))) for look in done]
+    best = error_rate_evidence(counts, settings.max_error_rate_increase / 100, fixed is not None)
+    rule = settings.error_rate
+    return MetricVerdict("errorRate", best >= THRESHOLD, best, rule.critical, rule.dry_run)
+
+
+def _counts(windows: list[Window]) -> tuple[float, float]:
+    return sum(w.errors for w in windows), sum(w.requests for w in windows)
+
+
+def _latency(done: list[Look], fixed: list[Window] | None, settings: Settings) -> MetricVerdict:
+    """The latency test over the looks (`cutover.evidence.latency_evidence`): each look's
+    log(target / baseline) against a live baseline, or log(target) against the fixed
+    baseline's windows, less log(1 + margin)."""
+    shift = math.log(1 + settings.max_latency_increase_percent / 100)
+    values = []
+    for look in done:
+        t = _mean_latency(look.target)
+        b = _mean_latency(look.baseline) if fixed is None else 1.0
+        if t is not None and b is not None:
+            values.append(math.log(t / b) - shift)
+    base = None if fixed is None else [math.log(w.latency) for w in fixed if w.latency]
+    best = latency_evidence(values, base)
+    rule = settings.latency
+    failed = best is not None and best >= THRESHOLD
+    return MetricVerdict("latency", failed, best, rule.critical, rule.dry_run)
+
+
+def _mean_latency(windows: list[Window]) -> float | None:
+    """The request-weighted mean of the windows' latency statistic."""
+    weighted = [(w.requests, w.latency) for w in windows if w.latency and w.requests]
+    total = sum(n for n, _ in weighted)
+    return sum(n * lat for n, lat in weighted) / total if total else None
+
+
+def _failure(verdict: MetricVerdict, names: tuple[str, str], settings: Settings) -> str:
+    if verdict.metric == "errorRate":
+        return (
+            f"error rate more than {settings.max_error_rate_increase:g} points above {names[1]}'s"
         )
-    if failed:
-        return Judgement("fail", f"{names[0]} {' and '.join(failed)} ({said})", figures)
-    return Judgement("ok", said, figures)
+    return (
+        f"{settings.latency_statistic} latency more than "
+        f"{settings.max_latency_increase_percent:g}% above {names[1]}'s"
+    )
 
 
-def _greater(x: list[float], y: list[float]) -> float | None:
-    """One-sided Mann-Whitney U p-value that `x` tends to exceed `y`; None without data or
-    when every value ties (nothing to rank)."""
-    from scipy.stats import mannwhitneyu  # here: scipy takes a second to import
+def _said(figures: Figures, settings: Settings) -> str:
+    def one(side: Side) -> str:
+        rate = "n/a" if side.error_rate is None else f"{side.error_rate:.2f}%"
+        latency = "n/a" if side.latency is None else f"{side.latency:.3f}s"
+        return f"{side.color} {rate} errors, {settings.latency_statistic} {latency}"
 
-    if not x or not y or len(set(x) | set(y)) == 1:
+    return (
+        f"{one(figures.target)} vs {one(figures.baseline)} over {figures.target.windows} "
+        f"window(s), {figures.looks} look(s)"
+    )
+
+
+def _clock(t: float) -> str:
+    import time
+
+    return time.strftime("%H:%M:%S", time.gmtime(t))
+
+
+def first_look_problem(
+    rate: float, share: float, settings: Settings, bake: float, service: str
+) -> str | None:
+    """Why a first step sending `share` (0 to 1) of `rate` requests a second to the target
+    cannot be judged within its `bake`, with the step and the bake that would work; None when
+    it can, or when the bake ends before any window of it is judged (nothing to size)."""
+    period, need = settings.period_seconds, settings.min_requests
+    smaller = share if share <= 0.5 else (1 - share if share < 1 else 1.0)  # fewer requests
+    judged = min(bake - settings.delay_seconds, MAX_POOLED_WINDOWS * period) - period
+    if judged <= 0 or rate * smaller * judged >= need:
         return None
-    p = float(mannwhitneyu(x, y, alternative="greater").pvalue)
-    return None if math.isnan(p) else round(p, 6)
-
-
-def _excess(target: list[Window], baseline: list[Window], margin: float) -> float:
-    """One-sided p-value that the target's pooled error rate exceeds the baseline's by more
-    than `margin` points, given how many requests each side's rate rests on (a normal test
-    of two proportions): a few windows of few requests cannot fail a release on noise alone."""
-    from scipy.stats import norm
-
-    def pooled(windows: list[Window]) -> tuple[float, float]:
-        requests = sum(w.requests for w in windows)
-        return sum(w.errors for w in windows) / requests, requests
-
-    (p1, n1), (p2, n2) = pooled(target), pooled(baseline)
-    excess = 100 * (p1 - p2) - margin
-    spread = 100 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-    if spread == 0:
-        return 0.0 if excess > 0 else 1.0
-    return round(float(norm.sf(excess / spread)), 6)
-
-
-def _figures(
-    target: list[Window], baseline: list[Window], settings: Settings, names: tuple[str, str]
-) -> dict[str, Any]:
-    """Both colors' figures over the windows so far (what a sample and the report show)."""
-
-    def summary(windows: list[Window]) -> dict[str, Any]:
-        requests = sum(w.requests for w in windows)
-        errors = sum(w.errors for w in windows)
-        latencies = [w.latency for w in windows if w.latency is not None]
-        return {
-            "windows": len(windows),
-            "requests": round(requests),
-            "errorRate": round(100.0 * errors / requests, 3) if requests else None,
-            "latency": round(sum(latencies) / len(latencies), 4) if latencies else None,
-        }
-
-    return {
-        "target": {"color": names[0], **summary(target)},
-        "baseline": {"color": names[1], **summary(baseline)},
-        "statistic": settings.latency_statistic,
-    }
-
-
-def _said(figures: dict[str, Any], names: tuple[str, str], settings: Settings) -> str:
-    def one(side: dict[str, Any]) -> str:
-        rate = "n/a" if side["errorRate"] is None else f"{side['errorRate']:.2f}%"
-        latency = "n/a" if side["latency"] is None else f"{side['latency']:.3f}s"
-        return f"{side['color']} {rate} errors, {settings.latency_statistic} {latency}"
-
-    windows = figures["target"]["windows"]
-    return f"{one(figures['target'])} vs {one(figures['baseline'])} over {windows} window(s)"
+    said = (
+        f"{service}: at {rate:.3g} requests/s, a first step of {share:.0%} sends the "
+        f"{'target' if smaller == share else 'baseline'} {rate * smaller * period:.0f} requests "
+        f"a {period}s window; the analysis needs {need} on each color within the bake's "
+        f"judged windows ({judged:.0f}s of a {bake:g}s bake)"
+    )
+    works = []
+    step = math.ceil(100 * need / (rate * judged)) if rate else 101
+    if share < 1 and step <= 50:
+        works.append(f"a first step of {step}% (--steps {step},...)")
+    seconds = need / (rate * smaller) + period if rate else math.inf
+    if seconds <= MAX_POOLED_WINDOWS * period:
+        works.append(f"a --bake of {math.ceil(seconds + settings.delay_seconds)}s")
+    works += ["a lower cutover:analysis.minRequests", "--analysis off"]
+    return f"{said}; what would work: {', or '.join(works)}"
 
 
 def window_starts(start: float, end: float, period: int) -> list[float]:

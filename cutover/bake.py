@@ -16,10 +16,10 @@ from cutover.guard import (
     PAUSE_PROGRESS_SECONDS,
     PROGRESS_SECONDS,
     Guard,
+    Progress,
     Tally,
     Verdict,
     guards_for,
-    progress,
     sample_of,
 )
 from cutover.restore import snapshot_weights
@@ -86,7 +86,8 @@ def watch(
     """Poll the guards of `weights` for `seconds` (None: until promoted); (reason, detail)
     of the first failure, abort or deadline, or None when the wait is over."""
     d, options = shift.deployment, shift.deployment.options
-    guards = guards_for(shift.services, options, weights, d.started_at, shift.clock.now)
+    guards = guards_for(shift.services, options, weights, d.started_at, shift.clock.now,
+                        d.phase_began(weights))  # fmt: skip
     inconclusive = Tally(options.max_inconclusive)
     started = shift.clock.monotonic()
     end = None if seconds is None else started + seconds
@@ -94,12 +95,15 @@ def watch(
     every = max(PROGRESS_SECONDS, 0.1 * seconds) if seconds else PAUSE_PROGRESS_SECONDS
     told = started
     first = True
+    view = Progress(started, seconds, shift.clock.monotonic)
     while True:
-        verdicts = poll(shift, guards, weights, paused=pause_index is not None)
+        view.verdicts = poll(shift, guards, weights, paused=pause_index is not None)
+        verdicts = view.verdicts
+        shift.show(view)
         now = shift.clock.monotonic()
         if now - told >= every:  # tell, and keep the journal fresh for `status --watch`
             told = now
-            shift.log(progress(now - started, seconds, verdicts))
+            shift.log(str(view))
             shift.journal.save(d)
         elif first:  # the wait's first verdicts are seen at once
             shift.journal.save(d)

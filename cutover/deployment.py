@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cutover_gates.contract import Color, Outcome, Status, parse_color
+from cutover_gates.contract import Color, Outcome, Status, other_color, parse_color
 
 from cutover.timeline import Event, EventType, Failure, Sample, Timings
 from cutover.weights import Weights
@@ -233,6 +233,18 @@ class Deployment:
             self.thinned += older
             kept = kept[older:]
         self.samples = kept + self.samples[half:]
+
+    def phase_began(self, weights: Weights) -> float | None:
+        """When the analysis phase of `weights` began: the first step served that sent the
+        target some traffic while the other color still served (the live baseline), or the
+        first that sent it everything; None before it."""
+        other = other_color(self.target)
+        live = weights.get(other, 0) > 0
+        for event in self.events:
+            served = event.detail.get("weights") if event.type == EventType.STEP else None
+            if served and served.get(self.target, 0) > 0 and (served.get(other, 0) > 0) == live:
+                return event.t
+        return None
 
     @property
     def moved_traffic(self) -> bool:

@@ -83,6 +83,9 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
         )
     if verified:
         said += f", verified {verified[-1].detail.get('seconds', 0):g}s at 100%"
+    analysis = service.outputs.analysis
+    if not latest.options.analysis and analysis is not None and analysis.enabled:
+        said += ", with the metric analysis off (--analysis off)"
     return ExitGate(DEPLOYMENT_SUCCESSFUL, True, f"{said}; serving {format_weights(served)}")
 
 
@@ -179,8 +182,8 @@ def rollback_tested(
 
 def latest_shift(journal: Journal, scope: str) -> Deployment | None:
     """The latest shift (not a drill) of the services moved together under `scope`."""
-    shifts = [d for d in journal.history(scope) if d.options.kind == "shift"]
-    return shifts[-1] if shifts else None
+    shifts = [s for s in journal.summaries(scope) if s.kind == "shift"]
+    return journal.load(scope, shifts[-1].deployment) if shifts else None
 
 
 def judge_exit_gates(

@@ -23,7 +23,8 @@ from cutover.timeline import Sample
 from cutover.weights import Weights
 
 if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process never judges
-    from cutover.analysis import Settings
+    from cutover_gates.analysis_config import Settings
+
     from cutover.metrics import MetricSource
 
 State = Literal["ok", "fail", "inconclusive"]
@@ -136,9 +137,11 @@ class ProbeGuard:
 class AnalysisGuard:
     """Judges the target color against the baseline color once per analysis window.
 
-    The baseline is the other color while it serves; when the target serves everything, the
-    other color's windows before the shift began. Between windows the last verdict is
-    repeated (not fresh), so a window is counted once however often the shift polls.
+    The sequential tests run over every window since the phase began: since the first step
+    while the other color serves (the live baseline), since the target first served
+    everything against the other color's windows before the shift began. Between windows the
+    last verdict is repeated (not fresh), so a window is counted once however often the shift
+    polls.
     """
 
     kind = "analysis"
@@ -148,15 +151,15 @@ class AnalysisGuard:
         sources: list[tuple[str, MetricSource, Settings]],
         target: Color,
         live_baseline: bool,
-        step_began: float,
+        phase_began: float,
         shift_began: float,
         now: Callable[[], float],
     ) -> None:
         self.sources, self.target, self.live_baseline = sources, target, live_baseline
-        self.step_began, self.shift_began, self.now = step_began, shift_began, now
+        self.phase_began, self.shift_began, self.now = phase_began, shift_began, now
         self.period = max(settings.period_seconds for _, _, settings in sources)
         self.delay = max(settings.delay_seconds for _, _, settings in sources)
-        self.judged_until = self.step_began - self.step_began % self.period
+        self.judged_until = phase_began - phase_began % self.period
         self.last = Verdict(
             self.kind, "ok", f"first {self.period}s window not over yet", fresh=False
         )
@@ -176,7 +179,7 @@ class AnalysisGuard:
         judgements = []
         try:
             for name, source, settings in self.sources:
-                windows = source.windows(self.step_began, now)
+                windows = source.windows(self.phase_began, now)
                 if self.live_baseline:
                     before = windows[baseline]
                 else:
@@ -184,7 +187,8 @@ class AnalysisGuard:
                         start = self.shift_began - BASELINE_WINDOWS * settings.period_seconds
                         self.before[name] = source.windows(start, self.shift_began)[baseline]
                     before = self.before[name]
-                judgement = judge(windows[self.target], before, settings, (self.target, baseline))
+                judgement = judge(windows[self.target], before, settings, (self.target, baseline),
+                                  fixed_baseline=not self.live_baseline)  # fmt: skip
                 judgements.append((name, judgement))
         except MetricsUnavailable as e:
             self.last = Verdict(self.kind, "inconclusive", str(e))
@@ -192,9 +196,8 @@ class AnalysisGuard:
         order = {"fail": 0, "inconclusive": 1, "ok": 2}
         name, judgement = min(judgements, key=lambda j: order[j[1].state])
         prefix = f"{name}: " if len(self.sources) > 1 else ""
-        self.last = Verdict(
-            self.kind, judgement.state, prefix + judgement.detail, figures=judgement.figures
-        )
+        figures = judgement.figures.to_json() if judgement.figures is not None else None
+        self.last = Verdict(self.kind, judgement.state, prefix + judgement.detail, figures=figures)
         return self.last
 
 
@@ -204,6 +207,7 @@ def analysis_guard(
     weights: Weights,
     began: float,
     now: Callable[[], float],
+    phase_began: float | None = None,
 ) -> AnalysisGuard | None:
     """The analysis of a step serving `weights`, when the stacks enable it and the target
     serves some traffic (and the shift did not turn it off)."""
@@ -221,7 +225,8 @@ def analysis_guard(
     if not sources:
         return None
     live = weights[other_color(options.target)] > 0
-    return AnalysisGuard(sources, options.target, live, now(), began, now)
+    phase = now() if phase_began is None else phase_began
+    return AnalysisGuard(sources, options.target, live, phase, began, now)
 
 
 def guards_for(
@@ -230,10 +235,12 @@ def guards_for(
     weights: Weights,
     began: float,
     now: Callable[[], float],
+    phase_began: float | None = None,
 ) -> list[Guard]:
     """What watches a step serving `weights`: the target color's alarms, ready instances of
     every color serving traffic, the shift's probes, and the metric analysis (`began`: when
-    the shift began, for a baseline before it)."""
+    the shift began, for a baseline before it; `phase_began`: since when its tests have
+    looked)."""
     found: list[Guard] = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     if alarms:
@@ -246,7 +253,7 @@ def guards_for(
     }
     found.append(ReadyGuard(serving))
     found += [ProbeGuard(url, status) for url, status in options.probes]
-    analysis = analysis_guard(services, options, weights, began, now)
+    analysis = analysis_guard(services, options, weights, began, now, phase_began)
     return found + ([analysis] if analysis else [])
 
 
@@ -298,10 +305,22 @@ PROGRESS_SECONDS = 10.0
 PAUSE_PROGRESS_SECONDS = 60.0
 
 
-def progress(elapsed: float, seconds: float | None, verdicts: list[Verdict]) -> str:
-    """One line of a wait in progress: how far along, and each guard's last verdict."""
-    states = ", ".join(f"{v.guard} {v.state}" for v in verdicts)
-    if seconds is None:
-        return f"  paused {elapsed:.0f}s; guards: {states}"
-    left = seconds - elapsed
-    return f"  baked {elapsed:.0f}s of {seconds:g}s ({left:.0f}s left); guards: {states}"
+@dataclass
+class Progress:
+    """A wait in progress (a bake, a pause, the verification): how far along, and each
+    guard's last verdict. Said as a line now and then; on a terminal, redrawn in place as
+    time passes (its text is taken at each redraw)."""
+
+    began: float  # on `clock`
+    seconds: float | None  # None: a pause, until promoted
+    clock: Callable[[], float]
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        elapsed = max(0.0, self.clock() - self.began)
+        states = ", ".join(f"{v.guard} {v.state}" for v in self.verdicts)
+        if self.seconds is None:
+            return f"  paused {elapsed:.0f}s; guards: {states}"
+        done = min(elapsed, self.seconds)
+        left = self.seconds - done
+        return f"  baked {done:.0f}s of {self.seconds:g}s ({left:.0f}s left); guards: {states}"

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cutover_gates.analysis_config import Settings
 from cutover_gates.contract import COLORS, Color
 
-from cutover.analysis import Settings, Window, window_starts
+from cutover.analysis import Window, window_starts
 from cutover.aws import client
 from cutover.outputs import StackOutputs
 

@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cutover_gates.analysis_config import ALB_RESOLUTION_SECONDS, SettingError, parse_resolution
 from cutover_gates.contract import (
     ALARM_NAMES,
     ANALYSIS,
@@ -30,7 +31,7 @@ from cutover_gates.contract import (
 )
 
 if TYPE_CHECKING:
-    from cutover.analysis import Settings
+    from cutover_gates.analysis_config import Settings
 
 REQUIRED = (
     STACK,
@@ -165,22 +166,31 @@ class StackOutputs:
             and all(isinstance(self.metrics.get(k), str) for k in ("namespace", "loadBalancer"))
             and isinstance(self.metrics.get("targetGroups"), dict)
             and set(self.metrics["targetGroups"]) == set(COLORS)
+            and _resolution(self.metrics) is not None
         ):
-            raise fail(METRICS, "must be {namespace, loadBalancer, targetGroups: {blue, green}}")
+            raise fail(
+                METRICS,
+                "must be {namespace, loadBalancer, targetGroups: {blue, green}, resolutionSeconds}",
+            )
 
     @cached_property
     def analysis(self) -> Settings | None:
-        """The stack's `cutover:analysis` settings (output `analysis`), read where they are
-        used (a rollback process never reads them); ConfigError when malformed."""
-        from cutover.analysis import Settings
+        """The stack's `cutover:analysis` settings (output `analysis`), read by the same
+        declaration the program validates them with, where they are used (a rollback process
+        never reads them); ConfigError when malformed."""
+        from cutover_gates.analysis_config import parse_analysis
+
         from cutover.errors import ConfigError
 
         if self.data.get(ANALYSIS) is None:
             return None
         try:
-            return Settings.from_json(self.data[ANALYSIS])
-        except ValueError as e:
-            raise ConfigError(f"{self.source}: output {ANALYSIS!r} {e}") from None
+            # an output naming an analysis without `enabled` has it on: never silently off
+            found = {"enabled": True, **self.data[ANALYSIS]}
+            resolution = _resolution(self.metrics or {}) or ALB_RESOLUTION_SECONDS
+            return parse_analysis(found, False, self.routing == "gateway", resolution)
+        except SettingError as e:
+            raise ConfigError(f"{self.source}: output {ANALYSIS!r}: {e}") from None
 
     @property
     def route_key(self) -> str:
@@ -200,6 +210,14 @@ class StackOutputs:
         """A short name for messages: the stack and service."""
         service = self.services["blue"].get("service", "")
         return f"{self.stack}/{str(service).rsplit('-', 1)[0]}"
+
+
+def _resolution(metrics: dict[str, Any]) -> int | None:
+    """The metrics' resolution in seconds (the ALB's when not exported), None if malformed."""
+    try:
+        return parse_resolution(metrics.get("resolutionSeconds", ALB_RESOLUTION_SECONDS))
+    except SettingError:
+        return None
 
 
 def load_outputs(path: str) -> StackOutputs:

@@ -7,6 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a screen: before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
 from cutover_gates.contract import Status, share
 
 from cutover.deployment import Deployment
@@ -27,11 +31,6 @@ def _unit(seconds: float) -> tuple[float, str]:
 
 def figure_of(deployment: Deployment) -> Any:
     """The matplotlib Figure (tests read its artists; `plot` saves it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     start, target = deployment.started_at, deployment.target
     end = max((deployment.finished_at or start) - start, 0.001)
     scale, unit = _unit(end)
@@ -118,8 +117,6 @@ def figure_of(deployment: Deployment) -> Any:
 
 def plot(deployment: Deployment, path: Path) -> Path:
     """Save the deployment's plot as a PNG at `path`."""
-    import matplotlib.pyplot as plt
-
     figure = figure_of(deployment)
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -128,21 +125,21 @@ def plot(deployment: Deployment, path: Path) -> Path:
 
 def kpi_plot(data: dict[str, Any], path: Path) -> Path:
     """Per deployment over time: downtime and rollback time, with each outcome marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = data["perDeployment"]
     labels = [r["deployment"][:15] for r in rows]
     figure, (down, back) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     colors = [OK_COLOR if r["status"] == Status.SUCCEEDED else FAIL_COLOR for r in rows]
-    down.bar(labels, [r["downtimeSeconds"] for r in rows], color=colors)
+    places = list(range(len(rows)))
+    down.bar(places, [r["downtimeSeconds"] for r in rows], color=colors)
     down.set_ylabel("downtime (s)")
     rate = data["successRate"]
     title = f"{data['succeeded']}/{data['deployments']} succeeded"
     down.set_title(title + (f" ({rate:.0%})" if rate is not None else ""))
-    back.plot(labels, [r["rollbackSeconds"] or 0 for r in rows], marker="o", color="#17becf")
+    rolled = [(i, r["rollbackSeconds"]) for i, r in enumerate(rows)
+              if r["rollbackSeconds"] is not None]  # fmt: skip
+    if rolled:  # a deployment that gave nothing back has no rollback time, not one of 0 s
+        back.plot(*zip(*rolled, strict=True), marker="o", linestyle="none", color="#17becf")
+    back.set_xticks(places, labels)
     back.set_ylabel("rollback (s)")
     back.set_xlabel("deployment")
     back.tick_params(axis="x", labelrotation=45)

@@ -1,23 +1,28 @@
 """Pre-deployment validation (substage 30.1): before any traffic moves, the release gates (the
 same judgement as the policy pack, on local records), the target color's capacity and health,
-the other color intact to take traffic back, and an optional smoke test on the test listener.
-Refusals raise GateRefused (exit 2): nothing was changed."""
+the other color intact to take traffic back, every guard of the first step tried once (its
+alarms, probes and metric source, and the analysis able to judge the first step at today's
+request rate), and an optional smoke test on the test listener. Refusals raise GateRefused
+(exit 2): nothing was changed."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import POLICY_OF_KIND, Color, other_color
+from cutover_gates.contract import POLICY_OF_KIND, other_color
 from cutover_gates.gate import HOW_TO, judge_records
 from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 
+from cutover.deployment import Options
 from cutover.errors import ConfigError, GateRefused
 from cutover.outputs import StackOutputs
+from cutover.plan import plan_shift
 from cutover.service import Service
 
 
@@ -103,18 +108,70 @@ def pack_config_trusting(keys: dict[str, str]) -> dict[str, Any]:
     return {POLICY_OF_KIND[kind]: {"trustedKeys": [key]} for kind, key in keys.items()}
 
 
+def guard_problems(services: list[Service], options: Options, now: float) -> list[str]:
+    """Each guard of the first step tried once, before anything moves: the target's alarms
+    answer and none is in ALARM, every probe passes, and, with the analysis on, each stack's
+    metric source answers and today's request rate lets the first step be judged in its bake."""
+    from cutover.guard import AlarmGuard, Guard, ProbeGuard
+
+    problems = []
+    alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
+    tried: list[Guard] = [AlarmGuard(alarms)] if alarms else []
+    tried += [ProbeGuard(url, status) for url, status in options.probes]
+    for guard in tried:
+        verdict = guard.check()
+        if verdict.state != "ok":
+            problems.append(f"{verdict.guard} guard {verdict.state} before any traffic moved: "
+                            f"{verdict.detail}")  # fmt: skip
+    if options.analysis:
+        for s in services:
+            problems += _analysis_problems(s, options, now)
+    return problems
+
+
+def _analysis_problems(service: Service, options: Options, now: float) -> list[str]:
+    from cutover.analysis import first_look_problem
+    from cutover.metrics import MetricsUnavailable, source_for
+
+    o, settings = service.outputs, service.outputs.analysis
+    if settings is None or not settings.enabled:
+        return []
+    source = source_for(o)
+    if source is None:
+        missing = "output `metrics` (the ALB's CloudWatch dimensions)" if o.routing == "alb" \
+            else "cutover:analysis.prometheus.url"  # fmt: skip
+        return [f"{o.name}: cutover:analysis is enabled but the stack has no {missing}; nothing "
+                "would judge the target: re-export the outputs, or --analysis off"]  # fmt: skip
+    period = settings.period_seconds
+    end = now - settings.delay_seconds
+    start = end - period  # the latest complete window: today's request rate
+    try:
+        found = source.windows(start, end)
+    except MetricsUnavailable as e:
+        return [f"{o.name}: the metric analysis cannot read its figures: {e}"]
+    rate = sum(w.requests for ws in found.values() for w in ws[-1:]) / period
+    plan = plan_shift(service.router.served(), options.target, options.steps)
+    if not plan:
+        return []
+    problem = first_look_problem(rate, plan[0][options.target] / 100, settings, options.bake,
+                                 o.name)  # fmt: skip
+    return [problem] if problem else []
+
+
 def preflight(
     services: list[Service],
-    target: Color,
+    options: Options,
     kinds: list[str],
     pack_config: dict[str, Any],
     records: list[tuple[Path, Any]],
     min_healthy: int | None,
     smoke: str | None,
     log: Callable[[str], None],
+    now: Callable[[], float] = time.time,
 ) -> None:
-    """Gates, target capacity and health, the other color intact, smoke test. GateRefused
-    (exit 2) naming every problem; nothing is changed either way."""
+    """Gates, target capacity and health, the other color intact, the first step's guards,
+    smoke test. GateRefused (exit 2) naming every problem; nothing is changed either way."""
+    target = options.target
     if smoke:
         for s in services:
             if not s.outputs.test_url:
@@ -137,6 +194,8 @@ def preflight(
             problems.append(
                 f"{o.name}: {other} has no {fleet.unit}; it could not take traffic back"
             )
+    if not problems:  # the guards are tried once the gates and fleets allow a shift at all
+        problems += guard_problems(services, options, now())
     if problems:
         raise GateRefused("refused, nothing was changed:\n  " + "\n  ".join(problems))
     if smoke:

@@ -1,50 +1,38 @@
-"""Deployment reports: timeline, success rate, downtime, rollback time, and a plot.
+"""Deployment reports: timeline, success rate, downtime, rollback time; and the stage's KPIs.
 
-Figures come from the journal: downtime is the time during which a color serving traffic
-had no healthy targets or a probe failed (from guard samples); rollback time runs from the
-failure being observed to the restored weights being read back as served.
+Figures come from the journal, one `Summary` per deployment (cutover.summary says how each is
+counted).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import Status
-
 from cutover.deployment import Deployment
-
-
-def _rounded(value: float | None) -> float | None:
-    return round(value, 3) if value is not None else None
+from cutover.evidence import ALPHA, THRESHOLD
+from cutover.summary import Summary
+from cutover.weights import format_weights
 
 
 def figures(deployment: Deployment) -> dict[str, Any]:
-    """The key figures of one deployment."""
-    samples = deployment.samples
-    downtime = 0.0
-    for this, following in zip(samples, samples[1:], strict=False):
-        if not this.ok:
-            downtime += following.t - this.t
-    if samples and not samples[-1].ok:
-        end = deployment.timings.restored_at or samples[-1].t
-        downtime += max(0.0, end - samples[-1].t)
-    finished = deployment.finished_at or (samples[-1].t if samples else None)
+    """The key figures of one deployment, as the report and the notifier give them."""
+    summary = Summary.of(deployment)
     return {
-        "shiftSeconds": round((finished or deployment.started_at) - deployment.started_at, 3),
-        "downtimeSeconds": round(downtime, 3),
-        "rollbackSeconds": _rounded(deployment.timings.rollback_seconds),
-        "restoreWriteSeconds": _rounded(deployment.timings.restore_write_seconds),
+        "shiftSeconds": summary.shift_seconds,
+        "downtimeSeconds": summary.downtime_seconds,
+        "rollbackSeconds": summary.rollback_seconds,
+        "restoreWriteSeconds": summary.restore_write_seconds,
     }
 
 
-def success_rate(history: list[Deployment]) -> dict[str, Any]:
+def success_rate(summaries: Iterable[Summary]) -> dict[str, Any]:
     """Shifts that succeeded among finished shifts (drills excluded)."""
-    shifts = [d for d in history if d.options.kind == "shift"]
-    finished = [d for d in shifts if d.status.finished]
-    succeeded = sum(1 for d in finished if d.status == Status.SUCCEEDED)
+    finished = [s for s in summaries if s.finished_shift]
+    succeeded = sum(1 for s in finished if s.succeeded)
     return {
         "deployments": len(finished),
         "succeeded": succeeded,
@@ -67,7 +55,7 @@ def analysis_rows(deployment: Deployment) -> list[dict[str, Any]]:
 
 def report_json(
     deployment: Deployment,
-    history: list[Deployment],
+    history: Iterable[Summary],
     exit_gates: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The report's data; `exit_gates`: the stage's exit gates as judged now (None: not judged)."""
@@ -82,6 +70,7 @@ def report_json(
         "measuredOnLoopback": deployment.on_loopback,
         **success_rate(history),
         "timeline": [{"at": _time(e.t), "type": e.type, **e.detail} for e in deployment.events],
+        "analysisOn": deployment.options.analysis,
         "analysis": analysis_rows(deployment),
         "exitGates": exit_gates,
     }
@@ -100,6 +89,8 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
             if data["failure"]
             else ""
         ),
+        "- Metric analysis: "
+        + ("on" if data["analysisOn"] else "off for this deployment (--analysis off)"),
         f"- Shift duration: {data['shiftSeconds']} s",
         f"- Downtime: {data['downtimeSeconds']} s",
         f"- Rollback time: {data['rollbackSeconds']} s"
@@ -138,21 +129,29 @@ def _analysis_table(rows: list[dict[str, Any]]) -> list[str]:
         latency = "n/a" if figures["latency"] is None else f"{figures['latency']:.3f}s"
         return f"{figures['color']}: {figures['requests']} req, {rate}, {latency}"
 
+    def evidence(metric: dict[str, Any] | None) -> str:
+        if not metric or metric.get("evidence") is None:
+            return "n/a"
+        said = f"{metric['evidence']:.2f}" + (" **failed**" if metric["failed"] else "")
+        return said + (" (dry run)" if metric.get("dryRun") else "")
+
     lines = [
         "",
         "## Metric analysis",
         "",
-        f"Target against baseline ({rows[0].get('statistic', '')} latency), per window judged.",
+        f"Target against baseline ({rows[0].get('statistic', '')} latency), per window judged. "
+        f"Evidence is the log e-value of the sequential test (highest over the looks so far); "
+        f"it fails a metric at {THRESHOLD:.2f}, log(1/{ALPHA:g}), however often it is judged.",
         "",
-        "| time (UTC) | weights | verdict | target | baseline | p (errors, latency) |",
+        "| time (UTC) | weights | verdict | target | baseline | evidence (errors, latency) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        p = row.get("p") or {}
+        metrics = row.get("metrics") or {}
         lines.append(
-            f"| {row['at']} | blue {row['weights']['blue']} / green {row['weights']['green']} | "
+            f"| {row['at']} | {format_weights(row['weights'])} | "
             f"{row['state']} | {side(row['target'])} | {side(row['baseline'])} | "
-            f"{p.get('errorRate', 'n/a')}, {p.get('latency', 'n/a')} |"
+            f"{evidence(metrics.get('errorRate'))}, {evidence(metrics.get('latency'))} |"
         )
     return lines
 
@@ -171,41 +170,87 @@ def _exit_gates_table(gates: list[dict[str, Any]] | None) -> list[str]:
     return lines
 
 
-def kpis(history: list[Deployment]) -> dict[str, Any]:
-    """The stage's key figures over finished shifts (drills excluded): how many, how many
-    succeeded, downtime in total and per deployment, rollback time as p50/p95/max, and the mean
-    shift duration."""
+def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
+    """The stage's key figures over the finished shifts of the last `days` (drills excluded),
+    added up one summary at a time: how many, how many succeeded, downtime in total and per
+    deployment, rollback time as p50/p95/max, the mean shift duration, and the DORA figures
+    (deployment frequency, change failure rate, time to restore)."""
     import statistics
 
-    shifts = [d for d in history if d.options.kind == "shift" and d.status.finished]
-    numbers = [(d, figures(d)) for d in shifts]
-    rollbacks = sorted(n["rollbackSeconds"] for _, n in numbers if n["rollbackSeconds"] is not None)
-    durations = [n["shiftSeconds"] for _, n in numbers]
-
-    def quantile(q: int) -> float | None:
-        if not rollbacks:
-            return None
-        if len(rollbacks) == 1:
-            return rollbacks[0]
-        return round(statistics.quantiles(rollbacks, n=100, method="inclusive")[q - 1], 3)
-
+    shifts = [s for s in summaries if s.finished_shift]
+    rollbacks = sorted(s.rollback_seconds for s in shifts if s.rollback_seconds is not None)
+    restores = sorted(
+        s.time_to_restore_seconds
+        for s in shifts
+        if s.change_failed and s.time_to_restore_seconds is not None
+    )
+    durations = [s.shift_seconds for s in shifts]
+    rate = success_rate(shifts)
+    failed = sum(1 for s in shifts if s.change_failed)
     return {
-        **success_rate(shifts),
-        "downtimeSeconds": round(sum(n["downtimeSeconds"] for _, n in numbers), 3),
+        **rate,
+        "downtimeSeconds": round(sum(s.downtime_seconds for s in shifts), 3),
         "perDeployment": [
             {
-                "deployment": d.id,
-                "status": str(d.status),
-                "downtimeSeconds": n["downtimeSeconds"],
-                "rollbackSeconds": n["rollbackSeconds"],
-                "shiftSeconds": n["shiftSeconds"],
+                "deployment": s.deployment,
+                "status": s.status,
+                "downtimeSeconds": s.downtime_seconds,
+                "rollbackSeconds": s.rollback_seconds,
+                "shiftSeconds": s.shift_seconds,
             }
-            for d, n in numbers
+            for s in shifts
         ],
-        "rollbackSeconds": {
-            "p50": quantile(50),
-            "p95": quantile(95),
-            "max": rollbacks[-1] if rollbacks else None,
-        },
+        "rollbackSeconds": _spread(rollbacks),
         "meanShiftSeconds": round(statistics.fmean(durations), 3) if durations else None,
+        "deploymentsPerDay": round(rate["succeeded"] / days, 3) if days > 0 else None,
+        "changeFailureRate": round(failed / len(shifts), 4) if shifts else None,
+        "timeToRestoreSeconds": _spread(restores),
     }
+
+
+def _spread(ordered: list[float]) -> dict[str, float | None]:
+    """p50, p95 and max of sorted figures (None for each when there are none)."""
+    import statistics
+
+    def quantile(q: int) -> float | None:
+        if not ordered:
+            return None
+        if len(ordered) == 1:
+            return ordered[0]
+        return round(statistics.quantiles(ordered, n=100, method="inclusive")[q - 1], 3)
+
+    return {"p50": quantile(50), "p95": quantile(95), "max": ordered[-1] if ordered else None}
+
+
+def _said(value: float | None, unit: str = " s") -> str:
+    """A figure in Markdown: `n/a` when there is none."""
+    return "n/a" if value is None else f"{value:g}{unit}"
+
+
+def kpis_markdown(data: dict[str, Any]) -> str:
+    rate, failures = data["successRate"], data["changeFailureRate"]
+    rollback, restore = data["rollbackSeconds"], data["timeToRestoreSeconds"]
+    lines = [
+        f"# Deployment KPIs since {data['since']}",
+        "",
+        f"- Deployments: {data['deployments']}, succeeded: {data['succeeded']}"
+        + (f" ({rate:.0%})" if rate is not None else ""),
+        f"- Downtime: {_said(data['downtimeSeconds'])} in total",
+        f"- Rollback time: p50 {_said(rollback['p50'])}, p95 {_said(rollback['p95'])}, "
+        f"max {_said(rollback['max'])}",
+        f"- Mean shift duration: {_said(data['meanShiftSeconds'])}",
+        f"- Deployment frequency: {_said(data['deploymentsPerDay'], '')} succeeded a day",
+        "- Change failure rate: "
+        + ("n/a" if failures is None else f"{failures:.0%} (failed after traffic moved)"),
+        f"- Time to restore: p50 {_said(restore['p50'])}, max {_said(restore['max'])}",
+        "",
+        "| deployment | outcome | downtime (s) | rollback (s) | duration (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['deployment']} | {r['status']} | {_said(r['downtimeSeconds'], '')} | "
+        f"{_said(r['rollbackSeconds'], '') if r['rollbackSeconds'] is not None else 'none'} | "
+        f"{_said(r['shiftSeconds'], '')} |"
+        for r in data["perDeployment"]
+    ]
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ from cutover.bake import pause, verify, watch
 from cutover.clock import Clock
 from cutover.deployment import Deployment, Options, new_deployment_id, scope_of
 from cutover.errors import DeploymentFailed
+from cutover.guard import Progress
 from cutover.interrupt import Interrupted, Interrupts, NoInterrupts
 from cutover.journal import Journal
 from cutover.journal.lease import (
@@ -62,8 +63,10 @@ class Shift:
         clock: Clock | None = None,
         interrupts: Interrupts | None = None,
         lease: Lease | None = None,
+        show: Callable[[Progress], None] = lambda progress: None,
     ) -> None:
         self.services = services
+        self.show = show  # a wait in progress, at every poll (a terminal redraws it in place)
         self.journal = journal
         self.notifier = notifier
         self.log = log

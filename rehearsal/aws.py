@@ -45,20 +45,28 @@ def aws_env(endpoint: str) -> dict[str, str]:
     }
 
 
+def wait_until_up(
+    url: str, what: str, alive: Callable[[], bool] = lambda: True, timeout: float = 30
+) -> None:
+    """Wait until `url` answers (a server starting on 127.0.0.1); RuntimeError if it stops
+    (`alive` turns false) or takes longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            if not alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def local_server(command: list[str], ready_url: str, what: str) -> Iterator[None]:
     """Run `command` (a server on 127.0.0.1) until `ready_url` answers; stop it whatever happens."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(ready_url, timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{what} did not start") from None
-                time.sleep(0.1)
+        wait_until_up(ready_url, what, lambda: process.poll() is None)
         yield
     finally:
         process.terminate()
@@ -377,6 +385,8 @@ def provision(
     start_fleets(run.outputs)
     outputs = dict(run.outputs)
     outputs["analysis"] = rehearsal_analysis(outputs["analysis"], analysis_period)
+    if analysis_period is not None:  # its traffic publishes at high resolution (per second)
+        outputs["metrics"] = {**outputs["metrics"], "resolutionSeconds": 1}
     return outputs
 
 

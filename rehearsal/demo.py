@@ -226,7 +226,7 @@ def main() -> None:
         traffic.error_percent["blue"] = 1.0
 
         step("12. Report: timeline, analysis, exit gates, rollback time, and a plot")
-        run("report", *common, "--out", str(OUT), *gate_args, env=env)
+        run("report", *common, "--plot", "--out", str(OUT), *gate_args, env=env)
         live.close()
     print(f"\nDone in {time.monotonic() - started:.0f}s. Everything is in {OUT.resolve()}/")
 

@@ -63,7 +63,13 @@ def datums(
             ("TargetResponseTime", latency),
         ):
             found.append(
-                {"MetricName": name, "Dimensions": dimensions, "Timestamp": moment, "Value": value}
+                {
+                    "MetricName": name,
+                    "Dimensions": dimensions,
+                    "Timestamp": moment,
+                    "Value": value,
+                    "StorageResolution": 1,
+                }  # fmt: skip
             )
     return found
 
@@ -88,6 +94,14 @@ class LiveTraffic:
         self.rng = random.Random(seed)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
+        self.published = 0.0  # seconds of traffic in CloudWatch so far
+        self.changed = threading.Condition()
+
+    def wait_published(self, seconds: float, timeout: float = 120) -> None:
+        """Wait until `seconds` of traffic have been published (however slow the machine)."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.published >= seconds, timeout):
+                raise TimeoutError(f"{self.published:.1f}s of traffic published, not {seconds}s")
 
     def served(self) -> dict[str, int]:
         listener = self.elbv2.describe_listeners(ListenerArns=[self.outputs["listenerArn"]])
@@ -103,6 +117,9 @@ class LiveTraffic:
                 self.outputs["metrics"], time.time(), tick, self.served(), self.traffic, self.rng
             )
             publish(self.cloudwatch, self.outputs["metrics"]["namespace"], found)
+            with self.changed:
+                self.published += tick
+                self.changed.notify_all()
 
     def start(self) -> LiveTraffic:
         self.thread.start()

@@ -91,6 +91,32 @@ COMMANDS = {
 }
 SECTIONS = {"traffic": "Traffic", "gates": "Gates", "review": "Review"}
 
+# The extra that installs each optional module (pyproject.toml's optional-dependencies).
+EXTRAS = {
+    "kubernetes": "kubernetes",
+    "matplotlib": "plots",
+    "pulumi": "preview",
+    "pulumi_aws": "preview",
+    "pulumi_kubernetes": "preview",
+    "grpc": "preview",
+    "google": "preview",
+    "yaml": "preview",
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The line naming the extra to install for a module that is not installed; None when
+    the module is not one of an extra's (a broken install keeps its traceback)."""
+    module = (error.name or "").split(".")[0]
+    extra = EXTRAS.get(module)
+    if extra is None:
+        return None
+    command = " ".join(sys.argv[1:2]) or "this command"
+    return (
+        f"`cutover {command}` needs cutover[{extra}] ({module} is not installed): "
+        f"pip install 'cutover[{extra}]'"
+    )
+
 
 class Commands(click.Group):
     """Commands listed from the registry (grouped by section) and imported when they run."""
@@ -172,6 +198,12 @@ def run() -> None:
     except (KeyboardInterrupt, Interrupted):
         click.echo("error: interrupted; nothing more was done", err=True)
         sys.exit(1)
+    except ModuleNotFoundError as e:
+        line = missing_extra(e)
+        if line is None:
+            raise
+        click.echo(f"error: {line}", err=True)
+        sys.exit(2)
     except Exception as e:
         found = api_failure(e)
         if found is None:

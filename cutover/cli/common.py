@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from cutover_gates.contract import COLORS, Color, parse_color
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment
+    from cutover.guard import Progress
     from cutover.interrupt import Interrupts
     from cutover.journal.lease import Holder
     from cutover.shift import Shift
@@ -23,30 +24,53 @@ def say(message: str) -> None:
 
 
 PROGRESS_PREFIXES = ("  baked ", "  paused ")
+# How often a terminal redraws the wait in progress.
+REDRAWS_PER_SECOND = 2
+
+
+class Output:
+    """What a shift says: lines, and the wait in progress (`show`). Into a pipe or a CI log,
+    plain lines (the wait as a line now and then); on a terminal, the wait is one line
+    redrawn in place (rich) below the lines that stay, ticking as time passes."""
+
+    def __init__(self, live: Any = None) -> None:
+        self.live = live
+
+    def __call__(self, message: str) -> None:
+        if self.live is None:
+            say(message)
+        elif not message.startswith(PROGRESS_PREFIXES):  # `show` draws those
+            self.live.console.print(message, markup=False, highlight=False)
+
+    def show(self, progress: Progress) -> None:
+        if self.live is not None:
+            self.live.update(_Drawn(progress), refresh=True)
+
+
+class _Drawn:
+    """A wait as rich draws it: its text at each redraw."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        return Text(str(self.progress).strip())
 
 
 @contextlib.contextmanager
-def progress_in_place() -> Iterator[Callable[[str], None]]:
-    """What a shift says, for its output: on a terminal, the progress of the current wait is
-    one line redrawn in place (rich) below the lines that stay; into a pipe or a CI log,
-    plain lines."""
+def progress_in_place() -> Iterator[Output]:
     import sys
 
     if not sys.stdout.isatty():
-        yield say
+        yield Output()
         return
     from rich.live import Live
     from rich.text import Text
 
-    with Live(Text(""), auto_refresh=False, transient=True) as live:
-
-        def log(message: str) -> None:
-            if message.startswith(PROGRESS_PREFIXES):
-                live.update(Text(message.strip()), refresh=True)
-            else:
-                live.console.print(message, markup=False, highlight=False)
-
-        yield log
+    with Live(Text(""), refresh_per_second=REDRAWS_PER_SECOND, transient=True) as live:
+        yield Output(live)
 
 
 class ColorType(click.Choice):
@@ -220,14 +244,14 @@ class Context:
         self.scope = scope_of(self.keys)
         Context.opened.append(self)
 
-    def shift(
-        self, interrupts: Interrupts | None = None, log: Callable[[str], None] = say
-    ) -> Shift:
+    def shift(self, interrupts: Interrupts | None = None, output: Output | None = None) -> Shift:
         from cutover.notifier import Notifier
         from cutover.shift import Shift
 
-        notifier = Notifier(self.all_outputs, log)
-        return Shift(self.services, self.journal, notifier, log, interrupts=interrupts)
+        output = output or Output()
+        notifier = Notifier(self.all_outputs, output)
+        return Shift(self.services, self.journal, notifier, output, interrupts=interrupts,
+                     show=output.show)  # fmt: skip
 
     def deployment(self, deployment_id: str | None) -> Deployment | None:
         from cutover.errors import ConfigError

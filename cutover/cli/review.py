@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +19,9 @@ from cutover.cli.common import (
     say,
 )
 
+if TYPE_CHECKING:
+    from cutover.deployment import Deployment
+
 
 @click.command()
 @outputs_options
@@ -30,6 +34,7 @@ from cutover.cli.common import (
     show_default=True,
     help="Folder for the report and its plot.",
 )
+@click.option("--plot", is_flag=True, help="Also draw the weights and guards (cutover[plots]).")
 @gate_options_of(required=False)
 def report(
     outputs: tuple[Path, ...],
@@ -38,10 +43,11 @@ def report(
     deployment_id: str | None,
     fmt: str,
     out: Path,
+    plot: bool,
     gates_config: Path | None,
     records: Path | None,
 ) -> None:
-    """Timeline, success rate, downtime and rollback time of a deployment, with a plot.
+    """Timeline, success rate, downtime and rollback time of a deployment (--plot: with a plot).
 
     \b
     With --records and --gates-config it also judges the stage's exit gates (as
@@ -49,11 +55,14 @@ def report(
 
     \b
     Example:
-      cutover report --outputs prod.json --out reports --records gates/prod \\
+      cutover report --outputs prod.json --out reports --plot --records gates/prod \\
         --gates-config gates/pack-config.json
     """
-    from cutover.plot import plot
     from cutover.report import report_json, report_markdown
+
+    draw: Callable[[Deployment, Path], Path] | None = None
+    if plot:  # before anything is read or written: without cutover[plots], exit 2 naming it
+        from cutover.plot import plot as draw
 
     ctx = Context(outputs, stack, journal)
     doc = ctx.deployment(deployment_id)
@@ -70,16 +79,17 @@ def report(
         pack = load_gates_config(gates_config)
         judged = judge_stage_exit(ctx.services, ctx.journal, ctx.scope, found, pack)
         gates = [j.to_json() for j in judged]
-    data = report_json(doc, ctx.journal.history(ctx.scope), gates)
+    data = report_json(doc, ctx.journal.summaries(ctx.scope), gates)
     out.mkdir(parents=True, exist_ok=True)
-    image = plot(doc, out / f"deployment-{doc.id}.png")
+    image = draw(doc, out / f"deployment-{doc.id}.png") if draw else None
     if fmt == "json":
         path = out / f"deployment-{doc.id}.json"
-        path.write_text(json.dumps({**data, "plot": str(image)}, indent=2) + "\n")
+        plotted: dict[str, str] = {"plot": str(image)} if image else {}
+        path.write_text(json.dumps({**data, **plotted}, indent=2) + "\n")
     else:
         path = out / f"deployment-{doc.id}.md"
         path.write_text(report_markdown(data, image))
-    say(f"Report: {path}\nPlot: {image}")
+    say(f"Report: {path}" + (f"\nPlot: {image}" if image else ""))
 
 
 @click.command("preview")
@@ -199,8 +209,9 @@ def preview_command(
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write kpis.md or kpis.json and kpis.png into (default: print only).",
+    help="Folder to write kpis.md or kpis.json into (default: print only).",
 )
+@click.option("--plot", is_flag=True, help="Also draw kpis.png into --out (cutover[plots]).")
 def kpis(
     outputs: tuple[Path, ...],
     stack: str | None,
@@ -208,12 +219,14 @@ def kpis(
     since: float,
     fmt: str,
     out: Path | None,
+    plot: bool,
 ) -> None:
     """The stage's key figures across deployments: success rate, downtime, rollback time.
 
-    From the journal's history (a paginated query from --since on, never a scan): how many
-    shifts finished and succeeded, total and per-deployment downtime, rollback time as p50,
-    p95 and max, and the mean shift duration.
+    From each deployment's summary in the journal (a paginated query from --since on, never
+    a scan, reading no whole document): how many shifts finished and succeeded, total and
+    per-deployment downtime, rollback time as p50, p95 and max, the mean shift duration, and
+    the DORA figures: deployment frequency, change failure rate, time to restore.
 
     \b
     Example:
@@ -223,42 +236,25 @@ def kpis(
 
     from cutover.deployment import new_deployment_id
     from cutover.report import kpis as key_figures
+    from cutover.report import kpis_markdown
+
+    kpi_plot: Callable[[dict[str, Any], Path], Path] | None = None
+    if plot:  # before anything is read or written: without cutover[plots], exit 2 naming it
+        if out is None:
+            raise click.UsageError("--plot writes kpis.png: give --out FOLDER")
+        from cutover.plot import kpi_plot
 
     ctx = Context(outputs, stack, journal)
     since_id = new_deployment_id(clock.time() - since).split("-", 1)[0]
-    data = {"since": since_id, **key_figures(ctx.journal.history(ctx.scope, since_id))}
+    summaries = ctx.journal.summaries(ctx.scope, since_id)
+    data = {"since": since_id, **key_figures(summaries, since / 86400)}
     data["skippedJournalItems"] = len(ctx.journal.skipped)  # named on stderr
     text = json.dumps(data, indent=2) if fmt == "json" else kpis_markdown(data)
     if out is None:
         click.echo(text)
         return
-    from cutover.plot import kpi_plot
-
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"kpis.{fmt}"
     path.write_text(text + "\n")
-    image = kpi_plot(data, out / "kpis.png")
-    say(f"KPIs: {path}\nPlot: {image}")
-
-
-def kpis_markdown(data: dict[str, Any]) -> str:
-    rate = data["successRate"]
-    rollback = data["rollbackSeconds"]
-    lines = [
-        f"# Deployment KPIs since {data['since']}",
-        "",
-        f"- Deployments: {data['deployments']}, succeeded: {data['succeeded']}"
-        + (f" ({rate:.0%})" if rate is not None else ""),
-        f"- Downtime: {data['downtimeSeconds']} s in total",
-        f"- Rollback time: p50 {rollback['p50']} s, p95 {rollback['p95']} s, max {rollback['max']} s",
-        f"- Mean shift duration: {data['meanShiftSeconds']} s",
-        "",
-        "| deployment | outcome | downtime (s) | rollback (s) | duration (s) |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    lines += [
-        f"| {r['deployment']} | {r['status']} | {r['downtimeSeconds']} | {r['rollbackSeconds']} "
-        f"| {r['shiftSeconds']} |"
-        for r in data["perDeployment"]
-    ]
-    return "\n".join(lines)
+    image = kpi_plot(data, out / "kpis.png") if kpi_plot else None
+    say(f"KPIs: {path}" + (f"\nPlot: {image}" if image else ""))

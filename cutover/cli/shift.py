@@ -34,6 +34,24 @@ EXIT_CODES = (
 )
 
 
+def analysis_options(fn: Any) -> Any:
+    """--max-inconclusive and --analysis: how the guards' verdicts count (shift and drill)."""
+    fn = click.option(
+        "--analysis",
+        type=click.Choice(["on", "off"]),
+        default="on",
+        show_default=True,
+        help="off: no metric analysis of the target against the baseline this time (journaled).",
+    )(fn)
+    return click.option(
+        "--max-inconclusive",
+        type=click.IntRange(min=0),
+        default=3,
+        show_default=True,
+        help="Guard polls in a row that may be inconclusive before traffic is given back.",
+    )(fn)
+
+
 @click.command(epilog=EXIT_CODES)
 @outputs_options
 @click.option("--to", "target", required=True, type=COLOR, help="The color to move traffic to.")
@@ -78,20 +96,7 @@ EXIT_CODES = (
     type=click.IntRange(min=1),
     help="Healthy targets or ready replicas the target color needs (default: its capacity).",
 )
-@click.option(
-    "--max-inconclusive",
-    type=click.IntRange(min=0),
-    default=3,
-    show_default=True,
-    help="Guard polls in a row that may be inconclusive before the shift rolls back.",
-)
-@click.option(
-    "--analysis",
-    type=click.Choice(["on", "off"]),
-    default="on",
-    show_default=True,
-    help="off: no metric analysis of the target against the baseline for this shift (journaled).",
-)
+@analysis_options
 @click.option(
     "--verify-for",
     type=DURATION_OR_ZERO,
@@ -165,11 +170,11 @@ def shift(
         probes=[_probe(p) for p in probes],
         max_inconclusive=max_inconclusive,
         verify_timeout=verify_timeout,
+        analysis=analysis == "on",
     )
     pack_config = load_gates_config(gates_config)
     found_records = load_records(records)
     ctx = Context(outputs, stack, journal)
-    options.analysis = analysis == "on"
     options.verify_for = verify_seconds(ctx.all_outputs) if verify_for is None else verify_for
     analysis_line = analysis_said(ctx.all_outputs, options)  # reads (and checks) `analysis`
     if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
@@ -178,7 +183,7 @@ def shift(
     interrupts = Interrupts(say)
     with interrupts:  # from before the smoke test: a signal there moves nothing, exit 1
         try:
-            preflight(ctx.services, target, list(KINDS), pack_config, found_records,
+            preflight(ctx.services, options, list(KINDS), pack_config, found_records,
                       min_healthy, smoke, say)  # fmt: skip
         except Interrupted as e:
             raise DeploymentFailed(
@@ -310,6 +315,7 @@ def _probe(text: str) -> tuple[str, int]:
 @click.option(
     "--interval", type=DURATION, default="5s", show_default=True, help="Guard polling interval."
 )
+@analysis_options
 @gate_options
 @deploy_key_options("drill")
 def drill(
@@ -320,6 +326,8 @@ def drill(
     percent: int,
     bake: float,
     interval: float,
+    analysis: str,
+    max_inconclusive: int,
     gates_config: Path,
     records: Path,
     key_file: Path | None,
@@ -354,14 +362,16 @@ def drill(
                 "that does not, so the drill moves real traffic to it and back"
             )
     gates = [APPROVAL, SECURITY_SIGNOFF]
+    options = Options(target=target, steps=[percent], bake=bake, interval=interval,
+                      kind="drill", analysis=analysis == "on",
+                      max_inconclusive=max_inconclusive)  # fmt: skip
+    say(analysis_said(ctx.all_outputs, options))
     interrupts = Interrupts(say)
     with interrupts, progress_in_place() as log:
-        preflight(ctx.services, target, gates, pack_config, load_records(records), 1, None, say)
+        preflight(ctx.services, options, gates, pack_config, load_records(records), 1, None, say)
         shifter = ctx.shift(interrupts, log)
         with interrupts.shielded():
-            shifter.start(
-                Options(target=target, steps=[percent], bake=bake, interval=interval, kind="drill")
-            )
+            shifter.start(options)
         done = shifter.run()
     seconds = round(done.timings.rollback_seconds or 0.0, 3)
     say(f"Drill {done.id}: {percent}% to {target} and back; restored and verified in {seconds}s.")

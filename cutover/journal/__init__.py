@@ -24,6 +24,7 @@ from cutover.deployment import Deployment
 from cutover.errors import ConfigError
 from cutover.journal.items import Skipped
 from cutover.journal.lease import Holder, LeaseState
+from cutover.summary import Summary
 
 
 class Journal(Protocol):
@@ -48,8 +49,9 @@ class Journal(Protocol):
         ...
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None: ...
-    def history(self, scope: str, since: str = "") -> list[Deployment]:
-        """Deployments of `scope`, oldest first, from the id `since` on (ids sort by time)."""
+    def summaries(self, scope: str, since: str = "") -> list[Summary]:
+        """The key figures of `scope`'s deployments, oldest first, from the id `since` on (ids
+        sort by time), without reading whole documents where the journal keeps them apart."""
         ...
 
     def outcomes(self, key: str) -> dict[Color, Outcome]:

@@ -30,6 +30,7 @@ from cutover.journal.lease import (
     finished_elsewhere,
     held_message,
 )
+from cutover.summary import Summary
 
 ACTIVE = "active"
 
@@ -163,6 +164,9 @@ class DynamoJournal:
             "status": {"S": str(deployment.status)},
             "generation": {"N": str(deployment.generation)},
         }
+        if deployment.status.finished:  # what kpis read without the document
+            summary = json.dumps(Summary.of(deployment).to_json(), separators=(",", ":"))
+            item["summary"] = {"S": summary}
         if deployment.journaled is None:
             condition, values = "attribute_not_exists(pk)", {}
         else:
@@ -317,18 +321,37 @@ class DynamoJournal:
                     return deployment
         return None
 
-    def history(self, scope: str, since: str = "") -> list[Deployment]:
-        """A paginated query of the scope's partition, from `since` on: never a scan."""
+    def summaries(self, scope: str, since: str = "") -> list[Summary]:
+        """A paginated query of the scope's partition from `since` on (never a scan) that
+        reads only each item's `summary` (written when it finished); an item without one
+        (unfinished, or journaled by an earlier release) is read whole."""
         values = {":pk": {"S": f"deploy#{scope}"}}
         condition = "pk = :pk"
         if since:  # a key condition on the sort key (no empty string allowed there)
             values[":since"] = {"S": since}
             condition += " AND sk >= :since"
         pages = self.db.get_paginator("query").paginate(
-            TableName=self.table, KeyConditionExpression=condition, ExpressionAttributeValues=values
+            TableName=self.table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ProjectionExpression="sk, #summary",
+            ExpressionAttributeNames={"#summary": "summary"},
         )
-        found = (self._item(i) for page in pages for i in page["Items"])
-        return [d for d in found if d is not None]
+        found: dict[str, Summary | None] = {}
+        for page in pages:
+            for item in page["Items"]:
+                deployment_id = item["sk"]["S"]
+                found[deployment_id] = self._summary(scope, deployment_id, item.get("summary"))
+        return [s for s in found.values() if s is not None]
+
+    def _summary(self, scope: str, deployment_id: str, kept: Any) -> Summary | None:
+        if kept is not None:
+            try:
+                return Summary.from_json(json.loads(kept["S"]))
+            except (KeyError, TypeError, ValueError) as e:
+                skip(self.skipped, f"deploy#{scope}/{deployment_id}", f"summary not readable ({e})")
+        deployment = self.load(scope, deployment_id)
+        return Summary.of(deployment) if deployment is not None else None
 
     # -- control requests --------------------------------------------------------------------
 

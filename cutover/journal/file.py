@@ -18,6 +18,7 @@ from cutover.deployment import Deployment, scope_of
 from cutover.errors import ConfigError, DeploymentFailed, LockHeld
 from cutover.journal.items import Skipped, parse_item, parse_outcome
 from cutover.journal.lease import Holder, LeaseState, finished_elsewhere, held_message
+from cutover.summary import Summary
 
 # How long a command waits for the journal file's short lock before saying who holds it.
 MUTEX_SECONDS = 5.0
@@ -172,14 +173,17 @@ class FileJournal:
         parsed = (parse_item(f"deployments/{k}", d, self.skipped) for k, d in sorted(found.items()))
         return [d for d in parsed if d is not None]
 
-    def history(self, scope: str, since: str = "") -> list[Deployment]:
+    def _history(self, scope: str, since: str = "") -> list[Deployment]:
         return [d for d in self._all() if d.scope == scope and d.id >= since]
+
+    def summaries(self, scope: str, since: str = "") -> list[Summary]:
+        return [Summary.of(d) for d in self._history(scope, since)]
 
     def active(self) -> list[Deployment]:
         return [d for d in self._all() if d.status.active]
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
-        found = self.history(scope)
+        found = self._history(scope)
         if deployment_id:
             return next((d for d in found if d.id == deployment_id), None)
         return found[-1] if found else None

@@ -29,6 +29,7 @@ from cutover.journal.lease import (
     held_message,
 )
 from cutover.kube import api_client, timeout
+from cutover.summary import Summary
 
 SCOPE_LABEL = "cutover/scope"
 ACTIVE_LABEL = "cutover/active"  # on deployments that may hold traffic split
@@ -312,8 +313,11 @@ class KubernetesJournal:
         )
         return {parse_color(o.color): o for o in parsed if o is not None}
 
-    def history(self, scope: str, since: str = "") -> list[Deployment]:
+    def _history(self, scope: str, since: str = "") -> list[Deployment]:
         return [d for d in self._list(f"{SCOPE_LABEL}={scope}") if d.id >= since]
+
+    def summaries(self, scope: str, since: str = "") -> list[Summary]:
+        return [Summary.of(d) for d in self._history(scope, since)]
 
     def active(self) -> list[Deployment]:
         """Deployments in progress or paused, in every scope (by label)."""
@@ -341,7 +345,7 @@ class KubernetesJournal:
             if found is None or (found["metadata"].get("labels") or {}).get(SCOPE_LABEL) != scope:
                 return None
             return self._document(found)
-        documents = self.history(scope)
+        documents = self._history(scope)
         return documents[-1] if documents else None
 
     def request(self, scope: str, deployment_id: str, command: str) -> None:

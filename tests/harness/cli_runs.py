@@ -64,6 +64,17 @@ def wait_for(
 
 
 @contextlib.contextmanager
+def running(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """Kill the process if the test fails before it ends."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@contextlib.contextmanager
 def frozen(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
     """SIGSTOP the process (a laptop asleep, a VM paused, a runner cut off: alive, but it
     renews nothing) and, whatever happens, SIGKILL it at the end, as a lost host never comes

@@ -39,6 +39,7 @@ from cutover.notifier import Notifier
 from cutover.outputs import StackOutputs
 from cutover.routers.fence import Fence, no_fence
 from cutover.service import Service
+from cutover.summary import Summary
 from cutover.weights import Weights, check_weights
 
 WRITE_SECONDS = 2.0  # the longest a memory write "can take", as a router reports it
@@ -351,8 +352,8 @@ class MemoryJournal:
             return next((d for d in found if d.id == deployment_id), None)
         return found[-1] if found else None
 
-    def history(self, scope: str, since: str = "") -> list[Deployment]:
-        return [d for d in self._all() if d.scope == scope and d.id >= since]
+    def summaries(self, scope: str, since: str = "") -> list[Summary]:
+        return [Summary.of(d) for d in self._all() if d.scope == scope and d.id >= since]
 
     def outcomes(self, key: str) -> dict[Color, Outcome]:
         with self.cloud.lock:

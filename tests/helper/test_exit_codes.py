@@ -14,7 +14,8 @@ import subprocess
 import sys
 
 from tests.harness.aws_stack import AwsStack
-from tests.helper.test_shift import FAST, running, shift
+from tests.harness.cli_runs import running
+from tests.helper.test_shift import FAST, shift
 
 
 def test_a_signal_after_the_accepted_success_exits_0_and_says_what_was_skipped(

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.harness.aws_stack import AwsStack
+from tests.harness.cli_runs import running
 
 FAST = ["--bake", "0.3s", "--interval", "0.05s"]
 
@@ -78,10 +79,13 @@ def test_deployment_successful_fails_when_the_routing_no_longer_serves_what_it_l
 
 
 def test_deployment_successful_fails_after_a_rolled_back_shift(aws: AwsStack) -> None:
-    aws.alarm(aws.data["checkout"]["alarmNames"]["green"][0])
-    failed = aws.cutover(*aws.args("shift", "--to", "green", *aws.gate_args(), "--steps", "100",
-                                   *FAST))  # fmt: skip
-    assert failed.returncode == 1
+    process = aws.spawn(*aws.args("shift", "--to", "green", *aws.gate_args(), "--steps", "50,100",
+                                  "--bake", "30s", "--interval", "0.05s"))  # fmt: skip
+    with running(process):
+        aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="the first step")
+        aws.alarm(aws.data["checkout"]["alarmNames"]["green"][0])
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
     code, gates = exit_gates(aws)
     assert code == 1
     assert (

@@ -25,7 +25,7 @@ from cutover.errors import LockHeld
 from cutover.journal import Journal
 from cutover.journal.lease import LEASE_SECONDS, LeaseLost, holder_identity
 from cutover.report import figures
-from cutover.timeline import Failure, Sample
+from cutover.timeline import EventType, Failure, Sample
 from tests.harness.aws_stack import AwsStack
 from tests.harness.kube_api import KubeApi, kube_api_server, write_kubeconfig
 from tests.harness.memory import Cloud, MemoryJournal
@@ -256,6 +256,7 @@ def test_a_four_hour_shift_of_samples_saves(backend: Backend) -> None:
     report adds up (downtime) is what all the samples said."""
     journal = backend.journal
     d = deployment()
+    d.event(EventType.STEP, T0, index=0, weights={"blue": 0, "green": 100})
     journal.save(d)
     rng = random.Random(8)
     every: list[Sample] = []

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 
 from tests.harness.aws_stack import AwsStack
-from tests.helper.test_shift import running, shift
+from tests.harness.cli_runs import running
+from tests.helper.test_shift import shift
 
 
 def on_terminal(aws: AwsStack, *args: str) -> tuple[subprocess.Popen[bytes], int]:

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from tests.harness.aws_stack import AwsStack
-from tests.helper.test_shift import FAST, running, shift
+from tests.harness.cli_runs import running
+from tests.helper.test_shift import FAST, shift
 
 ALARM = "checkout-prod-green-5xx-rate"
 

@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cutover_gates.analysis_config import Settings
 
-from cutover.analysis import Settings
 from cutover.guard import AnalysisGuard
 from cutover.metrics import PrometheusSource
 from rehearsal.traffic import Traffic
-from tests.harness.cli_runs import wait_for
+from tests.harness.cli_runs import running, wait_for
 from tests.harness.cluster import NS, Cluster, gateway_cluster
+from tests.harness.fault_proxy import FaultProxy
 from tests.harness.kube_api import KubeApi
 from tests.harness.prometheus import (
     QUERIES,
@@ -63,7 +64,11 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
 
 
 def has_series(url: str) -> bool:
-    query = urllib.parse.urlencode({"query": f"sum(increase(app_requests_total[{PERIOD}s]))"})
+    """The latest complete window (what a shift's preflight reads) holds requests."""
+    latest = time.time() // PERIOD * PERIOD
+    query = urllib.parse.urlencode(
+        {"query": f"sum(increase(app_requests_total[{PERIOD}s]))", "time": latest}
+    )
     with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=2) as response:
         result = json.load(response)["data"]["result"]
     return bool(result) and float(result[0]["value"][1]) > 0
@@ -112,42 +117,53 @@ def test_a_healthy_target_passes_every_step(cluster: Cluster) -> None:
     assert "Metric analysis: green against the other color per 3s window" in result.stdout
 
 
-def test_too_few_requests_is_inconclusive_not_a_failure(
-    cluster: Cluster, watched: tuple[Cluster, ColorExporter]
-) -> None:
-    exporter = exporter_of(watched)
-    exporter.traffic.per_second = 30  # 9 requests a window reach green at 10%
-    time.sleep(PERIOD + 0.5)  # no window of the shift holds the earlier tests' traffic
-    result = cluster.cutover(
-        *cluster.shift("--steps", "10,100", "--bake", "8s", "--interval", "0.25s"),
-        "--max-inconclusive", "100",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    (doc,) = cluster.deployments()
-    at_ten = [s["analysis"] for s in doc["samples"]
-              if s.get("analysis") and s["weights"]["green"] == 10]  # fmt: skip
-    assert "fail" not in {a["state"] for a in at_ten}
-    quiet = [a for a in at_ten if a["state"] == "inconclusive"]
-    assert len(quiet) >= 2 and all(
-        a["target"]["requests"] < 50 * a["target"]["windows"] for a in quiet
-    )
-
-
-def test_an_unreachable_prometheus_is_inconclusive_and_counted(cluster: Cluster) -> None:
+def _outputs_through(cluster: Cluster, url: str) -> Path:
     data = json.loads(cluster.outputs.read_text())
-    data["analysis"]["prometheus"]["url"] = "http://127.0.0.1:9"  # nothing listens there
+    data["analysis"]["prometheus"]["url"] = url
     outputs = cluster.tmp / "outputs.json"
     outputs.write_text(json.dumps(data))
+    return outputs
+
+
+def test_an_unreachable_prometheus_is_refused_before_traffic_moves(cluster: Cluster) -> None:
+    outputs = _outputs_through(cluster, "http://127.0.0.1:9")  # nothing listens there
     gates = ["--gates-config", str(cluster.gates), "--records", str(cluster.records)]
     result = cluster.cutover(
         "shift", "--to", "green", *gates, "--outputs", str(outputs), "--steps", "10,100",
-        "--bake", "30s", "--interval", "0.25s", "--max-inconclusive", "1",
+        "--bake", "30s", "--interval", "0.25s",
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the metric analysis cannot read its figures: Prometheus http://127.0.0.1:9" in (
+        result.stderr
+    )
+    assert cluster.weights() == {"blue": 100, "green": 0}
+    assert cluster.deployments() == []
+
+
+def test_prometheus_lost_mid_shift_is_inconclusive_and_counted(cluster: Cluster) -> None:
+    """Prometheus answered when the shift began, then fails every query (503 through a
+    proxy on 127.0.0.1): the windows are inconclusive, not failed, and the inconclusive
+    budget gives the traffic back."""
+    url = json.loads(cluster.outputs.read_text())["analysis"]["prometheus"]["url"]
+    proxy = FaultProxy(url)
+    try:
+        outputs = _outputs_through(cluster, proxy.endpoint)
+        gates = ["--gates-config", str(cluster.gates), "--records", str(cluster.records)]
+        process = cluster.spawn(
+            "shift", "--to", "green", *gates, "--outputs", str(outputs), "--steps", "10,100",
+            "--bake", "60s", "--interval", "0.25s", "--max-inconclusive", "1",
+        )  # fmt: skip
+        with running(process):
+            wait_for(lambda: cluster.weights()["green"] == 10, 60, "the first step", process)
+            proxy.inject("", *["5xx"] * 10_000)  # Prometheus's HTTP API names no action
+            _, err = process.communicate(timeout=120)
+    finally:
+        proxy.close()
+    assert process.returncode == 1, err
     assert cluster.weights() == {"blue": 100, "green": 0}
     (doc,) = cluster.deployments()
     assert doc["failure"]["reason"] == "guards inconclusive"
-    assert "analysis: Prometheus http://127.0.0.1:9" in doc["failure"]["detail"]
+    assert f"analysis: Prometheus {proxy.endpoint}" in doc["failure"]["detail"]
 
 
 def test_exit_gates_on_a_gateway_stack_read_prometheus_and_the_cronjob(cluster: Cluster) -> None:

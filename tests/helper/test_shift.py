@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.harness.aws_stack import AwsStack
+from tests.harness.cli_runs import running
+from tests.harness.health import health_server
 
 FAST = ["--bake", "0.3s", "--interval", "0.05s"]
-
-
-@contextlib.contextmanager
-def running(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
-    """Kill the process if the test fails before it ends."""
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def shift(aws: AwsStack, *extra: str, to: str = "green") -> list[str]:
@@ -216,7 +204,7 @@ def test_transient_faults_on_each_call_are_retried(aws: AwsStack, call: str, fau
 
 
 def test_persistent_guard_api_failure_is_inconclusive_and_rolls_back(aws: AwsStack) -> None:
-    aws.proxy.inject("DescribeAlarms", *["5xx"] * 200)
+    aws.proxy.inject("DescribeAlarms", "ok", *["5xx"] * 200)  # answers the preflight, then not
     result = aws.cutover(
         *shift(
             aws,
@@ -389,10 +377,14 @@ def test_deadline_rolls_back_instead_of_hanging(aws: AwsStack) -> None:
 
 
 def test_probe_failure_rolls_back_and_counts_as_downtime(aws: AwsStack) -> None:
-    result = aws.cutover(
-        *shift(aws, "--steps", "50,100", *FAST, "--probe", "http://127.0.0.1:9/health")
-    )
-    assert result.returncode == 1
+    with health_server() as health:
+        process = aws.spawn(*shift(aws, "--steps", "50,100", "--bake", "30s", "--interval",
+                                   "0.05s", "--probe", health.url))  # fmt: skip
+        with running(process):
+            aws.wait_for(lambda: aws.served() == {"blue": 50, "green": 50}, what="the first step")
+            health.status = 503
+            _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
     assert aws.served() == {"blue": 100, "green": 0}
     report = aws.cutover(*aws.args("report", "--format", "json", "--out", str(aws.tmp / "r")))
     assert report.returncode == 0, report.stderr
@@ -560,7 +552,7 @@ def test_report_has_timeline_figures_and_plot(aws: AwsStack) -> None:
         )
     )
     assert failed.returncode == 1
-    result = aws.cutover(*aws.args("report", "--out", str(aws.tmp / "out")))
+    result = aws.cutover(*aws.args("report", "--plot", "--out", str(aws.tmp / "out")))
     assert result.returncode == 0, result.stderr
     (markdown,) = (aws.tmp / "out").glob("*.md")
     text = markdown.read_text()
@@ -627,7 +619,7 @@ def test_kpis_across_deployments_from_the_dynamodb_journal(aws: AwsStack) -> Non
     data = json.loads(result.stdout)
     assert (data["deployments"], data["succeeded"], data["successRate"]) == (2, 1, 0.5)
     assert data["rollbackSeconds"]["max"] is not None and data["rollbackSeconds"]["max"] < 5
-    report = aws.cutover("kpis", "--out", str(aws.tmp / "kpis"), *dynamo)
+    report = aws.cutover("kpis", "--out", str(aws.tmp / "kpis"), "--plot", *dynamo)
     assert report.returncode == 0, report.stderr
     assert "| rolled-back |" in (aws.tmp / "kpis" / "kpis.md").read_text()
     assert (aws.tmp / "kpis" / "kpis.png").stat().st_size > 1000

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.harness.aws_stack import AwsStack
-from tests.harness.cli_runs import OUTLIVED, frozen
+from tests.harness.cli_runs import OUTLIVED, frozen, running
 from tests.harness.program_runs import declare, prod_config
-from tests.helper.test_shift import running
 
 HOST = __import__("socket").gethostname()
 

@@ -11,12 +11,19 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from tests.harness.aws_stack import AwsStack
+from tests.harness.lean import lean_site
 from tests.harness.program_runs import ROOT
 
 
-def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built with pip from a copy of what it ships."""
     import shutil
 
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "source"  # a copy: building writes build/ beside the sources
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -30,7 +37,23 @@ def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
-    (wheel,) = dist.glob("cutover-*.whl")
+    (found,) = dist.glob("cutover-*.whl")
+    return found
+
+
+def install(wheel: Path, venv: Path) -> Path:
+    """An empty virtualenv with the wheel unpacked into it (what pip would do, without its
+    resolver); its site-packages."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    target = (
+        venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    )
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(target)
+    return target
+
+
+def test_the_wheel_works_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "cutover").rglob("*.py")}
     modules |= {
@@ -42,12 +65,7 @@ def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     ]
 
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    target = (
-        venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    )
-    with zipfile.ZipFile(wheel) as archive:  # what pip would unpack, without its resolver
-        archive.extractall(target)
+    target = install(wheel, venv)
     # the dependencies the lock pinned, from the tested environment; cutover itself only from
     # the wheel (the tested environment's copy is an editable finder, inactive on PYTHONPATH)
     env = {
@@ -88,3 +106,73 @@ def test_the_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     rolled = cutover("rollback", "--outputs", str(outputs), "--journal", journal)
     assert rolled.returncode == 0, rolled.stderr
     assert "nothing to roll back" in rolled.stdout
+
+
+# What no command of the base install may import (the extras' modules).
+EXTRA_MODULES = ("kubernetes", "matplotlib", "pulumi", "pulumi_policy", "grpc", "yaml")
+
+
+def test_the_base_install_shifts_rolls_back_and_reports_and_names_each_missing_extra(
+    wheel: Path, aws: AwsStack, tmp_path: Path
+) -> None:
+    """`pip install cutover` (the wheel and its base dependencies only): shift, status,
+    rollback, watchdog, kpis and report work against the stack; --plot and preview exit 2
+    naming the extra to install, writing nothing."""
+    venv = tmp_path / "venv"
+    target = install(wheel, venv)
+    lean = tmp_path / "lean"
+    brought = lean_site(lean)
+    assert not {"kubernetes", "matplotlib", "pulumi", "grpcio"} & set(brought)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        **aws.env,
+        "PYTHONPATH": str(lean),
+    }
+    args = ["--outputs", str(aws.outputs["checkout"]), "--journal", aws.journal()]
+
+    def cutover(*argv: str) -> subprocess.CompletedProcess[str]:
+        code = "import sys; from cutover.cli import main; sys.argv[0] = 'cutover'; main()"
+        return subprocess.run([str(venv / "bin" / "python"), "-c", code, *argv], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import cutover, importlib.util; print(cutover.__file__); "
+         f"print([m for m in {EXTRA_MODULES!r} if importlib.util.find_spec(m)])"],
+        env=env, cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert where.stdout.splitlines() == [str(target / "cutover" / "__init__.py"), "[]"], (
+        where.stdout + where.stderr
+    )
+    shifted = cutover("shift", "--to", "green", "--steps", "50,100", "--bake", "0s",
+                      "--interval", "0.2s", *aws.gate_args(), *args)  # fmt: skip
+    assert shifted.returncode == 0, shifted.stderr
+    assert aws.served("checkout") == {"blue": 0, "green": 100}
+    status = cutover("status", *args)
+    assert status.returncode == 0 and "green" in status.stdout, status.stderr
+    rolled = cutover("rollback", *args)
+    assert rolled.returncode == 0, rolled.stderr
+    assert aws.served("checkout") == {"blue": 100, "green": 0}
+    watched = cutover("watchdog", "--once", *args)
+    assert watched.returncode == 0, watched.stderr
+    kpis = cutover("kpis", *args)
+    assert kpis.returncode == 0, kpis.stderr
+    assert "Deployments: 1, succeeded: 0" in kpis.stdout  # the rollback undid the success
+    assert "Change failure rate: 100%" in kpis.stdout and "None" not in kpis.stdout
+    out = tmp_path / "reports"
+    reported = cutover("report", "--out", str(out), *args)
+    assert reported.returncode == 0, reported.stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 1 and written[0].endswith(".md")
+
+    plotted = cutover("report", "--plot", "--out", str(tmp_path / "plots"), *args)
+    assert plotted.returncode == 2
+    assert plotted.stderr.strip() == (
+        "error: `cutover report` needs cutover[plots] (matplotlib is not installed): "
+        "pip install 'cutover[plots]'"
+    )
+    assert not (tmp_path / "plots").exists()
+    previewed = cutover("preview", "--project-dir", str(ROOT))
+    assert previewed.returncode == 2
+    assert "`cutover preview` needs cutover[preview] (" in previewed.stderr
+    assert "Traceback" not in previewed.stderr + plotted.stderr

@@ -308,6 +308,7 @@ def test_outputs_are_the_contract_and_all_known_in_preview(runs: dict[str, Progr
         "namespace": "AWS/ApplicationELB",
         "loadBalancer": lb["arnSuffix"],
         "targetGroups": {c: groups[c].state["arnSuffix"] for c in ("blue", "green")},
+        "resolutionSeconds": 60,
     }
     assert set(out["targetGroupArns"]) == {"blue", "green"}
     assert out["listenerArn"] == one(runs["split"], LISTENER, "checkout-https").state["arn"]

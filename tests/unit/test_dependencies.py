@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 import tomllib
@@ -24,17 +25,21 @@ def imported(paths: list[Path]) -> set[str]:
     for path in files:
         if "venv" in path.parts:
             continue
-        if True:
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
-                    found.update(a.name.split(".")[0] for a in node.names)
-                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    found.add(node.module.split(".")[0])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
     return {m for m in found if m not in sys.stdlib_module_names and m not in FIRST_PARTY}
 
 
+@functools.cache
+def _owners() -> dict[str, list[str]]:
+    return packages_distributions()  # reads every installed distribution: once
+
+
 def distributions(modules: set[str]) -> set[str]:
-    names = packages_distributions()
+    names = _owners()
     return {
         normalize(d)
         for m in modules
@@ -54,10 +59,34 @@ def declared(requirements: list[str]) -> set[str]:
     }
 
 
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
 def test_the_package_declares_exactly_what_it_imports() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + [r for name, rs in extras.items() if name != "test"
+                                        for r in rs]  # fmt: skip
     code = [ROOT / "cutover", ROOT / "components", ROOT / "policies", ROOT / "__main__.py"]
-    assert distributions(imported(code)) == declared(project["dependencies"])
+    assert distributions(imported(code)) == declared(wanted)
+
+
+def test_each_module_an_extra_brings_names_that_extra_when_missing() -> None:
+    """What the helper imports beyond its base dependencies (and the program `preview` runs)
+    comes from one extra, and the CLI names that extra when the module is not installed."""
+    from cutover.cli import EXTRAS
+
+    project = _project()
+    base = declared(project["dependencies"]) | {"urllib3"}  # botocore brings urllib3
+    by_module = {
+        module: extra
+        for extra, requirements in project["optional-dependencies"].items()
+        if extra != "test"
+        for module in imported([ROOT / "cutover", ROOT / "components", ROOT / "__main__.py"])
+        if distributions({module}) <= declared(requirements) and not distributions({module}) <= base
+    }
+    assert by_module == EXTRAS
 
 
 def test_the_pack_declares_what_it_imports() -> None:
@@ -67,8 +96,11 @@ def test_the_pack_declares_what_it_imports() -> None:
 
 
 def test_the_lock_pins_every_declared_dependency() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = declared(project["dependencies"] + project["optional-dependencies"]["test"])
+    project = _project()
+    wanted = declared(
+        project["dependencies"]
+        + [r for rs in project["optional-dependencies"].values() for r in rs]
+    )
     lines = (ROOT / "requirements.lock").read_text().splitlines()
     pinned = {normalize(line.split("==")[0]) for line in lines if "==" in line}
     assert all("==" in line for line in lines if line and not line.startswith("#"))

@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cutover.deployment import Deployment, Options, scope_of
-from cutover.report import figures, success_rate
-from cutover.timeline import Event, Sample, Timings
+from cutover.report import figures, kpis, kpis_markdown, success_rate
+from cutover.summary import Summary
+from cutover.timeline import Event, EventType, Sample, Timings
 
 OLD = json.loads((Path(__file__).parent / "data" / "journal_v0_1.json").read_text())
 
@@ -117,6 +118,7 @@ def test_activity_names_the_step_and_the_time_left() -> None:
 
 def test_figures_count_downtime_from_failing_samples_and_rollback_from_timings() -> None:
     d = _deployment(
+        events=[Event(999.0, EventType.STEP, {"index": 0, "weights": {"blue": 50, "green": 50}})],
         samples=[
             Sample(1000.0, {"blue": 50, "green": 50}, True, {"targets": "ok"}),
             Sample(1002.0, {"blue": 50, "green": 50}, False, {"targets": "fail"}),
@@ -124,6 +126,7 @@ def test_figures_count_downtime_from_failing_samples_and_rollback_from_timings()
         ],
         timings=Timings(detected_at=1003.5, restore_accepted_at=1003.6, restored_at=1004.0),
         finished_at=1005.0,
+        status=Status.ROLLED_BACK,
     )
     numbers = figures(d)
     assert numbers == {
@@ -132,6 +135,46 @@ def test_figures_count_downtime_from_failing_samples_and_rollback_from_timings()
         "rollbackSeconds": 0.5,
         "restoreWriteSeconds": 0.1,
     }
+    summary = Summary.of(d)
+    assert summary.time_to_restore_seconds == 2.0  # from the first failing sample
+    assert summary.change_failed and Summary.from_json(summary.to_json()) == summary
+
+
+def test_a_failure_before_the_target_served_anything_is_not_downtime() -> None:
+    """A probe that failed while the first step's write was still being verified: given
+    back before any user reached the new color."""
+    d = _deployment(
+        events=[Event(999.0, EventType.STEP_INTENT, {"index": 0})],
+        samples=[Sample(1000.0, {"blue": 100, "green": 0}, False, {"probe": "fail"})],
+        timings=Timings(detected_at=1000.0, restored_at=1000.4),
+        finished_at=1001.0,
+        status=Status.ROLLED_BACK,
+    )
+    assert figures(d)["downtimeSeconds"] == 0.0
+
+
+def test_kpis_give_the_dora_figures_and_never_a_zero_second_rollback_for_a_success() -> None:
+    def finished(status: Status, moved: bool, restore: float | None) -> Summary:
+        return Summary("id", "shift", str(status), "green", 0.0, 10.0, moved, 10.0, 0.0,
+                       restore, restore, restore)  # fmt: skip
+
+    data = kpis(
+        [
+            finished(Status.SUCCEEDED, True, None),
+            finished(Status.SUCCEEDED, True, None),
+            finished(Status.ROLLED_BACK, True, 4.0),
+            finished(Status.ROLLED_BACK, False, 0.5),  # refused its first write: no change failed
+        ],
+        days=2,
+    )
+    assert data["deploymentsPerDay"] == 1.0
+    assert data["changeFailureRate"] == 0.25
+    assert data["timeToRestoreSeconds"] == {"p50": 4.0, "p95": 4.0, "max": 4.0}
+    assert [r["rollbackSeconds"] for r in data["perDeployment"]] == [None, None, 4.0, 0.5]
+    text = kpis_markdown({"since": "20260101T000000Z", **data})
+    assert "None" not in text and "Change failure rate: 25%" in text
+    empty = kpis_markdown({"since": "20260101T000000Z", **kpis([], days=1)})
+    assert "None" not in empty and "Rollback time: p50 n/a" in empty
 
 
 def test_success_rate_counts_finished_shifts_not_drills() -> None:
@@ -143,7 +186,11 @@ def test_success_rate_counts_finished_shifts_not_drills() -> None:
             status=Status.DRILLED, options=Options(target="green", steps=[5], kind="drill")
         ),
     ]
-    assert success_rate(history) == {"deployments": 2, "succeeded": 1, "successRate": 0.5}
+    assert success_rate(Summary.of(d) for d in history) == {
+        "deployments": 2,
+        "succeeded": 1,
+        "successRate": 0.5,
+    }
 
 
 def test_scope_is_stable_whatever_the_order() -> None:
@@ -165,12 +212,12 @@ def test_kpis_count_finished_shifts_and_take_rollback_quantiles() -> None:
     drill = _deployment(
         status=Status.DRILLED, options=Options(target="green", steps=[5], kind="drill")
     )
-    data = kpis([failed, succeeded, running, drill])
+    data = kpis([Summary.of(d) for d in (failed, succeeded, running, drill)], days=30)
     assert (data["deployments"], data["succeeded"], data["successRate"]) == (2, 1, 0.5)
     only = round(failed.timings.rollback_seconds or 0, 3)
     assert data["rollbackSeconds"] == {"p50": only, "p95": only, "max": only}
     assert [r["deployment"] for r in data["perDeployment"]] == [failed.id, succeeded.id]
-    assert kpis([])["rollbackSeconds"] == {"p50": None, "p95": None, "max": None}
+    assert kpis([], days=30)["rollbackSeconds"] == {"p50": None, "p95": None, "max": None}
 
 
 def test_a_pause_keeps_samples_only_when_a_verdict_changes_or_a_minute_passed() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from cutover.deployment import Deployment
 from cutover.plot import figure_of
 from cutover.report import report_json, report_markdown
+from cutover.summary import Summary
 
 OLD = json.loads((Path(__file__).parent / "data" / "journal_v0_1.json").read_text())
 
@@ -44,7 +45,9 @@ def test_pauses_and_promotes_are_marked_and_long_shifts_read_in_minutes() -> Non
 def test_the_report_says_when_its_timings_came_from_an_emulator() -> None:
     deployment = Deployment.from_json(OLD["rolled-back"])
     deployment.endpoint = "http://127.0.0.1:5000"
-    text = report_markdown(report_json(deployment, [deployment]), None)
+    text = report_markdown(report_json(deployment, [Summary.of(deployment)]), None)
     assert "measured against a local emulator on 127.0.0.1, not a cloud" in text
     deployment.endpoint = None
-    assert "emulator" not in report_markdown(report_json(deployment, [deployment]), None)
+    assert "emulator" not in report_markdown(
+        report_json(deployment, [Summary.of(deployment)]), None
+    )

@@ -1,0 +1,58 @@
+"""The README's rehearsal, run exactly as written, line by line in one shell, in its order:
+every command exits as the README says (0, or the code its `# exits N` names)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness.program_runs import ROOT
+
+SECTION = "## Rehearse it on your machine"
+
+
+def readme_commands() -> list[tuple[str, int]]:
+    """The section's shell lines (continuations joined), each with the exit code it expects."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(SECTION) :]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None, "the rehearsal section has no sh block"
+    joined = block.group(1).replace("\\\n", " ")
+    found = []
+    for line in joined.splitlines():
+        command, _, comment = line.partition("#")
+        if command.strip():
+            expected = re.search(r"exits (\d+)", comment)
+            found.append((command.strip(), int(expected.group(1)) if expected else 0))
+    return found
+
+
+def test_the_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
+    commands = readme_commands()
+    assert commands[0] == ("source .venv/bin/activate", 0)
+    assert commands[-1] == ("python -m rehearsal down", 0)
+    # the repository root as a new user has it, without writing into the checkout
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
+    (tmp_path / "rehearsal").symlink_to(ROOT / "rehearsal")
+    script = "\n".join(f'{c}\necho "@@ $? {i}"' for i, (c, _) in enumerate(commands))
+    try:
+        ran = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+    finally:  # never leave the server running, whatever failed
+        if (tmp_path / "rehearsal-out" / "rehearsal.json").exists():
+            subprocess.run([sys.executable, "-m", "rehearsal", "down"], cwd=tmp_path)
+    codes = {int(i): int(code) for code, i in re.findall(r"^@@ (\d+) (\d+)$", ran.stdout, re.M)}
+    said = ran.stdout + ran.stderr
+    assert codes == {i: expected for i, (_, expected) in enumerate(commands)}, said
+    assert "Shift " in ran.stdout and "succeeded: green serves all traffic" in ran.stdout
+    assert "Signed stage-exit record (passed)" in ran.stdout
+    assert "guard failed: analysis: green error rate more than 1 points above blue's" in said
+    # the config follows what is served: green after the shift, blue after the rollback
+    assert "Wrote cutover:activeColor=green, cutover:trafficPercent=100" in ran.stdout
+    assert (
+        "Wrote cutover:activeColor=blue, cutover:trafficPercent=100 into "
+        "rehearsal-out/Pulumi.prod.yaml (deployment" in ran.stdout
+    )
+    assert "Deployments: 2, succeeded: 0" in ran.stdout  # the success was rolled back
