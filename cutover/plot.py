@@ -4,6 +4,7 @@ what failed and how long the restore took, and the guards' verdicts below."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def figure_of(deployment: Deployment) -> Any:
         x = (timings.detected_at - start) / scale
         ax.axvline(x, color=FAIL_COLOR, linestyle="--", label=f"{failure.reason}")
         ax.annotate(
-            f"{failure.reason}: {failure.detail}"[:90],
+            textwrap.fill(f"{failure.reason}: {failure.detail}", 60, max_lines=4, placeholder=" …"),
             (x, 50),
             textcoords="offset points",
             xytext=(-6, 0),
@@ -128,9 +129,17 @@ def kpi_plot(data: dict[str, Any], path: Path) -> Path:
     rows = data["perDeployment"]
     labels = [r["deployment"][:15] for r in rows]
     figure, (down, back) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
-    colors = [OK_COLOR if r["status"] == Status.SUCCEEDED else FAIL_COLOR for r in rows]
     places = list(range(len(rows)))
-    down.bar(places, [r["downtimeSeconds"] for r in rows], color=colors)
+    downtimes = [r["downtimeSeconds"] for r in rows]
+    succeeded = [r["status"] == Status.SUCCEEDED for r in rows]
+    down.bar(places, downtimes, color=[OK_COLOR if s else FAIL_COLOR for s in succeeded])
+    for ok, label, color in ((True, "succeeded", OK_COLOR), (False, "given back", FAIL_COLOR)):
+        marked = [i for i, s in enumerate(succeeded) if s == ok]
+        if marked:  # each outcome shows even where the downtime is 0 s
+            down.plot(marked, [0] * len(marked), marker="o", linestyle="none", color=color,
+                      label=label, clip_on=False)  # fmt: skip
+    down.set_ylim(0, max([1.0, *downtimes]) * 1.1)
+    down.legend(loc="upper left", fontsize=8)
     down.set_ylabel("downtime (s)")
     rate = data["successRate"]
     title = f"{data['succeeded']}/{data['deployments']} succeeded"

@@ -4,6 +4,7 @@ as plain lines (CI logs, pipes) or as a live table on a terminal."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from cutover_gates.contract import Status
@@ -12,6 +13,8 @@ from cutover.deployment import Deployment
 from cutover.journal.lease import Holder
 from cutover.timeline import EventType
 from cutover.weights import Weights, format_weights
+
+WIDTH = 80  # columns: the view fits a default terminal
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,9 @@ def step_rows(deployment: Deployment, now: float) -> list[StepRow]:
 
 def next_action(state: Status) -> str | None:
     return {
-        Status.PAUSED: "`cutover promote` to continue, `cutover abort` to give traffic back",
+        Status.PAUSED: "`cutover promote` continues, `cutover abort` gives traffic back",
         Status.IN_PROGRESS: "`cutover abort` gives traffic back",
-        Status.INTERRUPTED: "`cutover rollback` restores the weights it found, `cutover resume` continues",
+        Status.INTERRUPTED: "`cutover rollback` gives back what it found, `cutover resume` goes on",
     }.get(state)
 
 
@@ -88,7 +91,13 @@ def lines(
     action = next_action(state)
     if action:
         out.append(f"  next: {action}")
-    return out
+    return [part for line in out for part in _fitted(line)]
+
+
+def _fitted(line: str) -> list[str]:
+    """A fact in lines of at most WIDTH columns, continued under its own indent."""
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [line]
 
 
 def exit_code(state: Status) -> int:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from components.watchdog import RUNTIME
 from tests.harness.aws_stack import AwsStack
 from tests.harness.cli_runs import OUTLIVED, frozen, running
 from tests.harness.program_runs import declare, prod_config
+from tests.harness.runtimes import interpreter as runtime_interpreter
 
 HOST = __import__("socket").gethostname()
 
@@ -169,6 +171,7 @@ def lambda_site(folder: Path) -> Path:
 
 
 def test_the_lambda_handler_runs_from_exactly_what_the_program_packages(aws: AwsStack) -> None:
+    """On the Lambda's runtime version (python3.12), with only what that runtime ships."""
     run = declare(prod_config())
     (function,) = [r for r in run.resources if r.type == "aws:lambda/function:Function"]
     assert function.inputs["handler"] == "cutover.watchdog.handler"
@@ -186,7 +189,8 @@ def test_the_lambda_handler_runs_from_exactly_what_the_program_packages(aws: Aws
         "PYTHONPATH": f"{code}:{site}",
         "CUTOVER_OUTPUTS": json.dumps(aws.data["checkout"]),
     }
-    interpreter = [sys.executable, "-S"]  # no site-packages: only the archive and boto3
+    # the Lambda's own Python, without site-packages: only the archive and boto3
+    interpreter = [runtime_interpreter(RUNTIME), "-S"]
     for absent in ("click", "cryptography", "kubernetes", "matplotlib", "pulumi", "yaml"):
         probe = subprocess.run([*interpreter, "-c", f"import {absent}"], env=lambda_env,
                                capture_output=True, cwd=aws.tmp)  # fmt: skip

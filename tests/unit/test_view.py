@@ -5,8 +5,8 @@ from __future__ import annotations
 from cutover_gates.contract import Status
 
 from cutover.deployment import Deployment, Options
-from cutover.timeline import Sample
-from cutover.view import exit_code, lines, step_rows
+from cutover.timeline import Failure, Sample
+from cutover.view import WIDTH, exit_code, lines, step_rows
 
 
 def deployment() -> Deployment:
@@ -56,3 +56,20 @@ def test_a_finished_deployment_shows_every_step_done() -> None:
         d.step = index
     d.status = Status.SUCCEEDED
     assert [r.state for r in step_rows(d, now=2000.0)] == ["done", "done", "done"]
+
+
+def test_every_line_fits_an_80_column_terminal_and_keeps_every_word() -> None:
+    d = deployment()
+    d.status = Status.INTERRUPTED
+    d.failure = Failure(
+        "guard failed",
+        "analysis: green error rate more than 1 points above blue's (green 6.1% errors, "
+        "Average 0.101s vs blue 1.0% errors, Average 0.099s over 12 window(s), 4 look(s))",
+    )
+    holder = {"who": "someone-with-a-long-name", "host": "a-runner.example.internal", "pid": 4242}
+    served = {"prod/checkout": d.plan[0]}
+    text = lines(d, Status.INTERRUPTED, served, holder, now=1031.0)  # type: ignore[arg-type]
+    assert all(len(line) <= WIDTH for line in text), [line for line in text if len(line) > WIDTH]
+    joined = " ".join(line.strip() for line in text)
+    assert "over 12 window(s), 4 look(s))" in joined
+    assert "`cutover rollback` gives back what it found, `cutover resume` goes on" in joined
