@@ -133,7 +133,8 @@ def kpi_plot(data: dict[str, Any], path: Path) -> Path:
     downtimes = [r["downtimeSeconds"] for r in rows]
     succeeded = [r["status"] == Status.SUCCEEDED for r in rows]
     down.bar(places, downtimes, color=[OK_COLOR if s else FAIL_COLOR for s in succeeded])
-    for ok, label, color in ((True, "succeeded", OK_COLOR), (False, "given back", FAIL_COLOR)):
+    outcomes = ((True, str(Status.SUCCEEDED), OK_COLOR), (False, "given back", FAIL_COLOR))
+    for ok, label, color in outcomes:
         marked = [i for i, s in enumerate(succeeded) if s == ok]
         if marked:  # each outcome shows even where the downtime is 0 s
             down.plot(marked, [0] * len(marked), marker="o", linestyle="none", color=color,
