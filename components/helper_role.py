@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components.helper_permissions import helper_policy, kubernetes_helper_rules
 
 
 @dataclass(frozen=True)
@@ -19,29 +19,6 @@ class HelperRoleArgs:
     table_arn: pulumi.Input[str]
     service_arns: list[pulumi.Input[str]]
     topic_arn: pulumi.Input[str]
-
-
-def helper_policy(
-    listener_arn: str,
-    alarm_arns: list[str],
-    table_arn: str,
-    service_arns: list[str],
-    topic_arn: str,
-) -> dict:
-    """The helper's policy document. Writes are scoped to resources; `*` appears only on
-    describe calls that IAM cannot scope, and on PutMetricData, which is held to one
-    namespace by condition."""
-    return iam.document(
-        [
-            iam.move_traffic("MoveTraffic", listener_arn),
-            iam.read_load_balancer("DescribeTargetGroups"),
-            iam.allow("ReadAlarms", ["cloudwatch:DescribeAlarms"], alarm_arns),
-            iam.journal(table_arn),
-            iam.metrics(),
-            iam.events(topic_arn),
-            *iam.scale_colors(service_arns),
-        ]
-    )
 
 
 class HelperRole(pulumi.ComponentResource):
@@ -92,51 +69,6 @@ class KubernetesHelperRoleArgs:
     deployments: list[str]
     route: str | None  # the HTTPRoute the helper patches (gateway routing)
     labels: dict[str, str]
-
-
-def kubernetes_helper_rules(deployments: list[str], route: str | None) -> list[dict]:
-    """What the helper may do in the release namespace: its objects by name and, with gateway
-    routing (no DynamoDB table), its journal: ConfigMaps and Leases it creates (RBAC cannot
-    scope create or list by name)."""
-    rules: list[dict] = [
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments"],
-            "resourceNames": deployments,
-            "verbs": ["get"],
-        },
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments/scale"],
-            "resourceNames": deployments,
-            "verbs": ["get", "patch"],
-        },
-    ]
-    if route is not None:
-        rules += [
-            {
-                "apiGroups": ["gateway.networking.k8s.io"],
-                "resources": ["httproutes"],
-                "resourceNames": [route],
-                "verbs": ["get", "patch"],
-            },
-            {
-                "apiGroups": [""],
-                "resources": ["configmaps"],
-                "verbs": ["get", "list", "create", "update"],
-            },
-            {
-                "apiGroups": ["coordination.k8s.io"],
-                "resources": ["leases"],
-                "verbs": ["get", "create", "update", "delete"],
-            },
-            {  # deployment events on the route (a Gateway stack has no SNS topic)
-                "apiGroups": [""],
-                "resources": ["events"],
-                "verbs": ["create"],
-            },
-        ]
-    return rules
 
 
 class KubernetesHelperRole(pulumi.ComponentResource):

@@ -298,28 +298,6 @@ def project_name(project_dir: Path) -> str:
     raise ValueError(f"{project_dir / 'Pulumi.yaml'} has no `name:`")
 
 
-def stack_config(path: Path) -> dict[str, Any]:
-    """The `config:` map of a `Pulumi.<stack>.yaml` file (values as YAML gives them)."""
-    import yaml
-
-    from cutover.errors import ConfigError
-
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise ConfigError(f"cannot read the stack file {path}: {e.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(
-            f"the stack file {path} is not valid YAML{at}; expected a Pulumi.<stack>.yaml"
-        ) from None
-    config = document.get("config", {}) if isinstance(document, dict) else {}
-    if not isinstance(config, dict):
-        raise ConfigError(f"the stack file {path}: `config:` is not a map of keys to values")
-    return dict(config)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m cutover.offline`: run the program once and print what it declared as JSON.
 
@@ -339,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true", help="run as an update, not a preview")
     args = parser.parse_args(argv)
     project_dir = args.project_dir.resolve()
+    from cutover.stack_config import stack_config
+
     try:
         config = (
             json.loads(args.config.read_text())

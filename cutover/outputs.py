@@ -1,4 +1,4 @@
-"""The stack outputs contract (DESIGN.md): the one place that knows the outputs' names.
+"""The stack outputs contract (`cutover_gates.contract` names them): the one place that knows the outputs' names.
 
 The program exports through `export_outputs`; the helper reads the JSON of
 `pulumi stack output --json` through `parse_outputs`.

@@ -22,8 +22,8 @@ from cutover.offline import (
     Resource,
     project_name,
     run_program,
-    stack_config,
 )
+from cutover.stack_config import stack_config
 
 AT_UPDATE = "(the time of the update)"
 

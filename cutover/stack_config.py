@@ -1,4 +1,5 @@
-"""Writing a finished shift back into the stack's config, so the next `pulumi up` keeps it.
+"""A stack's config: read from its `Pulumi.<stack>.yaml`, and a finished shift written back
+into it, so the next `pulumi up` keeps it.
 
 The program owns the listener's weights (`activeColor`, `trafficPercent`). After the helper
 moves traffic, the stack's config must say the same, or the next `pulumi up` would put the
@@ -12,8 +13,29 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from cutover.errors import ConfigError
+
+
+def stack_config(path: Path) -> dict[str, Any]:
+    """The `config:` map of a `Pulumi.<stack>.yaml` file (values as YAML gives them)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read the stack file {path}: {e.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(
+            f"the stack file {path} is not valid YAML{at}; expected a Pulumi.<stack>.yaml"
+        ) from None
+    config = document.get("config", {}) if isinstance(document, dict) else {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"the stack file {path}: `config:` is not a map of keys to values")
+    return dict(config)
 
 
 def config_commands(stack: str | None, color: str, percent: int) -> list[list[str]]:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cutover_gates.contract import COLORS, Color, other_color
+from cutover_gates.contract import COLORS, MAX_WEIGHT, Color, other_color
 
 Weights = dict[str, int]
-
-# The ALB accepts 0-999 per target group; cutover writes percentages (0-100).
-MAX_WEIGHT = 999
 
 
 def weights_for(color: Color, percent: int) -> Weights:
@@ -20,12 +17,14 @@ def weights_for(color: Color, percent: int) -> Weights:
 
 
 def check_weights(weights: Mapping[str, int]) -> Weights:
-    """Both colors, each 0-999, and some traffic flowing; ValueError otherwise."""
+    """Both colors, each 0-MAX_WEIGHT, and some traffic flowing; ValueError otherwise."""
     if set(weights) != set(COLORS):
         raise ValueError(f"weights {dict(weights)} must name exactly blue and green")
     for color, weight in weights.items():
         if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= MAX_WEIGHT:
-            raise ValueError(f"weight {weight!r} for {color} is out of range; expected 0-999")
+            raise ValueError(
+                f"weight {weight!r} for {color} is out of range; expected 0-{MAX_WEIGHT}"
+            )
     if sum(weights.values()) == 0:
         raise ValueError("weights sum to zero: no traffic would be served")
     return {"blue": weights["blue"], "green": weights["green"]}

@@ -3,8 +3,7 @@
 A rollback must start fast, so `cutover rollback` loads boto3 and its own modules, not Pulumi,
 matplotlib or cryptography. The commands parse and print; what they do lives in the library.
 
-Exit codes: 0 success; 1 the deployment failed or was rolled back; 2 bad input or a refused
-gate (nothing was changed); 3 the lock is held by another deployment.
+Exit codes: `cutover.errors.ExitCode`, the one table (printed by `cutover --help`).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import sys
 from typing import NamedTuple
 
 import click
+
+from cutover.errors import EXIT_CODES, ExitCode
 
 
 class CommandInfo(NamedTuple):
@@ -100,7 +101,6 @@ EXTRAS = {
     "pulumi_kubernetes": "preview",
     "grpc": "preview",
     "google": "preview",
-    "yaml": "preview",
 }
 
 
@@ -141,14 +141,12 @@ class Commands(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES
+)
 @click.version_option(package_name="cutover")
 def cli() -> None:
-    """Zero-downtime blue-green deployments: gated, progressive, rolled back automatically.
-
-    Exit codes: 0 success; 1 the deployment failed or was rolled back; 2 bad input or a
-    refused gate (nothing was changed); 3 the lock is held by another deployment.
-    """
+    """Zero-downtime blue-green deployments: gated, progressive, rolled back automatically."""
 
 
 def main() -> None:
@@ -186,10 +184,10 @@ def run() -> None:
             sys.exit(code)
     except click.exceptions.Abort:
         click.echo("error: interrupted; nothing more was done", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
     except click.ClickException as e:
         e.show()
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)
     except CutoverError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
@@ -197,13 +195,13 @@ def run() -> None:
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, Interrupted):
         click.echo("error: interrupted; nothing more was done", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
     except ModuleNotFoundError as e:
         line = missing_extra(e)
         if line is None:
             raise
         click.echo(f"error: {line}", err=True)
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)
     except Exception as e:
         found = api_failure(e)
         if found is None:
@@ -212,9 +210,9 @@ def run() -> None:
         sys.exit(found[1])
 
 
-def api_failure(error: Exception) -> tuple[str, int] | None:
-    """What an AWS or Kubernetes call that failed said, and the exit code (2 when nothing could
-    be called at all); None for anything else (a bug keeps its traceback)."""
+def api_failure(error: Exception) -> tuple[str, ExitCode] | None:
+    """What an AWS or Kubernetes call that failed said, and the exit code (BAD_INPUT when nothing
+    could be called at all); None for anything else (a bug keeps its traceback)."""
     module = type(error).__module__
     if module.startswith("kubernetes."):
         status, reason = getattr(error, "status", None), getattr(error, "reason", None)
@@ -223,15 +221,15 @@ def api_failure(error: Exception) -> tuple[str, int] | None:
         except (TypeError, ValueError):
             detail = ""
         message = f"the Kubernetes API answered {status} {reason}: {detail or error}"
-        return message.rstrip(": "), 1
+        return message.rstrip(": "), ExitCode.FAILED
     if module.startswith(("botocore.", "boto3.")):
         return aws_failure(error)
     if module.startswith("urllib3."):
-        return f"could not reach the Kubernetes API after its retries: {error}", 1
+        return f"could not reach the Kubernetes API after its retries: {error}", ExitCode.FAILED
     return None
 
 
-def aws_failure(error: Exception) -> tuple[str, int]:
+def aws_failure(error: Exception) -> tuple[str, ExitCode]:
     """An AWS failure in words: what is missing (region, credentials: exit 2, nothing was
     called), or what the call said, with its retries only when there were some."""
     name = type(error).__name__
@@ -239,16 +237,16 @@ def aws_failure(error: Exception) -> tuple[str, int]:
         return (
             "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or a region in the AWS "
             "profile; the outputs' ARNs did not name one either",
-            2,
+            ExitCode.BAD_INPUT,
         )
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return (
             "no AWS credentials: looked in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
             "and ~/.aws/credentials and config, web identity (AWS_WEB_IDENTITY_TOKEN_FILE), and "
             "the container or instance role",
-            2,
+            ExitCode.BAD_INPUT,
         )
     response = getattr(error, "response", None) or {}
     attempts = int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
     tail = f" after {attempts} retries" if attempts else ""
-    return f"an AWS call failed{tail}: {error}", 1
+    return f"an AWS call failed{tail}: {error}", ExitCode.FAILED

@@ -16,6 +16,7 @@ from cutover.cli.common import (
     outputs_options,
     say,
 )
+from cutover.errors import ExitCode
 
 
 @click.command("exit-gates")
@@ -96,4 +97,4 @@ def exit_gates(
     if fmt == "json":
         say(json.dumps({"passed": passed, "services": verdicts}, indent=2))
     if not passed:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(ExitCode.FAILED)

@@ -173,7 +173,7 @@ def _write_record(
     from cutover.pack_config import load_gates_config
 
     if stack_file is not None and (version is None or digest is None):
-        from cutover.offline import stack_config
+        from cutover.stack_config import stack_config
 
         colors = stack_config(stack_file).get("cutover:colors", {})
         fleet = colors.get(color, {}) if isinstance(colors, dict) else {}

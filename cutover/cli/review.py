@@ -18,6 +18,7 @@ from cutover.cli.common import (
     outputs_options,
     say,
 )
+from cutover.errors import ExitCode
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment
@@ -193,7 +194,9 @@ def preview_command(
     else:
         click.echo(render_text(result))
     if result.blocked:
-        raise click.exceptions.Exit(1)  # the text already ends with the one "Blocked" line
+        raise click.exceptions.Exit(
+            ExitCode.FAILED
+        )  # the text already ends with the one "Blocked" line
 
 
 @click.command()

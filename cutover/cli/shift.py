@@ -21,17 +21,12 @@ from cutover.cli.common import (
     say,
     stack_config_option,
 )
-from cutover.errors import ConfigError, DeploymentFailed
+from cutover.errors import EXIT_CODES, ConfigError, DeploymentFailed
 from cutover.interrupt import Interrupted, Interrupts
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment, Options
     from cutover.outputs import StackOutputs
-
-EXIT_CODES = (
-    "Exit codes: 0 the shift succeeded; 1 it failed and traffic was given back; 2 bad input or "
-    "a refused gate (nothing was changed); 3 another deployment holds the lock."
-)
 
 
 def analysis_options(fn: Any) -> Any:

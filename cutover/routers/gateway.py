@@ -16,7 +16,7 @@ from typing import Any
 
 from cutover_gates.contract import COLORS
 
-from cutover.errors import ConfigError, CutoverError
+from cutover.errors import ConfigError, CutoverError, ExitCode
 from cutover.kube import GATEWAY_API, custom_objects, longest_call_seconds, timeout
 from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights, check_weights
@@ -45,7 +45,7 @@ def _programmed(conditions: list[dict[str, Any]], generation: Any) -> bool:
 class NotServed(CutoverError):
     """The route's parent Gateways have not accepted its current generation yet."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class GatewayRouter:

@@ -14,6 +14,9 @@ from typing import Any, Literal, cast
 
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, Color] = ("blue", "green")
+# The ALB accepts 0-999 per target group (a Gateway's backendRefs too); cutover writes
+# percentages (0-100).
+MAX_WEIGHT = 999
 
 # -- gate records ---------------------------------------------------------------------------
 

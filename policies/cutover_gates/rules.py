@@ -34,6 +34,7 @@ from cutover_gates.contract import (
     CHAIRMAN_APPROVAL_POLICY,
     CHANGE_FREEZE_POLICY,
     EMERGENCY,
+    MAX_WEIGHT,
     ROLLBACK_DRILL,
     ROLLBACK_TESTED_POLICY,
     SECURITY_SIGNOFF,
@@ -500,8 +501,8 @@ def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) 
         report(f"The production route is not a blue/green split: {e}.")
         return
     for color, weight in weights.items():
-        if not 0 <= weight <= 999:
-            report(f"{color} weight {weight} is out of range; expected 0-999.")
+        if not 0 <= weight <= MAX_WEIGHT:
+            report(f"{color} weight {weight} is out of range; expected 0-{MAX_WEIGHT}.")
     total = sum(weights.values())
     if total <= 0:
         report("Weights sum to zero: no traffic would be served. Give one color weight.")
@@ -787,7 +788,7 @@ POLICIES = [
         About(
             "Weights valid",
             Severity.CRITICAL,
-            "Split traffic between exactly the two colors with weights 0-999 and some traffic flowing; deploy and scale a color in one update, then move traffic onto it in the next.",
+            f"Split traffic between exactly the two colors with weights 0-{MAX_WEIGHT} and some traffic flowing; deploy and scale a color in one update, then move traffic onto it in the next.",
             ("traffic",),
         ),
     ),

@@ -575,7 +575,7 @@ def test_config_written_back_keeps_the_shift_on_the_next_pulumi_up(aws: AwsStack
     stack_file = aws.tmp / "Pulumi.prod.yaml"
     done = aws.cutover(*shift(aws, "--steps", "100", *FAST, "--stack-config", str(stack_file)))
     assert done.returncode == 0, done.stderr
-    from cutover.offline import stack_config
+    from cutover.stack_config import stack_config
     from tests.harness.program_runs import declare
 
     run = declare(stack_config(aws.tmp / "Pulumi.prod.yaml"))

@@ -109,14 +109,15 @@ def test_the_wheel_works_outside_the_checkout(wheel: Path, tmp_path: Path) -> No
 
 
 # What no command of the base install may import (the extras' modules).
-EXTRA_MODULES = ("kubernetes", "matplotlib", "pulumi", "pulumi_policy", "grpc", "yaml")
+EXTRA_MODULES = ("kubernetes", "matplotlib", "pulumi", "pulumi_policy", "grpc")
 
 
 def test_the_base_install_shifts_rolls_back_and_reports_and_names_each_missing_extra(
     wheel: Path, aws: AwsStack, tmp_path: Path
 ) -> None:
-    """`pip install cutover` (the wheel and its base dependencies only): shift, status,
-    rollback, watchdog, kpis and report work against the stack; --plot and preview exit 2
+    """`pip install cutover` (the wheel and its base dependencies only): approve from a stack
+    file, shift writing the stack config back, status, rollback, watchdog, kpis and report work
+    against the stack; --plot and preview exit 2
     naming the extra to install, writing nothing."""
     venv = tmp_path / "venv"
     target = install(wheel, venv)
@@ -144,10 +145,18 @@ def test_the_base_install_shifts_rolls_back_and_reports_and_names_each_missing_e
     assert where.stdout.splitlines() == [str(target / "cutover" / "__init__.py"), "[]"], (
         where.stdout + where.stderr
     )
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    approved = cutover("approve", "--stack", "prod", "--color", "green", "--stack-file",
+                       str(stack_file), "--gates-config", str(aws.gates_config), "--key",
+                       str(aws.keys / "chairman.key"), "--out", str(tmp_path / "approval.json"))  # fmt: skip
+    assert approved.returncode == 0, approved.stderr
     shifted = cutover("shift", "--to", "green", "--steps", "50,100", "--bake", "0s",
-                      "--interval", "0.2s", *aws.gate_args(), *args)  # fmt: skip
+                      "--interval", "0.2s", "--stack-config", str(stack_file),
+                      *aws.gate_args(), *args)  # fmt: skip
     assert shifted.returncode == 0, shifted.stderr
     assert aws.served("checkout") == {"blue": 0, "green": 100}
+    assert "cutover:activeColor: green" in stack_file.read_text()
     status = cutover("status", *args)
     assert status.returncode == 0 and "green" in status.stdout, status.stderr
     rolled = cutover("rollback", *args)

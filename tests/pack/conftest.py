@@ -1,11 +1,15 @@
-"""What the pack's tests share: the flip to green with its records, declared once a module."""
+"""What the pack's tests share: the pack started as the engine starts it, and the flip to
+green with its records, declared once a module."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from cutover.analyzer import PolicyPackProcess
 from cutover.offline import ProgramRun
-from tests.harness.program_runs import previous_outputs, prod_config
+from tests.harness.program_runs import ROOT, previous_outputs, prod_config
 from tests.harness.records import declare_with_green_records
 
 
@@ -19,3 +23,13 @@ def flip(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
         config,
         previous=previous_outputs({"blue": 100, "green": 0}, 600),
     )
+
+
+@pytest.fixture(scope="module")
+def pack() -> Iterator[PolicyPackProcess]:
+    """The policy pack, started as the engine starts it, trusting the test keys."""
+    from tests.harness.records import PACK_CONFIG
+
+    with PolicyPackProcess(ROOT / "policies", stack="prod", project="cutover") as process:
+        process.configure(PACK_CONFIG)
+        yield process

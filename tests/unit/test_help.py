@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cutover.cli import COMMANDS, SECTIONS, cli
+from cutover.errors import EXIT_CODES
 
 
 def commands() -> list[tuple[str, click.Command]]:
@@ -37,11 +38,12 @@ def test_every_option_has_a_help_line_and_the_command_an_example(
 def test_colors_and_durations_are_named_in_help() -> None:
     text = CliRunner().invoke(cli, ["shift", "--help"]).output
     assert "[blue|green]" in text and "DURATION" in text
-    assert "Exit codes: 0 the shift succeeded; 1" in text
+    assert "Exit codes: 0 success; 1 the deployment failed or was rolled back" in text
 
 
 def test_the_top_level_help_groups_commands() -> None:
     text = CliRunner().invoke(cli, ["--help"]).output
+    assert " ".join(EXIT_CODES.split()) in " ".join(text.split())  # the one table
     positions = [text.index(f"{title}:") for title in SECTIONS.values()]
     assert positions == sorted(positions)
     assert (

@@ -23,7 +23,7 @@ from cutover_gates.rollback_window import TrafficState, keeps_full_capacity, nex
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.helper_role import helper_policy
+from components.helper_permissions import helper_policy
 from cutover.routers.gateway import weight_patch
 
 KEY = Ed25519PrivateKey.generate()

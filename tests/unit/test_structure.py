@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,18 @@ def test_no_status_is_written_as_a_string_literal(path: Path) -> None:
         if isinstance(n, ast.Constant) and n.value in STATUSES and id(n) not in keys
     ]
     assert literals == []
+
+
+def test_the_unit_layer_loads_no_server_sdk_or_rehearsal() -> None:
+    """`pytest tests/unit` pays for none of moto, Pulumi, gRPC or the rehearsal: each layer's
+    fixtures live in its own conftest.py, and the program's pure parts import no SDK."""
+    probe = (
+        "import sys, pytest\n"
+        "pytest.main(['-q', '--collect-only', '-p', 'no:cacheprovider', 'tests/unit'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'moto', 'pulumi', 'pulumi_aws', 'pulumi_kubernetes', 'pulumi_policy', 'grpc', "
+        "'rehearsal'}))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           cwd=PACKAGE.parent, timeout=120)  # fmt: skip
+    assert found.stdout.strip().splitlines()[-1] == "[]", found.stdout[-2000:] + found.stderr
