@@ -36,7 +36,7 @@ def read_outcomes(previous: dict[str, Any]) -> dict[str, str]:
             from cutover.aws import use_region_of
 
             use_region_of(outputs.listener_arn)
-        namespace = outputs.services["blue"].get("namespace")
+        namespace = outputs.services["blue"].namespace or None
         found = open_journal("stack", outputs.journal_table, namespace).outcomes(outputs.route_key)
     except Exception as e:  # noqa: BLE001 - said to the pack, which fails closed
         why = json.dumps({"unreadable": f"{type(e).__name__}: {e}"})

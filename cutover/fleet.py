@@ -53,14 +53,12 @@ class EcsFleet:
         from cutover.aws import client
 
         service = self.outputs.services[color]
-        found = client("ecs").describe_services(
-            cluster=service["cluster"], services=[service["service"]]
-        )
+        found = client("ecs").describe_services(cluster=service.cluster, services=[service.service])
         desired = found["services"][0]["desiredCount"] if found["services"] else 0
         if desired >= capacity:
             return None
         client("ecs").update_service(
-            cluster=service["cluster"], service=service["service"], desiredCount=capacity
+            cluster=service.cluster, service=service.service, desiredCount=capacity
         )
         return int(desired)
 
@@ -74,7 +72,7 @@ class KubernetesFleet:
 
     def _deployment(self, color: Color) -> tuple[str, str]:
         service = self.outputs.services[color]
-        return str(service["deployment"]), str(service["namespace"])
+        return service.deployment, service.namespace
 
     def ready(self, color: Color) -> int:
         from cutover.kube import apps, timeout
@@ -111,7 +109,7 @@ def ensure_full_capacity(
 ) -> None:
     """Scale `color` back to its full capacity if it was scaled down, and wait until that many
     are ready. Traffic never moves onto a color below its full capacity."""
-    capacity = int(outputs.services[color]["capacity"])
+    capacity = outputs.services[color].capacity
     before = fleet.scale_up(color, capacity)
     if before is not None:
         log(f"{outputs.name}: {color} runs {before} of {capacity}; scaling it back up first.")

@@ -263,7 +263,7 @@ def _floor(service: Service, color: Color, options: Options) -> int:
     allowed = service.fleet.disruptions_allowed
     if allowed is None or color != options.target:
         return 1
-    return max(1, int(service.outputs.services[color]["capacity"]) - allowed)
+    return max(1, service.outputs.services[color].capacity - allowed)
 
 
 class Tally:

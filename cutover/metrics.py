@@ -182,7 +182,5 @@ def source_for(outputs: StackOutputs) -> MetricSource | None:
         return CloudWatchSource(outputs.metrics, settings) if outputs.metrics else None
     if not (settings.prometheus or {}).get("url"):
         return None
-    namespace = str(outputs.services["blue"].get("namespace", "default"))
-    return PrometheusSource(
-        settings, namespace, {c: str(outputs.services[c].get("service", "")) for c in COLORS}
-    )
+    namespace = outputs.services["blue"].namespace or "default"
+    return PrometheusSource(settings, namespace, {c: outputs.services[c].service for c in COLORS})

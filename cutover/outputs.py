@@ -28,6 +28,8 @@ from cutover_gates.contract import (
     TARGET_GROUP_ARNS,
     TEST_URL,
     TOPIC_ARN,
+    Color,
+    ColorService,
 )
 
 if TYPE_CHECKING:
@@ -156,7 +158,14 @@ class StackOutputs:
             c: list((data.get(ALARM_NAMES) or {}).get(c, [])) for c in COLORS
         }
         self.releases: dict[str, dict[str, Any]] = dict(data[RELEASES])
-        self.services: dict[str, dict[str, Any]] = dict(data[SERVICES])
+        self.services: dict[Color, ColorService] = {}
+        for color in COLORS:
+            try:
+                found = data[SERVICES][color]
+                found = {"platform": self.platform, **found} if isinstance(found, dict) else found
+                self.services[color] = ColorService.from_json(found)
+            except ValueError as e:
+                raise fail(f"{SERVICES}.{color}", str(e)) from None
         self.journal_table: str | None = data.get(JOURNAL_TABLE)
         self.topic_arn: str | None = data.get(TOPIC_ARN)
         self.test_url: str | None = data.get(TEST_URL)
@@ -208,8 +217,7 @@ class StackOutputs:
     @property
     def name(self) -> str:
         """A short name for messages: the stack and service."""
-        service = self.services["blue"].get("service", "")
-        return f"{self.stack}/{str(service).rsplit('-', 1)[0]}"
+        return f"{self.stack}/{self.services['blue'].service.rsplit('-', 1)[0]}"
 
 
 def _resolution(metrics: dict[str, Any]) -> int | None:

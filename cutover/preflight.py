@@ -183,7 +183,7 @@ def preflight(
     for s in services:
         o, fleet = s.outputs, s.fleet
         problems += check_gates(o, target, kinds, pack_config, records)
-        need = min_healthy or int(o.services[target].get("capacity", 1))
+        need = min_healthy or o.services[target].capacity
         ready = fleet.ready(target)
         if ready < need:
             problems.append(

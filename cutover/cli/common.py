@@ -238,7 +238,7 @@ class Context:
         self.services = services_of(self.all_outputs)
         first = self.all_outputs[0]
         self.journal = open_journal(
-            journal, first.journal_table, first.services["blue"].get("namespace")
+            journal, first.journal_table, first.services["blue"].namespace or None
         )
         self.keys = [s.key for s in self.services]
         self.scope = scope_of(self.keys)

@@ -51,7 +51,7 @@ def router_for(outputs: StackOutputs) -> TrafficRouter:
     if outputs.routing == "gateway":
         from cutover.routers.gateway import GatewayRouter
 
-        services: dict[str, str] = {c: str(outputs.services[c]["service"]) for c in COLORS}
+        services: dict[str, str] = {c: outputs.services[c].service for c in COLORS}
         return GatewayRouter(
             outputs.route["namespace"], outputs.route["name"], services, outputs.name
         )

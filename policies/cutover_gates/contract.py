@@ -169,6 +169,59 @@ class Outcome:
         )
 
 
+@dataclass(frozen=True)
+class ColorService:
+    """One color's service as output `services` names it: what runs it (an ECS cluster and
+    service, or a Kubernetes namespace, Deployment and Service) and how many it runs."""
+
+    platform: str  # ecs or kubernetes
+    service: str  # the ECS service, or the color's Kubernetes Service
+    capacity: int  # full capacity: what a color runs before it takes traffic
+    idle_capacity: int  # what the color not serving keeps warm
+    desired_count: int  # what this update runs
+    cluster: str = ""  # ECS
+    namespace: str = ""  # Kubernetes
+    deployment: str = ""  # Kubernetes
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"platform": self.platform, "service": self.service, "capacity": self.capacity,
+                 "idleCapacity": self.idle_capacity, "desiredCount": self.desired_count}  # fmt: skip
+        place = {"cluster": self.cluster} if self.platform == "ecs" else \
+            {"namespace": self.namespace, "deployment": self.deployment}  # fmt: skip
+        return {**found, **place}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ColorService:
+        """ValueError naming the first malformed field."""
+        if not isinstance(data, Mapping):
+            raise ValueError("must be an object")
+        platform = data.get("platform", "ecs")
+        named = ("cluster",) if platform == "ecs" else ("namespace", "deployment")
+        if platform not in ("ecs", "kubernetes"):
+            raise ValueError(f"platform must be ecs or kubernetes, not {platform!r}")
+        for key in ("service", *named):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ValueError(f"{key} must be a non-empty string")
+        counts = {}
+        for key in ("capacity", "idleCapacity", "desiredCount"):
+            value = data.get(key, data.get("capacity") if key != "capacity" else None)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # outputs passed through the engine arrive as floats
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{key} must be a whole number of 0 or more")
+            counts[key] = value
+        return cls(
+            platform=str(platform),
+            service=str(data["service"]),
+            capacity=counts["capacity"],
+            idle_capacity=counts["idleCapacity"],
+            desired_count=counts["desiredCount"],
+            cluster=str(data.get("cluster", "")),
+            namespace=str(data.get("namespace", "")),
+            deployment=str(data.get("deployment", "")),
+        )
+
+
 # -- small shared rules ---------------------------------------------------------------------
 
 

@@ -378,7 +378,8 @@ def outputs(key: str = LISTENER) -> StackOutputs:
     analysis: ready instances are its guards)."""
     releases = {c: {"version": v, "digest": f"sha256:{c[0] * 64}"} for c, v in
                 (("blue", "1.41.0"), ("green", "1.42.0"))}  # fmt: skip
-    services = {c: {"service": f"checkout-{c}", "capacity": 2} for c in COLORS}
+    services = {c: {"service": f"checkout-{c}", "namespace": "checkout",
+                    "deployment": f"checkout-{c}", "capacity": 2} for c in COLORS}  # fmt: skip
     return StackOutputs(
         {"stack": "prod", "route": {"namespace": "checkout", "name": key[-12:].replace("/", "-")},
          "releases": releases, "services": services, "platform": "kubernetes"},
