@@ -84,3 +84,22 @@ def client(service: str) -> Any:
         max_pool_connections=POOL,
     )
     return _session().client(service, config=config)
+
+
+# DescribeAlarms takes at most 100 names a call, and pages its answer.
+ALARM_NAMES_PER_CALL = 100
+
+
+def describe_alarms(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The named CloudWatch alarms that exist, by name: batched and paged (one call for up to
+    100 names and 100 alarms), so any number of services' alarms are read whole."""
+    unique = sorted(set(names))
+    paginator = client("cloudwatch").get_paginator("describe_alarms")
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(unique), ALARM_NAMES_PER_CALL):
+        pages = paginator.paginate(
+            AlarmNames=unique[i : i + ALARM_NAMES_PER_CALL], MaxRecords=ALARM_NAMES_PER_CALL
+        )
+        for page in pages:
+            found.update({a["AlarmName"]: a for a in page["MetricAlarms"]})
+    return found

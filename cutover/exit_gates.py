@@ -27,7 +27,7 @@ from cutover_gates.contract import (
     Status,
 )
 
-from cutover.aws import client
+from cutover.aws import client, describe_alarms
 from cutover.deployment import Deployment
 from cutover.journal import Journal
 from cutover.preflight import check_gates
@@ -106,11 +106,7 @@ def _aws_monitoring(service: Service) -> tuple[list[str], list[str]]:
     o = service.outputs
     names = sorted({n for c in COLORS for n in o.alarm_names[c]})
     cloudwatch = client("cloudwatch")
-    alarms = {
-        a["AlarmName"]: a
-        for i in range(0, len(names), 100)
-        for a in cloudwatch.describe_alarms(AlarmNames=names[i : i + 100])["MetricAlarms"]
-    }
+    alarms = describe_alarms(names)
     problems = [f"alarm {n} does not exist" for n in names if n not in alarms]
     for name, alarm in sorted(alarms.items()):
         if not alarm.get("AlarmActions") or not alarm.get("ActionsEnabled", True):

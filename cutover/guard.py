@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cutover_gates.contract import COLORS, Color, other_color
 
-from cutover.aws import client
+from cutover.aws import describe_alarms
 from cutover.deployment import Options
 from cutover.service import Service
 from cutover.timeline import Sample
@@ -61,13 +61,7 @@ class AlarmGuard:
 
     def check(self) -> Verdict:
         try:
-            alarms = [
-                alarm
-                for i in range(0, len(self.names), 100)  # the API takes 100 names a call
-                for alarm in client("cloudwatch").describe_alarms(
-                    AlarmNames=self.names[i : i + 100]
-                )["MetricAlarms"]
-            ]
+            alarms = list(describe_alarms(self.names).values())
         except Exception as e:  # noqa: BLE001 - any API failure is inconclusive, not a crash
             return _inconclusive(self.kind, e)
         firing = sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")

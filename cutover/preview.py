@@ -15,7 +15,6 @@ from typing import Any
 
 from cutover_gates.contract import GATE_POLICIES, ROLLBACK_TESTED_POLICY, TRAFFIC
 
-from cutover.analyzer import Diagnostic, PolicyInfo, PolicyPackProcess
 from cutover.offline import (
     ProgramMocks,
     ProgramRun,
@@ -23,6 +22,7 @@ from cutover.offline import (
     project_name,
     run_program,
 )
+from cutover.policy_pack import Diagnostic, PolicyInfo, PolicyPackProcess
 from cutover.stack_config import stack_config
 
 AT_UPDATE = "(the time of the update)"

@@ -59,11 +59,11 @@ def status(
     for service in ctx.services:
         o = service.outputs
         names = [n for c in COLORS for n in o.alarm_names[c]]
-        alarms = []
+        alarms: dict[str, dict[str, Any]] = {}
         if names:
-            from cutover.aws import client
+            from cutover.aws import describe_alarms
 
-            alarms = client("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"]
+            alarms = describe_alarms(names)
         services.append(
             {
                 "service": o.name,
@@ -72,7 +72,7 @@ def status(
                 "ready": {c: service.fleet.ready(c) for c in COLORS},
                 "readyUnit": service.fleet.unit,
                 "releases": {c: o.releases[c].get("version") for c in COLORS},
-                "alarms": {a["AlarmName"]: a["StateValue"] for a in alarms},
+                "alarms": {name: a["StateValue"] for name, a in alarms.items()},
             }
         )
     latest = ctx.deployment(None)

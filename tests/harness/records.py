@@ -16,8 +16,8 @@ from cutover_gates.contract import KINDS
 from cutover_gates.keys import key_id, public_key_text
 from cutover_gates.record import make_record, private_key_pem, sign
 
-from cutover.analyzer import Diagnostic, PolicyPackProcess
 from cutover.offline import ProgramRun, Resource
+from cutover.policy_pack import Diagnostic, PolicyPackProcess
 from cutover.preflight import pack_config_trusting
 from tests.harness.program_runs import declare, prod_config
 

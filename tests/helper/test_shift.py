@@ -604,6 +604,34 @@ def test_status_reports_weights_health_alarms_and_lock(aws: AwsStack) -> None:
     assert data["deployment"] is None and data["lock"] is None
 
 
+def test_status_and_the_alarm_guard_read_every_alarm_of_a_stack_with_hundreds(
+    aws: AwsStack,
+) -> None:
+    """DescribeAlarms takes 100 names a call: a stack naming 250 alarms has each one read,
+    the one in ALARM among the last shown by status and refusing a shift at its preflight."""
+    cloudwatch = aws.client("cloudwatch")
+    many = [f"checkout-prod-green-extra-{i:03}" for i in range(247)]
+    for name in many:
+        cloudwatch.put_metric_alarm(
+            AlarmName=name, MetricName="M", Namespace="N", Statistic="Sum", Period=60,
+            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
+        )  # fmt: skip
+    aws.alarm(many[-1])
+    data = json.loads(aws.outputs["checkout"].read_text())
+    data["alarmNames"]["green"] += many
+    outputs = aws.tmp / "many-alarms.json"
+    outputs.write_text(json.dumps(data))
+    status = aws.cutover("status", "--output", "json", "--outputs", str(outputs),
+                         "--journal", aws.journal())  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    alarms = json.loads(status.stdout)["services"][0]["alarms"]
+    assert len(alarms) == 6 + len(many) and alarms[many[-1]] == "ALARM"
+    refused = aws.cutover("shift", "--to", "green", *aws.gate_args(), "--steps", "100", *FAST,
+                          "--outputs", str(outputs), "--journal", aws.journal())  # fmt: skip
+    assert refused.returncode == 2 and f"in ALARM: {many[-1]}" in refused.stderr, refused.stderr
+    assert aws.served() == {"blue": 100, "green": 0}
+
+
 def test_kpis_across_deployments_from_the_dynamodb_journal(aws: AwsStack) -> None:
     dynamo = ["--outputs", str(aws.outputs["checkout"]), "--journal", "dynamodb"]
     ok = aws.cutover("shift", "--to", "green", *aws.gate_args(), "--steps", "100", *FAST, *dynamo)

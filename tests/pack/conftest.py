@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cutover.analyzer import PolicyPackProcess
 from cutover.offline import ProgramRun
+from cutover.policy_pack import PolicyPackProcess
 from tests.harness.program_runs import ROOT, previous_outputs, prod_config
 from tests.harness.records import declare_with_green_records
 

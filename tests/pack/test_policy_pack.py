@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from cutover.analyzer import PolicyPackProcess
 from cutover.errors import ConfigError
 from cutover.offline import ProgramRun, Resource
+from cutover.policy_pack import PolicyPackProcess
 from tests.harness.program_runs import ROOT, declare, previous_outputs, prod_config
 from tests.harness.records import (
     PACK_CONFIG,

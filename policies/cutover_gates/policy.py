@@ -1,0 +1,176 @@
+"""The policies' plumbing: how a check is declared (`GatePolicy` over the stack, `ResourceGate`
+over one resource), what it says to a reviewer (`About`), and when it applies (production
+stacks, failing closed on values unknown during preview)."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import UnknownValueError
+
+from cutover_gates.config_schema import DEFAULT_PRODUCTION_STACKS, properties_of
+from cutover_gates.facts import (
+    Res,
+    StackFacts,
+    collect,
+)
+
+
+def _website() -> str | None:
+    """PulumiPolicy.yaml `website`: where reviewers read about each policy (README anchors)."""
+    import yaml
+
+    try:
+        found = yaml.safe_load(
+            (Path(__file__).resolve().parents[1] / "PulumiPolicy.yaml").read_text()
+        )
+    except (OSError, yaml.YAMLError):
+        return None
+    website = found.get("website") if isinstance(found, dict) else None
+    return str(website).rstrip("/") if website else None
+
+
+WEBSITE = _website()
+
+# report(message) or report(message, urn): the SDK's ReportViolation, urn optional.
+Report = Callable[..., None]
+
+
+def is_production(stack: str | None, patterns: list[str] | None = None) -> bool:
+    """True for production stacks; an unknown stack counts as production (fail closed)."""
+    if not stack:
+        return True
+    return any(fnmatch.fnmatchcase(stack, p) for p in (patterns or DEFAULT_PRODUCTION_STACKS))
+
+
+class _EnforcedByStack:
+    """Mandatory on production stacks, advisory elsewhere, unless the pack's config says otherwise.
+
+    The engine names the stack in PULUMI_STACK; the pack config's `enforcementLevel` for a
+    policy overrides this (the SDK consults config first).
+    """
+
+    _explicit: EnforcementLevel | None = None
+
+    @property
+    def enforcement_level(self) -> EnforcementLevel:
+        if self._explicit is not None:
+            return self._explicit
+        production = is_production(os.environ.get("PULUMI_STACK"))
+        return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY
+
+    @enforcement_level.setter
+    def enforcement_level(self, value: EnforcementLevel | None) -> None:
+        self._explicit = value
+
+
+def fail_closed(report: Report, error: UnknownValueError) -> None:
+    report(
+        f"Cannot be decided during preview: {error.message} Failing closed: this gate does "
+        "not pass on values it cannot see. Run the preview against a stack whose resources "
+        "exist, or `cutover preview`, which fills computed values."
+    )
+
+
+@dataclass(frozen=True)
+class About:
+    """What a reviewer in Pulumi Cloud sees of a policy besides its description."""
+
+    display_name: str
+    severity: Severity
+    remediation: str  # the generic fix; violations say what is wrong in this update
+    tags: tuple[str, ...]
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "display_name": self.display_name,
+            "severity": self.severity,
+            "remediation_steps": self.remediation,
+            "tags": ["cutover", *self.tags],
+        }
+        if WEBSITE:  # PulumiPolicy.yaml `website`: where the README's policy sections are
+            found["url"] = f"{WEBSITE}#policy-{name}"
+        return found
+
+
+class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
+    """A stack policy over StackFacts. A violation names the production listener or
+    HTTPRoute unless it names a resource of its own."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        check: Callable[[StackFacts, Mapping[str, Any], Report], None],
+        about: About,
+    ) -> None:
+        def validate(args: StackValidationArgs, report: Report) -> None:
+            resources = [Res(r.resource_type, r.urn, r.props) for r in args.resources]
+            if not resources:
+                return
+            facts = collect(resources)
+            anchor = facts.listener or facts.route
+
+            def on_route(message: str, urn: str | None = None) -> None:
+                report(message, urn or (anchor.urn if anchor else None))
+
+            try:
+                check(facts, args.get_config() or {}, on_route)
+            except UnknownValueError as e:
+                fail_closed(on_route, e)
+            except ValueError as e:  # the listener is not a blue/green split: nothing to judge by
+                on_route(f"Cannot be decided: {e}. Failing closed (see weights-valid).")
+
+        super().__init__(
+            name,
+            description,
+            validate,
+            config_schema=PolicyConfigSchema(properties_of(name)),
+            **about.metadata(name),
+        )
+
+
+class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[misc]
+    """A resource policy over (type, urn, props)."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        check: Callable[[Res, Mapping[str, Any], Report], None],
+        about: About,
+    ) -> None:
+        def validate(args: ResourceValidationArgs, report: Report) -> None:
+            try:
+                check(
+                    Res(args.resource_type, args.urn, args.props), args.get_config() or {}, report
+                )
+            except UnknownValueError as e:
+                fail_closed(report, e)
+
+        super().__init__(
+            name,
+            description,
+            validate,
+            config_schema=PolicyConfigSchema(properties_of(name)),
+            **about.metadata(name),
+        )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
