@@ -17,7 +17,7 @@ from typing import Any, Literal
 from cutover_gates.contract import Color, Outcome, Status, other_color, parse_color
 
 from cutover.timeline import Event, EventType, Failure, Sample, Timings
-from cutover.weights import Weights
+from cutover.weights import Weights, format_weights
 
 Mode = Literal["auto", "assisted", "manual"]
 SPARSE_SAMPLE_SECONDS = 60.0
@@ -156,7 +156,7 @@ class Deployment:
         if last.type == EventType.VERIFYING:
             left = max(0.0, last.t + float(last.detail.get("seconds", 0)) - now)
             weights = self.plan[-1]
-            return f"verifying blue {weights['blue']} / green {weights['green']}, {left:.0f} s left"
+            return f"verifying {format_weights(weights)}, {left:.0f} s left"
         index = int(last.detail.get("index", self.step))
         if last.type == EventType.STEP_INTENT:
             return f"writing step {index + 1}/{total}"

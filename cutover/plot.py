@@ -16,6 +16,7 @@ from cutover_gates.contract import Status, share
 
 from cutover.deployment import Deployment
 from cutover.timeline import EventType
+from cutover.weights import format_weights
 
 FAIL_COLOR = "#d62728"
 OK_COLOR = "#2ca02c"
@@ -46,7 +47,7 @@ def figure_of(deployment: Deployment) -> Any:
             weights = event.detail["weights"]
             points.append((event.t - start, 100 * share(weights, target)))
             ax.annotate(
-                f"step {int(event.detail.get('index', 0)) + 1}: blue {weights['blue']} / green {weights['green']}",
+                f"step {int(event.detail.get('index', 0)) + 1}: {format_weights(weights)}",
                 (x, 100 * share(weights, target)),
                 textcoords="offset points",
                 xytext=(4, 6),

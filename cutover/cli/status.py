@@ -12,6 +12,7 @@ from cutover_gates.contract import COLORS, Status
 
 from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
 from cutover.deployment import Deployment
+from cutover.weights import format_weights
 
 
 @click.command()
@@ -102,7 +103,7 @@ def status(
         return
     for s in services:
         w = s["weights"]
-        say(f"{s['service']}: blue {w['blue']} / green {w['green']}")
+        say(f"{s['service']}: {format_weights(w)}")
         for c in COLORS:
             say(f"  {c}: release {s['releases'][c]}, {s['ready'][c]} {s['readyUnit']}")
         for name, value in sorted(s["alarms"].items()):
