@@ -69,6 +69,7 @@ bench: $(STAMP) $(PACK_STAMP)
 	$(BIN)/python benchmarks/analysis.py
 	$(BIN)/python benchmarks/gates.py
 	$(BIN)/python benchmarks/install.py
+	$(BIN)/python benchmarks/kpis.py
 
 clean:
 	rm -rf $(VENV) $(PACK_VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
