@@ -95,9 +95,12 @@ def lines(
 
 
 def _fitted(line: str) -> list[str]:
-    """A fact in lines of at most WIDTH columns, continued under its own indent."""
+    """A fact in lines of at most WIDTH columns, continued under its own indent (a word longer
+    than that, an ARN or a URL, is kept whole)."""
     indent = " " * (len(line) - len(line.lstrip()) + 2)
-    return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [line]
+    return textwrap.wrap(
+        line, WIDTH, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False
+    ) or [line]
 
 
 def exit_code(state: Status) -> int:
