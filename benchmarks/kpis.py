@@ -136,7 +136,7 @@ def main() -> None:
             "stack": "prod", "listenerArn": LISTENER, "journalTable": TABLE, "topicArn": "arn:t",
             "loadBalancerDnsName": "alb.example", "testUrl": "https://alb.example:8443",
             "targetGroupArns": {"blue": "arn:b", "green": "arn:g"},
-            "alarmNames": {"blue": [], "green": []}, "releases": {"blue": {}, "green": {}},
+            "alarmNames": {"blue": [], "green": []}, "releases": {c: {"version": "1.0.0", "digest": ""} for c in ("blue", "green")},
             "services": {"blue": service, "green": {**service, "service": "checkout-green"}},
         }))  # fmt: skip
         kpis = [sys.executable, "-m", "cutover", "kpis", "--outputs", str(outputs),

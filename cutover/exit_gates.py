@@ -172,7 +172,7 @@ def rollback_tested(
     problems = check_gates(service.outputs, color, [ROLLBACK_DRILL], pack, records)
     if problems:
         return ExitGate(ROLLBACK_TESTED, False, problems[0])
-    version = service.outputs.releases[color].get("version")
+    version = service.outputs.releases[color].version
     return ExitGate(ROLLBACK_TESTED, True, f"a valid rollback-drill record for {color} {version}")
 
 

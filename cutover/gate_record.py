@@ -186,13 +186,13 @@ def sign_release_record(
         kind=kind,
         project=outputs.project,
         stack=outputs.stack,
-        version=str(release["version"]),
-        digest=str(release["digest"]),
+        version=release.version,
+        digest=release.digest,
         color=color,
         issued_at=datetime.now(UTC),
         valid_for=timedelta(seconds=valid_for),
         details=details,
     )
-    path = folder / f"{outputs.stack}-{color}-{release['version']}-{kind}.json"
+    path = folder / f"{outputs.stack}-{color}-{release.version}-{kind}.json"
     write_signed(path, body, signer, pack_config)
     return path

@@ -30,6 +30,7 @@ from cutover_gates.contract import (
     TOPIC_ARN,
     Color,
     ColorService,
+    Release,
 )
 
 if TYPE_CHECKING:
@@ -157,7 +158,12 @@ class StackOutputs:
         self.alarm_names: dict[str, list[str]] = {
             c: list((data.get(ALARM_NAMES) or {}).get(c, [])) for c in COLORS
         }
-        self.releases: dict[str, dict[str, Any]] = dict(data[RELEASES])
+        self.releases: dict[Color, Release] = {}
+        for color in COLORS:
+            try:
+                self.releases[color] = Release.from_json(data[RELEASES][color])
+            except ValueError as e:
+                raise fail(f"{RELEASES}.{color}", str(e)) from None
         self.services: dict[Color, ColorService] = {}
         for color in COLORS:
             try:

@@ -58,11 +58,11 @@ def check_gates(
 ) -> list[str]:
     """Problems that stop traffic moving onto `color`'s release (empty when every gate holds):
     the same judgement as the pack's (N of M), over the record files, and a change freeze."""
-    from cutover_gates.contract import EMERGENCY, TRUSTED_KEYS_OF
+    from cutover_gates.contract import EMERGENCY, TRUSTED_KEYS_OF, parse_color
     from cutover_gates.freeze import active_window
 
-    release = outputs.releases[color]
-    version, digest = str(release.get("version", "")), str(release.get("digest", ""))
+    release = outputs.releases[parse_color(color)]
+    version, digest = release.version, release.digest
     now = datetime.now(UTC)
     problems = []
     freeze = _config(pack_config, TRUSTED_KEYS_OF[EMERGENCY])

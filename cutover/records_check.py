@@ -28,7 +28,7 @@ def _expected(body: dict[str, Any], outputs: StackOutputs | None) -> Expected:
     if not isinstance(release, dict):
         release = {}
     if outputs is not None and color in outputs.releases:
-        release = outputs.releases[color]
+        release = outputs.releases[color].to_json()
     return Expected(
         kind,
         outputs.project if outputs else str(body.get("project")),

@@ -108,7 +108,10 @@ class Shift:
                 listeners=self.keys,
                 services=[s.outputs.name for s in self.services],
                 stacks=sorted({s.outputs.stack for s in self.services}),
-                releases={s.outputs.name: s.outputs.releases for s in self.services},
+                releases={
+                    s.outputs.name: {c: r.to_json() for c, r in s.outputs.releases.items()}
+                    for s in self.services
+                },
                 options=options,
                 snapshot=dict(zip(self.keys, snapshots, strict=True)),
                 plan=plan_shift(lowest, options.target, options.steps),

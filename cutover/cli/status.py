@@ -72,7 +72,7 @@ def status(
                 "weights": service.router.served(),
                 "ready": {c: service.fleet.ready(c) for c in COLORS},
                 "readyUnit": service.fleet.unit,
-                "releases": {c: o.releases[c].get("version") for c in COLORS},
+                "releases": {c: o.releases[c].version for c in COLORS},
                 "alarms": {name: a["StateValue"] for name, a in alarms.items()},
             }
         )

@@ -170,6 +170,29 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Release:
+    """The release a color runs, as output `releases` names it: its version and the digest of
+    its image (what the gate records bind; "" where the image is not pinned)."""
+
+    version: str
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Release:
+        """ValueError naming the first malformed field."""
+        if not isinstance(data, Mapping):
+            raise ValueError("must be {version, digest}")
+        if not isinstance(data.get("version"), str) or not data["version"]:
+            raise ValueError("version must be a non-empty string")
+        if not isinstance(data.get("digest", ""), str):
+            raise ValueError("digest must be a string (sha256:..., or empty when not pinned)")
+        return cls(data["version"], str(data.get("digest", "")))
+
+
+@dataclass(frozen=True)
 class ColorService:
     """One color's service as output `services` names it: what runs it (an ECS cluster and
     service, or a Kubernetes namespace, Deployment and Service) and how many it runs."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cutover_gates.contract import ColorService
+from cutover_gates.contract import ColorService, Release
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,7 +40,8 @@ def outputs_with(service: dict[str, Any]) -> dict[str, Any]:
         "loadBalancerDnsName": "alb.example", "testUrl": "https://alb.example:8443",
         "targetGroupArns": {"blue": "arn:b", "green": "arn:g"},
         "alarmNames": {"blue": [], "green": []},
-        "releases": {"blue": {}, "green": {}},
+        "releases": {c: {"version": v, "digest": "sha256:" + c[0] * 64}
+                     for c, v in (("blue", "1.41.0"), ("green", "1.42.0"))},
         "services": {"blue": ok, "green": {**ok, **service}},
     }  # fmt: skip
 
@@ -72,3 +73,25 @@ def test_an_idle_capacity_left_out_is_the_full_capacity() -> None:
     del data["services"]["green"]["idleCapacity"], data["services"]["green"]["desiredCount"]
     green = StackOutputs(data, "outputs.json").services["green"]
     assert (green.capacity, green.idle_capacity, green.desired_count) == (6, 6, 6)
+
+
+@pytest.mark.parametrize(
+    ("release", "said"),
+    [
+        ({"digest": "sha256:" + "a" * 64}, "output 'releases.green' version must be a non-empty"),
+        ({"version": "", "digest": ""}, "output 'releases.green' version must be a non-empty"),
+        ({"version": "1.42.0", "digest": 7}, "output 'releases.green' digest must be a string"),
+        ("1.42.0", "output 'releases.green' must be {version, digest}"),
+    ],
+)
+def test_a_malformed_release_is_named(release: Any, said: str) -> None:
+    data = outputs_with({})
+    data["releases"]["green"] = release
+    with pytest.raises(ConfigError) as raised:
+        StackOutputs(data, "outputs.json")
+    assert said in str(raised.value)
+
+
+@given(version=names, digest=st.sampled_from(["", "sha256:" + "b" * 64]))
+def test_a_release_reads_back_what_it_wrote(version: str, digest: str) -> None:
+    assert Release.from_json(Release(version, digest).to_json()) == Release(version, digest)
