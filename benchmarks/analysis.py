@@ -204,7 +204,7 @@ def _tests() -> dict[str, tuple[Any, Any]]:
     from cutover.analysis import judge
 
     return {
-        "previous": (analysis_before.judge, analysis_before.Settings(min_requests=50)),
+        "previous": (analysis_before.judge, Settings(min_requests=50)),
         "current": (judge, Settings(min_requests=50)),
     }
 

@@ -1,102 +1,22 @@
 """The metric analysis as it was before its tests became anytime-valid: a one-sided
 Mann-Whitney U test and a test of two proportions, each a fixed-sample test applied after
-every window (the code of cutover/analysis.py until then, unchanged). Kept only so that
-benchmarks/analysis.py measures it beside the current test in the same run; not part of the
-product."""
+every window (the judgement of cutover/analysis.py until then, unchanged; its settings and
+windows are today's types). Kept only so that benchmarks/analysis.py measures it beside the
+current test in the same run; not part of the product."""
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cutover_gates.analysis_config import Settings
+
+from cutover.analysis import Window
+
 ALPHA = 0.05
-# The baseline when the target serves everything: this many windows before the shift began.
-BASELINE_WINDOWS = 5
-# The figures read for each color and window (the keys of `prometheus.queries`).
-QUERY_NAMES = ("requests", "errors", "latency")
-STATISTIC = re.compile(r"^(Average|Maximum|p(\d{1,2}(\.\d+)?))$")
 
 JudgementState = Literal["ok", "fail", "inconclusive"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The stack's `cutover:analysis` config, as the program exports it (output `analysis`)."""
-
-    enabled: bool = True
-    period_seconds: int = 60
-    max_error_rate_increase: float = 1.0  # percentage points
-    max_latency_increase_percent: float = 50.0
-    latency_statistic: str = "p99"  # a CloudWatch statistic: p99, p95, Average, ...
-    min_requests: int = 50
-    verify_minutes: float = 0.0
-    delay_seconds: int = 0  # how long after a window's end its figures are all published
-    prometheus: dict[str, Any] | None = None  # {"url", "queries"} on Gateway stacks
-
-    def to_json(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "enabled": self.enabled,
-            "periodSeconds": self.period_seconds,
-            "maxErrorRateIncrease": self.max_error_rate_increase,
-            "maxLatencyIncreasePercent": self.max_latency_increase_percent,
-            "latencyStatistic": self.latency_statistic,
-            "minRequests": self.min_requests,
-            "verifyMinutes": self.verify_minutes,
-            "delaySeconds": self.delay_seconds,
-        }
-        if self.prometheus is not None:
-            found["prometheus"] = self.prometheus
-        return found
-
-    @classmethod
-    def from_json(cls, data: Any) -> Settings:
-        """Settings from the output `analysis`; ValueError naming what is malformed."""
-        if not isinstance(data, dict):
-            raise ValueError("must be an object")
-        try:
-            settings = cls(
-                enabled=bool(data.get("enabled", True)),
-                period_seconds=int(data.get("periodSeconds", 60)),
-                max_error_rate_increase=float(data.get("maxErrorRateIncrease", 1.0)),
-                max_latency_increase_percent=float(data.get("maxLatencyIncreasePercent", 50.0)),
-                latency_statistic=str(data.get("latencyStatistic", "p99")),
-                min_requests=int(data.get("minRequests", 50)),
-                verify_minutes=float(data.get("verifyMinutes", 0.0)),
-                delay_seconds=int(data.get("delaySeconds", 0)),
-                prometheus=data.get("prometheus"),
-            )
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"has a field of the wrong type ({e})") from None
-        if settings.period_seconds < 1 or settings.min_requests < 1 or settings.delay_seconds < 0:
-            raise ValueError("needs periodSeconds >= 1, minRequests >= 1 and delaySeconds >= 0")
-        if not STATISTIC.fullmatch(settings.latency_statistic):
-            raise ValueError(
-                f"latencyStatistic {settings.latency_statistic!r} is not p<N> or Average"
-            )
-        return settings
-
-    @property
-    def quantile(self) -> float | None:
-        """The latency statistic as a quantile (0.99 for p99); None for Average or Maximum."""
-        match = STATISTIC.fullmatch(self.latency_statistic)
-        return float(match.group(2)) / 100 if match and match.group(2) else None
-
-
-@dataclass(frozen=True)
-class Window:
-    """One color's figures over one analysis window starting at `start` (epoch seconds)."""
-
-    start: float
-    requests: float
-    errors: float
-    latency: float | None  # seconds, the configured statistic; None when nothing was served
-
-    @property
-    def error_rate(self) -> float:
-        """Errors per 100 requests."""
-        return 100.0 * self.errors / self.requests if self.requests else 0.0
 
 
 @dataclass(frozen=True)
@@ -211,11 +131,3 @@ def _said(figures: dict[str, Any], names: tuple[str, str], settings: Settings) -
 
     windows = figures["target"]["windows"]
     return f"{one(figures['target'])} vs {one(figures['baseline'])} over {windows} window(s)"
-
-
-def window_starts(start: float, end: float, period: int) -> list[float]:
-    """The starts of the complete windows (aligned to multiples of `period`) from the one
-    holding `start` up to `end`."""
-    first = math.floor(start / period) * period
-    last = math.floor(end / period) * period  # the window holding `end` is not complete
-    return [float(t) for t in range(int(first), int(last), period)]
