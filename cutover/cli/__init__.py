@@ -104,18 +104,20 @@ EXTRAS = {
 }
 
 
-def missing_extra(error: ModuleNotFoundError) -> str | None:
-    """The line naming the extra to install for a module that is not installed; None when
-    the module is not one of an extra's (a broken install keeps its traceback)."""
+def missing_extra(error: ModuleNotFoundError) -> tuple[str, ExitCode] | None:
+    """The line naming the extra to install for a module that is not installed (nothing was
+    done: bad input); None when the module is not one of an extra's (a broken install keeps
+    its traceback)."""
     module = (error.name or "").split(".")[0]
     extra = EXTRAS.get(module)
     if extra is None:
         return None
     command = " ".join(sys.argv[1:2]) or "this command"
-    return (
+    line = (
         f"`cutover {command}` needs cutover[{extra}] ({module} is not installed): "
         f"pip install 'cutover[{extra}]'"
     )
+    return line, ExitCode.BAD_INPUT
 
 
 class Commands(click.Group):
@@ -196,14 +198,8 @@ def run() -> None:
     except (KeyboardInterrupt, Interrupted):
         click.echo("error: interrupted; nothing more was done", err=True)
         sys.exit(ExitCode.FAILED)
-    except ModuleNotFoundError as e:
-        line = missing_extra(e)
-        if line is None:
-            raise
-        click.echo(f"error: {line}", err=True)
-        sys.exit(ExitCode.BAD_INPUT)
     except Exception as e:
-        found = api_failure(e)
+        found = missing_extra(e) if isinstance(e, ModuleNotFoundError) else api_failure(e)
         if found is None:
             raise
         click.echo(f"error: {found[0]}", err=True)
