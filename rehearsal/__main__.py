@@ -72,13 +72,11 @@ def _errors(text: str) -> dict[str, float]:
     for part in filter(None, text.split(",")):
         color, _, value = part.partition("=")
         if color not in found:
-            raise SystemExit(f"error: --error-percent {text!r}: expected blue=N,green=N")
+            raise ValueError(f"--error-percent {text!r}: expected blue=N,green=N")
         try:
             found[color] = float(value)
         except ValueError:
-            raise SystemExit(
-                f"error: --error-percent {text!r}: {value!r} is not a number"
-            ) from None
+            raise ValueError(f"--error-percent {text!r}: {value!r} is not a number") from None
     return found
 
 
@@ -126,7 +124,6 @@ def up(folder: Path, per_second: float | None, errors: str) -> None:
 
 def traffic(folder: Path, per_second: float, errors: str) -> None:
     state = _state(folder)
-    _errors(errors)  # refused before anything changes
     _stop(state.get("traffic"))
     env = {**os.environ, **aws_env(state["endpoint"])}
     command = [sys.executable, "-m", "rehearsal", "serve-traffic", "--dir", str(folder),
@@ -185,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--error-percent", default="blue=1,green=1",
                                  help="each color's 5xx rate, e.g. blue=1,green=6")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.command != "down":  # refused before anything starts or changes
+        try:
+            _errors(args.error_percent)
+        except ValueError as e:
+            parser.exit(2, f"error: {e}\n")
+        if args.per_second is not None and not args.per_second > 0:
+            parser.exit(2, f"error: --per-second {args.per_second:g}: expected more than 0\n")
     if args.command == "up":
         up(args.dir, args.per_second, args.error_percent)
     elif args.command == "traffic":
