@@ -19,7 +19,7 @@ from cutover_gates.contract import (
 
 from components.cluster import ServiceCluster, ServiceClusterArgs
 from components.color_fleet import ColorFleet, ColorFleetArgs
-from components.config import StackConfig, load_config
+from components.config import load_config
 from components.gate_records import GateRecordFile, GateRecords, GateRecordsArgs, read_gate_records
 from components.helper_role import HelperRole, HelperRoleArgs
 from components.journal import DeploymentJournal, DeploymentJournalArgs
@@ -27,6 +27,7 @@ from components.latest_deployments import latest_deployments
 from components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerArgs
 from components.monitoring import NAMESPACE as ALB_NAMESPACE
 from components.monitoring import Monitoring, MonitoringArgs
+from components.stack import StackConfig
 from components.tags import stack_tags
 from components.traffic import TrafficPlan, previous_traffic, previous_update
 from components.watchdog import Watchdog, WatchdogArgs

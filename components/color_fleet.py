@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.config import ColorConfig, StackConfig
+from components.stack import ColorConfig, StackConfig
 from components.tags import color_tags
 
 

@@ -1,7 +1,9 @@
 """The stack's `cutover:` config, read once and validated before any resource is declared.
 
-`parse_config` is pure (raw strings in, frozen dataclasses out) so every rule is testable
-without Pulumi; `load_config` is the one place that reads Pulumi's config.
+Each section's keys are one table (`config_keys.Key` rows: the key, its field, its type and
+range, its default); `parse_config` keeps only the rules that span keys. It is pure (raw
+strings in, the frozen shapes of components/stack.py out), so every rule is testable without Pulumi; `load_config`
+is the one place that reads Pulumi's config.
 """
 
 from __future__ import annotations
@@ -9,293 +11,190 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from cutover_gates.analysis_config import SettingError, Settings, parse_analysis
-from cutover_gates.contract import COLORS, Color, digest_of, other_color
+from cutover_gates.analysis_config import parse_analysis
+from cutover_gates.config_keys import (
+    Key,
+    SettingError,
+    boolean,
+    number,
+    one_of,
+    read,
+    section,
+    text,
+    whole,
+)
+from cutover_gates.contract import COLORS, Color
 from cutover_gates.record import PINNED_IMAGE
 
-from cutover.errors import ConfigError
-from cutover.weights import weights_for
-
-NAMESPACE = "cutover"
-
-_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
-_VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_CERT = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
-_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
-_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi)?$")
-
-KNOWN_KEYS = frozenset(
-    {
-        "activeColor",
-        "trafficPercent",
-        "production",
-        "platform",
-        "service",
-        "network",
-        "colors",
-        "alarms",
-        "rollbackWindowMinutes",
-        "certificateArn",
-        "testListenerPort",
-        "deregistrationDelaySeconds",
-        "slowStartSeconds",
-        "gateRecords",
-        "kubernetes",
-        "watchdog",
-        "analysis",
-    }
+from components.stack import (
+    NAMESPACE,
+    RATE,
+    AlarmThresholds,
+    ColorConfig,
+    KubernetesConfig,
+    Network,
+    ServiceConfig,
+    StackConfig,
+    WatchdogConfig,
 )
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
+from cutover.errors import ConfigError
+
+_SUBNET = r"subnet-[0-9a-f]{8,17}"
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+_QUANTITY = r"\d+(\.\d+)?(m|Ki|Mi|Gi)?"
 
 
-@dataclass(frozen=True)
-class ColorConfig:
-    """One color's release and fleet: what runs, how much of it, how it is checked."""
-
-    color: Color
-    release: str
-    image: str
-    capacity: int
-    idle_capacity: int
-    container_port: int
-    health_check_path: str
-
-    @property
-    def digest(self) -> str:
-        """The image digest (`sha256:...`), or "" when the image is not pinned."""
-        return digest_of(self.image)
-
-
-@dataclass(frozen=True)
-class Network:
-    vpc_id: str
-    public_subnet_ids: tuple[str, ...]
-    private_subnet_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    name: str
-    container_name: str
-    cpu: int
-    memory: int
-
-
-@dataclass(frozen=True)
-class KubernetesConfig:
-    """Where the colors run on Kubernetes and how traffic reaches them.
-
-    `routing` is `gateway` (a weighted Gateway API HTTPRoute on the named Gateway) or `alb`
-    (each color's Service bound to its ALB target group by a TargetGroupBinding of the AWS
-    Load Balancer Controller, so the ALB's weights and CloudWatch guards apply as on ECS).
-    """
-
-    namespace: str
-    routing: str
-    gateway_name: str | None  # gateway routing only
-    gateway_namespace: str | None
-    hostnames: tuple[str, ...]
-    service_port: int
-    cpu: str
-    memory: str
-
-
-@dataclass(frozen=True)
-class AlarmThresholds:
-    error_rate_percent: float
-    p99_latency_seconds: float
-    unhealthy_hosts: int
-    evaluation_periods: int
-    period_seconds: int
-
-
-@dataclass(frozen=True)
-class WatchdogConfig:
-    """The stack's own watchdog: gives traffic back when a shift's process dies."""
-
-    enabled: bool
-    schedule: str  # rate(N minutes) (EventBridge); a CronJob runs it as */N * * * *
-    image: str | None  # Gateway stacks: the cutover image the CronJob runs, pinned by digest
-    log_retention_days: int
-
-    @property
-    def every_minutes(self) -> int:
-        number, unit = _RATE.fullmatch(self.schedule).groups()  # type: ignore[union-attr]
-        return int(number) * (60 if unit.startswith("hour") else 1)
-
-    @property
-    def cron(self) -> str:
-        """The schedule as a Kubernetes CronJob's."""
-        minutes = self.every_minutes
-        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
-
-
-@dataclass(frozen=True)
-class StackConfig:
-    """Everything the program declares, validated."""
-
-    project: str
-    stack: str
-    production: bool
-    platform: str
-    active_color: Color
-    traffic_percent: int
-    service: ServiceConfig
-    network: Network | None  # on an ALB: ECS, or Kubernetes with alb routing
-    kubernetes: KubernetesConfig | None  # Kubernetes only
-    blue: ColorConfig
-    green: ColorConfig
-    alarms: AlarmThresholds
-    rollback_window_minutes: int
-    certificate_arn: str | None  # on an ALB
-    test_listener_port: int
-    deregistration_delay_seconds: int
-    slow_start_seconds: int
-    gate_records: tuple[str, ...]
-    watchdog: WatchdogConfig
-    analysis: Settings
-
-    def color(self, color: Color) -> ColorConfig:
-        return self.blue if color == "blue" else self.green
-
-    @property
-    def vpc(self) -> Network:
-        """The ECS platform's network (parse_config requires it there)."""
-        if self.network is None:
-            raise _fail("network", None, "an object: an ALB needs a VPC and subnets")
-        return self.network
-
-    @property
-    def certificate(self) -> str:
-        """The ECS platform's listener certificate (parse_config requires it there)."""
-        if self.certificate_arn is None:
-            raise _fail("certificateArn", None, "an ACM certificate ARN for the ALB")
-        return self.certificate_arn
-
-    @property
-    def inactive_color(self) -> Color:
-        return other_color(self.active_color)
-
-    @property
-    def weights(self) -> dict[str, int]:
-        """Listener weights per color, from `activeColor` and `trafficPercent`."""
-        return weights_for(self.active_color, self.traffic_percent)
-
-
-def _key(path: str) -> str:
-    return f"{NAMESPACE}:{path}"
-
-
-def _fail(path: str, given: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{_key(path)}: got {given!r}; expected {expected}")
-
-
-def _object(raw: Mapping[str, str], key: str, required: bool = True) -> dict[str, Any]:
-    text = raw.get(key)
-    if text is None:
-        if required:
-            raise _fail(key, None, "an object (set it in Pulumi.<stack>.yaml)")
-        return {}
-    try:
-        value = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError as e:
-        raise _fail(key, text, f"a JSON object ({e.msg})") from None
-    if not isinstance(value, dict):
-        raise _fail(key, value, "an object")
+def _image(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise SettingError(key, value, "a container image reference")
     return value
 
 
-def _int(value: Any, path: str, low: int, high: int) -> int:
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(path, value, f"a whole number from {low} to {high}")
-    return value
-
-
-def _number(value: Any, path: str, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _fail(path, value, f"a number from {low} to {high}") from None
-    if isinstance(value, bool) or not low <= number <= high:
-        raise _fail(path, value, f"a number from {low} to {high}")
-    return number
-
-
-def _bool(value: Any, path: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise _fail(path, value, "true or false")
-
-
-def _text(value: Any, path: str, pattern: re.Pattern[str], expected: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _fail(path, value, expected)
-    return value
-
-
-def _ids(value: Any, path: str, pattern: re.Pattern[str], expected: str) -> tuple[str, ...]:
+def _subnets(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) < 2:
-        raise _fail(path, value, f"a list of at least two {expected} (one per availability zone)")
-    ids = tuple(_text(v, f"{path}[{i}]", pattern, expected) for i, v in enumerate(value))
+        raise SettingError(
+            key, value, "a list of at least two subnet ids (one per availability zone)"
+        )
+    subnet = text(_SUBNET, "subnet ids")
+    ids = tuple(subnet(f"{key}[{i}]", v) for i, v in enumerate(value))
     if len(set(ids)) != len(ids):
-        raise _fail(path, value, f"distinct {expected}")
+        raise SettingError(key, value, "distinct subnet ids")
     return ids
 
 
-def _unknown(obj: Mapping[str, Any], path: str, known: set[str]) -> None:
-    extra = sorted(set(obj) - known)
-    if extra:
-        raise _fail(f"{path}.{extra[0]}", obj[extra[0]], f"one of the known keys {sorted(known)}")
+def _hostnames(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(h, str) and _HOST.fullmatch(h) for h in value
+    ):
+        raise SettingError(key, value, "a list of DNS names")
+    return tuple(value)
 
 
-def _color(name: Color, obj: Any, production: bool) -> ColorConfig:
-    path = f"colors.{name}"
-    if not isinstance(obj, dict):
-        raise _fail(path, obj, "an object with release, image, capacity")
-    _unknown(
-        obj,
-        path,
-        {"release", "image", "capacity", "idleCapacity", "containerPort", "healthCheckPath"},
-    )
-    release = _text(obj.get("release"), f"{path}.release", _VERSION, "a version like 1.42.0")
-    image = obj.get("image")
-    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
-        raise _fail(f"{path}.image", image, "a container image reference")
-    if production and not PINNED_IMAGE.fullmatch(image):
-        raise _fail(
-            f"{path}.image",
-            image,
-            "an image pinned by digest (repo@sha256:<64 hex>) on a production stack",
-        )
-    capacity = _int(obj.get("capacity"), f"{path}.capacity", 0, 1000)
-    idle = _int(obj.get("idleCapacity", capacity), f"{path}.idleCapacity", 0, capacity)
-    return ColorConfig(
-        color=name,
-        release=release,
-        image=image,
-        capacity=capacity,
-        idle_capacity=idle,
-        container_port=_int(obj.get("containerPort", 8080), f"{path}.containerPort", 1, 65535),
-        health_check_path=_text(
-            obj.get("healthCheckPath", "/healthz"),
-            f"{path}.healthCheckPath",
-            _PATH,
-            "an absolute URL path like /healthz",
+def _records(key: str, value: Any) -> tuple[str, ...]:
+    expected = "a list of gate record file paths"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise SettingError(key, value, expected) from None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SettingError(key, value, expected)
+    return tuple(value)
+
+
+def _alarm_period(key: str, value: Any) -> int:
+    seconds = whole(10, 3600)(key, value)
+    if seconds not in (10, 30) and seconds % 60:
+        raise SettingError(key, seconds, "10, 30 or a multiple of 60")
+    return int(seconds)
+
+
+def _schedule(key: str, value: Any) -> str:
+    match = RATE.fullmatch(str(value))
+    if (
+        not match
+        or int(match.group(1)) < 1
+        or (match.group(2).startswith("minute") and int(match.group(1)) > 59)
+    ):
+        raise SettingError(key, value, "rate(N minutes) with N from 1 to 59, or rate(N hours)")
+    return str(value)
+
+
+def _below(key: str, value: Any) -> Any:
+    """A key read by a rule that spans keys, in its section's parser below."""
+    return value
+
+
+# Each section's keys: the key, its field, how it is read (type and range) and its default (a
+# function of the fields read before it and the section's context where another key sets it).
+STACK_KEYS = {
+    "activeColor": Key("active_color", one_of(COLORS, "blue or green")),
+    "production": Key("production", boolean, lambda stack: stack["stack"].startswith("prod")),
+    "platform": Key("platform", one_of(("ecs", "kubernetes"), "ecs or kubernetes"), "ecs"),
+    "trafficPercent": Key("traffic_percent", whole(0, 100), 100),
+    "service": Key("service", section),
+    "colors": Key("colors", section),
+    "network": Key("network", _below, None),  # an ALB's: read below
+    "kubernetes": Key("kubernetes", _below, None),  # Kubernetes: read below
+    "alarms": Key("alarms", section, {}),
+    "rollbackWindowMinutes": Key("rollback_window_minutes", whole(0, 10080), 60),
+    "certificateArn": Key("certificate_arn", _below, None),  # an ALB's
+    "testListenerPort": Key("test_listener_port", whole(1, 65535), 8443),
+    "deregistrationDelaySeconds": Key("deregistration_delay_seconds", whole(0, 3600), 30),
+    "slowStartSeconds": Key("slow_start_seconds", whole(0, 900), 30),
+    "gateRecords": Key("gate_records", _records, []),
+    "watchdog": Key("watchdog", section, {}),
+    "analysis": Key("analysis", section, {}),
+}
+SERVICE_KEYS = {
+    "name": Key("name", text(r"[a-z][a-z0-9-]{0,23}", "a lowercase name of 1-24 [a-z0-9-]")),
+    "containerName": Key(
+        "container_name", text(r"[a-z][a-z0-9-]{0,23}", "a lowercase name"), "app"
+    ),
+    "cpu": Key("cpu", whole(256, 16384), 512),
+    "memory": Key("memory", whole(512, 122880), 1024),
+}
+COLOR_KEYS = {
+    "release": Key(
+        "release", text(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?", "a version like 1.42.0")
+    ),
+    "image": Key("image", _image),
+    "capacity": Key("capacity", whole(0, 1000)),
+    "idleCapacity": Key("idle_capacity", whole(0, 1000), lambda color: color["capacity"]),
+    "containerPort": Key("container_port", whole(1, 65535), 8080),
+    "healthCheckPath": Key(
+        "health_check_path",
+        text(r"/[A-Za-z0-9._~/-]*", "an absolute URL path like /healthz"),
+        "/healthz",
+    ),
+}
+NETWORK_KEYS = {
+    "vpcId": Key("vpc_id", text(r"vpc-[0-9a-f]{8,17}", "a VPC id like vpc-0a1b2c3d")),
+    "publicSubnetIds": Key("public_subnet_ids", _subnets),
+    "privateSubnetIds": Key("private_subnet_ids", _subnets),
+}
+ALARM_KEYS = {
+    "errorRatePercent": Key("error_rate_percent", number(0.01, 100), 1.0),
+    "p99LatencySeconds": Key("p99_latency_seconds", number(0.001, 60), 1.0),
+    "unhealthyHosts": Key("unhealthy_hosts", whole(1, 1000), 1),
+    "evaluationPeriods": Key("evaluation_periods", whole(1, 10), 2),
+    "periodSeconds": Key("period_seconds", _alarm_period, 60),
+}
+KUBERNETES_KEYS = {
+    "namespace": Key("namespace", text(_LABEL, "a namespace name (DNS label)")),
+    "routing": Key(
+        "routing",
+        one_of(
+            ("gateway", "alb"),
+            "gateway (a Gateway API HTTPRoute) or alb (TargetGroupBindings to the stack's ALB)",
         ),
-    )
+        "gateway",
+    ),
+    "gateway": Key("gateway", _below, None),  # gateway routing: read below
+    "hostnames": Key("hostnames", _hostnames, []),
+    "servicePort": Key("service_port", whole(1, 65535), 80),
+    "cpu": Key("cpu", text(_QUANTITY, "a CPU quantity like 500m or 1"), "500m"),
+    "memory": Key("memory", text(_QUANTITY, "a memory quantity like 512Mi"), "512Mi"),
+}
+GATEWAY_KEYS = {
+    "name": Key("gateway_name", text(_LABEL, "a Gateway name")),
+    "namespace": Key(
+        "gateway_namespace", text(_LABEL, "a namespace name"), lambda k: k["namespace"]
+    ),
+}
+WATCHDOG_KEYS = {
+    "enabled": Key("enabled", boolean, lambda stack: stack["production"]),
+    "schedule": Key("schedule", _schedule, "rate(1 minute)"),
+    "image": Key("image", _below, None),  # a Gateway stack's: read below
+    "logRetentionDays": Key("log_retention_days", whole(1, 3653), 30),
+}
+_CERTIFICATE = text(
+    r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}",
+    "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",
+)
 
 
 def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
@@ -303,106 +202,49 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
 
     Raises ConfigError naming the key, the value given and what is expected.
     """
-    for key in raw:
-        if key not in KNOWN_KEYS:
-            raise _fail(key, raw[key], f"one of the known keys {sorted(KNOWN_KEYS)}")
+    try:
+        return _parse(raw, project, stack)
+    except SettingError as e:
+        raise ConfigError(f"{NAMESPACE}:{e}") from None
 
-    active = raw.get("activeColor")
-    if active not in COLORS:
-        raise _fail("activeColor", active, "blue or green (required)")
-    production = _bool(raw.get("production", stack.startswith("prod")), "production")
-    platform = raw.get("platform", "ecs")
-    if platform not in ("ecs", "kubernetes"):
-        raise _fail("platform", platform, "ecs or kubernetes")
 
-    svc = _object(raw, "service")
-    _unknown(svc, "service", {"name", "containerName", "cpu", "memory"})
-    service = ServiceConfig(
-        name=_text(svc.get("name"), "service.name", _NAME, "a lowercase name of 1-24 [a-z0-9-]"),
-        container_name=_text(
-            svc.get("containerName", "app"), "service.containerName", _NAME, "a lowercase name"
-        ),
-        cpu=_int(svc.get("cpu", 512), "service.cpu", 256, 16384),
-        memory=_int(svc.get("memory", 1024), "service.memory", 512, 122880),
-    )
-
-    kubernetes = _kubernetes(raw) if platform == "kubernetes" else None
+def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
+    top = read(raw, STACK_KEYS, context={"stack": stack})
+    production = top["production"]
+    kubernetes = _kubernetes(raw) if top["platform"] == "kubernetes" else None
     on_alb = kubernetes is None or kubernetes.routing == "alb"
-    network = _network(raw) if on_alb else None
-
-    colors = _object(raw, "colors")
-    _unknown(colors, "colors", set(COLORS))
-    blue = _color("blue", colors.get("blue"), production)
-    green = _color("green", colors.get("green"), production)
-
-    alarm = _object(raw, "alarms", required=False)
-    _unknown(
-        alarm,
-        "alarms",
-        {
-            "errorRatePercent",
-            "p99LatencySeconds",
-            "unhealthyHosts",
-            "evaluationPeriods",
-            "periodSeconds",
-        },
-    )
-    alarms = AlarmThresholds(
-        error_rate_percent=_number(
-            alarm.get("errorRatePercent", 1.0), "alarms.errorRatePercent", 0.01, 100
-        ),
-        p99_latency_seconds=_number(
-            alarm.get("p99LatencySeconds", 1.0), "alarms.p99LatencySeconds", 0.001, 60
-        ),
-        unhealthy_hosts=_int(alarm.get("unhealthyHosts", 1), "alarms.unhealthyHosts", 1, 1000),
-        evaluation_periods=_int(
-            alarm.get("evaluationPeriods", 2), "alarms.evaluationPeriods", 1, 10
-        ),
-        period_seconds=_int(alarm.get("periodSeconds", 60), "alarms.periodSeconds", 10, 3600),
-    )
-    if alarms.period_seconds not in (10, 30) and alarms.period_seconds % 60:
-        raise _fail("alarms.periodSeconds", alarms.period_seconds, "10, 30 or a multiple of 60")
-
-    traffic = _int(raw.get("trafficPercent", 100), "trafficPercent", 0, 100)
+    colors = top.pop("colors")
+    _known(colors, "colors", COLORS)
     config = StackConfig(
-        project=project,
-        stack=stack,
-        production=production,
-        platform=platform,
-        active_color=active,
-        traffic_percent=traffic,
-        service=service,
-        network=network,
-        kubernetes=kubernetes,
-        blue=blue,
-        green=green,
-        alarms=alarms,
-        rollback_window_minutes=_int(
-            raw.get("rollbackWindowMinutes", 60), "rollbackWindowMinutes", 0, 10080
-        ),
-        certificate_arn=_text(
-            raw.get("certificateArn"),
-            "certificateArn",
-            _CERT,
-            "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",
-        )
-        if on_alb
-        else None,
-        test_listener_port=_int(raw.get("testListenerPort", 8443), "testListenerPort", 1, 65535),
-        deregistration_delay_seconds=_int(
-            raw.get("deregistrationDelaySeconds", 30), "deregistrationDelaySeconds", 0, 3600
-        ),
-        slow_start_seconds=_int(raw.get("slowStartSeconds", 30), "slowStartSeconds", 0, 900),
-        gate_records=_records(raw.get("gateRecords")),
-        watchdog=_watchdog(raw, production, gateway=not on_alb),
-        analysis=_analysis(raw, production, gateway=not on_alb),
+        **top
+        | {
+            "project": project,
+            "stack": stack,
+            "service": ServiceConfig(**read(top["service"], SERVICE_KEYS, "service")),
+            "network": Network(
+                **read(section("network", raw.get("network")), NETWORK_KEYS, "network")
+            )
+            if on_alb
+            else None,
+            "kubernetes": kubernetes,
+            "blue": _color("blue", colors.get("blue"), production),
+            "green": _color("green", colors.get("green"), production),
+            "alarms": AlarmThresholds(**read(top["alarms"], ALARM_KEYS, "alarms")),
+            "certificate_arn": _CERTIFICATE("certificateArn", raw.get("certificateArn"))
+            if on_alb
+            else None,
+            "watchdog": _watchdog(top["watchdog"], production, gateway=not on_alb),
+            "analysis": parse_analysis(top["analysis"], production, gateway=not on_alb),
+        }
     )
     if config.test_listener_port == 443:
-        raise _fail("testListenerPort", 443, "a port other than 443 (the production listener)")
+        raise SettingError(
+            "testListenerPort", 443, "a port other than 443 (the production listener)"
+        )
     for color in COLORS:
         weight = config.weights[color]
         if weight > 0 and config.color(color).capacity == 0:
-            raise _fail(
+            raise SettingError(
                 f"colors.{color}.capacity",
                 0,
                 f"at least 1: {color} would receive {weight}% of traffic",
@@ -410,129 +252,65 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
     return config
 
 
-def _watchdog(raw: Mapping[str, Any], production: bool, gateway: bool) -> WatchdogConfig:
-    found = _object(raw, "watchdog", required=False)
-    _unknown(found, "watchdog", {"enabled", "schedule", "image", "logRetentionDays"})
-    enabled = _bool(found.get("enabled", production), "watchdog.enabled")
-    schedule = found.get("schedule", "rate(1 minute)")
-    match = _RATE.fullmatch(str(schedule))
-    if (
-        not match
-        or int(match.group(1)) < 1
-        or (match.group(2).startswith("minute") and int(match.group(1)) > 59)
-    ):
-        raise _fail(
-            "watchdog.schedule", schedule, "rate(N minutes) with N from 1 to 59, or rate(N hours)"
+def _known(found: Mapping[str, Any], path: str, known: tuple[str, ...]) -> None:
+    extra = sorted(set(found) - set(known))
+    if extra:
+        raise SettingError(
+            f"{path}.{extra[0]}", found[extra[0]], f"one of the known keys {sorted(known)}"
         )
-    image = found.get("image")
-    if gateway and enabled and (not isinstance(image, str) or not PINNED_IMAGE.fullmatch(image)):
-        raise _fail(
+
+
+def _color(name: Color, found: Any, production: bool) -> ColorConfig:
+    path = f"colors.{name}"
+    if not isinstance(found, dict):
+        raise SettingError(path, found, "an object with release, image, capacity")
+    values = read(found, COLOR_KEYS, path)
+    if production and not PINNED_IMAGE.fullmatch(values["image"]):
+        raise SettingError(
+            f"{path}.image",
+            values["image"],
+            "an image pinned by digest (repo@sha256:<64 hex>) on a production stack",
+        )
+    if values["idle_capacity"] > values["capacity"]:
+        raise SettingError(
+            f"{path}.idleCapacity",
+            values["idle_capacity"],
+            f"a whole number from 0 to {values['capacity']}",
+        )
+    return ColorConfig(color=name, **values)
+
+
+def _kubernetes(raw: Mapping[str, Any]) -> KubernetesConfig:
+    values = read(section("kubernetes", raw.get("kubernetes")), KUBERNETES_KEYS, "kubernetes")
+    gateway = values.pop("gateway")
+    if values["routing"] == "alb":
+        if gateway:
+            raise SettingError(
+                "kubernetes.gateway", gateway, "no gateway: alb routing uses the stack's ALB"
+            )
+        return KubernetesConfig(**values, gateway_name=None, gateway_namespace=None)
+    if not isinstance(gateway, dict):
+        raise SettingError(
+            "kubernetes.gateway", gateway, "an object with name and namespace of the Gateway"
+        )
+    return KubernetesConfig(**values, **read(gateway, GATEWAY_KEYS, "kubernetes.gateway", values))
+
+
+def _watchdog(found: Mapping[str, Any], production: bool, gateway: bool) -> WatchdogConfig:
+    values = read(found, WATCHDOG_KEYS, "watchdog", {"production": production})
+    image = values["image"]
+    if (
+        gateway
+        and values["enabled"]
+        and (not isinstance(image, str) or not PINNED_IMAGE.fullmatch(image))
+    ):
+        raise SettingError(
             "watchdog.image",
             image,
             "the cutover image for the watchdog CronJob, pinned by digest (repo@sha256:...), "
             "or watchdog.enabled false",
         )
-    return WatchdogConfig(
-        enabled=enabled,
-        schedule=str(schedule),
-        image=image if gateway else None,
-        log_retention_days=_int(
-            found.get("logRetentionDays", 30), "watchdog.logRetentionDays", 1, 3653
-        ),
-    )
-
-
-def _analysis(raw: Mapping[str, Any], production: bool, gateway: bool) -> Settings:
-    """`cutover:analysis`: the metric analysis of target against baseline during a shift,
-    by the declaration the helper reads the stack's output with."""
-    found = _object(raw, "analysis", required=False)
-    try:
-        return parse_analysis(found, production, gateway)
-    except SettingError as e:
-        raise _fail(f"analysis.{e.key}" if e.key else "analysis", e.given, e.expected) from None
-
-
-def _network(raw: Mapping[str, Any]) -> Network:
-    net = _object(raw, "network")
-    _unknown(net, "network", {"vpcId", "publicSubnetIds", "privateSubnetIds"})
-    return Network(
-        vpc_id=_text(net.get("vpcId"), "network.vpcId", _VPC, "a VPC id like vpc-0a1b2c3d"),
-        public_subnet_ids=_ids(
-            net.get("publicSubnetIds"), "network.publicSubnetIds", _SUBNET, "subnet ids"
-        ),
-        private_subnet_ids=_ids(
-            net.get("privateSubnetIds"), "network.privateSubnetIds", _SUBNET, "subnet ids"
-        ),
-    )
-
-
-def _kubernetes(raw: Mapping[str, Any]) -> KubernetesConfig:
-    obj = _object(raw, "kubernetes")
-    _unknown(
-        obj,
-        "kubernetes",
-        {"namespace", "routing", "gateway", "hostnames", "servicePort", "cpu", "memory"},
-    )
-    routing = obj.get("routing", "gateway")
-    if routing not in ("gateway", "alb"):
-        raise _fail(
-            "kubernetes.routing",
-            routing,
-            "gateway (a Gateway API HTTPRoute) or alb (TargetGroupBindings to the stack's ALB)",
-        )
-    gateway = obj.get("gateway", {} if routing == "alb" else None)
-    if not isinstance(gateway, dict) or set(gateway) - {"name", "namespace"}:
-        raise _fail(
-            "kubernetes.gateway", gateway, "an object with name and namespace of the Gateway"
-        )
-    if routing == "alb" and gateway:
-        raise _fail("kubernetes.gateway", gateway, "no gateway: alb routing uses the stack's ALB")
-    hostnames = obj.get("hostnames", [])
-    if not isinstance(hostnames, list) or not all(
-        isinstance(h, str) and _HOST.fullmatch(h) for h in hostnames
-    ):
-        raise _fail("kubernetes.hostnames", hostnames, "a list of DNS names")
-    return KubernetesConfig(
-        namespace=_text(
-            obj.get("namespace"), "kubernetes.namespace", _LABEL, "a namespace name (DNS label)"
-        ),
-        routing=routing,
-        gateway_name=_text(gateway.get("name"), "kubernetes.gateway.name", _LABEL, "a Gateway name")
-        if routing == "gateway"
-        else None,
-        gateway_namespace=_text(
-            gateway.get("namespace", obj.get("namespace")),
-            "kubernetes.gateway.namespace",
-            _LABEL,
-            "a namespace name",
-        )
-        if routing == "gateway"
-        else None,
-        hostnames=tuple(hostnames),
-        service_port=_int(obj.get("servicePort", 80), "kubernetes.servicePort", 1, 65535),
-        cpu=_text(
-            obj.get("cpu", "500m"), "kubernetes.cpu", _QUANTITY, "a CPU quantity like 500m or 1"
-        ),
-        memory=_text(
-            obj.get("memory", "512Mi"),
-            "kubernetes.memory",
-            _QUANTITY,
-            "a memory quantity like 512Mi",
-        ),
-    )
-
-
-def _records(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise _fail("gateRecords", value, "a list of gate record file paths") from None
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _fail("gateRecords", value, "a list of gate record file paths")
-    return tuple(value)
+    return WatchdogConfig(**values | {"image": image if gateway else None})
 
 
 def load_config() -> StackConfig:

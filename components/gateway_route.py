@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from cutover_gates.contract import COLORS
 
-from components.config import KubernetesConfig
+from components.stack import KubernetesConfig
 
 
 @dataclass(frozen=True)

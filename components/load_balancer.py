@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import COLORS, Color
 
-from components.config import StackConfig
+from components.stack import StackConfig
 from components.tags import color_tags, stack_tags
 
 # The current AWS policy: TLS 1.3 with TLS 1.2 fallback and forward-secret ciphers only.

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import COLORS, Color
 
-from components.config import StackConfig
+from components.stack import StackConfig
 from components.tags import color_tags, stack_tags
 
 NAMESPACE = "AWS/ApplicationELB"

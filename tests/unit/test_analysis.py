@@ -244,7 +244,10 @@ def test_settings_round_trip_and_the_output_is_read_as_strictly_as_the_config() 
         ({"maxErrorRateIncrease": -1}, "maxErrorRateIncrease: got -1"),
         ({"enabled": "yes please"}, "enabled: got 'yes please'"),
         ({"latency": {"critical": "sometimes"}}, "latency.critical: got 'sometimes'"),
-        ({"errorRate": {"dry": True}}, "errorRate.dry: got True; expected critical or dryRun"),
+        (
+            {"errorRate": {"dry": True}},
+            "errorRate.dry: got True; expected one of the known keys ['critical', 'dryRun']",
+        ),
     ]:
         with pytest.raises(SettingError, match=re.escape(said)):
             parse_analysis(bad, True, False)
