@@ -154,13 +154,13 @@ class Deployment:
         if last is None:
             return f"starting (0/{total} steps served)"
         if last.type == EventType.VERIFYING:
-            left = max(0.0, last.t + float(last.detail.get("seconds", 0)) - now)
+            left = max(0.0, last.t + last.seconds - now)
             weights = self.plan[-1]
             return f"verifying {format_weights(weights)}, {left:.0f} s left"
-        index = int(last.detail.get("index", self.step))
+        index = self.step if last.index is None else last.index
         if last.type == EventType.STEP_INTENT:
             return f"writing step {index + 1}/{total}"
-        weights = last.detail.get("weights") or self.plan[index]
+        weights = last.weights or self.plan[index]
         left = max(0.0, last.t + self.options.bake - now)
         return (
             f"baking step {index + 1}/{total} (blue {weights['blue']} / green "
@@ -172,7 +172,7 @@ class Deployment:
         """The step the latest pause waits before."""
         for event in reversed(self.events):
             if event.type == EventType.PAUSED:
-                return int(event.detail.get("index", self.step + 1))
+                return self.step + 1 if event.index is None else event.index
         return self.step + 1
 
     @property
@@ -191,8 +191,8 @@ class Deployment:
     def start_weights(self) -> list[Weights]:
         """The weights of every service when the deployment started (its `started` event)."""
         for event in self.events:
-            if event.type == EventType.STARTED and "weights" in event.detail:
-                return [dict(w) for w in event.detail["weights"]]
+            if event.type == EventType.STARTED and event.found is not None:
+                return event.found
         return []
 
     def add_sample(self, sample: Sample, sparse: bool) -> None:
@@ -241,7 +241,7 @@ class Deployment:
         other = other_color(self.target)
         live = weights.get(other, 0) > 0
         for event in self.events:
-            served = event.detail.get("weights") if event.type == EventType.STEP else None
+            served = event.weights if event.type == EventType.STEP else None
             if served and served.get(self.target, 0) > 0 and (served.get(other, 0) > 0) == live:
                 return event.t
         return None
@@ -274,7 +274,7 @@ class Deployment:
             )
         return found
 
-    def event(self, kind: str, at: float, **detail: Any) -> Event:
+    def event(self, kind: EventType, at: float, **detail: Any) -> Event:
         """Append an event and return it."""
         found = Event(at, kind, detail)
         self.events.append(found)

@@ -82,7 +82,7 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
             f"{format_weights(latest.plan[-1])} it left",
         )
     if verified:
-        said += f", verified {verified[-1].detail.get('seconds', 0):g}s at 100%"
+        said += f", verified {verified[-1].seconds:g}s at 100%"
     analysis = service.outputs.analysis
     if not latest.options.analysis and analysis is not None and analysis.enabled:
         said += ", with the metric analysis off (--analysis off)"

@@ -43,11 +43,11 @@ def figure_of(deployment: Deployment) -> Any:
     )
     for event in deployment.events:
         x = (event.t - start) / scale
-        if event.type == EventType.STEP:
-            weights = event.detail["weights"]
+        if event.type == EventType.STEP and event.weights is not None:
+            weights = event.weights
             points.append((event.t - start, 100 * share(weights, target)))
             ax.annotate(
-                f"step {int(event.detail.get('index', 0)) + 1}: {format_weights(weights)}",
+                f"step {(event.index or 0) + 1}: {format_weights(weights)}",
                 (x, 100 * share(weights, target)),
                 textcoords="offset points",
                 xytext=(4, 6),

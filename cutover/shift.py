@@ -85,7 +85,7 @@ class Shift:
         assert self._deployment is not None, "no deployment started, resumed or loaded"
         return self._deployment
 
-    def record(self, kind: str, **detail: object) -> None:
+    def record(self, kind: EventType, **detail: object) -> None:
         self.deployment.event(kind, self.clock.now(), **detail)
         self.journal.save(self.deployment)
 

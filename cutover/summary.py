@@ -68,8 +68,7 @@ class Summary:
             (
                 e.t
                 for e in deployment.events
-                if e.type == EventType.STEP
-                and (e.detail.get("weights") or {}).get(deployment.target, 0) > 0
+                if e.type == EventType.STEP and (e.weights or {}).get(deployment.target, 0) > 0
             ),
             None,
         )

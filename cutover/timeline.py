@@ -31,19 +31,46 @@ class EventType(StrEnum):
 
 @dataclass
 class Event:
-    """Something that happened, with its detail (weights, reason, ...)."""
+    """Something that happened, with its detail (weights, reason, ...), journaled as one
+    flat object. The details read back are read by the properties below; a type a newer
+    release wrote stays its text."""
 
     t: float
-    type: str
+    type: EventType | str
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"t": self.t, "type": self.type, **self.detail}
+        return {"t": self.t, "type": str(self.type), **self.detail}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Event:
         detail = {k: v for k, v in data.items() if k not in ("t", "type")}
-        return cls(float(data["t"]), str(data["type"]), detail)
+        text = str(data["type"])
+        kind = EventType(text) if text in EventType.__members__.values() else text
+        return cls(float(data["t"]), kind, detail)
+
+    @property
+    def weights(self) -> Weights | None:
+        """A step's weights (`step`, `step-intent`), each color's percent."""
+        found = self.detail.get("weights")
+        return dict(found) if isinstance(found, dict) else None
+
+    @property
+    def found(self) -> list[Weights] | None:
+        """The weights each service served when the deployment started (`started`)."""
+        found = self.detail.get("weights")
+        return [dict(w) for w in found] if isinstance(found, list) else None
+
+    @property
+    def index(self) -> int | None:
+        """The step it is about (`step`, `step-intent`, `verifying`, `paused`)."""
+        found = self.detail.get("index")
+        return None if found is None else int(found)
+
+    @property
+    def seconds(self) -> float:
+        """How long it lasts (`verifying`) or lasted (`verified`)."""
+        return float(self.detail.get("seconds", 0))
 
 
 @dataclass

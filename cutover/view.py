@@ -46,11 +46,7 @@ def step_rows(deployment: Deployment, now: float) -> list[StepRow]:
                 state = f"baking, {left:.0f}s left" if left else "checking"
             else:
                 state = "done" if deployment.status == Status.SUCCEEDED else str(deployment.status)
-        elif (
-            last is not None
-            and last.type == EventType.STEP_INTENT
-            and index == last.detail.get("index")
-        ):
+        elif last is not None and last.type == EventType.STEP_INTENT and index == last.index:
             state = "writing"
         else:
             state = "pending"

@@ -39,6 +39,17 @@ def test_the_old_rolled_back_document_reads_as_attributes() -> None:
     assert d.timings.rollback_seconds is not None and d.timings.rollback_seconds > 0
 
 
+def test_events_read_back_typed_and_a_newer_releases_type_stays_its_text() -> None:
+    d = Deployment.from_json(OLD["rolled-back"])
+    assert all(isinstance(e.type, EventType) for e in d.events)
+    steps = [e for e in d.events if e.type == EventType.STEP]
+    assert steps and all(e.weights is not None and e.index is not None for e in steps)
+    newer = Event.from_json({"t": 5.0, "type": "canary-scaled", "replicas": 3})
+    assert newer.type == "canary-scaled" and not isinstance(newer.type, EventType)
+    assert newer.to_json() == {"t": 5.0, "type": "canary-scaled", "replicas": 3}
+    assert newer.weights is None and newer.index is None and newer.seconds == 0
+
+
 def _deployment(**kw: object) -> Deployment:
     base = Deployment(
         id="20260101T000000Z-abcdef",
