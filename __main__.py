@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pulumi
 from cutover_gates.analysis_config import ALB_RESOLUTION_SECONDS
@@ -15,6 +16,10 @@ from cutover_gates.contract import (
     PROJECT,
     TRAFFIC,
     WATCHDOG,
+    AlbMetrics,
+    Color,
+    ColorService,
+    Release,
 )
 
 from components.cluster import ServiceCluster, ServiceClusterArgs
@@ -34,13 +39,9 @@ from components.watchdog import Watchdog, WatchdogArgs
 from cutover.outputs import export_kubernetes_outputs, export_outputs
 
 
-def releases(config: StackConfig) -> dict:
+def releases(config: StackConfig) -> dict[str, dict[str, Any]]:
     return {
-        c: {
-            "version": config.color(c).release,
-            "image": config.color(c).image,
-            "digest": config.color(c).digest,
-        }
+        c: Release(config.color(c).release, config.color(c).digest, config.color(c).image).to_json()
         for c in COLORS
     }
 
@@ -96,12 +97,17 @@ class AlbSide:
                 TRAFFIC: traffic.state,
                 HELPER_ROLE_ARN: helper.role.arn,
                 ANALYSIS: config.analysis.to_json(),
-                METRICS: {
-                    "namespace": ALB_NAMESPACE,
-                    "loadBalancer": self.lb.load_balancer.arn_suffix,
-                    "targetGroups": {c: self.lb.target_groups[c].arn_suffix for c in COLORS},
-                    "resolutionSeconds": ALB_RESOLUTION_SECONDS,
-                },
+                METRICS: pulumi.Output.all(
+                    self.lb.load_balancer.arn_suffix,
+                    *[self.lb.target_groups[c].arn_suffix for c in COLORS],
+                ).apply(
+                    lambda found: AlbMetrics(
+                        ALB_NAMESPACE,
+                        found[0],
+                        dict(zip(COLORS, found[1:], strict=True)),
+                        ALB_RESOLUTION_SECONDS,
+                    ).to_json()
+                ),  # fmt: skip
                 DASHBOARD: self.monitoring.dashboard.dashboard_name,
             },
         )
@@ -126,12 +132,23 @@ class AlbSide:
             )
 
 
-def capacities(config: StackConfig, traffic: TrafficPlan, c: str) -> dict:
-    return {
-        "capacity": config.color(c).capacity,
-        "idleCapacity": config.color(c).idle_capacity,
-        "desiredCount": traffic.desired_counts[c],
-    }
+def color_service(
+    config: StackConfig,
+    traffic: TrafficPlan,
+    color: Color,
+    platform: str,
+    **names: pulumi.Input[str],
+) -> pulumi.Output[dict[str, Any]]:
+    """One color's entry of output `services`, exported through the contract's ColorService
+    (`names`: what runs it, as its fields name them)."""
+    return pulumi.Output.all(desired_count=traffic.desired_counts[color], **names).apply(
+        lambda found: ColorService(
+            platform=platform,
+            capacity=config.color(color).capacity,
+            idle_capacity=config.color(color).idle_capacity,
+            **found,
+        ).to_json()
+    )
 
 
 def ecs(
@@ -168,12 +185,9 @@ def ecs(
         GateRecordsArgs(stack=config.stack, records=records, tags=side.tags, outcomes=outcomes),
     )
     services = {
-        c: {
-            "platform": "ecs",
-            "cluster": cluster.cluster.name,
-            "service": fleets[c].service.name,
-            **capacities(config, traffic, c),
-        }
+        c: color_service(
+            config, traffic, c, "ecs", cluster=cluster.cluster.name, service=fleets[c].service.name
+        )
         for c in COLORS
     }
     side.export(config, traffic, services, [fleets[c].service.id for c in COLORS])
@@ -223,15 +237,12 @@ def kubernetes(
         ),
     )
     services = {
-        c: {
-            "platform": "kubernetes",
-            "namespace": cluster.namespace,
-            "deployment": colors[c].resource_name,
-            "service": colors[c].resource_name,
-            **capacities(config, traffic, c),
-        }
+        c: color_service(
+            config, traffic, c, "kubernetes", namespace=cluster.namespace,
+            deployment=colors[c].resource_name, service=colors[c].resource_name,
+        )
         for c in COLORS
-    }
+    }  # fmt: skip
     helper = KubernetesHelperRole(
         f"{name}-helper",
         KubernetesHelperRoleArgs(

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cutover_gates.contract import Color, Status
+from cutover_gates.contract import Color, Holder, Status
 
 from cutover.clock import Clock, poll_until
 from cutover.deployment import Deployment
 from cutover.errors import DeploymentFailed
 from cutover.interrupt import Interrupts
 from cutover.journal import Journal
-from cutover.journal.lease import Holder
 from cutover.notifier import Notifier
 from cutover.service import Service
 from cutover.timeline import Failure
@@ -127,12 +126,8 @@ def give_back(
 
     clock = clock or Clock()
     scope = deployment.scope
-    if (
-        deployment.status.active
-        and holder is not None
-        and holder.get("deployment") == deployment.id
-    ):
-        log(f"Asked deployment {deployment.id} ({holder.get('who')} on {holder.get('host')}) "
+    if deployment.status.active and holder is not None and holder.deployment == deployment.id:
+        log(f"Asked deployment {deployment.id} ({holder.where}) "
             "to give traffic back.")  # fmt: skip
         journal.request(scope, deployment.id, ABORT)
         return await_finished(journal, scope, deployment.id, timeout, clock)

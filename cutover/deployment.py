@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cutover_gates.contract import Color, Outcome, Status, other_color, parse_color
+from cutover_gates.contract import Color, Holder, Outcome, Status, other_color, parse_color
 
 from cutover.timeline import Event, EventType, Failure, Sample, Timings
 from cutover.weights import Weights, format_weights
@@ -112,7 +112,7 @@ class Deployment:
     step: int = -1
     stacks: list[str] = field(default_factory=list)
     releases: dict[str, Any] = field(default_factory=dict)
-    holder: dict[str, Any] = field(default_factory=dict)
+    holder: Holder = field(default_factory=lambda: Holder(""))
     started_at: float = 0.0
     finished_at: float | None = None
     events: list[Event] = field(default_factory=list)
@@ -258,7 +258,7 @@ class Deployment:
         if self.options.kind != "shift" or not self.status.finished:
             return {}
         failure = self.failure
-        by = f"{self.holder.get('who')} on {self.holder.get('host')}"
+        by = self.holder.where
         found = {}
         for key, service in zip(self.listeners, self.services, strict=False):
             release = (self.releases.get(service) or {}).get(self.target) or {}
@@ -293,7 +293,7 @@ class Deployment:
             "plan": self.plan,
             "step": self.step,
             "status": str(self.status),
-            "holder": self.holder,
+            "holder": self.holder.to_json(),
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
             "events": [e.to_json() for e in self.events],
@@ -333,7 +333,7 @@ class Deployment:
             step=int(data.get("step", -1)),
             stacks=list(data.get("stacks", [])),
             releases=dict(data.get("releases", {})),
-            holder=dict(data.get("holder") or {}),
+            holder=Holder.from_json(data.get("holder")),
             started_at=float(data.get("startedAt", 0.0)),
             finished_at=data.get("finishedAt"),
             events=[Event.from_json(e) for e in data.get("events", [])],

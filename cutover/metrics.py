@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cutover_gates.analysis_config import Settings
-from cutover_gates.contract import COLORS, Color
+from cutover_gates.contract import COLORS, AlbMetrics, Color
 
 from cutover.analysis import Window, window_starts
 from cutover.aws import client
@@ -50,7 +50,7 @@ class MetricSource(Protocol):
 class CloudWatchSource:
     """The ALB's per-target-group metrics (stack output `metrics`)."""
 
-    def __init__(self, metrics: Mapping[str, Any], settings: Settings) -> None:
+    def __init__(self, metrics: AlbMetrics, settings: Settings) -> None:
         self.metrics, self.settings = metrics, settings
 
     def queries(self) -> list[dict[str, Any]]:
@@ -65,11 +65,11 @@ class CloudWatchSource:
                 "Id": f"{color}_{figure}",
                 "MetricStat": {
                     "Metric": {
-                        "Namespace": self.metrics["namespace"],
+                        "Namespace": self.metrics.namespace,
                         "MetricName": name,
                         "Dimensions": [
-                            {"Name": "LoadBalancer", "Value": self.metrics["loadBalancer"]},
-                            {"Name": "TargetGroup", "Value": self.metrics["targetGroups"][color]},
+                            {"Name": "LoadBalancer", "Value": self.metrics.load_balancer},
+                            {"Name": "TargetGroup", "Value": self.metrics.target_groups[color]},
                         ],
                     },
                     "Period": period,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from cutover_gates.contract import METRICS_NAMESPACE, Status
+from cutover_gates.contract import METRICS_NAMESPACE, Route, Status
 
 from cutover.deployment import Deployment
 from cutover.outputs import StackOutputs
@@ -44,12 +44,13 @@ class Notifier:
                 self.log(f"  (could not publish {kind} to {o.topic_arn}: {e})")
         for o in self.routes:
             try:
-                self._kubernetes_event(o, deployment, kind, detail)
+                if o.route is not None:
+                    self._kubernetes_event(o, o.route, deployment, kind, detail)
             except Exception as e:  # noqa: BLE001
                 self.log(f"  (could not publish {kind} as a Kubernetes Event: {e})")
 
     def _kubernetes_event(
-        self, o: StackOutputs, deployment: Deployment, kind: str, detail: str
+        self, o: StackOutputs, route: Route, deployment: Deployment, kind: str, detail: str
     ) -> None:
         import secrets
         import socket
@@ -58,19 +59,19 @@ class Notifier:
         from cutover.kube import core, timeout
 
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        namespace, route = o.route["namespace"], o.route["name"]
+        namespace = route.namespace
         reason = "Cutover" + "".join(part.capitalize() for part in str(kind).split("-"))
         body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{route}.cutover.{deployment.id.lower()}.{secrets.token_hex(4)}",
+                "name": f"{route.name}.cutover.{deployment.id.lower()}.{secrets.token_hex(4)}",
                 "namespace": namespace,
             },
             "involvedObject": {
                 "apiVersion": "gateway.networking.k8s.io/v1",
                 "kind": "HTTPRoute",
-                "name": route,
+                "name": route.name,
                 "namespace": namespace,
             },
             "reason": reason,

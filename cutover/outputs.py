@@ -6,11 +6,12 @@ The program exports through `export_outputs`; the helper reads the JSON of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from cutover_gates.analysis_config import ALB_RESOLUTION_SECONDS, SettingError, parse_resolution
+from cutover_gates.analysis_config import ALB_RESOLUTION_SECONDS, SettingError
 from cutover_gates.contract import (
     ALARM_NAMES,
     ANALYSIS,
@@ -28,9 +29,11 @@ from cutover_gates.contract import (
     TARGET_GROUP_ARNS,
     TEST_URL,
     TOPIC_ARN,
+    AlbMetrics,
     Color,
     ColorService,
     Release,
+    Route,
 )
 
 if TYPE_CHECKING:
@@ -105,6 +108,9 @@ def export_kubernetes_outputs(
     return values
 
 
+T = TypeVar("T")
+
+
 class StackOutputs:
     """A stack's outputs as the helper needs them, validated.
 
@@ -117,6 +123,13 @@ class StackOutputs:
 
         def fail(key: str, expected: str) -> ConfigError:
             return ConfigError(f"{source}: output {key!r} {expected}")
+
+        def shape(key: str, parse: Callable[[Any], T], value: Any) -> T:
+            """`value` parsed by its shape's from_json; one line naming the output otherwise."""
+            try:
+                return parse(value)
+            except ValueError as e:
+                raise fail(key, str(e)) from None
 
         self.routing = "gateway" if ROUTE in data and LISTENER_ARN not in data else "alb"
         required = REQUIRED if self.routing == "alb" else (STACK, ROUTE, RELEASES, SERVICES)
@@ -141,14 +154,9 @@ class StackOutputs:
         self.platform = str(data.get(PLATFORM, "ecs"))
         if self.platform not in ("ecs", "kubernetes"):
             raise fail(PLATFORM, "must be ecs or kubernetes")
-        self.route: dict[str, str] = {}
-        if self.routing == "gateway":
-            route = data[ROUTE]
-            if not isinstance(route, dict) or not all(
-                isinstance(route.get(k), str) and route.get(k) for k in ("namespace", "name")
-            ):
-                raise fail(ROUTE, "must name the HTTPRoute's namespace and name")
-            self.route = {"namespace": route["namespace"], "name": route["name"]}
+        self.route = (
+            shape(ROUTE, Route.from_json, data[ROUTE]) if self.routing == "gateway" else None
+        )
         self.source = source
         self.data = data
         self.stack: str = data[STACK]
@@ -158,35 +166,24 @@ class StackOutputs:
         self.alarm_names: dict[str, list[str]] = {
             c: list((data.get(ALARM_NAMES) or {}).get(c, [])) for c in COLORS
         }
-        self.releases: dict[Color, Release] = {}
-        for color in COLORS:
-            try:
-                self.releases[color] = Release.from_json(data[RELEASES][color])
-            except ValueError as e:
-                raise fail(f"{RELEASES}.{color}", str(e)) from None
-        self.services: dict[Color, ColorService] = {}
-        for color in COLORS:
-            try:
-                found = data[SERVICES][color]
-                found = {"platform": self.platform, **found} if isinstance(found, dict) else found
-                self.services[color] = ColorService.from_json(found)
-            except ValueError as e:
-                raise fail(f"{SERVICES}.{color}", str(e)) from None
+        self.releases: dict[Color, Release] = {
+            c: shape(f"{RELEASES}.{c}", Release.from_json, data[RELEASES][c]) for c in COLORS
+        }
+        services = {c: data[SERVICES][c] for c in COLORS}
+        self.services: dict[Color, ColorService] = {
+            c: shape(f"{SERVICES}.{c}", ColorService.from_json,
+                     {"platform": self.platform, **found} if isinstance(found, dict) else found)
+            for c, found in services.items()
+        }  # fmt: skip
         self.journal_table: str | None = data.get(JOURNAL_TABLE)
         self.topic_arn: str | None = data.get(TOPIC_ARN)
         self.test_url: str | None = data.get(TEST_URL)
-        self.metrics: dict[str, Any] | None = data.get(METRICS)
-        if self.metrics is not None and not (
-            isinstance(self.metrics, dict)
-            and all(isinstance(self.metrics.get(k), str) for k in ("namespace", "loadBalancer"))
-            and isinstance(self.metrics.get("targetGroups"), dict)
-            and set(self.metrics["targetGroups"]) == set(COLORS)
-            and _resolution(self.metrics) is not None
-        ):
-            raise fail(
-                METRICS,
-                "must be {namespace, loadBalancer, targetGroups: {blue, green}, resolutionSeconds}",
-            )
+        metrics = data.get(METRICS)
+        self.metrics = (
+            None
+            if metrics is None
+            else shape(METRICS, lambda m: AlbMetrics.from_json(m, ALB_RESOLUTION_SECONDS), metrics)
+        )
 
     @cached_property
     def analysis(self) -> Settings | None:
@@ -202,7 +199,7 @@ class StackOutputs:
         try:
             # an output naming an analysis without `enabled` has it on: never silently off
             found = {"enabled": True, **self.data[ANALYSIS]}
-            resolution = _resolution(self.metrics or {}) or ALB_RESOLUTION_SECONDS
+            resolution = self.metrics.resolution_seconds if self.metrics else ALB_RESOLUTION_SECONDS
             return parse_analysis(found, False, self.routing == "gateway", resolution)
         except SettingError as e:
             raise ConfigError(f"{self.source}: output {ANALYSIS!r}: {e}") from None
@@ -211,9 +208,7 @@ class StackOutputs:
     def route_key(self) -> str:
         """What the journal and the lock know this service's routing by: the listener ARN, or
         `httproute/<namespace>/<name>`."""
-        if self.routing == "gateway":
-            return f"httproute/{self.route['namespace']}/{self.route['name']}"
-        return self.listener_arn
+        return self.route.key if self.route is not None else self.listener_arn
 
     @property
     def on_aws(self) -> bool:
@@ -224,14 +219,6 @@ class StackOutputs:
     def name(self) -> str:
         """A short name for messages: the stack and service."""
         return f"{self.stack}/{self.services['blue'].service.rsplit('-', 1)[0]}"
-
-
-def _resolution(metrics: dict[str, Any]) -> int | None:
-    """The metrics' resolution in seconds (the ALB's when not exported), None if malformed."""
-    try:
-        return parse_resolution(metrics.get("resolutionSeconds", ALB_RESOLUTION_SECONDS))
-    except SettingError:
-        return None
 
 
 def load_outputs(path: str) -> StackOutputs:

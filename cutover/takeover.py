@@ -26,7 +26,7 @@ from cutover.deployment import Deployment
 from cutover.errors import DeploymentFailed, LockHeld
 from cutover.interrupt import Interrupts, NoInterrupts
 from cutover.journal import Journal
-from cutover.journal.lease import LEASE_SECONDS, Lease, LeaseLost, LeaseState, describe_holder
+from cutover.journal.lease import LEASE_SECONDS, Lease, LeaseLost, LeaseState
 from cutover.notifier import Notifier
 from cutover.restore import (
     Log,
@@ -263,7 +263,7 @@ def _journal_late_write(shift: Shift, verified: bool) -> None:
             return
         shift.journal.claim(fresh)
         fresh.event(EventType.LATE_WRITE_GIVEN_BACK, shift.clock.now(), verified=verified,
-                    by=describe_holder(shift.lease.holder))  # fmt: skip
+                    by=shift.lease.holder.describe())  # fmt: skip
         shift.journal.save(fresh)
     except Exception as e:  # noqa: BLE001
         shift.log(f"  (the journal could not record the give-back: {e})")

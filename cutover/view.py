@@ -7,10 +7,9 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from cutover_gates.contract import Status
+from cutover_gates.contract import Holder, Status
 
 from cutover.deployment import Deployment
-from cutover.journal.lease import Holder
 from cutover.timeline import EventType
 from cutover.weights import Weights, format_weights
 
@@ -81,7 +80,7 @@ def lines(
         guards = deployment.samples[-1].guards
         out.append("  guards: " + ", ".join(f"{g} {s}" for g, s in sorted(guards.items())))
     if holder:
-        out.append(f"  lock: {holder.get('who')} on {holder.get('host')} (pid {holder.get('pid')})")
+        out.append(f"  lock: {holder.where} (pid {holder.pid})")
     if deployment.failure:
         out.append(f"  failure: {deployment.failure.reason}: {deployment.failure.detail}")
     action = next_action(state)

@@ -74,8 +74,7 @@ def why(deployment: Deployment, leases: list[LeaseState], now: float) -> str:
         holder = deployment.holder
         heard = [e.t for e in deployment.events[-1:]] + [s.t for s in deployment.samples[-1:]]
         renewed = max(heard, default=deployment.started_at)
-    who = f"{holder.get('who')} on {holder.get('host')}"
-    reason = f"watchdog: holder {who} stopped renewing at {_when(renewed)}"
+    reason = f"watchdog: holder {holder.where} stopped renewing at {_when(renewed)}"
     if past_deadline(deployment, now):
         reason += "; past its deadline"
     return reason

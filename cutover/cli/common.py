@@ -11,10 +11,11 @@ import click
 from cutover_gates.contract import COLORS, Color, parse_color
 
 if TYPE_CHECKING:
+    from cutover_gates.contract import Holder
+
     from cutover.deployment import Deployment
     from cutover.guard import Progress
     from cutover.interrupt import Interrupts
-    from cutover.journal.lease import Holder
     from cutover.shift import Shift
     from cutover.weights import Weights
 

@@ -87,7 +87,7 @@ def status(
             "target": latest.target,
             "step": latest.step + 1,
             "steps": len(latest.plan),
-            "startedBy": latest.holder.get("who"),
+            "startedBy": latest.holder.who or None,
             "doing": latest.activity(time.time())
             if state.active and state != Status.INTERRUPTED
             else None,
@@ -95,7 +95,7 @@ def status(
     result: dict[str, Any] = {
         "services": services,
         "deployment": deployment,
-        "lock": holder,
+        "lock": holder.to_json() if holder else None,
         "skippedJournalItems": len(ctx.journal.skipped),  # named on stderr
     }
     if fmt == "json":
@@ -122,9 +122,7 @@ def status(
     else:
         say("no deployment in the journal")
     if holder:
-        say(
-            f"lock held by deployment {holder['deployment']} ({holder['who']} on {holder['host']}, pid {holder['pid']})"
-        )
+        say(f"lock held by deployment {holder.deployment} ({holder.where}, pid {holder.pid})")
 
 
 PLAIN_REPEAT_SECONDS = 10.0

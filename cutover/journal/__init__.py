@@ -18,12 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from cutover_gates.contract import Color, Outcome
+from cutover_gates.contract import Color, Holder, Outcome
 
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError
 from cutover.journal.items import Skipped
-from cutover.journal.lease import Holder, LeaseState
+from cutover.journal.lease import LeaseState
 from cutover.summary import Summary
 
 

@@ -18,14 +18,13 @@ import math
 import zlib
 from typing import Any
 
-from cutover_gates.contract import Color, Outcome, parse_color
+from cutover_gates.contract import Color, Holder, Outcome, parse_color
 
 from cutover.deployment import Deployment
 from cutover.errors import LockHeld
 from cutover.journal.items import Skipped, parse_item, parse_outcome, skip
 from cutover.journal.lease import (
     LEASE_SECONDS,
-    Holder,
     LeaseState,
     finished_elsewhere,
     held_message,
@@ -48,8 +47,8 @@ def _lock_item(listener: str, holder: Holder, now: float) -> dict[str, Any]:
     until = now + LEASE_SECONDS
     return {
         **_lock_key(listener),
-        "holder": {"S": holder["holder"]},
-        "info": {"S": json.dumps(holder)},
+        "holder": {"S": holder.token},
+        "info": {"S": json.dumps(holder.to_json())},
         "renewedAt": _number(now),
         "leaseUntil": _number(until),
         "expiresAt": {"N": str(math.ceil(until))},
@@ -86,7 +85,7 @@ class DynamoJournal:
                 TableName=self.table,
                 Item=_lock_item(key, holder, now),
                 ConditionExpression=f"{TAKEABLE} OR holder = :me",
-                ExpressionAttributeValues={":now": _number(now), ":me": {"S": holder["holder"]}},
+                ExpressionAttributeValues={":now": _number(now), ":me": {"S": holder.token}},
             )
             return True
         except self.db.exceptions.ConditionalCheckFailedException:
@@ -101,7 +100,7 @@ class DynamoJournal:
                 TableName=self.table,
                 Item=_lock_item(key, holder, now),
                 ConditionExpression="holder = :stale",
-                ExpressionAttributeValues={":stale": {"S": current.holder["holder"]}},
+                ExpressionAttributeValues={":stale": {"S": current.holder.token}},
             )
             return True
         except self.db.exceptions.ConditionalCheckFailedException:
@@ -120,7 +119,7 @@ class DynamoJournal:
                         ":u": _number(until),
                         ":t": {"N": str(math.ceil(until))},
                         ":now": _number(now),
-                        ":me": {"S": holder["holder"]},
+                        ":me": {"S": holder.token},
                     },
                 )
             except self.db.exceptions.ConditionalCheckFailedException:
@@ -134,7 +133,7 @@ class DynamoJournal:
                     TableName=self.table,
                     Key=_lock_key(key),
                     ConditionExpression="holder = :me",
-                    ExpressionAttributeValues={":me": {"S": holder["holder"]}},
+                    ExpressionAttributeValues={":me": {"S": holder.token}},
                 )
 
     def lease_state(self, key: str) -> LeaseState | None:
@@ -146,9 +145,9 @@ class DynamoJournal:
         until = float((item.get("leaseUntil") or item["expiresAt"])["N"])
         renewed = float(item["renewedAt"]["N"]) if "renewedAt" in item else until - LEASE_SECONDS
         try:
-            holder = dict(json.loads(item["info"]["S"]))
+            holder = Holder.from_json(json.loads(item["info"]["S"]))
         except (KeyError, ValueError, TypeError):
-            holder = {"holder": item.get("holder", {}).get("S", "")}
+            holder = Holder(item.get("holder", {}).get("S", ""))
         return LeaseState(holder, renewed, until)
 
     # -- deployments -----------------------------------------------------------------------

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from cutover_gates.contract import Color, Outcome, parse_color
+from cutover_gates.contract import Color, Holder, Outcome, parse_color
 
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import ConfigError, DeploymentFailed, LockHeld
 from cutover.journal.items import Skipped, parse_item, parse_outcome
-from cutover.journal.lease import Holder, LeaseState, finished_elsewhere, held_message
+from cutover.journal.lease import LeaseState, finished_elsewhere, held_message
 from cutover.summary import Summary
 
 # How long a command waits for the journal file's short lock before saying who holds it.
@@ -43,12 +43,12 @@ class FileJournal:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            current = json.loads(handle.read() or "{}")
+            current = Holder.from_json(json.loads(handle.read() or "{}"))
             handle.close()
             raise LockHeld(held_message(f"listener {key}", current)) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps(holder))
+        handle.write(json.dumps(holder.to_json()))
         handle.flush()
         self._locks[key] = handle
         return True
@@ -75,7 +75,7 @@ class FileJournal:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.seek(0)
-                return dict(json.loads(handle.read() or "{}"))
+                return Holder.from_json(json.loads(handle.read() or "{}"))
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 

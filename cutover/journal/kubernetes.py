@@ -16,14 +16,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from cutover_gates.contract import Color, Outcome, Status, parse_color
+from cutover_gates.contract import Color, Holder, Outcome, Status, parse_color
 
 from cutover.deployment import Deployment, scope_of
 from cutover.errors import LockHeld
 from cutover.journal.items import Skipped, parse_item, parse_outcome
 from cutover.journal.lease import (
     LEASE_SECONDS,
-    Holder,
     LeaseState,
     finished_elsewhere,
     held_message,
@@ -46,7 +45,7 @@ def _state(lease: dict[str, Any]) -> LeaseState:
     """A Lease object as a LeaseState: its holder, last renewal and expiry (never renewed:
     expired)."""
     annotations = lease["metadata"].get("annotations") or {}
-    holder = dict(json.loads(annotations.get(HOLDER_ANNOTATION, "{}")))
+    holder = Holder.from_json(json.loads(annotations.get(HOLDER_ANNOTATION, "{}")))
     spec = lease.get("spec") or {}
     renewed = spec.get("renewTime")
     if not renewed:
@@ -87,15 +86,13 @@ class KubernetesJournal:
     def _lease_name(self, key: str) -> str:
         return f"cutover-lock-{scope_of([key])}"
 
-    def _lease(
-        self, key: str, holder: dict[str, Any], version: str | None, now: float
-    ) -> dict[str, Any]:
+    def _lease(self, key: str, holder: Holder, version: str | None, now: float) -> dict[str, Any]:
         at = _micro_time(now)
         metadata: dict[str, Any] = {
             "name": self._lease_name(key),
             "namespace": self.namespace,
             "labels": {"app.kubernetes.io/managed-by": "cutover"},
-            "annotations": {HOLDER_ANNOTATION: json.dumps(holder), "cutover/route": key},
+            "annotations": {HOLDER_ANNOTATION: json.dumps(holder.to_json()), "cutover/route": key},
         }
         if version is not None:
             metadata["resourceVersion"] = version
@@ -104,7 +101,7 @@ class KubernetesJournal:
             "kind": "Lease",
             "metadata": metadata,
             "spec": {
-                "holderIdentity": holder["holder"],
+                "holderIdentity": holder.token,
                 "leaseDurationSeconds": max(1, round(LEASE_SECONDS)),
                 "acquireTime": at,
                 "renewTime": at,
@@ -126,7 +123,7 @@ class KubernetesJournal:
         if current is None:  # released between our create and read: try again
             return False
         state = _state(current)
-        mine = current["spec"].get("holderIdentity") == holder["holder"]
+        mine = current["spec"].get("holderIdentity") == holder.token
         if not mine and state.live(now):
             raise LockHeld(held_message(f"route {key}", state.holder))
         try:  # conditional on the version read: of two takers, one wins
@@ -142,12 +139,12 @@ class KubernetesJournal:
             raise
         return True
 
-    def heartbeat(self, listeners: list[str], holder: dict[str, Any], now: float) -> bool:
+    def heartbeat(self, listeners: list[str], holder: Holder, now: float) -> bool:
         from kubernetes.client.exceptions import ApiException
 
         for key in listeners:
             current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
-            if current is None or current["spec"].get("holderIdentity") != holder["holder"]:
+            if current is None or current["spec"].get("holderIdentity") != holder.token:
                 return False
             current["spec"]["renewTime"] = _micro_time(now)
             try:  # conditional on the version read: a taker in between wins
@@ -160,12 +157,12 @@ class KubernetesJournal:
                 raise
         return True
 
-    def release(self, listeners: list[str], holder: dict[str, Any]) -> None:
+    def release(self, listeners: list[str], holder: Holder) -> None:
         from kubernetes.client.exceptions import ApiException
 
         for key in listeners:
             current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
-            if current is None or current["spec"].get("holderIdentity") != holder["holder"]:
+            if current is None or current["spec"].get("holderIdentity") != holder.token:
                 continue
             try:
                 self.leases.delete_namespaced_lease(

@@ -24,7 +24,9 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from cutover_gates.contract import Holder
 
 from cutover.clock import Clock
 from cutover.errors import ConfigError, DeploymentFailed, LockHeld
@@ -39,7 +41,6 @@ CLOCK_SKEW_SECONDS = 1.0
 # acquire is then simply tried again, a few times.
 ACQUIRE_ATTEMPTS = 3
 
-Holder = dict[str, Any]
 Now = Callable[[], float]
 
 
@@ -120,21 +121,16 @@ def holder_identity(deployment_id: str) -> Holder:
     """Who is taking a lease: the deployment, the person or CI actor, the host and process,
     and a token of this one acquisition (a process that takes a lease again, or a reused
     pid, is a holder of its own)."""
-    return {
-        "holder": f"{deployment_id}@{host_name()}:{os.getpid()}:{secrets.token_hex(4)}",
-        "deployment": deployment_id,
-        "who": who(),
-        "host": host_name(),
-        "pid": os.getpid(),
-    }
+    token = f"{deployment_id}@{host_name()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return Holder(token, deployment_id, who(), host_name(), os.getpid())
 
 
 def dead_here(holder: Holder) -> bool:
     """True when the holder ran on this host and its process no longer exists."""
-    if holder.get("host") != host_name() or not holder.get("pid"):
+    if holder.host != host_name() or not holder.pid:
         return False
     try:
-        os.kill(int(holder["pid"]), 0)
+        os.kill(holder.pid, 0)
     except ProcessLookupError:
         return True
     except (PermissionError, ValueError, OverflowError):
@@ -142,16 +138,9 @@ def dead_here(holder: Holder) -> bool:
     return False
 
 
-def describe_holder(holder: Holder) -> str:
-    return (
-        f"deployment {holder.get('deployment')} by {holder.get('who')} on "
-        f"{holder.get('host')} (pid {holder.get('pid')})"
-    )
-
-
 def held_message(what: str, holder: Holder) -> str:
     return (
-        f"{what} is locked by {describe_holder(holder)}; wait for it to finish, or if that "
+        f"{what} is locked by {holder.describe()}; wait for it to finish, or if that "
         f"process is gone, its lease expires within {LEASE_SECONDS:g}s"
     )
 
@@ -215,7 +204,7 @@ class Lease:
         self.write_seconds = write_seconds
         self.clock = clock or Clock()
         self.now = self.clock.now
-        self.holder: Holder = {}
+        self.holder = Holder("")  # no token until acquired
         self.valid_until = 0.0  # the end of the last renewal the store confirmed
         self._stop: Callable[[], None] = lambda: None
         self._renewing = threading.Lock()
@@ -299,5 +288,5 @@ class Lease:
 
     def release(self) -> None:
         self._stop()
-        if self.holder:
+        if self.holder.token:
             self.locks.release(self.keys, self.holder)

@@ -48,13 +48,11 @@ class TrafficRouter(Protocol):
 
 def router_for(outputs: StackOutputs) -> TrafficRouter:
     """The stack's router: its ALB listener, or its Gateway API HTTPRoute."""
-    if outputs.routing == "gateway":
+    if outputs.route is not None:  # a Gateway stack
         from cutover.routers.gateway import GatewayRouter
 
         services: dict[str, str] = {c: outputs.services[c].service for c in COLORS}
-        return GatewayRouter(
-            outputs.route["namespace"], outputs.route["name"], services, outputs.name
-        )
+        return GatewayRouter(outputs.route.namespace, outputs.route.name, services, outputs.name)
     from cutover.routers.alb import AlbRouter
 
     return AlbRouter(outputs.listener_arn, outputs.target_group_arns, outputs.name)

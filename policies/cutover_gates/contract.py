@@ -172,13 +172,16 @@ class Outcome:
 @dataclass(frozen=True)
 class Release:
     """The release a color runs, as output `releases` names it: its version and the digest of
-    its image (what the gate records bind; "" where the image is not pinned)."""
+    its image (what the gate records bind; "" where the image is not pinned), and the image
+    (the program exports it, for the offline preview's diff)."""
 
     version: str
     digest: str
+    image: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "digest": self.digest}
+        found = {"version": self.version, "digest": self.digest}
+        return {**found, "image": self.image} if self.image else found
 
     @classmethod
     def from_json(cls, data: Any) -> Release:
@@ -189,7 +192,7 @@ class Release:
             raise ValueError("version must be a non-empty string")
         if not isinstance(data.get("digest", ""), str):
             raise ValueError("digest must be a string (sha256:..., or empty when not pinned)")
-        return cls(data["version"], str(data.get("digest", "")))
+        return cls(data["version"], str(data.get("digest", "")), str(data.get("image") or ""))
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,111 @@ class ColorService:
             namespace=str(data.get("namespace", "")),
             deployment=str(data.get("deployment", "")),
         )
+
+
+@dataclass(frozen=True)
+class Route:
+    """A Gateway stack's HTTPRoute, as output `route` names it."""
+
+    namespace: str
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "name": self.name}
+
+    @property
+    def key(self) -> str:
+        """What the journal and the lock know it by."""
+        return f"httproute/{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_json(cls, data: Any) -> Route:
+        """ValueError when `data` does not name the route's namespace and name."""
+        if not isinstance(data, Mapping) or not all(
+            isinstance(data.get(k), str) and data[k] for k in ("namespace", "name")
+        ):
+            raise ValueError("must name the HTTPRoute's namespace and name")
+        return cls(data["namespace"], data["name"])
+
+
+@dataclass(frozen=True)
+class AlbMetrics:
+    """Where an ALB stack's CloudWatch figures are, as output `metrics` names them: the
+    namespace, the load balancer's and each color's target group's dimension, and how often
+    they are published (seconds)."""
+
+    namespace: str
+    load_balancer: str
+    target_groups: dict[str, str]
+    resolution_seconds: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "loadBalancer": self.load_balancer,
+                "targetGroups": dict(self.target_groups),
+                "resolutionSeconds": self.resolution_seconds}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Any, default_resolution: int) -> AlbMetrics:
+        """ValueError when `data` is not {namespace, loadBalancer, targetGroups: {blue,
+        green}, resolutionSeconds} (the resolution defaulting to `default_resolution`)."""
+        said = "must be {namespace, loadBalancer, targetGroups: {blue, green}, resolutionSeconds}"
+        if not isinstance(data, Mapping):
+            raise ValueError(said)
+        groups = data.get("targetGroups")
+        resolution = data.get("resolutionSeconds", default_resolution)
+        if isinstance(resolution, float) and resolution.is_integer():
+            resolution = int(resolution)  # outputs passed through the engine arrive as floats
+        if not (
+            all(isinstance(data.get(k), str) for k in ("namespace", "loadBalancer"))
+            and isinstance(groups, Mapping)
+            and set(groups) == set(COLORS)
+            and all(isinstance(v, str) for v in groups.values())
+            and isinstance(resolution, int)
+            and not isinstance(resolution, bool)
+            and 1 <= resolution <= 3600
+        ):
+            raise ValueError(said)
+        return cls(data["namespace"], data["loadBalancer"], dict(groups), resolution)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lease (and last drove a deployment): the token of one acquisition, and
+    the deployment, person or CI actor, host and process behind it. Items an earlier release
+    wrote may name only the token; a holder with no token is nobody (false)."""
+
+    token: str
+    deployment: str = ""
+    who: str = ""
+    host: str = ""
+    pid: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.token)
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.token:
+            return {}
+        return {"holder": self.token, "deployment": self.deployment, "who": self.who,
+                "host": self.host, "pid": self.pid}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Any) -> Holder:
+        """The holder `data` names; nobody when it names none (an empty object)."""
+        if not isinstance(data, Mapping) or not data.get("holder"):
+            return cls("")
+        pid = data.get("pid")
+        return cls(str(data["holder"]), str(data.get("deployment") or ""),
+                   str(data.get("who") or ""), str(data.get("host") or ""),
+                   int(pid) if isinstance(pid, int | float) and not isinstance(pid, bool) else 0)  # fmt: skip
+
+    def describe(self) -> str:
+        return f"deployment {self.deployment} by {self.who} on {self.host} (pid {self.pid})"
+
+    @property
+    def where(self) -> str:
+        """Who, on which host."""
+        return f"{self.who} on {self.host}"
 
 
 # -- small shared rules ---------------------------------------------------------------------

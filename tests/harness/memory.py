@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cutover_gates.contract import COLORS, Color, Outcome
+from cutover_gates.contract import COLORS, Color, Holder, Outcome
 
 from cutover.clock import Clock
 from cutover.deployment import Deployment
@@ -29,7 +29,6 @@ from cutover.errors import LockHeld
 from cutover.journal.items import Skipped, parse_item, parse_outcome
 from cutover.journal.lease import (
     LEASE_SECONDS,
-    Holder,
     LeaseState,
     finished_elsewhere,
     held_message,
@@ -263,10 +262,10 @@ class MemoryJournal:
             if (
                 current is None
                 or current["until"] <= now
-                or current["holder"]["holder"] == holder["holder"]
+                or current["holder"].token == holder.token
                 or not lease_live(current["until"], current["holder"], now)
             ):
-                self.cloud.leases[key] = {"holder": dict(holder), "until": now + LEASE_SECONDS,
+                self.cloud.leases[key] = {"holder": holder, "until": now + LEASE_SECONDS,
                                           "renewed": now}  # fmt: skip
                 return True
             raise LockHeld(held_message(f"listener {key}", current["holder"]))
@@ -276,7 +275,7 @@ class MemoryJournal:
         with self.cloud.lock:
             for key in keys:
                 current = self.cloud.leases.get(key)
-                if current is None or current["holder"]["holder"] != holder["holder"]:
+                if current is None or current["holder"].token != holder.token:
                     return False
                 current["until"], current["renewed"] = now + LEASE_SECONDS, now
             return True
@@ -285,7 +284,7 @@ class MemoryJournal:
         with self.cloud.lock:
             for key in keys:
                 current = self.cloud.leases.get(key)
-                if current is not None and current["holder"]["holder"] == holder["holder"]:
+                if current is not None and current["holder"].token == holder.token:
                     del self.cloud.leases[key]
 
     def lease_state(self, key: str) -> LeaseState | None:
@@ -294,7 +293,7 @@ class MemoryJournal:
             current = self.cloud.leases.get(key)
             if current is None:
                 return None
-            return LeaseState(dict(current["holder"]), current["renewed"], current["until"])
+            return LeaseState(current["holder"], current["renewed"], current["until"])
 
     # -- deployments
     def save(self, deployment: Deployment) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from cutover_gates.contract import Holder
 
 from cutover.errors import LockHeld
-from cutover.journal.lease import ACQUIRE_ATTEMPTS, Holder, LeaseState, acquire_each
+from cutover.journal.lease import ACQUIRE_ATTEMPTS, LeaseState, acquire_each
 
 
 class Table:
@@ -21,9 +22,9 @@ class Table:
         if self.vanish.get(key, 0) > 0:
             self.vanish[key] -= 1
             return False
-        if key in self.held and self.held[key] != holder["holder"]:
+        if key in self.held and self.held[key] != holder.token:
             raise LockHeld(f"{key} is locked by {self.held[key]}")
-        self.held[key] = holder["holder"]
+        self.held[key] = holder.token
         return True
 
     def heartbeat(self, keys: list[str], holder: Holder, now: float) -> bool:
@@ -31,14 +32,14 @@ class Table:
 
     def release(self, keys: list[str], holder: Holder) -> None:
         for key in keys:
-            if self.held.get(key) == holder["holder"]:
+            if self.held.get(key) == holder.token:
                 del self.held[key]
                 self.released.append(key)
 
     def lease_state(self, key: str) -> LeaseState | None: ...
 
 
-ME = {"holder": "me"}
+ME = Holder("me")
 
 
 def NOW() -> float:  # noqa: N802 - a clock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cutover_gates.contract import Status
+from cutover_gates.contract import Holder, Status
 
 from cutover.deployment import Deployment, Options
 from cutover.timeline import Failure, Sample
@@ -66,9 +66,11 @@ def test_every_line_fits_an_80_column_terminal_and_keeps_every_word() -> None:
         "analysis: green error rate more than 1 points above blue's (green 6.1% errors, "
         "Average 0.101s vs blue 1.0% errors, Average 0.099s over 12 window(s), 4 look(s))",
     )
-    holder = {"who": "someone-with-a-long-name", "host": "a-runner.example.internal", "pid": 4242}
+    holder = Holder(
+        "d@a-runner:4242:ab", "d", "someone-with-a-long-name", "a-runner.example.internal", 4242
+    )
     served = {"prod/checkout": d.plan[0]}
-    text = lines(d, Status.INTERRUPTED, served, holder, now=1031.0)  # type: ignore[arg-type]
+    text = lines(d, Status.INTERRUPTED, served, holder, now=1031.0)
     assert all(len(line) <= WIDTH for line in text), [line for line in text if len(line) > WIDTH]
     joined = " ".join(line.strip() for line in text)
     assert "over 12 window(s), 4 look(s))" in joined
