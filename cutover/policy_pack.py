@@ -134,8 +134,11 @@ class PolicyPackProcess:
         ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT_SECONDS)
         line = self.process.stdout.readline() if ready else b""
         if not line.strip().isdigit():
-            self.close()
+            if self.process.poll() is None:  # started, but said no port: stop it to read why
+                self.process.kill()
+                self.process.wait()
             err = self.process.stderr.read().decode() if self.process.stderr else ""
+            self.close()
             raise RuntimeError(f"policy pack {self.pack_dir} did not start: {err[-2000:]}")
         return int(line)
 

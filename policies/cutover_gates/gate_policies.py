@@ -220,8 +220,6 @@ def check_freeze(facts: StackFacts, config: Mapping[str, Any], report: Report) -
 GATES = [
     GatePolicy(
         CHAIRMAN_APPROVAL_POLICY,
-        "Every color that traffic moves onto runs a release the chairman approved: signed by a "
-        "trusted key, unexpired, for this project, stack, release digest and color.",
         check_approval,
         About(
             "Chairman approval",
@@ -232,8 +230,6 @@ GATES = [
     ),
     GatePolicy(
         SECURITY_SIGNOFF_POLICY,
-        "Every color that traffic moves onto has a valid security sign-off with findings "
-        "within thresholds (by default zero critical).",
         check_signoff,
         About(
             "Security sign-off",
@@ -244,8 +240,6 @@ GATES = [
     ),
     GatePolicy(
         ROLLBACK_TESTED_POLICY,
-        "Before a color reaches 100% of traffic, a rollback drill of its release on this stack "
-        "succeeded recently.",
         check_drill,
         About(
             "Rollback tested",
@@ -256,8 +250,6 @@ GATES = [
     ),
     GatePolicy(
         CHANGE_FREEZE_POLICY,
-        "During a change-freeze window, traffic moves only onto a release with the chairman's "
-        "emergency record.",
         check_freeze,
         About(
             "Change freeze",

@@ -1,10 +1,11 @@
 """The policies' plumbing: how a check is declared (`GatePolicy` over the stack, `ResourceGate`
-over one resource), what it says to a reviewer (`About`), and when it applies (production
+over one resource), what it says to a reviewer (its check's docstring, and `About`), and when it applies (production
 stacks, failing closed on values unknown during preview)."""
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -79,6 +80,14 @@ class _EnforcedByStack:
         self._explicit = value
 
 
+def description_of(check: Callable[..., None]) -> str:
+    """A policy's description: its check's docstring, the one place it is written."""
+    doc = inspect.getdoc(check)
+    if not doc:
+        raise ValueError(f"{check.__name__} has no docstring to describe its policy with")
+    return " ".join(doc.split())
+
+
 def fail_closed(report: Report, error: UnknownValueError) -> None:
     report(
         f"Cannot be decided during preview: {error.message} Failing closed: this gate does "
@@ -115,7 +124,6 @@ class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
     def __init__(
         self,
         name: str,
-        description: str,
         check: Callable[[StackFacts, Mapping[str, Any], Report], None],
         about: About,
     ) -> None:
@@ -138,7 +146,7 @@ class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
 
         super().__init__(
             name,
-            description,
+            description_of(check),
             validate,
             config_schema=PolicyConfigSchema(properties_of(name)),
             **about.metadata(name),
@@ -151,7 +159,6 @@ class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[
     def __init__(
         self,
         name: str,
-        description: str,
         check: Callable[[Res, Mapping[str, Any], Report], None],
         about: About,
     ) -> None:
@@ -165,7 +172,7 @@ class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[
 
         super().__init__(
             name,
-            description,
+            description_of(check),
             validate,
             config_schema=PolicyConfigSchema(properties_of(name)),
             **about.metadata(name),

@@ -154,9 +154,6 @@ def check_probes(res: Res, config: Mapping[str, Any], report: Report) -> None:
 RESOURCES = [
     ResourceGate(
         "zero-downtime-settings",
-        "Health checks on, deregistration delay within bounds, rolling updates at 100% "
-        "healthy (ECS circuit breaker on; Deployments maxUnavailable 0), deletion protection "
-        "on production load balancers.",
         check_zero_downtime,
         About(
             "Zero-downtime settings",
@@ -167,7 +164,6 @@ RESOURCES = [
     ),
     ResourceGate(
         "release-pinned",
-        "Production images are pinned by digest.",
         check_pinned,
         About(
             "Release pinned",
@@ -178,7 +174,6 @@ RESOURCES = [
     ),
     ResourceGate(
         "probes-required",
-        "Every Deployment's containers declare readiness and liveness probes.",
         check_probes,
         About(
             "Probes required",

@@ -236,8 +236,6 @@ def check_watchdog(facts: StackFacts, config: Mapping[str, Any], report: Report)
 TRAFFIC = [
     GatePolicy(
         "rollback-ready",
-        "The color losing traffic keeps what routes to it (target group or Service) and its "
-        "full capacity in the same update and for the rollback window.",
         check_rollback_ready,
         About(
             "Rollback ready",
@@ -248,8 +246,6 @@ TRAFFIC = [
     ),
     GatePolicy(
         "monitoring-active",
-        "Every color receiving traffic is watched: alarms with actions on its own target group "
-        "behind the ALB, readiness probes behind a Gateway.",
         check_monitoring,
         About(
             "Monitoring active",
@@ -260,8 +256,6 @@ TRAFFIC = [
     ),
     GatePolicy(
         "weights-valid",
-        "The listener or HTTPRoute splits traffic between exactly the two colors, in range, "
-        "with traffic flowing, only onto colors already running at full capacity.",
         check_weights,
         About(
             "Weights valid",
@@ -272,9 +266,6 @@ TRAFFIC = [
     ),
     GatePolicy(
         "watchdog-active",
-        "Traffic moves only on a stack whose own watchdog runs (a scheduled Lambda function "
-        "with an alarm on its errors, or a CronJob), so a shift whose process dies is given "
-        "back within a lease, a schedule period and a restore.",
         check_watchdog,
         About(
             "Watchdog active",

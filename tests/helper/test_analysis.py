@@ -211,11 +211,12 @@ def test_a_seeded_batch_of_30_healthy_shifts_has_no_false_rollback(
 def test_one_get_metric_data_call_asks_for_both_colors_three_series() -> None:
     """The guard's GetMetricData call asks for both colors' three series at once."""
     from cutover_gates.analysis_config import Settings
+    from cutover_gates.contract import AlbMetrics
 
     from cutover.metrics import CloudWatchSource
 
-    metrics = {"namespace": "AWS/ApplicationELB", "loadBalancer": "app/lb/1",
-               "targetGroups": {"blue": "targetgroup/b/1", "green": "targetgroup/g/2"}}  # fmt: skip
+    metrics = AlbMetrics("AWS/ApplicationELB", "app/lb/1",
+                         {"blue": "targetgroup/b/1", "green": "targetgroup/g/2"}, 60)  # fmt: skip
     queries = CloudWatchSource(metrics, Settings(latency_statistic="p99")).queries()
     assert [(q["Id"], q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Stat"])
             for q in queries] == [

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cutover_gates.contract import Status
+from cutover_gates.contract import Holder, Status
 
 from cutover.deployment import MAX_SAMPLES, Deployment, Options, scope_of
 from cutover.errors import LockHeld
@@ -162,7 +162,7 @@ def deployment(deployment_id: str = "20300101T000000Z-c0ffee") -> Deployment:
         releases={
             "prod/checkout": {"green": {"version": "1.42.0", "digest": "sha256:" + "9" * 64}}
         },
-        holder={"who": "ci", "host": "runner"},
+        holder=Holder(f"{deployment_id}@runner:7:ab", deployment_id, "ci", "runner", 7),
         started_at=T0,
         generation=1,
     )

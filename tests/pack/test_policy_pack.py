@@ -471,6 +471,13 @@ def test_the_pack_starts_as_the_engines_shim_starts_it(pack: PolicyPackProcess) 
     by_name = {p.name: p for p in policies}
     assert by_name["chairman-approval"].severity == "critical"
     assert "cutover approve" in by_name["chairman-approval"].remediation
+    # each description is written once, as its check's docstring, whole
+    assert by_name["probes-required"].description == (
+        "Every container of a Deployment declares a readiness and a liveness probe."
+    )
+    assert by_name["chairman-approval"].description.startswith("Every color whose share")
+    assert by_name["chairman-approval"].description.endswith("(from its journal).")
+    assert all("\n" not in p.description and "  " not in p.description for p in policies)
 
 
 def test_a_pack_without_its_environment_fails_as_the_shim_says(tmp_path: Path) -> None:
