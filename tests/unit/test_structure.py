@@ -1,4 +1,6 @@
-"""The shape of the helper package: no import circles, small modules, statuses from the contract."""
+"""The shape of the code: no import circles, small modules, statuses from the contract, and
+imports that run one way (the pack on nothing of the helper's or the program's, the helper's
+library never on its commands, a command on no other command but `cli/common`)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "cutover"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "cutover"
 MODULES = sorted(PACKAGE.rglob("*.py"))
+PACK = ROOT / "policies" / "cutover_gates"
+PROGRAM = ROOT / "components"
+TREES = {"cutover": PACKAGE, "components": PROGRAM, "cutover_gates": PACK}
+EVERY_MODULE = sorted(p for tree in TREES.values() for p in tree.rglob("*.py"))
 
 
 def module_name(path: Path) -> str:
@@ -59,9 +66,77 @@ def test_no_import_circle_inside_cutover() -> None:
     assert circles == []
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_no_module_is_longer_than_about_400_lines(path: Path) -> None:
-    assert len(path.read_text().splitlines()) <= 420
+@pytest.mark.parametrize("path", EVERY_MODULE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_is_longer_than_400_lines(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= 400
+
+
+def imported(path: Path) -> set[str]:
+    """Every module `path` imports, by its full name, at the top or inside a function (not
+    the names imported for annotations only)."""
+    found: set[str] = set()
+    tree = ast.parse(path.read_text())
+    skipped = type_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def test_the_pack_imports_nothing_of_the_helper_or_the_program() -> None:
+    crossing = {
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in PACK.rglob("*.py")
+        for m in imported(p)
+        if m.split(".")[0] in ("cutover", "components", "rehearsal")
+    }
+    assert crossing == set()
+
+
+def test_the_contract_and_the_config_declarations_are_pure() -> None:
+    """What the program, the pack and the helper all read imports no third-party module,
+    so any of them (and the unit layer) can load it."""
+    allowed = set(sys.stdlib_module_names) | {"cutover_gates"}
+    for name in ("contract.py", "config_keys.py", "analysis_config.py"):
+        outside = {m for m in imported(PACK / name) if m.split(".")[0] not in allowed}
+        assert outside == set(), name
+
+
+def test_the_helpers_library_never_imports_its_commands() -> None:
+    library = [p for p in MODULES if "cli" not in p.relative_to(PACKAGE).parts[:1]]
+    crossing = {
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in library
+        if p.name != "__main__.py"  # `python -m cutover` runs the commands
+        for m in imported(p)
+        if m == "cutover.cli" or m.startswith("cutover.cli.")
+    }
+    assert crossing == set()
+
+
+def test_a_command_imports_no_other_command_but_common() -> None:
+    commands = [p for p in (PACKAGE / "cli").glob("*.py") if p.name != "__init__.py"]
+    crossing = {
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in commands
+        for m in imported(p)
+        if m.startswith("cutover.cli.") and m != "cutover.cli.common"
+    }
+    assert crossing == set()
+
+
+def test_the_program_imports_no_command_and_no_rehearsal() -> None:
+    crossing = {
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in [*PROGRAM.rglob("*.py"), ROOT / "__main__.py"]
+        for m in imported(p)
+        if m.startswith("cutover.cli") or m.split(".")[0] == "rehearsal"
+    }
+    assert crossing == set()
 
 
 STATUSES = {"in-progress", "paused", "succeeded", "rolled-back", "drilled", "interrupted"}
