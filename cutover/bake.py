@@ -19,6 +19,7 @@ from cutover.guard import (
     Progress,
     Tally,
     Verdict,
+    analysis_guard,
     guards_for,
     sample_of,
 )
@@ -86,8 +87,9 @@ def watch(
     """Poll the guards of `weights` for `seconds` (None: until promoted); (reason, detail)
     of the first failure, abort or deadline, or None when the wait is over."""
     d, options = shift.deployment, shift.deployment.options
-    guards = guards_for(shift.services, options, weights, d.started_at, shift.clock.now,
-                        d.phase_began(weights))  # fmt: skip
+    analysis = analysis_guard(shift.services, options, weights, d.started_at, shift.clock.now,
+                              d.phase_began(weights))  # fmt: skip
+    guards = guards_for(shift.services, options, weights, analysis)
     inconclusive = Tally(options.max_inconclusive)
     started = shift.clock.monotonic()
     end = None if seconds is None else started + seconds

@@ -204,7 +204,8 @@ def analysis_guard(
     phase_began: float | None = None,
 ) -> AnalysisGuard | None:
     """The analysis of a step serving `weights`, when the stacks enable it and the target
-    serves some traffic (and the shift did not turn it off)."""
+    serves some traffic (and the shift did not turn it off). `began`: when the shift began,
+    for a baseline before it; `phase_began`: since when its tests have looked."""
     if not options.analysis or weights[options.target] == 0:
         return None
     from cutover.metrics import source_for
@@ -224,17 +225,10 @@ def analysis_guard(
 
 
 def guards_for(
-    services: list[Service],
-    options: Options,
-    weights: Weights,
-    began: float,
-    now: Callable[[], float],
-    phase_began: float | None = None,
+    services: list[Service], options: Options, weights: Weights, analysis: AnalysisGuard | None
 ) -> list[Guard]:
     """What watches a step serving `weights`: the target color's alarms, ready instances of
-    every color serving traffic, the shift's probes, and the metric analysis (`began`: when
-    the shift began, for a baseline before it; `phase_began`: since when its tests have
-    looked)."""
+    every color serving traffic, the shift's probes, and its metric `analysis` (analysis_guard)."""
     found: list[Guard] = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     if alarms:
@@ -247,7 +241,6 @@ def guards_for(
     }
     found.append(ReadyGuard(serving))
     found += [ProbeGuard(url, status) for url, status in options.probes]
-    analysis = analysis_guard(services, options, weights, began, now, phase_began)
     return found + ([analysis] if analysis else [])
 
 

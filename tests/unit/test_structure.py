@@ -36,20 +36,10 @@ def type_only(tree: ast.Module) -> set[int]:
 
 
 def imports(path: Path) -> set[str]:
-    """Every cutover module `path` imports, at the top or inside a function (not the names
-    imported for annotations only)."""
-    found: set[str] = set()
-    tree = ast.parse(path.read_text())
-    skipped = type_only(tree)
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cutover."):
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("cutover."))
+    """Every cutover module `path` imports (`from cutover.x import y` may import module
+    cutover.x.y)."""
     names = {module_name(p) for p in MODULES}
+    found = imported(path, with_names=True)
     return {n for n in found if n in names}
 
 
@@ -71,9 +61,10 @@ def test_no_module_is_longer_than_400_lines(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= 400
 
 
-def imported(path: Path) -> set[str]:
+def imported(path: Path, with_names: bool = False) -> set[str]:
     """Every module `path` imports, by its full name, at the top or inside a function (not
-    the names imported for annotations only)."""
+    the names imported for annotations only); `with_names`: and each `from m import n` as
+    m.n too."""
     found: set[str] = set()
     tree = ast.parse(path.read_text())
     skipped = type_only(tree)
@@ -82,6 +73,8 @@ def imported(path: Path) -> set[str]:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+            if with_names:
+                found.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
     return found
