@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cutover_gates.contract import COLORS, Status
+from cutover_gates.contract import Status
 
 from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
 from cutover.deployment import Deployment
-from cutover.weights import format_weights
 
 
 @click.command()
@@ -56,73 +55,16 @@ def status(
     if watch:
         follow(ctx, interval, timeout)
         return
-    services: list[dict[str, Any]] = []
-    for service in ctx.services:
-        o = service.outputs
-        names = [n for c in COLORS for n in o.alarm_names[c]]
-        alarms: dict[str, dict[str, Any]] = {}
-        if names:
-            from cutover.aws import describe_alarms
+    from cutover.status import StatusReport
 
-            alarms = describe_alarms(names)
-        services.append(
-            {
-                "service": o.name,
-                "route": o.route_key,
-                "weights": service.router.served(),
-                "ready": {c: service.fleet.ready(c) for c in COLORS},
-                "readyUnit": service.fleet.unit,
-                "releases": {c: o.releases[c].version for c in COLORS},
-                "alarms": {name: a["StateValue"] for name, a in alarms.items()},
-            }
-        )
-    latest = ctx.deployment(None)
-    holder = ctx.live_holder()
-    deployment = None
-    if latest is not None:
-        state = latest.state(lease_live=holder is not None)
-        deployment = {
-            "id": latest.id,
-            "status": str(state),
-            "target": latest.target,
-            "step": latest.step + 1,
-            "steps": len(latest.plan),
-            "startedBy": latest.holder.who or None,
-            "doing": latest.activity(time.time())
-            if state.active and state != Status.INTERRUPTED
-            else None,
-        }
-    result: dict[str, Any] = {
-        "services": services,
-        "deployment": deployment,
-        "lock": holder.to_json() if holder else None,
-        "skippedJournalItems": len(ctx.journal.skipped),  # named on stderr
-    }
+    report = StatusReport.gather(
+        ctx.services, ctx.deployment(None), ctx.live_holder(), len(ctx.journal.skipped), time.time()
+    )
     if fmt == "json":
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
         return
-    for s in services:
-        w = s["weights"]
-        say(f"{s['service']}: {format_weights(w)}")
-        for c in COLORS:
-            say(f"  {c}: release {s['releases'][c]}, {s['ready'][c]} {s['readyUnit']}")
-        for name, value in sorted(s["alarms"].items()):
-            say(f"  alarm {name}: {value}")
-    if deployment:
-        say(
-            f"deployment {deployment['id']}: {deployment['status']} towards {deployment['target']} "
-            f"(step {deployment['step']}/{deployment['steps']})"
-        )
-        if deployment["doing"]:
-            say(f"  now: {deployment['doing']}")
-        if deployment["status"] == Status.INTERRUPTED:
-            say(
-                "  its process is gone: `cutover rollback` restores the weights it found, `cutover resume` continues"
-            )
-    else:
-        say("no deployment in the journal")
-    if holder:
-        say(f"lock held by deployment {holder.deployment} ({holder.where}, pid {holder.pid})")
+    for line in report.render():
+        say(line)
 
 
 PLAIN_REPEAT_SECONDS = 10.0

@@ -75,3 +75,38 @@ def test_every_line_fits_an_80_column_terminal_and_keeps_every_word() -> None:
     joined = " ".join(line.strip() for line in text)
     assert "over 12 window(s), 4 look(s))" in joined
     assert "`cutover rollback` gives back what it found, `cutover resume` goes on" in joined
+
+
+def test_status_reports_the_same_facts_as_json_and_as_lines() -> None:
+    from cutover.status import ServiceStatus, StatusReport
+
+    service = ServiceStatus(
+        name="prod/checkout",
+        route="arn:listener",
+        weights={"blue": 90, "green": 10},
+        ready={"blue": 6, "green": 6},
+        ready_unit="tasks",
+        releases={"blue": "1.41.0", "green": "1.42.0"},
+        alarms={"checkout-green-5xx": "ALARM", "checkout-blue-5xx": "OK"},
+    )
+    d = deployment()
+    d.status = Status.IN_PROGRESS
+    holder = Holder("t", d.id, "ana", "runner-1", 42)
+    live = StatusReport([service], d, holder, skipped=1, now=1031.0)
+    found = live.to_json()
+    assert found["deployment"]["status"] == "in-progress"
+    assert found["deployment"]["doing"].startswith("baking step 1/3")
+    assert found["lock"]["who"] == "ana" and found["skippedJournalItems"] == 1
+    assert found["services"][0]["alarms"]["checkout-green-5xx"] == "ALARM"
+    text = live.render()
+    assert text[0] == "prod/checkout: blue 90 / green 10"
+    assert text.index("  alarm checkout-blue-5xx: OK") < text.index(
+        "  alarm checkout-green-5xx: ALARM"
+    )
+    assert text[-1] == f"lock held by deployment {d.id} (ana on runner-1, pid 42)"
+    # its lease gone: interrupted, with what to do, and no lock
+    gone = StatusReport([service], d, None, skipped=0, now=1031.0)
+    assert gone.to_json()["deployment"]["status"] == "interrupted"
+    assert gone.to_json()["deployment"]["doing"] is None and gone.to_json()["lock"] is None
+    assert "`cutover rollback` restores the weights it found" in gone.render()[-1]
+    assert StatusReport([], None, None, 0, 0.0).render() == ["no deployment in the journal"]
