@@ -1,6 +1,6 @@
 """Signing gate records: the helper's side of `cutover_gates.record`.
 
-One way to sign, for every command that does (`approve`, `signoff`, `drill`, `exit-gates`):
+`new_key_pair` makes a signer's Ed25519 key files. One way to sign, for every command that does (`approve`, `signoff`, `drill`, `exit-gates`):
 the signer is a key file (`--key`, or the PEM in an environment variable) or a key that never
 leaves AWS KMS (`--kms-key`: Ed25519 or ECDSA P-256); before anything is written it must be a
 key the pack config trusts for that record kind, within its window; and a record that
@@ -11,6 +11,9 @@ a stack's color runs, named `<stack>-<color>-<version>-<kind>.json` in the recor
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,3 +199,36 @@ def sign_release_record(
     path = folder / f"{outputs.stack}-{color}-{release.version}-{kind}.json"
     write_signed(path, body, signer, pack_config)
     return path
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path  # NAME.key, mode 0600
+    public: Path  # NAME.pub
+    text: str  # the public key as `trustedKeys` takes it
+    key_id: str
+
+
+def new_key_pair(name: str, out: Path) -> KeyPair:
+    """Make an Ed25519 key pair in `out` (never over an existing key); ConfigError when `name`
+    is not a plain name or its key exists."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cutover_gates.keys import public_key_text
+    from cutover_gates.record import private_key_pem
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
+        raise ConfigError(
+            f"--name {name!r}; expected a plain name (letters, digits, - and _, e.g. chairman), "
+            "no path"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    private, public = out / f"{name}.key", out / f"{name}.pub"
+    if private.exists():
+        raise ConfigError(f"{private} exists; refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private_key_pem(key))
+    text = public_key_text(key.public_key())
+    public.write_text(text + "\n")
+    return KeyPair(private, public, text, key_id(key.public_key()))

@@ -30,34 +30,12 @@ def keys_new(name: str, out: Path) -> None:
     Example:
       cutover keys new --name chairman --out ~/.cutover
     """
-    import os
-    import re
+    from cutover.gate_record import new_key_pair
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cutover_gates.keys import key_id, public_key_text
-    from cutover_gates.record import private_key_pem
-
-    from cutover.errors import ConfigError
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
-        raise ConfigError(
-            f"--name {name!r}; expected a plain name (letters, digits, - and _, e.g. chairman), "
-            "no path"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    private, public = out / f"{name}.key", out / f"{name}.pub"
-    if private.exists():
-        raise ConfigError(f"{private} exists; refusing to overwrite a key")
-    key = Ed25519PrivateKey.generate()
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private_key_pem(key))
-    text = public_key_text(key.public_key())
-    public.write_text(text + "\n")
-    say(
-        f"private key: {private} (keep it secret)\npublic key:  {public}\nkey id:      {key_id(key.public_key())}"
-    )
-    say(text)
+    made = new_key_pair(name, out)
+    say(f"private key: {made.private} (keep it secret)\npublic key:  {made.public}\n"
+        f"key id:      {made.key_id}")  # fmt: skip
+    say(made.text)
 
 
 @keys.command("show")
