@@ -44,3 +44,10 @@ class DeploymentFailed(CutoverError):
     """The deployment failed or was rolled back."""
 
     exit_code = ExitCode.FAILED
+
+
+class JudgedUnmet(CutoverError):
+    """Exit gates or a preview judged the release unmet; the command printed the verdict (a
+    message, when given, is one more line)."""
+
+    exit_code = ExitCode.FAILED

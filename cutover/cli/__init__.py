@@ -191,7 +191,8 @@ def run() -> None:
         e.show()
         sys.exit(ExitCode.BAD_INPUT)
     except CutoverError as e:
-        click.echo(f"error: {e}", err=True)
+        if str(e):  # a verdict the command already printed needs no line more
+            click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

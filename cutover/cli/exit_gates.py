@@ -16,7 +16,7 @@ from cutover.cli.common import (
     outputs_options,
     say,
 )
-from cutover.errors import ExitCode
+from cutover.errors import JudgedUnmet
 
 
 @click.command("exit-gates")
@@ -97,4 +97,4 @@ def exit_gates(
     if fmt == "json":
         say(json.dumps({"passed": passed, "services": verdicts}, indent=2))
     if not passed:
-        raise click.exceptions.Exit(ExitCode.FAILED)
+        raise JudgedUnmet()  # each service's verdict is printed above

@@ -18,7 +18,7 @@ from cutover.cli.common import (
     outputs_options,
     say,
 )
-from cutover.errors import ExitCode
+from cutover.errors import JudgedUnmet
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment
@@ -194,9 +194,7 @@ def preview_command(
     else:
         click.echo(render_text(result))
     if result.blocked:
-        raise click.exceptions.Exit(
-            ExitCode.FAILED
-        )  # the text already ends with the one "Blocked" line
+        raise JudgedUnmet()  # the text already ends with the one "Blocked" line
 
 
 @click.command()
