@@ -28,13 +28,13 @@ from cutover_gates.facts import (
 )
 from cutover_gates.freeze import active_window
 from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge_records
-from cutover_gates.policy import (
+from cutover_gates.record import Expected, timestamp
+from cutover_gates.rules.plumbing import (
     About,
     GatePolicy,
     Report,
     utc_now,
 )
-from cutover_gates.record import Expected, timestamp
 
 
 def moving_colors(facts: StackFacts) -> list[str]:

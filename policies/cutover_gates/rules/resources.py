@@ -20,13 +20,13 @@ from cutover_gates.facts import (
     stack_of,
     task_images,
 )
-from cutover_gates.policy import (
+from cutover_gates.record import PINNED_IMAGE
+from cutover_gates.rules.plumbing import (
     About,
     Report,
     ResourceGate,
     is_production,
 )
-from cutover_gates.record import PINNED_IMAGE
 
 
 def check_zero_downtime(res: Res, config: Mapping[str, Any], report: Report) -> None:
