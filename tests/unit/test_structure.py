@@ -169,3 +169,15 @@ def test_the_unit_layer_loads_no_server_sdk_or_rehearsal() -> None:
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            cwd=PACKAGE.parent, timeout=120)  # fmt: skip
     assert found.stdout.strip().splitlines()[-1] == "[]", found.stdout[-2000:] + found.stderr
+
+
+def test_only_the_packs_rules_import_the_policy_sdk() -> None:
+    """The pack's library (what the helper's wheel ships) loads without pulumi_policy; the
+    policies and their plumbing live in cutover_gates/rules/."""
+    outside = {
+        str(p.relative_to(ROOT))
+        for p in PACK.rglob("*.py")
+        if "rules" not in p.relative_to(PACK).parts
+        and any(m.split(".")[0] == "pulumi_policy" for m in imported(p))
+    }
+    assert outside == set()
