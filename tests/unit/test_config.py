@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import components.config as config_module
 from components.config import parse_config
 from cutover.errors import ConfigError
 from tests.harness.program_runs import PROMETHEUS_URL, WATCHDOG_IMAGE, prod_config
@@ -239,3 +240,35 @@ def test_alb_routing_on_kubernetes_needs_the_alb_settings() -> None:
         "cutover:analysis": {"prometheus": {"url": PROMETHEUS_URL}},
     }
     assert parse(gateway).network is None
+
+
+TABLES = {name: table for name, table in vars(config_module).items() if name.endswith("_KEYS")}
+
+
+def test_every_default_a_table_declares_is_valid_by_its_own_row() -> None:
+    from cutover_gates.analysis_config import KEYS, RULE_KEYS
+    from cutover_gates.config_keys import REQUIRED
+
+    tables = {**TABLES, "analysis KEYS": KEYS, "analysis RULE_KEYS": RULE_KEYS}
+    assert {"STACK_KEYS", "COLOR_KEYS", "WATCHDOG_KEYS"} <= set(tables)
+    for table_name, table in tables.items():
+        for key, row in table.items():
+            if row.default is REQUIRED or callable(row.default) or row.default is None:
+                continue
+            row.parse(f"{table_name}.{key}", row.default)  # raises if the default is invalid
+
+
+@given(
+    extra=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC", min_size=1, max_size=12),
+    table=st.sampled_from(sorted(TABLES)),
+)
+def test_a_key_no_table_declares_is_refused_by_its_name(extra: str, table: str) -> None:
+    from cutover_gates.config_keys import SettingError, read
+
+    keys = TABLES[table]
+    if extra in keys:
+        return
+    with pytest.raises(SettingError) as error:
+        read({extra: "x"}, keys, "section")
+    assert error.value.key == f"section.{extra}"
+    assert "one of the known keys" in error.value.expected
