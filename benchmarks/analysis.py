@@ -84,8 +84,10 @@ def poll_cost() -> dict[str, float]:
             ],
         )
         services = services_of([load_outputs(str(out))])
+        outputs = services[0].outputs
+        assert outputs.metrics is not None and outputs.analysis is not None  # an ALB stack's
         now = float(began + WINDOWS * PERIOD)
-        queries = CloudWatchSource(data["metrics"], services[0].outputs.analysis).queries()
+        queries = CloudWatchSource(outputs.metrics, outputs.analysis).queries()
         window = {
             "StartTime": datetime.fromtimestamp(began, UTC),
             "EndTime": datetime.fromtimestamp(now, UTC),
@@ -96,8 +98,7 @@ def poll_cost() -> dict[str, float]:
             cloudwatch.get_metric_data(MetricDataQueries=queries, **window)
             return time.perf_counter() - started
 
-        outputs = services[0].outputs
-        source = CloudWatchSource(data["metrics"], outputs.analysis)
+        source = CloudWatchSource(outputs.metrics, outputs.analysis)
 
         def poll() -> float:
             # a step that began `WINDOWS` windows ago, judged at its latest window's end
