@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from cutover_gates.record import LocalSigner, make_record, sign  # noqa: E402
 
-from cutover.policy_pack import PolicyPackProcess  # noqa: E402
+from cutover.preview.pack import PolicyPackProcess  # noqa: E402
 from tests.harness.program_runs import previous_outputs, prod_config  # noqa: E402
 from tests.harness.records import (  # noqa: E402
     KEYS,

@@ -1,7 +1,7 @@
 """How long `cutover preview --stack prod` takes in a fresh process (target: under 3 s).
 
 Prints one JSON object, beside the floor measured in the same run: declaring the program
-alone under mocks in a fresh process (`python -m cutover.offline`), which the preview must
+alone under mocks in a fresh process (`python -m cutover.preview.program`), which the preview must
 also do before it can ask the policy pack anything.
 """
 
@@ -30,7 +30,8 @@ def main() -> None:
         for _ in range(TRIALS)
     ]
     declare = [
-        timed([sys.executable, "-m", "cutover.offline", "--stack", "prod"]) for _ in range(TRIALS)
+        timed([sys.executable, "-m", "cutover.preview.program", "--stack", "prod"])
+        for _ in range(TRIALS)
     ]
     p, d = statistics.median(preview), statistics.median(declare)
     print(

@@ -34,7 +34,7 @@ def main() -> None:
     declare, baseline = [], []
     resources = 0
     for _ in range(TRIALS):
-        seconds, out = timed([sys.executable, "-m", "cutover.offline", "--stack", "prod"])
+        seconds, out = timed([sys.executable, "-m", "cutover.preview.program", "--stack", "prod"])
         declare.append(seconds)
         resources = len(json.loads(out)["resources"])
         baseline.append(timed([sys.executable, "-c", BASELINE])[0])

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cutover.offline import ProgramMocks, run_program
+from cutover.preview.program import ProgramMocks, run_program
 from cutover.stack_config import stack_config
 
 ROOT = Path(__file__).resolve().parents[1]

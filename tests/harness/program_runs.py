@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from cutover.stack_config import stack_config
 
 if TYPE_CHECKING:
-    from cutover.offline import ProgramRun
+    from cutover.preview.program import ProgramRun
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,14 +45,14 @@ def run(
     previous: dict[str, Any] | None = None,
     project_dir: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m cutover.offline` for one scenario."""
+    """`python -m cutover.preview.program` for one scenario."""
     with tempfile.TemporaryDirectory() as tmp:
         config_file = Path(tmp) / "config.json"
         config_file.write_text(json.dumps(config))
         args = [
             sys.executable,
             "-m",
-            "cutover.offline",
+            "cutover.preview.program",
             "--project-dir",
             str(project_dir),
             "--stack",
@@ -69,7 +69,7 @@ def run(
 
 def declare(config: dict[str, Any], **kwargs: Any) -> ProgramRun:
     """Run a scenario that must succeed and return what it declared."""
-    from cutover.offline import ProgramRun  # here: the unit layer never loads Pulumi
+    from cutover.preview.program import ProgramRun  # here: the unit layer never loads Pulumi
 
     result = run(config, **kwargs)
     assert result.returncode == 0, result.stderr

@@ -16,9 +16,9 @@ from cutover_gates.contract import KINDS
 from cutover_gates.keys import key_id, public_key_text
 from cutover_gates.record import make_record, private_key_pem, sign
 
-from cutover.offline import ProgramRun, Resource
-from cutover.policy_pack import Diagnostic, PolicyPackProcess
 from cutover.preflight import pack_config_trusting
+from cutover.preview.pack import Diagnostic, PolicyPackProcess
+from cutover.preview.program import ProgramRun, Resource
 from tests.harness.program_runs import declare, prod_config
 
 KEYS = {name: Ed25519PrivateKey.generate() for name in ("chairman", "security", "deploy", "rogue",

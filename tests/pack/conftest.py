@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cutover.offline import ProgramRun
-from cutover.policy_pack import PolicyPackProcess
+from cutover.preview.pack import PolicyPackProcess
+from cutover.preview.program import ProgramRun
 from tests.harness.program_runs import ROOT, previous_outputs, prod_config
 from tests.harness.records import declare_with_green_records
 

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cutover_gates.record import make_record, sign
 
-from cutover.offline import ProgramRun, Resource
-from cutover.policy_pack import PolicyPackProcess
+from cutover.preview.pack import PolicyPackProcess
+from cutover.preview.program import ProgramRun, Resource
 from tests.harness.program_runs import declare, prod_config
 from tests.harness.records import (
     KEYS,

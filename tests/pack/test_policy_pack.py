@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from cutover.errors import ConfigError
-from cutover.offline import ProgramRun, Resource
-from cutover.policy_pack import PolicyPackProcess
+from cutover.preview.pack import PolicyPackProcess
+from cutover.preview.program import ProgramRun, Resource
 from tests.harness.program_runs import ROOT, declare, previous_outputs, prod_config
 from tests.harness.records import (
     PACK_CONFIG,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cutover.offline import ProgramRun, Resource
-from cutover.policy_pack import PolicyPackProcess
+from cutover.preview.pack import PolicyPackProcess
+from cutover.preview.program import ProgramRun, Resource
 from tests.harness.program_runs import kubernetes_config, previous_outputs
 from tests.harness.records import analyze, declare_with_green_records, forged, only, record
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cutover.offline import ProgramRun
+from cutover.preview.program import ProgramRun
 from tests.harness.program_runs import declare, previous_outputs, prod_config
 
 

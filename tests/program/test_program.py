@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cutover import outputs
-from cutover.offline import ProgramRun, Resource
+from cutover.preview.program import ProgramRun, Resource
 from tests.harness.program_runs import prod_config, run
 
 LISTENER = "aws:lb/listener:Listener"

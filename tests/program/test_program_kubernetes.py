@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cutover.offline import ProgramRun
+from cutover.preview.program import ProgramRun
 from tests.harness.program_runs import declare, kubernetes_config, previous_outputs, prod_config
 
 

@@ -15,14 +15,14 @@ from typing import Any
 
 from cutover_gates.contract import GATE_POLICIES, ROLLBACK_TESTED_POLICY, TRAFFIC
 
-from cutover.offline import (
+from cutover.preview.pack import Diagnostic, PolicyInfo, PolicyPackProcess
+from cutover.preview.program import (
     ProgramMocks,
     ProgramRun,
     Resource,
     project_name,
     run_program,
 )
-from cutover.policy_pack import Diagnostic, PolicyInfo, PolicyPackProcess
 from cutover.stack_config import stack_config
 
 AT_UPDATE = "(the time of the update)"
@@ -93,7 +93,7 @@ def previous_of_stack_file(project_dir: Path, stack: str, stack_file: Path) -> d
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config))
         ran = subprocess.run(
-            [sys.executable, "-m", "cutover.offline", "--project-dir", str(project_dir),
+            [sys.executable, "-m", "cutover.preview.program", "--project-dir", str(project_dir),
              "--stack", stack, "--config", str(path), "--update"],
             capture_output=True, text=True,
         )  # fmt: skip

@@ -21,8 +21,8 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from cutover.errors import ConfigError
-from cutover.offline import Resource
 from cutover.pack_config import LEVEL_NAMES, PolicyInfo, resolve_config
+from cutover.preview.program import Resource
 
 START_TIMEOUT_SECONDS = 30
 # What the engine passes the shim as its own address; pulumi.policy takes it but never dials it.

@@ -299,7 +299,7 @@ def project_name(project_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cutover.offline`: run the program once and print what it declared as JSON.
+    """`python -m cutover.preview.program`: run the program once and print what it declared as JSON.
 
     Used by tests and tools that need a fresh process per run.
     """
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cutover.errors import CutoverError
 
-    parser = argparse.ArgumentParser(prog="python -m cutover.offline")
+    parser = argparse.ArgumentParser(prog="python -m cutover.preview.program")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument("--stack", required=True)
     parser.add_argument(
