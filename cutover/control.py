@@ -3,7 +3,7 @@
 A running shift is told through the journal (a request it reads at every guard poll) and the
 caller waits, bounded, until the shift has acted: an operator is told what happened, not that
 something may happen later. A deployment whose process is gone is taken over and restored
-here (`restore.take_over`).
+here (`takeover.TakeOver`).
 """
 
 from __future__ import annotations

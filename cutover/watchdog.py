@@ -5,8 +5,9 @@ lease is still live is never touched: its holder is watching it (past its --dead
 watchdog asks it to abort, as `cutover abort` would). A deployment whose holder stopped
 renewing is taken over with the same conditional write every holder uses, so two passes, or a
 pass and an operator, never both act, and restored exactly as `cutover rollback` restores it
-(`restore.take_over`: the color it goes back to scaled up first where it was scaled down, and
-the restore re-verified once a late write of the old holder can no longer land).
+(`takeover.TakeOver`, writing back through `restore.restore_snapshot`: the color it goes back
+to scaled up first where it was scaled down, and the restore re-verified once a late write of
+the old holder can no longer land).
 
 Deployments that share no listener are restored at once, the oldest deadline first; those
 that share one, newest first (the last snapshot written back is what the oldest found). Each
