@@ -116,12 +116,6 @@ class Settings:
         return self.error_rate if metric == "errorRate" else self.latency
 
 
-def parse_resolution(value: Any) -> int:
-    """`metrics.resolutionSeconds` as exported (a whole number of seconds; outputs passed
-    through the engine arrive as floats); SettingError otherwise."""
-    return int(whole(1, 3600)("metrics.resolutionSeconds", value))
-
-
 def parse_analysis(
     found: Mapping[str, Any],
     production: bool,

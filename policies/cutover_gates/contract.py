@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Literal, cast
 
+from cutover_gates.config_keys import SettingError, whole
+
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, Color] = ("blue", "green")
 # The ALB accepts 0-999 per target group (a Gateway's backendRefs too); cutover writes
@@ -297,17 +299,17 @@ class AlbMetrics:
         if not isinstance(data, Mapping):
             raise ValueError(said)
         groups = data.get("targetGroups")
-        resolution = data.get("resolutionSeconds", default_resolution)
-        if isinstance(resolution, float) and resolution.is_integer():
-            resolution = int(resolution)  # outputs passed through the engine arrive as floats
+        try:  # a whole number of seconds (outputs passed through the engine arrive as floats)
+            resolution = whole(1, 3600)(
+                "resolutionSeconds", data.get("resolutionSeconds", default_resolution)
+            )
+        except SettingError:
+            raise ValueError(said) from None
         if not (
             all(isinstance(data.get(k), str) for k in ("namespace", "loadBalancer"))
             and isinstance(groups, Mapping)
             and set(groups) == set(COLORS)
             and all(isinstance(v, str) for v in groups.values())
-            and isinstance(resolution, int)
-            and not isinstance(resolution, bool)
-            and 1 <= resolution <= 3600
         ):
             raise ValueError(said)
         return cls(data["namespace"], data["loadBalancer"], dict(groups), resolution)

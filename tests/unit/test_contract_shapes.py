@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cutover_gates.contract import ColorService, Release
+from cutover_gates.contract import AlbMetrics, ColorService, Holder, Release, Route
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,3 +95,49 @@ def test_a_malformed_release_is_named(release: Any, said: str) -> None:
 @given(version=names, digest=st.sampled_from(["", "sha256:" + "b" * 64]))
 def test_a_release_reads_back_what_it_wrote(version: str, digest: str) -> None:
     assert Release.from_json(Release(version, digest).to_json()) == Release(version, digest)
+
+
+@given(namespace=names, balancer=names, blue=names, green=names, seconds=st.integers(1, 3600))
+def test_alb_metrics_read_back_what_they_wrote_and_floats_from_the_engine(
+    namespace: str, balancer: str, blue: str, green: str, seconds: int
+) -> None:
+    shape = AlbMetrics(namespace, balancer, {"blue": blue, "green": green}, seconds)
+    assert AlbMetrics.from_json(shape.to_json(), 60) == shape
+    through_engine = {**shape.to_json(), "resolutionSeconds": float(seconds)}
+    assert AlbMetrics.from_json(through_engine, 60) == shape
+
+
+GOOD_METRICS = {"namespace": "AWS/ApplicationELB", "loadBalancer": "app/lb/1",
+                "targetGroups": {"blue": "targetgroup/b/1", "green": "targetgroup/g/2"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {**GOOD_METRICS, "resolutionSeconds": 0},
+        {**GOOD_METRICS, "resolutionSeconds": True},
+        {**GOOD_METRICS, "resolutionSeconds": "often"},
+        {**GOOD_METRICS, "targetGroups": {"blue": "targetgroup/b/1"}},
+        {**GOOD_METRICS, "loadBalancer": 7},
+        ["not", "an", "object"],
+    ],
+)
+def test_malformed_alb_metrics_are_refused_saying_the_shape(bad: Any) -> None:
+    with pytest.raises(ValueError, match=r"must be \{namespace, loadBalancer, targetGroups"):
+        AlbMetrics.from_json(bad, 60)
+    assert AlbMetrics.from_json(GOOD_METRICS, 60).resolution_seconds == 60  # the default
+
+
+def test_a_route_and_a_holder_read_back_and_nobody_is_falsy() -> None:
+    route = Route.from_json({"namespace": "checkout", "name": "checkout"})
+    assert route.key == "httproute/checkout/checkout" and Route.from_json(route.to_json()) == route
+    with pytest.raises(ValueError, match="namespace and name"):
+        Route.from_json({"namespace": "checkout"})
+    holder = Holder("d@h:1:ab", "d", "ana", "h", 1)
+    assert Holder.from_json(holder.to_json()) == holder and holder
+    assert holder.describe() == "deployment d by ana on h (pid 1)"
+    nobody = Holder.from_json({})
+    assert not nobody and nobody.to_json() == {}
+    assert (
+        Holder.from_json({"holder": "old@elsewhere:9"}).token == "old@elsewhere:9"
+    )  # a token only
