@@ -17,7 +17,11 @@ def interpreter(name: str) -> str:
     `.ci/run` and the workflows set it)."""
     version = name.removeprefix("python")
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    found = [shutil.which(name), *sorted(map(str, root.glob(f"versions/{version}*/bin/{name}")))]
+    try:
+        pyenv = sorted(map(str, root.glob(f"versions/{version}*/bin/{name}")))
+    except OSError:  # a pyenv this user may not read (another user's home) is none
+        pyenv = []
+    found = [shutil.which(name), *pyenv]
     for candidate in filter(None, found):
         probe = subprocess.run([candidate, "-c", "pass"], capture_output=True)
         if probe.returncode == 0:
