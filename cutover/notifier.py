@@ -20,7 +20,7 @@ class Notifier:
 
     def __init__(self, outputs: list[StackOutputs], log: Callable[[str], None]) -> None:
         self.outputs = [o for o in outputs if o.on_aws]
-        self.routes = [o for o in outputs if not o.on_aws]
+        self.routes = [o.route for o in outputs if o.route is not None]  # Gateway stacks
         self.log = log
 
     def event(self, deployment: Deployment, kind: str, detail: str) -> None:
@@ -42,15 +42,14 @@ class Notifier:
                 )
             except Exception as e:  # noqa: BLE001 - telling people must not stop a rollback
                 self.log(f"  (could not publish {kind} to {o.topic_arn}: {e})")
-        for o in self.routes:
+        for route in self.routes:
             try:
-                if o.route is not None:
-                    self._kubernetes_event(o, o.route, deployment, kind, detail)
+                self._kubernetes_event(route, deployment, kind, detail)
             except Exception as e:  # noqa: BLE001
                 self.log(f"  (could not publish {kind} as a Kubernetes Event: {e})")
 
     def _kubernetes_event(
-        self, o: StackOutputs, route: Route, deployment: Deployment, kind: str, detail: str
+        self, route: Route, deployment: Deployment, kind: str, detail: str
     ) -> None:
         import secrets
         import socket
