@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from cutover_gates.analysis_config import ALB_RESOLUTION_SECONDS
 from cutover_gates.contract import (
+    ALB_RESOLUTION_SECONDS,
     ANALYSIS,
     COLORS,
     DASHBOARD,

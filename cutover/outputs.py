@@ -11,9 +11,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cutover_gates.analysis_config import ALB_RESOLUTION_SECONDS, SettingError
+from cutover_gates.config_keys import SettingError
 from cutover_gates.contract import (
     ALARM_NAMES,
+    ALB_RESOLUTION_SECONDS,
     ANALYSIS,
     COLORS,
     JOURNAL_TABLE,
@@ -179,11 +180,7 @@ class StackOutputs:
         self.topic_arn: str | None = data.get(TOPIC_ARN)
         self.test_url: str | None = data.get(TEST_URL)
         metrics = data.get(METRICS)
-        self.metrics = (
-            None
-            if metrics is None
-            else shape(METRICS, lambda m: AlbMetrics.from_json(m, ALB_RESOLUTION_SECONDS), metrics)
-        )
+        self.metrics = None if metrics is None else shape(METRICS, AlbMetrics.from_json, metrics)
 
     @cached_property
     def analysis(self) -> Settings | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cutover_gates.config_keys import Key, SettingError, boolean, number, read, whole
+from cutover_gates.contract import ALB_RESOLUTION_SECONDS
 
 # The figures read for each color and window (the keys of `prometheus.queries`).
 QUERY_NAMES = ("requests", "errors", "latency")
@@ -22,9 +23,6 @@ QUERY_NAMES = ("requests", "errors", "latency")
 # journaled and reported, never fails the release).
 METRICS = ("errorRate", "latency")
 STATISTIC = re.compile(r"^(Average|Maximum|p(\d{1,2}(\.\d+)?))$")
-# How often an ALB publishes its CloudWatch metrics (standard resolution): the output
-# `metrics.resolutionSeconds` says it, and an ALB stack's windows are whole multiples of it.
-ALB_RESOLUTION_SECONDS = 60
 
 
 def _statistic(key: str, value: Any) -> str:

@@ -19,6 +19,9 @@ COLORS: tuple[Color, Color] = ("blue", "green")
 # The ALB accepts 0-999 per target group (a Gateway's backendRefs too); cutover writes
 # percentages (0-100).
 MAX_WEIGHT = 999
+# How often an ALB publishes its CloudWatch metrics (standard resolution): the output
+# `metrics.resolutionSeconds` says it, and an ALB stack's windows are whole multiples of it.
+ALB_RESOLUTION_SECONDS = 60
 
 # -- gate records ---------------------------------------------------------------------------
 
@@ -292,16 +295,16 @@ class AlbMetrics:
                 "resolutionSeconds": self.resolution_seconds}  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: Any, default_resolution: int) -> AlbMetrics:
+    def from_json(cls, data: Any) -> AlbMetrics:
         """ValueError when `data` is not {namespace, loadBalancer, targetGroups: {blue,
-        green}, resolutionSeconds} (the resolution defaulting to `default_resolution`)."""
+        green}, resolutionSeconds} (the resolution defaulting to the ALB's)."""
         said = "must be {namespace, loadBalancer, targetGroups: {blue, green}, resolutionSeconds}"
         if not isinstance(data, Mapping):
             raise ValueError(said)
         groups = data.get("targetGroups")
         try:  # a whole number of seconds (outputs passed through the engine arrive as floats)
             resolution = whole(1, 3600)(
-                "resolutionSeconds", data.get("resolutionSeconds", default_resolution)
+                "resolutionSeconds", data.get("resolutionSeconds", ALB_RESOLUTION_SECONDS)
             )
         except SettingError:
             raise ValueError(said) from None

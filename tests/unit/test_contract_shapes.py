@@ -102,9 +102,9 @@ def test_alb_metrics_read_back_what_they_wrote_and_floats_from_the_engine(
     namespace: str, balancer: str, blue: str, green: str, seconds: int
 ) -> None:
     shape = AlbMetrics(namespace, balancer, {"blue": blue, "green": green}, seconds)
-    assert AlbMetrics.from_json(shape.to_json(), 60) == shape
+    assert AlbMetrics.from_json(shape.to_json()) == shape
     through_engine = {**shape.to_json(), "resolutionSeconds": float(seconds)}
-    assert AlbMetrics.from_json(through_engine, 60) == shape
+    assert AlbMetrics.from_json(through_engine) == shape
 
 
 GOOD_METRICS = {"namespace": "AWS/ApplicationELB", "loadBalancer": "app/lb/1",
@@ -124,8 +124,8 @@ GOOD_METRICS = {"namespace": "AWS/ApplicationELB", "loadBalancer": "app/lb/1",
 )
 def test_malformed_alb_metrics_are_refused_saying_the_shape(bad: Any) -> None:
     with pytest.raises(ValueError, match=r"must be \{namespace, loadBalancer, targetGroups"):
-        AlbMetrics.from_json(bad, 60)
-    assert AlbMetrics.from_json(GOOD_METRICS, 60).resolution_seconds == 60  # the default
+        AlbMetrics.from_json(bad)
+    assert AlbMetrics.from_json(GOOD_METRICS).resolution_seconds == 60  # the default
 
 
 def test_a_route_and_a_holder_read_back_and_nobody_is_falsy() -> None:
