@@ -137,6 +137,7 @@ SERVICE_KEYS = {
     "cpu": Key("cpu", whole(256, 16384), 512),
     "memory": Key("memory", whole(512, 122880), 1024),
 }
+COLORS_KEYS: dict[str, Key] = {c: Key(c, _below, None) for c in COLORS}  # each read by _color
 COLOR_KEYS = {
     "release": Key(
         "release", text(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?", "a version like 1.42.0")
@@ -213,8 +214,7 @@ def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
     production = top["production"]
     kubernetes = _kubernetes(raw) if top["platform"] == "kubernetes" else None
     on_alb = kubernetes is None or kubernetes.routing == "alb"
-    colors = top.pop("colors")
-    _known(colors, "colors", COLORS)
+    colors = read(top.pop("colors"), COLORS_KEYS, "colors")
     config = StackConfig(
         **top
         | {
@@ -227,8 +227,8 @@ def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
             if on_alb
             else None,
             "kubernetes": kubernetes,
-            "blue": _color("blue", colors.get("blue"), production),
-            "green": _color("green", colors.get("green"), production),
+            "blue": _color("blue", colors["blue"], production),
+            "green": _color("green", colors["green"], production),
             "alarms": AlarmThresholds(**read(top["alarms"], ALARM_KEYS, "alarms")),
             "certificate_arn": _CERTIFICATE("certificateArn", raw.get("certificateArn"))
             if on_alb
@@ -250,14 +250,6 @@ def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
                 f"at least 1: {color} would receive {weight}% of traffic",
             )
     return config
-
-
-def _known(found: Mapping[str, Any], path: str, known: tuple[str, ...]) -> None:
-    extra = sorted(set(found) - set(known))
-    if extra:
-        raise SettingError(
-            f"{path}.{extra[0]}", found[extra[0]], f"one of the known keys {sorted(known)}"
-        )
 
 
 def _color(name: Color, found: Any, production: bool) -> ColorConfig:

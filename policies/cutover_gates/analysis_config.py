@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cutover_gates.config_keys import Key, SettingError, boolean, number, read, whole
+from cutover_gates.config_keys import Key, SettingError, boolean, number, read, text, whole
 from cutover_gates.contract import ALB_RESOLUTION_SECONDS
 
 # The figures read for each color and window (the keys of `prometheus.queries`).
@@ -23,12 +23,6 @@ QUERY_NAMES = ("requests", "errors", "latency")
 # journaled and reported, never fails the release).
 METRICS = ("errorRate", "latency")
 STATISTIC = re.compile(r"^(Average|Maximum|p(\d{1,2}(\.\d+)?))$")
-
-
-def _statistic(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not STATISTIC.fullmatch(value):
-        raise SettingError(key, value, "p50 to p99.9, Average or Maximum")
-    return value
 
 
 RULE_KEYS = {
@@ -62,7 +56,9 @@ KEYS: dict[str, Key] = {
     "periodSeconds": Key("period_seconds", whole(1, 3600), 60),
     "maxErrorRateIncrease": Key("max_error_rate_increase", number(0.01, 100), 1.0),
     "maxLatencyIncreasePercent": Key("max_latency_increase_percent", number(1, 1000), 50.0),
-    "latencyStatistic": Key("latency_statistic", _statistic, "p99"),
+    "latencyStatistic": Key(
+        "latency_statistic", text(STATISTIC.pattern, "p50 to p99.9, Average or Maximum"), "p99"
+    ),
     "minRequests": Key("min_requests", whole(1, 10**9), 50),
     "verifyMinutes": Key(
         "verify_minutes", number(0, 1440), lambda stack: 10.0 if stack["production"] else 0.0
