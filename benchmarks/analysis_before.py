@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from cutover_gates.analysis_config import Settings
 
-from cutover.analysis import Window
+from cutover.analysis import JudgementState, Window
 
 ALPHA = 0.05
-
-JudgementState = Literal["ok", "fail", "inconclusive"]
 
 
 @dataclass(frozen=True)
