@@ -62,7 +62,7 @@ def poll_cost() -> dict[str, float]:
             cwd=ROOT,
             env=os.environ,
         )
-        from cutover.guard import AnalysisGuard
+        from cutover.engine.guard import AnalysisGuard
         from cutover.metrics import CloudWatchSource
         from cutover.outputs import load_outputs
         from cutover.service import services_of

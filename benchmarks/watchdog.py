@@ -143,12 +143,12 @@ def dead_deployments(bench: Bench, outputs: dict, count: int) -> list[Any]:
     step (10% green); their services."""
     from cutover.clock import Clock
     from cutover.deployment import Options
+    from cutover.engine.shift import Shift
     from cutover.journal.dynamodb import DynamoJournal
     from cutover.journal.lease import Lease
     from cutover.notifier import Notifier
     from cutover.outputs import StackOutputs
     from cutover.service import services_of
-    from cutover.shift import Shift
 
     lb = outputs["listenerArn"].replace(":listener/", ":loadbalancer/").rsplit("/", 1)[0]
     arns = outputs["targetGroupArns"]
@@ -176,8 +176,8 @@ def dead_deployments(bench: Bench, outputs: dict, count: int) -> list[Any]:
 
 
 def one_pass(bench: Bench, outputs: dict, count: int) -> dict[str, float]:
+    from cutover.engine.watchdog import notifier_for_services, watch_once
     from cutover.journal.dynamodb import DynamoJournal
-    from cutover.watchdog import notifier_for_services, watch_once
 
     services = dead_deployments(bench, outputs, count)
     time.sleep(LEASE + 0.5)  # their leases run out (nobody renews them)

@@ -1,5 +1,5 @@
 """The stack's watchdog on AWS: a scheduled Lambda function that gives traffic back when the
-process driving a shift dies (cutover.watchdog.handler), itself watched by an alarm.
+process driving a shift dies (cutover.engine.watchdog.handler), itself watched by an alarm.
 
 The function's code is the `cutover` and `cutover_gates` packages as this program has them
 (pure Python; the watchdog's path imports only boto3, which the Lambda Python runtime ships).
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What the archive holds: archive folder -> source folder.
 PACKAGES = {"cutover": ROOT / "cutover", "cutover_gates": ROOT / "policies" / "cutover_gates"}
 RUNTIME = "python3.12"
-HANDLER = "cutover.watchdog.handler"
+HANDLER = "cutover.engine.watchdog.handler"
 TIMEOUT_SECONDS = 300
 
 

@@ -1,7 +1,7 @@
 """Metric analysis: judge the target color against the baseline color, honestly however often.
 
 Pure: figures in, a judgement out. Where the figures come from (CloudWatch, Prometheus) is
-`cutover.metrics`; when to judge is the analysis guard's (`cutover.guard`). The settings are
+`cutover.metrics`; when to judge is the analysis guard's (`cutover.engine.guard`). The settings are
 `cutover_gates.analysis_config` (declared once for the program and the helper).
 
 The windows so far are pooled into looks (consecutive windows until both colors have

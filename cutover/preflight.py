@@ -20,9 +20,9 @@ from cutover_gates.gate import HOW_TO, judge_records
 from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 
 from cutover.deployment import Options
+from cutover.engine.plan import plan_shift
 from cutover.errors import ConfigError, GateRefused
 from cutover.outputs import StackOutputs
-from cutover.plan import plan_shift
 from cutover.service import Service
 
 
@@ -112,7 +112,7 @@ def guard_problems(services: list[Service], options: Options, now: float) -> lis
     """Each guard of the first step tried once, before anything moves: the target's alarms
     answer and none is in ALARM, every probe passes, and, with the analysis on, each stack's
     metric source answers and today's request rate lets the first step be judged in its bake."""
-    from cutover.guard import AlarmGuard, Guard, ProbeGuard
+    from cutover.engine.guard import AlarmGuard, Guard, ProbeGuard
 
     problems = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]

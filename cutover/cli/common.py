@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from cutover_gates.contract import Holder
 
     from cutover.deployment import Deployment
-    from cutover.guard import Progress
+    from cutover.engine.guard import Progress
+    from cutover.engine.shift import Shift
     from cutover.interrupt import Interrupts
-    from cutover.shift import Shift
     from cutover.weights import Weights
 
 
@@ -246,8 +246,8 @@ class Context:
         Context.opened.append(self)
 
     def shift(self, interrupts: Interrupts | None = None, output: Output | None = None) -> Shift:
+        from cutover.engine.shift import Shift
         from cutover.notifier import Notifier
-        from cutover.shift import Shift
 
         output = output or Output()
         notifier = Notifier(self.all_outputs, output)
@@ -306,7 +306,7 @@ class Context:
         """After a restore served again: the config follows the weights the deployment found."""
         from cutover_gates.contract import Status
 
-        from cutover.restore import snapshot_weights
+        from cutover.engine.restore import snapshot_weights
 
         if deployment is None or deployment.status != Status.ROLLED_BACK:
             return

@@ -1,4 +1,4 @@
-"""`cutover promote`, `abort`, `rollback` and `resume`: parse, act through `cutover.control`,
+"""`cutover promote`, `abort`, `rollback` and `resume`: parse, act through `cutover.engine.control`,
 print. After any restore the stack's config follows what is served (`--stack-config`, or
 `pulumi config set` with `--stack`), or the commands to make it follow are printed."""
 
@@ -43,7 +43,7 @@ def promote(
       cutover promote --outputs prod.json
     """
     from cutover.clock import Clock
-    from cutover.control import PROMOTE_FULL, promote_request, request_and_wait
+    from cutover.engine.control import PROMOTE_FULL, promote_request, request_and_wait
 
     ctx = Context(outputs, stack, journal)
     latest = _active(ctx, "promote")
@@ -126,7 +126,7 @@ def rollback(
       cutover rollback --outputs prod.json --stack-config Pulumi.prod.yaml
       cutover rollback --outputs prod.json --deployment "$(cat id)" --if-moved
     """
-    from cutover.control import nothing_to_give_back
+    from cutover.engine.control import nothing_to_give_back
 
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(deployment_id)
@@ -148,7 +148,7 @@ def _give_back(
     scale_timeout: float,
     stack_config: Path | None,
 ) -> None:
-    from cutover.control import give_back, restored
+    from cutover.engine.control import give_back, restored
     from cutover.fleet import ensure_full_capacity
     from cutover.interrupt import Interrupts
     from cutover.notifier import Notifier

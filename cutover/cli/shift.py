@@ -145,8 +145,8 @@ def shift(
     from cutover_gates.contract import share
 
     from cutover.deployment import Options
+    from cutover.engine.plan import STRATEGIES, parse_steps
     from cutover.pack_config import load_gates_config
-    from cutover.plan import STRATEGIES, parse_steps
     from cutover.preflight import load_records, preflight
 
     if steps and strategy:

@@ -29,10 +29,10 @@ def watchdog(outputs: tuple[Path, ...], stack: str | None, journal: str, once: b
     Example:
       cutover watchdog --once --outputs prod.json
     """
+    from cutover.engine.watchdog import notifier_for_services, watch_once
     from cutover.errors import DeploymentFailed
     from cutover.interrupt import Interrupts
     from cutover.journal.items import damaged
-    from cutover.watchdog import notifier_for_services, watch_once
 
     if not once:
         raise click.BadParameter("only --once is supported: the stack's schedule runs the passes")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from cutover.deployment import Options
-from cutover.guard import analysis_guard
+from cutover.engine.guard import analysis_guard
 from cutover.outputs import load_outputs
 from cutover.service import services_of
 from rehearsal.aws import aws_env

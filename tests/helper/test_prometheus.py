@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cutover_gates.analysis_config import Settings
 
-from cutover.guard import AnalysisGuard
+from cutover.engine.guard import AnalysisGuard
 from cutover.metrics import PrometheusSource
 from rehearsal.traffic import Traffic
 from tests.harness.cli_runs import running, wait_for

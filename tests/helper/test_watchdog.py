@@ -174,7 +174,7 @@ def test_the_lambda_handler_runs_from_exactly_what_the_program_packages(aws: Aws
     """On the Lambda's runtime version (python3.12), with only what that runtime ships."""
     run = declare(prod_config())
     (function,) = [r for r in run.resources if r.type == "aws:lambda/function:Function"]
-    assert function.inputs["handler"] == "cutover.watchdog.handler"
+    assert function.inputs["handler"] == "cutover.engine.watchdog.handler"
     env = json.loads(function.inputs["environment"]["variables"]["CUTOVER_OUTPUTS"])
     assert env == {k: v for k, v in run.outputs.items() if k != "watchdog"}
     code = aws.tmp / "code"
@@ -198,9 +198,7 @@ def test_the_lambda_handler_runs_from_exactly_what_the_program_packages(aws: Aws
 
     aws.set_weights({"blue": 85, "green": 15})
     before = aws.forward_config()
-    invoke = (
-        "import json; from cutover.watchdog import handler; print(json.dumps(handler({}, None)))"
-    )
+    invoke = "import json; from cutover.engine.watchdog import handler; print(json.dumps(handler({}, None)))"
     process = stop_at_first_step_and_outlive_its_lease(aws)
     with running(process), frozen(process):
         aws.outlive_leases()

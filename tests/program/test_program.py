@@ -345,7 +345,9 @@ def test_the_watchdog_runs_on_a_schedule_with_its_own_least_privilege_role(
     run_ = runs["blue"]
     (function,) = run_.of_type("aws:lambda/function:Function")
     state = function.state
-    assert state["handler"] == "cutover.watchdog.handler" and state["runtime"].startswith("python3")
+    assert state["handler"] == "cutover.engine.watchdog.handler" and state["runtime"].startswith(
+        "python3"
+    )
     assert state["reservedConcurrentExecutions"] == 1
     (rule,) = run_.of_type("aws:cloudwatch/eventRule:EventRule")
     assert rule.state["scheduleExpression"] == "rate(1 minute)" and rule.state["state"] == "ENABLED"

@@ -308,7 +308,7 @@ class Recorded:
 
 
 def test_a_window_is_judged_once_and_only_after_its_figures_are_published() -> None:
-    from cutover.guard import AnalysisGuard
+    from cutover.engine.guard import AnalysisGuard
 
     source, now = Recorded(), [6000.0]
     delayed = Settings(latency_statistic="Average", delay_seconds=60)

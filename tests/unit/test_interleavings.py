@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from cutover.control import give_back
 from cutover.deployment import Options, scope_of
+from cutover.engine.control import give_back
+from cutover.engine.shift import Shift
+from cutover.engine.watchdog import watch_once
 from cutover.errors import DeploymentFailed, LockHeld
 from cutover.interrupt import NoInterrupts
 from cutover.journal.lease import LEASE_SECONDS, Lease, live_holder
-from cutover.shift import Shift
-from cutover.watchdog import watch_once
 from tests.harness.memory import (
     LISTENER,
     WRITE_SECONDS,

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cutover.durations import parse_duration
-from cutover.plan import STRATEGIES, parse_steps, plan_shift
+from cutover.engine.plan import STRATEGIES, parse_steps, plan_shift
 from cutover.weights import check_weights, weights_for
 
 weights = st.fixed_dictionaries({"blue": st.integers(0, 999), "green": st.integers(0, 999)}).filter(

@@ -31,16 +31,16 @@ from typing import Any
 from cutover_gates.contract import Color
 
 from cutover.clock import Clock
-from cutover.control import ABORT
 from cutover.deployment import Deployment
+from cutover.engine.control import ABORT
+from cutover.engine.restore import write_seconds
+from cutover.engine.takeover import Restoring, TakeOver, take_over
 from cutover.errors import LockHeld
 from cutover.fleet import ensure_full_capacity
 from cutover.journal import Journal
 from cutover.journal.lease import LeaseLost, LeaseState
 from cutover.notifier import Notifier
-from cutover.restore import write_seconds
 from cutover.service import Service
-from cutover.takeover import Restoring, TakeOver, take_over
 from cutover.timeline import Failure
 from cutover.weights import format_weights
 

@@ -18,22 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cutover_gates.contract import Status
 
-from cutover.bake import pause, verify, watch
 from cutover.clock import Clock
 from cutover.deployment import Deployment, Options, new_deployment_id, scope_of
-from cutover.errors import DeploymentFailed
-from cutover.guard import Progress
-from cutover.interrupt import Interrupted, Interrupts, NoInterrupts
-from cutover.journal import Journal
-from cutover.journal.lease import (
-    Lease,
-    LeaseLost,
-    LeaseUnconfirmed,
-    check_lease_covers,
-)
-from cutover.notifier import Notifier
-from cutover.plan import plan_shift
-from cutover.restore import (
+from cutover.engine.bake import pause, verify, watch
+from cutover.engine.guard import Progress
+from cutover.engine.plan import plan_shift
+from cutover.engine.restore import (
     busy_workers,
     journal_after_restore,
     outcome,
@@ -43,8 +33,18 @@ from cutover.restore import (
     wait_served,
     write_seconds,
 )
+from cutover.engine.takeover import may_still_write
+from cutover.errors import DeploymentFailed
+from cutover.interrupt import Interrupted, Interrupts, NoInterrupts
+from cutover.journal import Journal
+from cutover.journal.lease import (
+    Lease,
+    LeaseLost,
+    LeaseUnconfirmed,
+    check_lease_covers,
+)
+from cutover.notifier import Notifier
 from cutover.service import Service
-from cutover.takeover import may_still_write
 from cutover.timeline import EventType, Failure, Timings
 from cutover.weights import Weights, format_weights
 
@@ -335,7 +335,7 @@ class Shift:
         """This process lost its lease or journal item to another while it was not running:
         give back what it may have written late (`takeover.give_back_after_takeover`).
         Always raises DeploymentFailed (exit 1)."""
-        from cutover.takeover import give_back_after_takeover
+        from cutover.engine.takeover import give_back_after_takeover
 
         with self.interrupts.shielded():
             self._drain()

@@ -122,7 +122,7 @@ def give_back(
 ) -> Deployment:
     """Restore the weights `deployment` found: by asking its live process to abort (and
     waiting), or here when its process is gone."""
-    from cutover.takeover import take_over
+    from cutover.engine.takeover import take_over
 
     clock = clock or Clock()
     scope = deployment.scope

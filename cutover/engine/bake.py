@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from cutover_gates.contract import COLORS, Status
 
-from cutover.control import ABORT, PROMOTE_FULL, promote_request
-from cutover.guard import (
+from cutover.engine.control import ABORT, PROMOTE_FULL, promote_request
+from cutover.engine.guard import (
     PAUSE_PROGRESS_SECONDS,
     PROGRESS_SECONDS,
     Guard,
@@ -23,12 +23,12 @@ from cutover.guard import (
     guards_for,
     sample_of,
 )
-from cutover.restore import snapshot_weights
+from cutover.engine.restore import snapshot_weights
 from cutover.timeline import EventType
 from cutover.weights import Weights, format_weights
 
 if TYPE_CHECKING:
-    from cutover.shift import Shift
+    from cutover.engine.shift import Shift
 
 
 def verify(shift: Shift, deadline: float | None) -> tuple[str, str] | None:

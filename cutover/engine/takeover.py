@@ -23,12 +23,7 @@ from cutover_gates.contract import COLORS, Color, Status
 
 from cutover.clock import Clock
 from cutover.deployment import Deployment
-from cutover.errors import DeploymentFailed, LockHeld
-from cutover.interrupt import Interrupts, NoInterrupts
-from cutover.journal import Journal
-from cutover.journal.lease import LEASE_SECONDS, Lease, LeaseLost, LeaseState
-from cutover.notifier import Notifier
-from cutover.restore import (
+from cutover.engine.restore import (
     Log,
     busy_workers,
     journal_after_restore,
@@ -38,12 +33,17 @@ from cutover.restore import (
     wait_for_release,
     write_seconds,
 )
+from cutover.errors import DeploymentFailed, LockHeld
+from cutover.interrupt import Interrupts, NoInterrupts
+from cutover.journal import Journal
+from cutover.journal.lease import LEASE_SECONDS, Lease, LeaseLost, LeaseState
+from cutover.notifier import Notifier
 from cutover.service import Service
 from cutover.timeline import EventType, Failure, Timings
 from cutover.weights import Weights, format_weights
 
 if TYPE_CHECKING:
-    from cutover.shift import Shift
+    from cutover.engine.shift import Shift
 
 
 def may_still_write(leases: list[LeaseState], now: float) -> bool:
