@@ -13,11 +13,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from cutover_gates.config_keys import number, whole
 from cutover_gates.contract import Color, Holder, Outcome, Status, other_color, parse_color
 
 from cutover.timeline import Event, EventType, Failure, Sample, Timings
-from cutover.weights import Weights, format_weights
+from cutover.weights import Weights, check_weights, format_weights
 
 Mode = Literal["auto", "assisted", "manual"]
 SPARSE_SAMPLE_SECONDS = 60.0
@@ -43,6 +45,11 @@ def new_deployment_id(now: float | None = None) -> str:
 
 class UnknownStatus(ValueError):
     """A deployment whose status this release does not know (written by a newer one)."""
+
+
+# How the journal's numbers are read: any time or duration it holds, and any count.
+SECONDS = number(0.0, 1e12)
+COUNT = whole(0, 10**12)
 
 
 @dataclass
@@ -81,19 +88,31 @@ class Options:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Options:
+        """ValueError naming the field that is not what this release wrote."""
+        mode, kind, deadline = (
+            data.get("mode", "auto"),
+            data.get("kind", "shift"),
+            data.get("deadline"),
+        )
+        if mode not in MODES:
+            raise ValueError(f"options.mode {mode!r} is not one of {MODES}")
+        if kind not in ("shift", "drill"):
+            raise ValueError(f"options.kind {kind!r} is not shift or drill")
         return cls(
             target=parse_color(data["target"]),
-            steps=[int(s) for s in data["steps"]],
-            bake=float(data["bake"]),
-            interval=float(data["interval"]),
-            mode=data.get("mode", "auto"),
-            deadline=data.get("deadline"),
-            probes=[(str(u), int(s)) for u, s in data.get("probes", [])],
-            max_inconclusive=int(data.get("maxInconclusive", 3)),
-            verify_timeout=float(data.get("verifyTimeout", 30.0)),
-            kind=data.get("kind", "shift"),
+            steps=[whole(0, 100)("options.steps", s) for s in data["steps"]],
+            bake=SECONDS("options.bake", data["bake"]),
+            interval=SECONDS("options.interval", data["interval"]),
+            mode=mode,
+            deadline=None if deadline is None else SECONDS("options.deadline", deadline),
+            probes=[
+                (str(u), whole(100, 599)("options.probes", s)) for u, s in data.get("probes", [])
+            ],
+            max_inconclusive=COUNT("options.maxInconclusive", data.get("maxInconclusive", 3)),
+            verify_timeout=SECONDS("options.verifyTimeout", data.get("verifyTimeout", 30.0)),
+            kind=kind,
             analysis=bool(data.get("analysis", True)),
-            verify_for=float(data.get("verifyFor", 0.0)),
+            verify_for=SECONDS("options.verifyFor", data.get("verifyFor", 0.0)),
         )
 
 
@@ -122,6 +141,12 @@ class Deployment:
     endpoint: str | None = None  # an API endpoint other than the cloud's own (an emulator)
     # The fence: bumped by the journal at every takeover; every save is conditional on it.
     generation: int = 0
+    # The epoch it took each listener or route at (cutover.journal.owner): nothing is written
+    # on its behalf once a newer epoch took one of them.
+    epochs: dict[str, int] = field(default_factory=dict)
+    # Each service's stack outputs by listener or route, so whoever watches any of its
+    # journals can give every service of a release train back.
+    stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     thinned: int = 0  # samples thinned out to keep the item bounded
     # The status the journal holds as this process last read or wrote it (None: never
     # saved); a save replaces exactly that status, or is refused.
@@ -176,10 +201,14 @@ class Deployment:
         return self.step + 1
 
     @property
+    def order(self) -> tuple[int, str]:
+        """How deployments of one scope are ordered: by the epochs the journal gave them (the
+        same listeners, so comparable), then by id (journals written before epochs)."""
+        return (max(self.epochs.values(), default=0), self.id)
+
+    @property
     def on_loopback(self) -> bool:
         """Its timings were measured against an emulator on this machine, not a cloud."""
-        from urllib.parse import urlsplit
-
         host = urlsplit(self.endpoint or "").hostname or ""
         return host in ("localhost", "::1") or host.startswith("127.")
 
@@ -271,6 +300,7 @@ class Deployment:
                 at=self.finished_at or self.started_at,
                 reason=failure.detail if failure else "",
                 by=f"{failure.reason} by {by}" if failure else by,
+                epoch=self.epochs.get(key, 0),
             )
         return found
 
@@ -306,6 +336,10 @@ class Deployment:
             data["endpoint"] = self.endpoint
         if self.generation:
             data["generation"] = self.generation
+        if self.epochs:
+            data["epochs"] = self.epochs
+        if self.stack_outputs:
+            data["stackOutputs"] = self.stack_outputs
         if self.thinned:
             data["samplesThinned"] = self.thinned
         return data
@@ -321,28 +355,37 @@ class Deployment:
             raise UnknownStatus(
                 f"status {data.get('status')!r} is not one this release knows (from a newer one?)"
             )
+        epochs = data.get("epochs", {})
+        if not isinstance(epochs, dict):
+            raise ValueError("epochs is not an object")
+        outputs = data.get("stackOutputs", {})
+        if not isinstance(outputs, dict) or not all(isinstance(o, dict) for o in outputs.values()):
+            raise ValueError("stackOutputs is not an object of objects")
+        finished = data.get("finishedAt")
         found = cls(
             id=str(data["id"]),
             scope=str(data["scope"]),
-            listeners=list(data.get("listeners", [])),
+            listeners=[str(k) for k in data.get("listeners", [])],
             services=list(data.get("services", [])),
             options=Options.from_json(data["options"]),
-            snapshot=dict(data.get("snapshot", {})),
-            plan=[dict(w) for w in data.get("plan", [])],
+            snapshot={str(k): dict(v) for k, v in data.get("snapshot", {}).items()},
+            plan=[check_weights(w) for w in data.get("plan", [])],
             status=Status(data["status"]),
             step=int(data.get("step", -1)),
             stacks=list(data.get("stacks", [])),
             releases=dict(data.get("releases", {})),
             holder=Holder.from_json(data.get("holder")),
-            started_at=float(data.get("startedAt", 0.0)),
-            finished_at=data.get("finishedAt"),
+            started_at=SECONDS("startedAt", data.get("startedAt", 0.0)),
+            finished_at=None if finished is None else SECONDS("finishedAt", finished),
             events=[Event.from_json(e) for e in data.get("events", [])],
             samples=[Sample.from_json(s) for s in data.get("samples", [])],
             timings=Timings.from_json(data.get("timings", {})),
             failure=Failure(str(failure["reason"]), str(failure["detail"])) if failure else None,
             endpoint=data.get("endpoint"),
-            generation=int(data.get("generation", 0)),
-            thinned=int(data.get("samplesThinned", 0)),
+            generation=COUNT("generation", data.get("generation", 0)),
+            thinned=COUNT("samplesThinned", data.get("samplesThinned", 0)),
+            epochs={str(k): COUNT("epochs", v) for k, v in epochs.items()},
+            stack_outputs={str(k): dict(v) for k, v in outputs.items()},
         )
         found.journaled = found.status
         return found

@@ -106,9 +106,10 @@ def ensure_full_capacity(
     timeout: float,
     log: Callable[[str], None],
     poll: float = 5.0,
+    clock: Clock | None = None,
 ) -> None:
-    """Scale `color` back to its full capacity if it was scaled down, and wait until that many
-    are ready. Traffic never moves onto a color below its full capacity."""
+    """Scale `color` back to its full capacity if it was scaled down, and wait (on `clock`)
+    until that many are ready. Traffic never moves onto a color below its full capacity."""
     capacity = outputs.services[color].capacity
     before = fleet.scale_up(color, capacity)
     if before is not None:
@@ -119,7 +120,7 @@ def ensure_full_capacity(
         last[0] = fleet.ready(color)
         return True if last[0] >= capacity else None
 
-    if poll_until(full, timeout, Clock(), poll) is None:
+    if poll_until(full, timeout, clock or Clock(), poll) is None:
         raise DeploymentFailed(
             f"{outputs.name}: {color} has {last[0]} of {capacity} {fleet.unit} after "
             f"{timeout:g}s; traffic was not moved onto it"

@@ -1,5 +1,7 @@
 """Pre-deployment validation (substage 30.1): before any traffic moves, the release gates (the
-same judgement as the policy pack, on local records), the target color's capacity and health,
+same judgement as the policy pack, on local records and the journal's outcomes: `gate_judge`,
+which the shift also asks before every later step, and `cutover resume` before it continues),
+the target color's capacity and health,
 the other color intact to take traffic back, every guard of the first step tried once (its
 alarms, probes and metric source, and the analysis able to judge the first step at today's
 request rate), and an optional smoke test on the test listener. Refusals raise GateRefused
@@ -15,14 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import POLICY_OF_KIND, other_color
+from cutover_gates.contract import POLICY_OF_KIND, Color, other_color
 from cutover_gates.gate import HOW_TO, judge_records
 from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 
 from cutover.deployment import Options
 from cutover.engine.plan import plan_shift
 from cutover.errors import ConfigError, GateRefused
+from cutover.journal import Journal
 from cutover.outputs import StackOutputs
+from cutover.pack_config import load_gates_config
 from cutover.service import Service
 
 
@@ -93,6 +97,34 @@ def check_gates(
     return problems
 
 
+def gate_judge(
+    services: list[Service],
+    journal: Journal,
+    target: Color,
+    kinds: list[str],
+    gates_config: Path,
+    records: Path,
+) -> Callable[[], list[str]]:
+    """The one judge of moving traffic onto `target` for every door (shift, drill, resume,
+    each later step after a pause or a bake): the pack config and the records read again
+    from their files at each judgement (a key revoked meanwhile counts), and each
+    listener's outcomes from the journal (a release rolled back since needs a newer
+    approval); a fact it cannot read fails closed, named."""
+
+    def judge() -> list[str]:
+        try:
+            pack_config = load_gates_config(gates_config)
+            found = load_records(records)
+        except ConfigError as e:
+            return [str(e)]
+        problems = []
+        for s in services:
+            problems += check_gates(s.outputs, target, kinds, pack_config, found)
+        return problems
+
+    return judge
+
+
 def _config(pack_config: dict[str, Any], policy: str) -> dict[str, Any]:
     found = pack_config.get(policy) or {}
     return found if isinstance(found, dict) else {}
@@ -161,16 +193,15 @@ def _analysis_problems(service: Service, options: Options, now: float) -> list[s
 def preflight(
     services: list[Service],
     options: Options,
-    kinds: list[str],
-    pack_config: dict[str, Any],
-    records: list[tuple[Path, Any]],
+    gates: Callable[[], list[str]],
     min_healthy: int | None,
     smoke: str | None,
     log: Callable[[str], None],
     now: Callable[[], float] = time.time,
 ) -> None:
-    """Gates, target capacity and health, the other color intact, the first step's guards,
-    smoke test. GateRefused (exit 2) naming every problem; nothing is changed either way."""
+    """Gates (`gate_judge`), target capacity and health, the other color intact, the first
+    step's guards, smoke test. GateRefused (exit 2) naming every problem; nothing is changed
+    either way."""
     target = options.target
     if smoke:
         for s in services:
@@ -179,10 +210,9 @@ def preflight(
                     f"--smoke: {s.outputs.name} has no test listener (Gateway routing); smoke-test "
                     "the inactive color's Service before shifting, and drop --smoke"
                 )
-    problems: list[str] = []
+    problems: list[str] = gates()
     for s in services:
         o, fleet = s.outputs, s.fleet
-        problems += check_gates(o, target, kinds, pack_config, records)
         need = min_healthy or o.services[target].capacity
         ready = fleet.ready(target)
         if ready < need:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from cutover.deployment import Deployment
 from cutover.errors import ConfigError
 from cutover.fleet import Fleet, fleet_of
 from cutover.outputs import StackOutputs
@@ -28,3 +31,26 @@ def services_of(all_outputs: list[StackOutputs]) -> list[Service]:
     if len(set(keys)) != len(keys):
         raise ConfigError("two --outputs name the same listener or route; give each service once")
     return [Service(o, router_for(o), fleet_of(o)) for o in all_outputs]
+
+
+# Services rebuilt from the outputs a deployment journaled (a release train's other stacks).
+Rebuild = Callable[[list[dict[str, Any]]], list[Service]]
+
+
+def rebuild_services(journaled: list[dict[str, Any]]) -> list[Service]:
+    return services_of([StackOutputs(o, "the outputs its deployment journaled") for o in journaled])
+
+
+def services_of_deployment(
+    deployment: Deployment, own: list[Service], rebuild: Rebuild = rebuild_services
+) -> list[Service] | None:
+    """Every service a deployment moves, in its order: those of the stacks at hand, the
+    others (a release train's) rebuilt from the outputs it journaled; None when one is
+    neither (journaled by an earlier release)."""
+    by_key = {s.key: s for s in own}
+    missing = [k for k in deployment.listeners if k not in by_key]
+    if any(k not in deployment.stack_outputs for k in missing):
+        return None
+    rebuilt = rebuild([deployment.stack_outputs[k] for k in missing]) if missing else []
+    found = {**by_key, **{s.key: s for s in rebuilt}}
+    return [found[k] for k in deployment.listeners]

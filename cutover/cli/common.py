@@ -15,13 +15,32 @@ if TYPE_CHECKING:
 
     from cutover.deployment import Deployment
     from cutover.engine.guard import Progress
-    from cutover.engine.shift import Shift
+    from cutover.engine.shift import Gates, Shift
     from cutover.interrupt import Interrupts
     from cutover.weights import Weights
 
 
 def say(message: str) -> None:
-    click.echo(message)
+    """One line to stdout. A stdout that closed (a reader gone: `| head`) takes nothing more,
+    and stops a command that moves traffic as a signal would (`interrupt.output_closed`)."""
+    try:
+        click.echo(message)
+    except BrokenPipeError:
+        _silence_stdout()
+        from cutover.interrupt import output_closed
+
+        output_closed()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so nothing later (nor Python's flush at exit) writes to
+    the closed pipe."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 PROGRESS_PREFIXES = ("  baked ", "  paused ")
@@ -41,7 +60,13 @@ class Output:
         if self.live is None:
             say(message)
         elif not message.startswith(PROGRESS_PREFIXES):  # `show` draws those
-            self.live.console.print(message, markup=False, highlight=False)
+            try:
+                self.live.console.print(message, markup=False, highlight=False)
+            except BrokenPipeError:
+                _silence_stdout()
+                from cutover.interrupt import output_closed
+
+                output_closed()
 
     def show(self, progress: Progress) -> None:
         if self.live is not None:
@@ -245,20 +270,29 @@ class Context:
         self.scope = scope_of(self.keys)
         Context.opened.append(self)
 
-    def shift(self, interrupts: Interrupts | None = None, output: Output | None = None) -> Shift:
+    def shift(
+        self, gates: Gates, interrupts: Interrupts | None = None, output: Output | None = None
+    ) -> Shift:
+        from cutover.engine.session import Session
         from cutover.engine.shift import Shift
         from cutover.notifier import Notifier
 
         output = output or Output()
         notifier = Notifier(self.all_outputs, output)
-        return Shift(self.services, self.journal, notifier, output, interrupts=interrupts,
-                     show=output.show)  # fmt: skip
+        session = Session.of(self.services, self.journal, notifier, output, interrupts=interrupts,
+                             show=output.show)  # fmt: skip
+        return Shift(session, gates)
 
     def deployment(self, deployment_id: str | None) -> Deployment | None:
+        """The deployment `deployment_id` of these stacks; without one, the newest that took
+        their listeners or routes (the journal's epochs, never a host's clock)."""
         from cutover.errors import ConfigError
+        from cutover.journal.owner import newest
 
+        if deployment_id is None:
+            return newest(self.journal, self.keys)
         found = self.journal.load(self.scope, deployment_id)
-        if deployment_id and found is None:
+        if found is None:
             raise ConfigError(f"--deployment {deployment_id}: no such deployment in the journal")
         return found
 
@@ -303,19 +337,12 @@ class Context:
         )
 
     def write_back_restored(self, stack_config: Path | None, deployment: Deployment | None) -> None:
-        """After a restore served again: the config follows the weights the deployment found."""
-        from cutover_gates.contract import Status
+        """After a restore served again: the config follows the weights the deployment found
+        (`control.config_after_restore`: never over a newer release's)."""
+        from cutover.engine.control import config_after_restore
 
-        from cutover.engine.restore import snapshot_weights
-
-        if deployment is None or deployment.status != Status.ROLLED_BACK:
-            return
-        if not deployment.moved_traffic:  # nothing was written: the config still says it
-            return
-        if not deployment.timings.restore_verified:
-            say(
-                "The stack's config was not updated: the restored weights are not yet confirmed served."
-            )
-            return
-        found = snapshot_weights(self.services, deployment)[0]
-        self.write_back(stack_config, found, f"deployment {deployment.id} was rolled back")
+        follows = config_after_restore(self.journal, self.services, deployment)
+        if isinstance(follows, str):
+            say(follows)
+        elif follows is not None and deployment is not None:
+            self.write_back(stack_config, follows, f"deployment {deployment.id} was rolled back")

@@ -8,9 +8,16 @@ import time
 from pathlib import Path
 
 import click
-from cutover_gates.contract import Color, Status
+from cutover_gates.contract import APPROVAL, SECURITY_SIGNOFF, Color, Status
 
-from cutover.cli.common import DURATION, Context, outputs_options, say, stack_config_option
+from cutover.cli.common import (
+    DURATION,
+    Context,
+    gate_options,
+    outputs_options,
+    say,
+    stack_config_option,
+)
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError, DeploymentFailed
 
@@ -43,20 +50,21 @@ def promote(
       cutover promote --outputs prod.json
     """
     from cutover.clock import Clock
-    from cutover.engine.control import PROMOTE_FULL, promote_request, request_and_wait
+    from cutover.engine.control import request_and_wait
+    from cutover.engine.requests import PROMOTE_FULL, promote
 
     ctx = Context(outputs, stack, journal)
     latest = _active(ctx, "promote")
     if full:
-        command = PROMOTE_FULL
+        request = PROMOTE_FULL
     elif latest.status != Status.PAUSED:
         raise ConfigError(
             f"deployment {latest.id} is {latest.activity(time.time())}; `cutover promote` is "
             "accepted only while it is paused (`cutover promote --full` skips what remains)"
         )
     else:
-        command = promote_request(latest.pause_index)
-    if not request_and_wait(ctx.journal, ctx.scope, latest.id, command, timeout, Clock()):
+        request = promote(latest.pause_index)
+    if not request_and_wait(ctx.journal, latest.scope, latest.id, request, timeout, Clock()):
         raise DeploymentFailed(
             f"deployment {latest.id} has not acted on the promote after {timeout:g}s; it stays "
             "requested (see `cutover status`)"
@@ -127,6 +135,7 @@ def rollback(
       cutover rollback --outputs prod.json --deployment "$(cat id)" --if-moved
     """
     from cutover.engine.control import nothing_to_give_back
+    from cutover.journal.owner import newer_owner
 
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(deployment_id)
@@ -134,10 +143,17 @@ def rollback(
         say("No deployment in the journal; nothing to roll back.")
         return
     if if_moved:
-        why = nothing_to_give_back(deployment)
+        why = nothing_to_give_back(ctx.journal, deployment)
         if why is not None:
             say(f"Deployment {deployment.id}: {why}; nothing to give back.")
             return
+    newer = newer_owner(ctx.journal, deployment)
+    if newer is not None:
+        raise ConfigError(
+            f"deployment {deployment.id}: deployment {newer[1].deployment} took {newer[0]} "
+            "since; a newer release is never undone by rolling back an older deployment (roll "
+            f"back {newer[1].deployment} instead)"
+        )
     _give_back(ctx, deployment, timeout, scale_timeout, stack_config)
 
 
@@ -152,13 +168,22 @@ def _give_back(
     from cutover.fleet import ensure_full_capacity
     from cutover.interrupt import Interrupts
     from cutover.notifier import Notifier
+    from cutover.service import services_of_deployment
+
+    services = services_of_deployment(deployment, ctx.services)
+    if services is None:
+        raise ConfigError(
+            f"deployment {deployment.id} moves {', '.join(deployment.listeners)}; give the "
+            "--outputs of every stack it moves (it journaled no outputs for them)"
+        )
 
     def capacity(color: Color) -> None:
-        for s in ctx.services:
+        for s in services:
             ensure_full_capacity(s.outputs, s.fleet, color, scale_timeout, say)
 
-    done = give_back(ctx.services, ctx.journal, Notifier(ctx.all_outputs, say), deployment,
-                     ctx.live_holder(), capacity, timeout, say, Interrupts(say))  # fmt: skip
+    notifier = Notifier([s.outputs for s in services], say)
+    done = give_back(services, ctx.journal, notifier, deployment, ctx.live_holder(), capacity,
+                     timeout, say, Interrupts(say))  # fmt: skip
     message = restored(done)
     say(message)
     ctx.write_back_restored(stack_config, done)
@@ -166,17 +191,30 @@ def _give_back(
 
 @click.command()
 @outputs_options
+@gate_options
 @stack_config_option
 def resume(
-    outputs: tuple[Path, ...], stack: str | None, journal: str, stack_config: Path | None
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    gates_config: Path,
+    records: Path,
+    stack_config: Path | None,
 ) -> None:
-    """Continue an interrupted shift from its last verified step.
+    """Continue an interrupted shift from its last verified step, once its gates hold again
+    (the same judgement as `cutover shift` and the pack: approvals still valid, no key
+    revoked, outside a freeze, no rollback of the release since).
 
     \b
     Example:
-      cutover resume --outputs prod.json --stack-config Pulumi.prod.yaml
+      cutover resume --outputs prod.json --gates-config gates/pack-config.json \\
+        --records gates/prod --stack-config Pulumi.prod.yaml
     """
+    from cutover_gates.contract import KINDS
+
+    from cutover.errors import GateRefused
     from cutover.interrupt import Interrupts
+    from cutover.preflight import gate_judge
 
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(None)
@@ -188,9 +226,19 @@ def resume(
             f"deployment {deployment.id} is still running (its holder renews its lease); "
             "`cutover status` shows it"
         )
+    kinds = list(KINDS) if deployment.options.kind == "shift" else [APPROVAL, SECURITY_SIGNOFF]
+    gates = gate_judge(ctx.services, ctx.journal, deployment.target, kinds, gates_config, records)
+    refused = gates()
+    if refused:
+        raise GateRefused(
+            f"deployment {deployment.id} stays interrupted; resuming it is refused, nothing "
+            "was changed:\n  "
+            + "\n  ".join(refused)
+            + "\n`cutover rollback` gives its traffic back"
+        )
     interrupts = Interrupts(say)
     with interrupts:
-        shifter = ctx.shift(interrupts)
+        shifter = ctx.shift(gates, interrupts)
         with interrupts.shielded():
             shifter.resume(deployment)
         step = max(deployment.step, 0)

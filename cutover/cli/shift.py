@@ -26,6 +26,7 @@ from cutover.interrupt import Interrupted, Interrupts
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment, Options
+    from cutover.engine.shift import Gates
     from cutover.outputs import StackOutputs
 
 
@@ -147,7 +148,7 @@ def shift(
     from cutover.deployment import Options
     from cutover.engine.plan import STRATEGIES, parse_steps
     from cutover.pack_config import load_gates_config
-    from cutover.preflight import load_records, preflight
+    from cutover.preflight import gate_judge, load_records, preflight
 
     if steps and strategy:
         raise click.BadParameter("give --steps or --strategy, not both")
@@ -175,16 +176,16 @@ def shift(
     if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
         say(f"{target} already serves all traffic; nothing to shift.")
         return
+    gates = gate_judge(ctx.services, ctx.journal, target, list(KINDS), gates_config, records)
     interrupts = Interrupts(say)
     with interrupts:  # from before the smoke test: a signal there moves nothing, exit 1
         try:
-            preflight(ctx.services, options, list(KINDS), pack_config, found_records,
-                      min_healthy, smoke, say)  # fmt: skip
+            preflight(ctx.services, options, gates, min_healthy, smoke, say)
         except Interrupted as e:
             raise DeploymentFailed(
                 f"interrupted by {e.name} before any traffic moved; nothing was changed"
             ) from None
-        done = run_shift(ctx, interrupts, options, analysis_line, id_file, stack_config)
+        done = run_shift(ctx, gates, interrupts, options, analysis_line, id_file, stack_config)
         with interrupts.shielded():  # the config follows an accepted success, always
             ctx.write_back(stack_config, done.plan[-1], f"shift {done.id} succeeded")
         if interrupts.pending:
@@ -200,6 +201,7 @@ def shift(
 
 def run_shift(
     ctx: Context,
+    gates: Gates,
     interrupts: Interrupts,
     options: Options,
     analysis_line: str,
@@ -209,7 +211,7 @@ def run_shift(
     """Start and run the shift; on a rollback, the stack's config follows what is served
     again, then DeploymentFailed."""
     with progress_in_place() as log:
-        shifter = ctx.shift(interrupts, log)
+        shifter = ctx.shift(gates, interrupts, log)
         with interrupts.shielded():  # a signal while starting is acted on once it has started
             deployment = shifter.start(options)
             if id_file is not None:
@@ -344,7 +346,7 @@ def drill(
     from cutover.deployment import Options
     from cutover.gate_record import check_trusted, sign_release_record, signer_of
     from cutover.pack_config import load_gates_config
-    from cutover.preflight import load_records, preflight
+    from cutover.preflight import gate_judge, preflight
 
     pack_config = load_gates_config(gates_config)
     signer = signer_of(key_file, kms_key, "CUTOVER_DEPLOY_KEY")
@@ -362,9 +364,10 @@ def drill(
                       max_inconclusive=max_inconclusive)  # fmt: skip
     say(analysis_said(ctx.all_outputs, options))
     interrupts = Interrupts(say)
+    judge = gate_judge(ctx.services, ctx.journal, target, gates, gates_config, records)
     with interrupts, progress_in_place() as log:
-        preflight(ctx.services, options, gates, pack_config, load_records(records), 1, None, say)
-        shifter = ctx.shift(interrupts, log)
+        preflight(ctx.services, options, judge, 1, None, say)
+        shifter = ctx.shift(judge, interrupts, log)
         with interrupts.shielded():
             shifter.start(options)
         done = shifter.run()

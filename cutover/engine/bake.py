@@ -1,17 +1,13 @@
-"""Baking under guards: the wait of a step's bake, of a pause and of the verification at 100%.
+"""A wait under guards: a step's bake, a pause before a step, or the verification at 100%.
 
-Each wait polls every guard at the shift's interval, keeps the samples, reads the control
-requests (promote, abort) and watches the lease, and ends with the first failure, abort or
-deadline, or with the wait being over. Functions over the running `Shift`.
+A `Bake` polls every guard of the split it serves at the shift's interval, keeps the samples,
+reads the operator's requests (promote, abort) and watches the lease, and ends with the first
+failure, abort or deadline, or with the wait being over. It owns its inconclusive tally and
+its progress; what it shares with the shift it reads from the session.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from cutover_gates.contract import COLORS, Status
-
-from cutover.engine.control import ABORT, PROMOTE_FULL, promote_request
 from cutover.engine.guard import (
     PAUSE_PROGRESS_SECONDS,
     PROGRESS_SECONDS,
@@ -23,122 +19,111 @@ from cutover.engine.guard import (
     guards_for,
     sample_of,
 )
-from cutover.engine.restore import snapshot_weights
-from cutover.timeline import EventType
-from cutover.weights import Weights, format_weights
+from cutover.engine.requests import Action, Request
+from cutover.engine.session import Session
+from cutover.weights import Weights
 
-if TYPE_CHECKING:
-    from cutover.engine.shift import Shift
-
-
-def verify(shift: Shift, deadline: float | None) -> tuple[str, str] | None:
-    """Post-deployment verification: keep baking at the last step under every guard and
-    the analysis (`--verify-for`) before the shift counts as succeeded."""
-    d = shift.deployment
-    seconds = d.options.verify_for
-    if d.options.kind != "shift" or not seconds or shift.full:
-        return None
-    shift.record(EventType.VERIFYING, seconds=seconds)
-    shift.log(f"Verifying {format_weights(d.plan[-1])} for {seconds:g}s under every guard.")
-    failure = watch(shift, d.plan[-1], seconds, deadline)
-    if failure is None and shift.full:  # `cutover promote --full`: said, never "verified"
-        shift.log("Verification cut short by `cutover promote --full`.")
-    elif failure is None:
-        shift.record(EventType.VERIFIED, seconds=seconds)
-    return failure
+Why = tuple[str, str]  # why a wait ended early: (reason, detail)
 
 
-def serving_before(shift: Shift, index: int) -> Weights:
-    """What is served before step `index`: the previous step, or what the shift found
-    (every color that any service served)."""
-    if index > 0:
-        return shift.deployment.plan[index - 1]
-    found = snapshot_weights(shift.services, shift.deployment)
-    return {c: max(w[c] for w in found) for c in COLORS}
+class Bake:
+    """Watch `weights` for `seconds` (None: a pause, until promoted) under every guard;
+    `served`: what each service serves, where they differ (a pause before the first step of a
+    train that found different splits)."""
 
+    def __init__(
+        self,
+        session: Session,
+        weights: Weights,
+        seconds: float | None,
+        deadline: float | None,
+        pause_index: int | None = None,
+        served: list[Weights] | None = None,
+    ) -> None:
+        self.session = session
+        self.weights = weights
+        self.seconds = seconds
+        self.deadline = deadline
+        self.pause_index = pause_index
+        d, clock = session.deployment, session.clock
+        analysis = analysis_guard(session.services, d.options, weights, d.started_at, clock.now,
+                                  d.phase_began(weights))  # fmt: skip
+        self.guards: list[Guard] = guards_for(session.services, d.options, weights, analysis,
+                                              served)  # fmt: skip
+        self.tally = Tally(d.options.max_inconclusive)
+        self.started = clock.monotonic()
+        self.progress = Progress(self.started, seconds, clock.monotonic)
+        self.promoted = False  # ended by `cutover promote`
+        self.promoted_full = False  # ... with --full
 
-def pause(shift: Shift, index: int, deadline: float | None) -> tuple[str, str] | None:
-    """Wait for `cutover promote` before step `index`, with every guard still running."""
-    d = shift.deployment
-    weights = d.plan[index]
-    d.status = Status.PAUSED
-    shift.record(EventType.PAUSED, before=weights, index=index)
-    shift.notifier.event(d, EventType.PAUSED, f"before {format_weights(weights)}")
-    shift.log(
-        f"Paused before {format_weights(weights)}; guards keep watching. Run `cutover promote` "
-        "to continue or `cutover abort` to give traffic back."
-    )
-    failure = watch(shift, serving_before(shift, index), None, deadline, pause_index=index)
-    if failure is not None:
-        return failure
-    d.status = Status.IN_PROGRESS
-    shift.record(EventType.PROMOTED, index=index, full=shift.full)
-    shift.notifier.event(d, EventType.PROMOTED, f"to {format_weights(weights)}")
-    return None
+    @property
+    def paused(self) -> bool:
+        return self.pause_index is not None
 
+    def run(self) -> Why | None:
+        """(reason, detail) of the first failure, abort or deadline; None when the wait is
+        over (or promoted)."""
+        s, clock = self.session, self.session.clock
+        end = None if self.seconds is None else self.started + self.seconds
+        # progress at most every 10 s, or every 10% of the bake, whichever is rarer
+        every = (
+            max(PROGRESS_SECONDS, 0.1 * self.seconds) if self.seconds else PAUSE_PROGRESS_SECONDS
+        )
+        told = self.started
+        first = True
+        while True:
+            verdicts = self.poll()
+            now = clock.monotonic()
+            if now - told >= every:  # tell, and keep the journal fresh for `status --watch`
+                told = now
+                s.log(str(self.progress))
+                s.journal.save(s.deployment)
+            elif first:  # the wait's first verdicts are seen at once
+                s.journal.save(s.deployment)
+            first = False
+            ended = self._judged(verdicts) or self._asked()
+            if ended is not None:
+                return ended
+            if self.promoted or end is not None and clock.monotonic() >= end:
+                return None
+            left = s.deployment.options.interval if end is None else end - clock.monotonic()
+            clock.sleep(max(0.0, min(s.deployment.options.interval, left)))
 
-def watch(
-    shift: Shift,
-    weights: Weights,
-    seconds: float | None,
-    deadline: float | None,
-    pause_index: int | None = None,
-) -> tuple[str, str] | None:
-    """Poll the guards of `weights` for `seconds` (None: until promoted); (reason, detail)
-    of the first failure, abort or deadline, or None when the wait is over."""
-    d, options = shift.deployment, shift.deployment.options
-    analysis = analysis_guard(shift.services, options, weights, d.started_at, shift.clock.now,
-                              d.phase_began(weights))  # fmt: skip
-    guards = guards_for(shift.services, options, weights, analysis)
-    inconclusive = Tally(options.max_inconclusive)
-    started = shift.clock.monotonic()
-    end = None if seconds is None else started + seconds
-    # progress at most every 10 s, or every 10% of the bake, whichever is rarer
-    every = max(PROGRESS_SECONDS, 0.1 * seconds) if seconds else PAUSE_PROGRESS_SECONDS
-    told = started
-    first = True
-    view = Progress(started, seconds, shift.clock.monotonic)
-    while True:
-        view.verdicts = poll(shift, guards, weights, paused=pause_index is not None)
-        verdicts = view.verdicts
-        shift.show(view)
-        now = shift.clock.monotonic()
-        if now - told >= every:  # tell, and keep the journal fresh for `status --watch`
-            told = now
-            shift.log(str(view))
-            shift.journal.save(d)
-        elif first:  # the wait's first verdicts are seen at once
-            shift.journal.save(d)
-        first = False
+    def poll(self) -> list[Verdict]:
+        """Check every guard once and keep the sample (while paused, only when a verdict
+        changed or a minute passed, so a long pause does not grow the journal)."""
+        s = self.session
+        verdicts: list[Verdict] = list(s.pool.map(lambda g: g.check(), self.guards))
+        s.deployment.add_sample(
+            sample_of(verdicts, self.weights, s.clock.now()), sparse=self.paused
+        )
+        self.progress.verdicts = verdicts
+        s.show(self.progress)
+        return verdicts
+
+    def _judged(self, verdicts: list[Verdict]) -> Why | None:
         failed = [v for v in verdicts if v.state == "fail"]
         if failed:
             return "guard failed", "; ".join(f"{v.guard}: {v.detail}" for v in failed)
-        too_many = inconclusive.add(verdicts)
+        too_many = self.tally.add(verdicts)
         if too_many:
             return "guards inconclusive", too_many
-        if shift.lease.lost.is_set():
-            raise shift.lease.lost_error()
-        command = shift.journal.requested(shift.scope, d.id)
-        if command == ABORT:
+        return None
+
+    def _asked(self) -> Why | None:
+        """What the lease, the operator or the deadline say: a failure, or None to go on
+        (`promoted` once a promote ended the wait)."""
+        s = self.session
+        if s.lease.lost.is_set():
+            raise s.lease.lost_error()
+        d = s.deployment
+        request = Request.parse(s.journal.requested(d.scope, d.id))
+        if request is not None and request.action == Action.ABORT:
             return "aborted", "cutover abort was requested"
-        if command == PROMOTE_FULL or (
-            pause_index is not None and command == promote_request(pause_index)
-        ):
-            shift.full = shift.full or command == PROMOTE_FULL
-            shift.journal.request(shift.scope, d.id, "")
+        if request is not None and request.promotes(self.pause_index):
+            self.promoted, self.promoted_full = True, request.action == Action.PROMOTE_FULL
+            s.journal.request(d.scope, d.id, "")
             return None
-        if deadline is not None and shift.clock.monotonic() >= deadline:
+        if self.deadline is not None and s.clock.monotonic() >= self.deadline:
             return "deadline", "the shift ran past its --deadline"
-        if end is not None and shift.clock.monotonic() >= end:
-            return None
-        left = options.interval if end is None else end - shift.clock.monotonic()
-        shift.clock.sleep(max(0.0, min(options.interval, left)))
-
-
-def poll(shift: Shift, guards: list[Guard], weights: Weights, paused: bool) -> list[Verdict]:
-    """Check every guard once and keep the sample (while paused, only when a verdict
-    changed or a minute passed, so a long pause does not grow the journal)."""
-    verdicts: list[Verdict] = list(shift.pool.map(lambda g: g.check(), guards))
-    sample = sample_of(verdicts, weights, shift.clock.now())
-    shift.deployment.add_sample(sample, sparse=paused)
-    return verdicts
+        return None

@@ -20,7 +20,7 @@ from cutover.aws import describe_alarms
 from cutover.deployment import Options
 from cutover.service import Service
 from cutover.timeline import Sample
-from cutover.weights import Weights
+from cutover.weights import Weights, format_weights
 
 if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process never judges
     from cutover_gates.analysis_config import Settings
@@ -68,6 +68,30 @@ class AlarmGuard:
         if firing:
             return Verdict(self.kind, "fail", f"in ALARM: {', '.join(firing)}")
         return Verdict(self.kind, "ok", f"{len(alarms)} alarm(s) OK")
+
+
+class RoutingGuard:
+    """Fails when a listener or route no longer serves the split the shift wrote: another
+    writer moved it (a `pulumi up`, a console, a late write of an older deployment), and
+    the shift gives back what it found rather than bake a split it did not make."""
+
+    kind = "routing"
+
+    def __init__(self, services: list[Service], expected: list[Weights]) -> None:
+        self.expected = list(zip(services, expected, strict=True))
+
+    def check(self) -> Verdict:
+        try:
+            served = [(s.outputs.name, s.router.served(), w) for s, w in self.expected]
+        except Exception as e:  # noqa: BLE001 - unreadable is inconclusive, not a crash
+            return _inconclusive(self.kind, e)
+        moved = [f"{name} serves {format_weights(now)} where {format_weights(w)} was written"
+                 for name, now, w in served if now != w]  # fmt: skip
+        if moved:
+            return Verdict(self.kind, "fail", "; ".join(moved) + ": another writer moved it")
+        return Verdict(
+            self.kind, "ok", "serving " + ", ".join(format_weights(w) for *_, w in served)
+        )
 
 
 class ReadyGuard:
@@ -225,10 +249,16 @@ def analysis_guard(
 
 
 def guards_for(
-    services: list[Service], options: Options, weights: Weights, analysis: AnalysisGuard | None
+    services: list[Service],
+    options: Options,
+    weights: Weights,
+    analysis: AnalysisGuard | None,
+    served: list[Weights] | None = None,
 ) -> list[Guard]:
     """What watches a step serving `weights`: the target color's alarms, ready instances of
-    every color serving traffic, the shift's probes, and its metric `analysis` (analysis_guard)."""
+    every color serving traffic, the routing still serving what was written (`served`, per
+    service; by default `weights` on each), the shift's probes, and its metric `analysis`
+    (analysis_guard)."""
     found: list[Guard] = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     if alarms:
@@ -240,6 +270,7 @@ def guards_for(
         if weights[c] > 0
     }
     found.append(ReadyGuard(serving))
+    found.append(RoutingGuard(services, served or [weights] * len(services)))
     found += [ProbeGuard(url, status) for url, status in options.probes]
     return found + ([analysis] if analysis else [])
 

@@ -2,38 +2,29 @@
 
 `restore_snapshot` writes every listener or route back at once (one call each,
 concurrently), then reads them back until they serve the weights the deployment found,
-bounded by the deployment's verify timeout. The state machine restores through it on a
-failed guard, an abort, a deadline or a signal; `cutover rollback` and the watchdog through
-`takeover.TakeOver`, which takes the deployment over first.
+bounded by the deployment's verify timeout. `restore_and_journal` is the one way anyone
+gives traffic back on a deployment's behalf: restore, record the event, journal, and raise
+when a write failed. The shift gives back through it on a failed guard, an abort, a
+deadline or a signal; a takeover (`cutover rollback`, the watchdog) and a woken driver's
+give-back through `takeover`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from cutover.clock import Clock, poll_until
 from cutover.deployment import Deployment
+from cutover.engine.session import Log, Session
 from cutover.errors import DeploymentFailed
 from cutover.journal import Journal
+from cutover.journal.lease import LeaseLost, live_holder
 from cutover.routers import TrafficRouter
-from cutover.routers.fence import Fence, no_fence
 from cutover.service import Service
+from cutover.timeline import EventType, Timings
 from cutover.weights import Weights, format_weights
-
-Log = Callable[[str], None]
-
-
-def busy_workers(services: list[Service]) -> int:
-    """Threads for calls made to every service at once (writes, reads, guard polls)."""
-    return min(64, max(1, len(services) * 2))
-
-
-def write_seconds(services: list[Service]) -> float:
-    """The longest one write to any of these routers can take, retries included."""
-    return max((s.router.longest_write for s in services), default=0.0)
 
 
 def snapshot_weights(services: list[Service], deployment: Deployment) -> list[Weights]:
@@ -68,7 +59,7 @@ def wait_served(
     def served() -> bool | None:
         try:
             found = list(pool.map(lambda s: s.router.served(), services))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - not yet: read again until the timeout
             log(f"  (reading the weights back: {e})")
             return None
         return True if found == expected else None
@@ -86,32 +77,27 @@ class Restored:
     errors: list[str]
 
 
-def restore_snapshot(
-    services: list[Service],
-    deployment: Deployment,
-    pool: ThreadPoolExecutor,
-    clock: Clock,
-    log: Log,
-    fence: Fence = no_fence,
-) -> Restored:
+def restore_snapshot(session: Session, deployment: Deployment) -> Restored:
     """Write every snapshot back at once, then wait (bounded) until it is served."""
-    pairs = [(s.router, deployment.snapshot[s.key], fence) for s in services]
+    services, clock = session.services, session.clock
+    pairs = [(s.router, deployment.snapshot[s.key]) for s in services]
     started = clock.now()
-    errors = [e for e in pool.map(_restore_one, pairs) if e]
+    errors = [e for e in session.pool.map(_restore_one, pairs) if e]
     accepted = clock.now()
     if errors:
         return Restored(started, accepted, accepted, False, errors)
     expected = snapshot_weights(services, deployment)
-    verified = wait_served(services, expected, deployment.options.verify_timeout, pool, clock, log)
+    verified = wait_served(services, expected, deployment.options.verify_timeout,
+                           session.pool, clock, session.log)  # fmt: skip
     return Restored(started, accepted, clock.now(), verified, [])
 
 
-def _restore_one(entry: tuple[TrafficRouter, dict[str, Any], Fence]) -> str | None:
+def _restore_one(entry: tuple[TrafficRouter, dict[str, Any]]) -> str | None:
     """Restore one router; the error as text instead of raising, so every router is tried."""
-    router, snapshot, fence = entry
+    router, snapshot = entry
     try:
-        router.restore(snapshot, fence)
-    except Exception as e:  # noqa: BLE001
+        router.restore(snapshot)
+    except Exception as e:  # noqa: BLE001 - every router is tried; the errors are said together
         return f"{router.name}: {type(e).__name__}: {e}"
     return None
 
@@ -124,18 +110,44 @@ def restore_failed(deployment: Deployment, errors: list[str]) -> DeploymentFaile
     )
 
 
+def restore_and_journal(
+    session: Session,
+    reason: str,
+    detected_at: float,
+    event: EventType = EventType.RESTORED,
+    timed: bool = True,
+    **detail: object,
+) -> Restored:
+    """Give the session's deployment's traffic back: write its snapshot, wait until it is
+    served, record `event` (with whether it was verified) and journal it; `timed`: the
+    deployment's rollback timings are this restore's. A failed write is recorded as
+    `restore-failed`, journaled, and raised (DeploymentFailed)."""
+    d = session.deployment
+    restored = restore_snapshot(session, d)
+    if restored.errors:
+        d.event(
+            EventType.RESTORE_FAILED, session.clock.now(), reason=reason, errors=restored.errors
+        )
+        journal_after_restore(session.journal, d, session.services)
+        raise restore_failed(d, restored.errors)
+    if timed:
+        d.timings = Timings(detected_at, restored.started, restored.accepted, restored.done,
+                            restored.verified)  # fmt: skip
+    d.event(event, session.clock.now(), reason=reason, verified=restored.verified, **detail)
+    journal_after_restore(session.journal, d, session.services)
+    return restored
+
+
 def journal_after_restore(
     journal: Journal, deployment: Deployment, services: list[Service]
 ) -> None:
     """Save after traffic was given back: a journal that cannot be written then must not
     hide that the traffic is back."""
-    from cutover.journal.lease import LeaseLost
-
     try:
         journal.save(deployment)
     except LeaseLost:
         raise  # another process took it over: not a journal that cannot be written
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - said with where the traffic is, never hidden
         raise DeploymentFailed(
             f"deployment {deployment.id}: traffic was given back "
             f"({format_weights(snapshot_weights(services, deployment)[0])}), but the journal "
@@ -145,8 +157,6 @@ def journal_after_restore(
 
 def wait_for_release(journal: Journal, keys: list[str], clock: Clock, timeout: float) -> bool:
     """Wait until nobody holds `keys` (a taker finishing its restore); False if still held."""
-    from cutover.journal.lease import live_holder
-
     return (
         poll_until(
             lambda: True if live_holder(journal, keys, clock.now()) is None else None,

@@ -1,56 +1,43 @@
 """Taking a deployment over, from either side.
 
 The taker (`cutover rollback`, the watchdog) gives a deployment's traffic back when its own
-process is gone or frozen: take the lease, claim the deployment (its generation fences the old
+process is gone or frozen: take the lease, check the deployment is still the newest owner of
+its listeners (a newer release is never undone), claim it (its generation fences the old
 holder's saves), scale the color it goes back to up where it was scaled down, restore, and,
 when the old holder may still be alive (its lease ran out rather than being released), wait
 the longest time one of its writes can take and restore once more if a late one landed.
 
-The old holder, woken (`give_back_after_takeover`), finds its lease or its journal item taken:
-whatever it wrote may have landed after the taker's restore, so where traffic is not on the
-weights the deployment found, it takes the listeners again (once the taker is done) and
-gives them back, unless a newer deployment holds them.
+The old holder, woken (`give_back_after_takeover`), finds its lease or its journal item
+taken: whatever it wrote may have landed after the taker's restore. Once the taker is done
+it takes the listeners again and, while its deployment is still their newest owner, gives
+them back; when a newer deployment took them meanwhile, it puts back what that deployment
+left, if (and only if) its own late write is what is served.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from cutover_gates.contract import COLORS, Color, Status
 
-from cutover.clock import Clock
 from cutover.deployment import Deployment
 from cutover.engine.restore import (
-    Log,
-    busy_workers,
-    journal_after_restore,
-    restore_failed,
-    restore_snapshot,
+    restore_and_journal,
     snapshot_weights,
     wait_for_release,
-    write_seconds,
 )
+from cutover.engine.session import Session
 from cutover.errors import DeploymentFailed, LockHeld
-from cutover.interrupt import Interrupts, NoInterrupts
-from cutover.journal import Journal
-from cutover.journal.lease import LEASE_SECONDS, Lease, LeaseLost, LeaseState
-from cutover.notifier import Notifier
-from cutover.service import Service
-from cutover.timeline import EventType, Failure, Timings
+from cutover.journal.lease import LEASE_SECONDS, LeaseLost, LeaseState, dead_here
+from cutover.journal.owner import Owner, check_newest, newer_owner
+from cutover.timeline import EventType, Failure
 from cutover.weights import Weights, format_weights
-
-if TYPE_CHECKING:
-    from cutover.engine.shift import Shift
 
 
 def may_still_write(leases: list[LeaseState], now: float) -> bool:
     """Whether the holder these leases were taken from could still land a write: its lease
     ran out (a frozen or cut-off process), rather than being released or dying here."""
-    from cutover.journal.lease import dead_here
-
     return any(not s.live(now) and not dead_here(s.holder) for s in leases)
 
 
@@ -59,179 +46,126 @@ class Restoring:
     """A takeover whose restore is written and served, its lease still held: what is left
     is the re-verify (when the old holder may still write), the journal and telling people."""
 
-    deployment: Deployment
-    lease: Lease
-    pool: ThreadPoolExecutor
+    session: Session
     by: Failure
     verified: bool
     reverify: bool  # the old holder's lease ran out: a late write of its may still land
 
+    @property
+    def deployment(self) -> Deployment:
+        return self.session.deployment
+
 
 @dataclass
 class TakeOver:
-    """What a takeover needs besides the deployment: its stack's services, journal and
-    notifier, and how to bring a scaled-down color back to full capacity."""
+    """Giving back a deployment whose process is gone: a session over its services (with a
+    lease of its own), and how to bring a scaled-down color back to full capacity."""
 
-    services: list[Service]
-    journal: Journal
-    notifier: Notifier
-    log: Log
+    session: Session
     ensure_capacity: Callable[[Color], None]
-    clock: Clock
-    interrupts: Interrupts
 
     def give_back(self, deployment: Deployment, by: Failure) -> Deployment:
         """Take `deployment` over and restore its snapshot; the finished deployment.
 
         LockHeld when another process holds its lease; LeaseLost when it changed since it
-        was read (another took it over first); DeploymentFailed when the restore failed.
+        was read (another took it over first), Superseded when a newer deployment took its
+        listeners; DeploymentFailed when the restore failed.
         """
         return self.finish(self.begin(deployment, by))
 
     def begin(
         self, deployment: Deployment, by: Failure, leases: list[LeaseState] | None = None
     ) -> Restoring:
-        """Take the lease, claim, scale up where needed, restore and verify it served
-        (`leases`: the deployment's leases as the caller just read them)."""
-        services, clock = self.services, self.clock
-        keys = [s.key for s in services]
+        """Take the lease, check it is the newest owner, claim, scale up where needed,
+        restore and verify it served (`leases`: the deployment's leases as the caller just
+        read them)."""
+        s = self.session
         if leases is None:
-            leases = [s for s in (self.journal.lease_state(k) for k in keys) if s is not None]
-        lease = Lease(self.journal, keys, self.log, write_seconds(services), clock)
-        pool = ThreadPoolExecutor(max_workers=busy_workers(services) + len(COLORS))
-        deployment.holder = lease.acquire(deployment.id)
+            leases = [x for x in (s.journal.lease_state(k) for k in s.keys) if x is not None]
+        s.deployment = deployment
+        deployment.holder = s.lease.acquire(deployment.id)
         try:
-            with self.interrupts, self.interrupts.shielded():
-                detected = clock.now()
+            with s.interrupts, s.interrupts.shielded():
+                check_newest(s.journal, deployment)
+                detected = s.clock.now()
                 colors = [
                     c
                     for c in COLORS
-                    if any(w[c] > 0 for w in snapshot_weights(services, deployment))
+                    if any(w[c] > 0 for w in snapshot_weights(s.services, deployment))
                 ]
                 # the claim and the capacity of what it goes back to, at once
-                claimed = pool.submit(self.journal.claim, deployment)
-                list(pool.map(self.ensure_capacity, colors))
+                claimed = s.pool.submit(s.journal.claim, deployment)
+                list(s.pool.map(self.ensure_capacity, colors))
                 claimed.result()
                 deployment.event(
                     EventType.ROLLBACK_REQUESTED, detected, previousStatus=str(deployment.status)
                 )
-                restored = restore_snapshot(services, deployment, pool, clock, self.log)
-                if restored.errors:
-                    deployment.event(EventType.RESTORE_FAILED, clock.now(), errors=restored.errors)
-                    journal_after_restore(self.journal, deployment, services)
-                    raise restore_failed(deployment, restored.errors)
-                deployment.timings = Timings(
-                    detected, restored.started, restored.accepted, restored.done, restored.verified
-                )
+                restored = restore_and_journal(s, by.detail, detected)
         except BaseException:
-            lease.release()
-            pool.shutdown(wait=False)
+            s.close()
             raise
-        reverify = may_still_write(leases, detected)
-        return Restoring(deployment, lease, pool, by, restored.verified, reverify)
+        return Restoring(s, by, restored.verified, may_still_write(leases, detected))
 
     def finish(self, restoring: Restoring, waited: bool = False) -> Deployment:
         """Re-verify (after the longest write, unless the caller `waited` already), journal
         the rollback, tell the stack, release."""
-        deployment, clock = restoring.deployment, self.clock
+        s, deployment = restoring.session, restoring.deployment
         try:
-            with self.interrupts, self.interrupts.shielded():
+            with s.interrupts, s.interrupts.shielded():
                 if restoring.reverify:
                     if not waited:
                         self.wait_for_late_writes()
-                    self._verify_after_late_writes(deployment, restoring.pool)
+                    self._verify_after_late_writes()
                 by = restoring.by
                 if deployment.status.active or deployment.failure is None:
                     deployment.failure = by
                 deployment.status = Status.ROLLED_BACK
-                deployment.finished_at = clock.now()
-                deployment.event(EventType.RESTORED, clock.now(), reason=by.detail,
-                                 verified=restoring.verified)  # fmt: skip
-                deployment.event(EventType.FINISHED, clock.now(), status=str(deployment.status))
-                journal_after_restore(self.journal, deployment, self.services)
-                self.notifier.event(deployment, Status.ROLLED_BACK, by.detail)
-                self.notifier.event(deployment, EventType.FINISHED, str(deployment.status))
-                self.notifier.metrics(deployment)
+                deployment.finished_at = s.clock.now()
+                s.record(EventType.FINISHED, status=str(deployment.status))
+                s.notifier.event(deployment, Status.ROLLED_BACK, f"{by.reason}: {by.detail}")
+                s.notifier.event(deployment, EventType.FINISHED, str(deployment.status))
+                s.notifier.metrics(deployment)
                 return deployment
         finally:
-            restoring.lease.release()
-            restoring.pool.shutdown(wait=False)
+            s.close()
 
     def wait_for_late_writes(self) -> None:
         """Wait the longest time one write of the old holder can take."""
-        wait = write_seconds(self.services)
-        self.log(f"  (re-verifying in {wait:g}s, once no late write of the old holder can land)")
-        self.clock.sleep(wait)
+        s = self.session
+        s.log(f"  (re-verifying in {s.write_seconds:g}s, once no late write of the old holder "
+              "can land)")  # fmt: skip
+        s.clock.sleep(s.write_seconds)
 
-    def _verify_after_late_writes(self, deployment: Deployment, pool: ThreadPoolExecutor) -> None:
+    def _verify_after_late_writes(self) -> None:
         """Once no write of the old holder can still land, read back, and restore once more
         if one did."""
-        services = self.services
-        expected = snapshot_weights(services, deployment)
-        try:
-            served = list(pool.map(lambda s: s.router.served(), services))
-        except Exception as e:  # noqa: BLE001 - unreadable: restore again to be sure
-            self.log(f"  (reading the weights back: {e})")
-            served = []
-        if served == expected:
+        s = self.session
+        served = s.served()
+        if served == snapshot_weights(s.services, s.deployment):
             return
-        late = ", ".join(format_weights(w) for w in served) or "unreadable"
-        self.log(f"A late write of the old holder landed ({late}); restoring once more.")
-        again = restore_snapshot(services, deployment, pool, self.clock, self.log)
-        deployment.event(EventType.RESTORED_AGAIN, self.clock.now(), found=served,
-                         verified=again.verified)  # fmt: skip
-        if again.errors:
-            raise restore_failed(deployment, again.errors)
-        deployment.timings.restore_verified = again.verified
-        deployment.timings.restored_at = again.done
+        late = ", ".join(format_weights(w) for w in served or []) or "unreadable"
+        s.log(f"A late write of the old holder landed ({late}); restoring once more.")
+        restore_and_journal(s, "a late write of the old holder", s.clock.now(),
+                            EventType.RESTORED_AGAIN, timed=False, found=served)  # fmt: skip
 
 
-def take_over(
-    services: list[Service],
-    journal: Journal,
-    notifier: Notifier,
-    log: Log,
-    ensure_capacity: Callable[[Color], None],
-    clock: Clock | None = None,
-    interrupts: Interrupts | None = None,
-) -> TakeOver:
-    return TakeOver(
-        services, journal, notifier, log, ensure_capacity, clock or Clock(),
-        interrupts or NoInterrupts(),
-    )  # fmt: skip
-
-
-def give_back_after_takeover(shift: Shift, lost: LeaseLost) -> None:
+def give_back_after_takeover(session: Session, lost: LeaseLost) -> None:
     """The old holder's side: it lost its lease or journal item while it was not running
     (frozen, suspended, cut off). Raises DeploymentFailed saying what it found and did."""
-    d = shift.deployment
+    d = session.deployment
     if not d.moved_traffic:
         raise DeploymentFailed(f"deployment {d.id}: {lost}; it stopped without touching traffic")
-    expected = snapshot_weights(shift.services, d)
-    found = format_weights(expected[0])
-    if _served(shift) == expected:
+    expected = snapshot_weights(session.services, d)
+    if session.served() == expected:
         raise DeploymentFailed(
-            f"deployment {d.id}: {lost}; traffic is on the weights it found ({found}), as the "
-            "takeover left it, and this process stopped"
+            f"deployment {d.id}: {lost}; traffic is on the weights it found "
+            f"({format_weights(expected[0])}), as the takeover left it, and this process stopped"
         )
-    _give_back_late_write(shift, lost, found)
-
-
-def _served(shift: Shift) -> list[Weights] | None:
+    session.lease.release()
+    wait_for_release(session.journal, session.keys, session.clock,
+                     LEASE_SECONDS + session.write_seconds)  # fmt: skip
     try:
-        return list(shift.pool.map(lambda s: s.router.served(), shift.services))
-    except Exception as e:  # noqa: BLE001
-        shift.log(f"  (reading the weights back: {e})")
-        return None
-
-
-def _give_back_late_write(shift: Shift, lost: LeaseLost, found: str) -> None:
-    """Take the listeners again once the taker is done, and give them back."""
-    d = shift.deployment
-    shift.lease.release()
-    wait_for_release(shift.journal, shift.keys, shift.clock, LEASE_SECONDS + shift.write_seconds)
-    try:
-        shift.lease.acquire(d.id)
+        session.lease.acquire(d.id)
     except LockHeld:
         raise DeploymentFailed(
             f"deployment {d.id}: {lost}; a write of it may have landed late, but the "
@@ -239,12 +173,28 @@ def _give_back_late_write(shift: Shift, lost: LeaseLost, found: str) -> None:
             "process left them"
         ) from None
     try:
-        restored = restore_snapshot(shift.services, d, shift.pool, shift.clock, shift.log)
-        if restored.errors:
-            raise restore_failed(d, restored.errors)
-        _journal_late_write(shift, restored.verified)
+        _give_back_late_write(session, lost)
     finally:
-        shift.lease.release()
+        session.lease.release()
+
+
+def _give_back_late_write(session: Session, lost: LeaseLost) -> None:
+    """Under the listeners' lease again: give back what this deployment may have written
+    late, only ever on behalf of their newest owner."""
+    d = session.deployment
+    newer = newer_owner(session.journal, d)
+    if newer is not None:
+        _undo_over_newer(session, lost, newer[1])
+    fresh = session.journal.load(d.scope, d.id)
+    if fresh is None:
+        raise DeploymentFailed(f"deployment {d.id}: {lost}; it is no longer in the journal, "
+                               "and this process left the listeners as they are")  # fmt: skip
+    session.journal.claim(fresh)
+    session.deployment = fresh
+    restored = restore_and_journal(session, f"late write of {d.id}", session.clock.now(),
+                                   EventType.LATE_WRITE_GIVEN_BACK, timed=False,
+                                   by=session.lease.holder.describe())  # fmt: skip
+    found = format_weights(snapshot_weights(session.services, d)[0])
     raise DeploymentFailed(
         f"deployment {d.id}: {lost}; a write it made may have landed after that, so it "
         f"gave back the weights it found ({found}"
@@ -253,17 +203,44 @@ def _give_back_late_write(shift: Shift, lost: LeaseLost, found: str) -> None:
     )
 
 
-def _journal_late_write(shift: Shift, verified: bool) -> None:
-    """Say in the journal what the old holder gave back (best effort: the takeover already
-    finished the deployment)."""
-    d = shift.deployment
-    try:
-        fresh = shift.journal.load(d.scope, d.id)
-        if fresh is None:
-            return
-        shift.journal.claim(fresh)
-        fresh.event(EventType.LATE_WRITE_GIVEN_BACK, shift.clock.now(), verified=verified,
-                    by=shift.lease.holder.describe())  # fmt: skip
-        shift.journal.save(fresh)
-    except Exception as e:  # noqa: BLE001
-        shift.log(f"  (the journal could not record the give-back: {e})")
+def _undo_over_newer(session: Session, lost: LeaseLost, owner: Owner) -> None:
+    """A newer deployment took the listeners since: this one's snapshot is never written
+    again. Only where this process's own last write is what is served does it put back what
+    the newer one left (its last step, or the weights it found if it gave them back); a
+    newer deployment still in progress is its own holder's (or the watchdog's) to finish.
+    Always raises DeploymentFailed."""
+    d = session.deployment
+    newer = session.journal.load(owner.scope, owner.deployment)
+    intents = [e.weights for e in d.events if e.type == EventType.STEP_INTENT and e.weights]
+    mine = intents[-1] if intents else None
+    served = session.served()
+    left = _left_by(session, newer) if newer is not None else None
+    if left is None or served is None or mine is None or any(w != mine for w in served):
+        raise DeploymentFailed(
+            f"deployment {d.id}: {lost}; deployment {owner.deployment} took its listeners "
+            "since, so this process left them as they are (see `cutover status`)"
+        )
+    fence = session.lease.before_write
+    list(session.pool.map(lambda x: x[0].router.set(x[1], fence),
+                          zip(session.services, left, strict=True)))  # fmt: skip
+    raise DeploymentFailed(
+        f"deployment {d.id}: {lost}; its late write ({format_weights(mine)}) had landed over "
+        f"deployment {owner.deployment}, so it put back what that one left "
+        f"({format_weights(left[0])})"
+    )
+
+
+def _left_by(session: Session, newer: Deployment) -> list[Weights] | None:
+    """What a finished deployment left served on each of these services: its last step if
+    it succeeded, the weights it found if it gave them back; None while it runs, or where it
+    does not cover every one of them."""
+    if not set(session.keys) <= set(newer.listeners):
+        return None
+    if newer.status == Status.SUCCEEDED and newer.plan:
+        return [newer.plan[-1]] * len(session.services)
+    if newer.status == Status.DRILLED or (
+        newer.status == Status.ROLLED_BACK
+        and (newer.timings.restore_verified or not newer.moved_traffic)
+    ):
+        return snapshot_weights(session.services, newer)
+    return None

@@ -5,14 +5,15 @@ lease is still live is never touched: its holder is watching it (past its --dead
 watchdog asks it to abort, as `cutover abort` would). A deployment whose holder stopped
 renewing is taken over with the same conditional write every holder uses, so two passes, or a
 pass and an operator, never both act, and restored exactly as `cutover rollback` restores it
-(`takeover.TakeOver`, writing back through `restore.restore_snapshot`: the color it goes back
-to scaled up first where it was scaled down, and the restore re-verified once a late write of
-the old holder can no longer land).
+(`takeover.TakeOver`: the color it goes back to scaled up first where it was scaled down, and
+the restore re-verified once a late write of the old holder can no longer land), but only
+for the newest owner of its listeners: one a newer deployment superseded before it moved
+traffic is closed without a write. A release train is given back whole by the watchdog of
+any journal that holds it, its other services rebuilt from the outputs it journaled.
 
-Deployments that share no listener are restored at once, the oldest deadline first; those
-that share one, newest first (the last snapshot written back is what the oldest found). Each
-deployment's events and metrics go to its own stacks only. A pass that would run out of time
-(the Lambda's timeout) leaves what it cannot finish, and says so.
+Deployments are restored at once, the oldest deadline first. Each deployment's events and
+metrics go to its own stacks only. A pass that would run out of time (the Lambda's timeout)
+leaves what it cannot finish, and says so; a scale-up waits only as long as the pass has.
 
 It runs as a scheduled Lambda function on AWS stacks (`handler`, packaged by the program with
 only boto3 needed), as a CronJob on Gateway stacks, or as `cutover watchdog --once`.
@@ -28,20 +29,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cutover_gates.contract import Color
+from cutover_gates.contract import COLORS, Color, Status
 
 from cutover.clock import Clock
 from cutover.deployment import Deployment
-from cutover.engine.control import ABORT
-from cutover.engine.restore import write_seconds
-from cutover.engine.takeover import Restoring, TakeOver, take_over
+from cutover.engine.requests import ABORT, Request
+from cutover.engine.session import Session, write_seconds
+from cutover.engine.takeover import Restoring, TakeOver
 from cutover.errors import LockHeld
 from cutover.fleet import ensure_full_capacity
 from cutover.journal import Journal
 from cutover.journal.lease import LeaseLost, LeaseState
+from cutover.journal.owner import Owner, Superseded, newer_owner
 from cutover.notifier import Notifier
-from cutover.service import Service
-from cutover.timeline import Failure
+from cutover.outputs import StackOutputs
+from cutover.service import (
+    Rebuild,
+    Service,
+    rebuild_services,
+    services_of,
+    services_of_deployment,
+)
+from cutover.timeline import EventType, Failure
 from cutover.weights import format_weights
 
 # How long a color scaled down may take to be ready again before a watchdog restore gives up.
@@ -52,7 +61,8 @@ WORKERS = 32
 
 @dataclass(frozen=True)
 class Finding:
-    """What one pass did about one deployment: restored, asked (to abort), left, or failed."""
+    """What one pass did about one deployment: restored, asked (to abort), closed (never
+    moved traffic, superseded), left, or failed."""
 
     deployment: str
     action: str
@@ -75,7 +85,7 @@ def why(deployment: Deployment, leases: list[LeaseState], now: float) -> str:
         holder = deployment.holder
         heard = [e.t for e in deployment.events[-1:]] + [s.t for s in deployment.samples[-1:]]
         renewed = max(heard, default=deployment.started_at)
-    reason = f"watchdog: holder {holder.where} stopped renewing at {_when(renewed)}"
+    reason = f"holder {holder.where} stopped renewing at {_when(renewed)}"
     if past_deadline(deployment, now):
         reason += "; past its deadline"
     return reason
@@ -92,6 +102,15 @@ def deadline_of(deployment: Deployment) -> float:
 
 
 @dataclass
+class Dead:
+    """A deployment whose holder stopped renewing, with its services and leases as read."""
+
+    deployment: Deployment
+    services: list[Service]
+    leases: list[LeaseState]
+
+
+@dataclass
 class Pass:
     """One watchdog pass over a journal, for the stacks it was given."""
 
@@ -101,103 +120,110 @@ class Pass:
     log: Callable[[str], None]
     clock: Clock
     time_left: Callable[[], float] | None = None  # seconds the pass may still take
+    rebuild: Rebuild = rebuild_services
 
     def run(self) -> list[Finding]:
-        by_key = {s.key: s for s in self.services}
         findings: list[Finding] = []
-        dead: list[tuple[Deployment, list[LeaseState]]] = []
+        dead: list[Dead] = []
         for deployment in self.journal.active():
-            if not set(deployment.listeners) <= set(by_key):
-                findings.append(Finding(deployment.id, "left",
-                                        "it moves listeners or routes this stack does not have"))  # fmt: skip
-                continue
-            leases = [s for s in (self.journal.lease_state(k) for k in deployment.listeners) if s]
-            now = self.clock.now()
-            if any(s.live(now) for s in leases):
-                findings.append(self._alive(deployment, now))
+            try:
+                found = self._look(deployment)
+            except Exception as e:  # noqa: BLE001 - one deployment must not stop the pass
+                found = Finding(deployment.id, "failed", f"{type(e).__name__}: {e}")
+            if isinstance(found, Dead):
+                dead.append(found)
             else:
-                dead.append((deployment, leases))
-        findings += self._restore_all(dead, by_key)
-        return findings
+                findings.append(found)
+        return findings + self._restore_all(dead)
+
+    def _look(self, deployment: Deployment) -> Finding | Dead:
+        services = services_of_deployment(deployment, self.services, self.rebuild)
+        if services is None:
+            return Finding(deployment.id, "left", "it moves listeners or routes this stack does "
+                           "not have, and journaled no outputs for them (an earlier release)")  # fmt: skip
+        leases = [s for s in (self.journal.lease_state(k) for k in deployment.listeners) if s]
+        now = self.clock.now()
+        if any(s.live(now) for s in leases):
+            return self._alive(deployment, now)
+        newer = newer_owner(self.journal, deployment)
+        if newer is not None:
+            return self._close_superseded(deployment, *newer)
+        return Dead(deployment, services, leases)
 
     def _alive(self, deployment: Deployment, now: float) -> Finding:
-        if (
-            past_deadline(deployment, now)
-            and self.journal.requested(deployment.scope, deployment.id) != ABORT
-        ):
-            self.journal.request(deployment.scope, deployment.id, ABORT)
+        asked = Request.parse(self.journal.requested(deployment.scope, deployment.id))
+        if past_deadline(deployment, now) and asked != ABORT:
+            self.journal.request(deployment.scope, deployment.id, ABORT.text())
             return Finding(deployment.id, "asked",
                            "past its deadline: abort requested of its live holder")  # fmt: skip
         return Finding(deployment.id, "left", "its holder is alive and renewing its lease")
 
-    def _restore_all(
-        self, dead: list[tuple[Deployment, list[LeaseState]]], by_key: dict[str, Service]
-    ) -> list[Finding]:
-        """Deployments that share a listener, one after another (newest first); the others
-        at once (the oldest deadline first): every restore written, then one wait for late
+    def _close_superseded(self, deployment: Deployment, key: str, newer: Owner) -> Finding:
+        """A newer deployment took `key` since: this one's snapshot is never written. One
+        that never moved traffic is closed; one that did (journaled before epochs) is left
+        for an operator, said."""
+        said = f"deployment {newer.deployment} took {key} since"
+        if deployment.moved_traffic:
+            return Finding(deployment.id, "left", f"{said}; its snapshot is not restored over it")
+        try:
+            self.journal.claim(deployment)
+        except LeaseLost:
+            return Finding(deployment.id, "left", "someone else took it over first")
+        deployment.status = Status.ROLLED_BACK
+        deployment.failure = Failure("superseded", f"{said} before it moved traffic")
+        deployment.finished_at = self.clock.now()
+        deployment.event(EventType.FINISHED, self.clock.now(), status=str(deployment.status))
+        self.journal.save(deployment)
+        return Finding(deployment.id, "closed", f"{said}, before it moved traffic")
+
+    def _restore_all(self, dead: list[Dead]) -> list[Finding]:
+        """Every restore written at once (the oldest deadline first), then one wait for late
         writes of the old holders, then every re-verify and journal at once."""
-        groups: list[list[tuple[Deployment, list[LeaseState]]]] = []
-        for entry in sorted(dead, key=lambda e: e[0].id, reverse=True):
-            keys = set(entry[0].listeners)
-            joined = [g for g in groups if keys & {k for d, _ in g for k in d.listeners}]
-            for g in joined:
-                groups.remove(g)
-            groups.append([e for g in joined for e in g] + [entry])
-        groups.sort(key=lambda g: min(deadline_of(d) for d, _ in g))
-        if not groups:
+        if not dead:
             return []
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(groups))) as pool:
-            begun = list(pool.map(lambda g: self._group(g, by_key), groups))
-            started = [r for found in begun for r in found if isinstance(r, _Begun)]
+        dead.sort(key=lambda x: deadline_of(x.deployment))
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(dead))) as pool:
+            begun = list(pool.map(self._begin, dead))
+            started = [b for b in begun if isinstance(b, _Begun)]
             waiting = [b for b in started if b.restoring.reverify]
             if waiting:  # one wait for them all: the longest write any old holder may have
                 max(
-                    waiting, key=lambda b: write_seconds(b.taker.services)
+                    waiting, key=lambda b: b.taker.session.write_seconds
                 ).taker.wait_for_late_writes()
-            finished = dict(pool.map(lambda b: (b.restoring.deployment.id, b.finish()), started))
-        return [
-            finished[r.restoring.deployment.id] if isinstance(r, _Begun) else r
-            for found in begun
-            for r in found
-        ]
+            finished = list(pool.map(lambda b: b.finish() if isinstance(b, _Begun) else b, begun))
+        return finished
 
-    def _group(
-        self, group: list[tuple[Deployment, list[LeaseState]]], by_key: dict[str, Service]
-    ) -> list[Finding | _Begun]:
-        """A lone deployment is begun (finished with the others); several on one listener
-        are given back one after another, each whole."""
-        if len(group) == 1:
-            return [self._begin(*group[0], by_key)]
-        found: list[Finding | _Begun] = []
-        for deployment, leases in group:
-            begun = self._begin(deployment, leases, by_key)
-            found.append(begun.finish(waited=False) if isinstance(begun, _Begun) else begun)
-        return found
-
-    def _begin(
-        self, deployment: Deployment, leases: list[LeaseState], by_key: dict[str, Service]
-    ) -> Finding | _Begun:
-        services = [by_key[k] for k in deployment.listeners]
+    def _begin(self, dead: Dead) -> Finding | _Begun:
+        deployment, services = dead.deployment, dead.services
         needed = 2 * write_seconds(services) + deployment.options.verify_timeout
-        if self.time_left is not None and self.time_left() < needed:
+        left = None if self.time_left is None else self.time_left()
+        if left is not None and left < needed:
             return Finding(deployment.id, "left",
-                           f"not enough time left in this pass ({self.time_left():.0f}s of the "
+                           f"not enough time left in this pass ({left:.0f}s of the "
                            f"{needed:.0f}s a restore may take); the next pass restores it")  # fmt: skip
-        reason = why(deployment, leases, self.clock.now())
+        reason = why(deployment, dead.leases, self.clock.now())
+        # a scale-up waits only as long as this pass has; a pass cut short after its claim
+        # leaves the deployment for the next (the claim's generation is what loads read)
+        scale = SCALE_TIMEOUT_SECONDS if left is None else min(SCALE_TIMEOUT_SECONDS, left - needed)
 
         def capacity(color: Color) -> None:
             for s in services:
-                ensure_full_capacity(s.outputs, s.fleet, color, SCALE_TIMEOUT_SECONDS, self.log)
+                ensure_full_capacity(s.outputs, s.fleet, color, scale, self.log, clock=self.clock)
 
-        taker = take_over(services, self.journal, self.notifier_for(services), self.log,
-                          capacity, self.clock)  # fmt: skip
+        session = Session.of(services, self.journal, self.notifier_for(services), self.log,
+                             self.clock, extra_workers=len(COLORS))  # fmt: skip
+        taker = TakeOver(session, capacity)
         try:
-            begun = taker.begin(deployment, Failure("watchdog", reason), leases)
+            begun = taker.begin(deployment, Failure("watchdog", reason), dead.leases)
             return _Begun(taker, begun, reason)
-        except (LockHeld, LeaseLost):
-            return Finding(deployment.id, "left", "someone else took it over first")
+        except (LockHeld, LeaseLost) as e:
+            return Finding(deployment.id, "left", _not_ours(e))
         except Exception as e:  # noqa: BLE001 - reported, and the pass fails after the others
             return Finding(deployment.id, "failed", f"{type(e).__name__}: {e}")
+
+
+def _not_ours(error: Exception) -> str:
+    return str(error) if isinstance(error, Superseded) else "someone else took it over first"
 
 
 @dataclass
@@ -208,12 +234,12 @@ class _Begun:
     restoring: Restoring
     reason: str
 
-    def finish(self, waited: bool = True) -> Finding:
+    def finish(self) -> Finding:
         deployment = self.restoring.deployment
         try:
-            done = self.taker.finish(self.restoring, waited=waited)
-        except (LockHeld, LeaseLost):
-            return Finding(deployment.id, "left", "someone else took it over first")
+            done = self.taker.finish(self.restoring, waited=True)
+        except (LockHeld, LeaseLost) as e:
+            return Finding(deployment.id, "left", _not_ours(e))
         except Exception as e:  # noqa: BLE001 - reported, and the pass fails after the others
             return Finding(deployment.id, "failed", f"{type(e).__name__}: {e}")
         start = done.start_weights
@@ -231,9 +257,10 @@ def watch_once(
     log: Callable[[str], None],
     clock: Clock | None = None,
     time_left: Callable[[], float] | None = None,
+    rebuild: Rebuild = rebuild_services,
 ) -> list[Finding]:
     """One pass over the journal's active deployments; what it did about each."""
-    return Pass(services, journal, notifier_for, log, clock or Clock(), time_left).run()
+    return Pass(services, journal, notifier_for, log, clock or Clock(), time_left, rebuild).run()
 
 
 def notifier_for_services(log: Callable[[str], None]) -> Callable[[list[Service]], Notifier]:
@@ -252,8 +279,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     """
     from cutover.journal import open_journal
     from cutover.journal.items import skipped_line
-    from cutover.outputs import StackOutputs
-    from cutover.service import services_of
 
     outputs = StackOutputs(json.loads(os.environ["CUTOVER_OUTPUTS"]), "CUTOVER_OUTPUTS")
     journal = open_journal("stack", outputs.journal_table, None)

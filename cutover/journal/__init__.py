@@ -6,11 +6,15 @@ lock on each listener or route is a lease (`cutover.journal.lease`). Backends: t
 DynamoDB table (`dynamodb`), a Kubernetes stack's namespace (`kubernetes`), a local file
 (`file`).
 
-Fencing: a deployment's `generation` is bumped by `claim` whenever another process takes it
-over, and every `save` replaces exactly the generation and status the saver last saw, or is
-refused (LeaseLost): a process frozen past its lease cannot write an old state over the new
-one. A journal may hold items this release cannot read (damaged, or written by a newer
-release): they are skipped and named in `skipped`, never a crash.
+Fencing, in two parts. Per listener or route, the newest deployment that took it owns it
+(`cutover.journal.owner`: an epoch the journal hands out in a conditional write, never a
+host's clock), and nothing is written on an older one's behalf. Per deployment, its
+`generation` is bumped by `claim` whenever another process takes it over, and every `save`
+replaces exactly the generation and status the saver last saw, or is refused (LeaseLost): a
+process frozen past its lease cannot write an old state over the new one. What a claim
+writes is what a load reads, on every backend. A journal may hold items this release cannot
+read (damaged, or written by a newer release): they are skipped and named in `skipped`,
+never a crash; its own bookkeeping items (owners, outcomes, requests) are never among them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from cutover.deployment import Deployment
 from cutover.errors import ConfigError
 from cutover.journal.items import Skipped
 from cutover.journal.lease import LeaseState
+from cutover.journal.owner import Owner
 from cutover.summary import Summary
 
 
@@ -36,6 +41,15 @@ class Journal(Protocol):
     def heartbeat(self, keys: list[str], holder: Holder, now: float) -> bool: ...
     def release(self, keys: list[str], holder: Holder) -> None: ...
     def lease_state(self, key: str) -> LeaseState | None: ...
+    def owner(self, key: str) -> Owner | None:
+        """The newest deployment that took listener or route `key` (`journal.owner`)."""
+        ...
+
+    def take(self, key: str, owner: Owner) -> bool:
+        """Make `owner` the owner of `key` if the stored epoch is exactly one less (none
+        stored: 0); False, changing nothing, when another took it first."""
+        ...
+
     def active(self) -> list[Deployment]: ...
     def save(self, deployment: Deployment) -> None:
         """Write the deployment, replacing exactly the generation and status it was read or
@@ -48,7 +62,12 @@ class Journal(Protocol):
         whoever held it before are refused; LeaseLost when it changed since it was read."""
         ...
 
-    def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None: ...
+    def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
+        """The deployment `deployment_id` of `scope`; without an id, the scope's newest by id
+        (what journals written before epochs know; commands find the newest deployment of
+        their listeners through their owner records: `cutover.journal.owner.newest`)."""
+        ...
+
     def summaries(self, scope: str, since: str = "") -> list[Summary]:
         """The key figures of `scope`'s deployments, oldest first, from the id `since` on (ids
         sort by time), without reading whole documents where the journal keeps them apart."""

@@ -7,59 +7,33 @@ Items:
 - `control#<scope>` / `<id>`: a promote or abort request;
 - `lock#<listener>` / `lock`: the lease, conditional on holder and expiry (`leaseUntil`,
   in seconds with a fraction; `expiresAt`, whole seconds, is the table's TTL);
-- `outcome#<listener>` / `<color>`: how the latest shift towards that color ended.
+- `outcome#<listener>` / `<color>`: how the latest shift towards that color ended, ordered
+  by its deployment's epoch;
+- `owner#<listener>` / `owner`: the newest deployment that took the listener, and its epoch.
+
+A deployment's `generation` lives in its item's attribute, which `claim` bumps and every
+load reads (over the document's copy), so what a claim writes is what the next load reads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import zlib
 from typing import Any
 
-from cutover_gates.contract import Color, Holder, Outcome, parse_color
+from cutover_gates.contract import Color, Outcome, parse_color
 
 from cutover.deployment import Deployment
-from cutover.errors import LockHeld
+from cutover.journal.dynamodb_locks import DynamoLocks
 from cutover.journal.items import Skipped, parse_item, parse_outcome, skip
 from cutover.journal.lease import (
-    LEASE_SECONDS,
-    LeaseState,
     finished_elsewhere,
-    held_message,
 )
+from cutover.journal.owner import Owner
 from cutover.summary import Summary
 
 ACTIVE = "active"
-
-
-def _lock_key(listener: str) -> dict[str, Any]:
-    return {"pk": {"S": f"lock#{listener}"}, "sk": {"S": "lock"}}
-
-
-def _number(value: float) -> dict[str, str]:
-    return {"N": repr(round(value, 6))}
-
-
-def _lock_item(listener: str, holder: Holder, now: float) -> dict[str, Any]:
-    """The lock item of one listener, leased for LEASE_SECONDS from `now`."""
-    until = now + LEASE_SECONDS
-    return {
-        **_lock_key(listener),
-        "holder": {"S": holder.token},
-        "info": {"S": json.dumps(holder.to_json())},
-        "renewedAt": _number(now),
-        "leaseUntil": _number(until),
-        "expiresAt": {"N": str(math.ceil(until))},
-    }
-
-
-# The one rule of lease_live as a condition: a lease can be taken once its expiry is reached.
-TAKEABLE = (
-    "attribute_not_exists(pk) OR leaseUntil <= :now "
-    "OR (attribute_not_exists(leaseUntil) AND expiresAt <= :now)"
-)
 
 
 def _document(item: dict[str, Any]) -> str | bytes:
@@ -68,7 +42,7 @@ def _document(item: dict[str, Any]) -> str | bytes:
     return str(item["doc"]["S"])
 
 
-class DynamoJournal:
+class DynamoJournal(DynamoLocks):
     def __init__(self, table: str) -> None:
         from cutover.aws import client
 
@@ -76,79 +50,6 @@ class DynamoJournal:
         self.db = client("dynamodb")
         self._marked: set[str] = set()
         self.skipped: list[Skipped] = []
-
-    # -- the lease -----------------------------------------------------------------------
-
-    def acquire_one(self, key: str, holder: Holder, now: float) -> bool:
-        try:
-            self.db.put_item(
-                TableName=self.table,
-                Item=_lock_item(key, holder, now),
-                ConditionExpression=f"{TAKEABLE} OR holder = :me",
-                ExpressionAttributeValues={":now": _number(now), ":me": {"S": holder.token}},
-            )
-            return True
-        except self.db.exceptions.ConditionalCheckFailedException:
-            pass
-        current = self.lease_state(key)
-        if current is None:  # released between the write and the read
-            return False
-        if current.live(now):
-            raise LockHeld(held_message(f"listener {key}", current.holder))
-        try:  # expired since the write, or its process is known dead (same host, pid gone)
-            self.db.put_item(
-                TableName=self.table,
-                Item=_lock_item(key, holder, now),
-                ConditionExpression="holder = :stale",
-                ExpressionAttributeValues={":stale": {"S": current.holder.token}},
-            )
-            return True
-        except self.db.exceptions.ConditionalCheckFailedException:
-            return False
-
-    def heartbeat(self, keys: list[str], holder: Holder, now: float) -> bool:
-        until = now + LEASE_SECONDS
-        for key in keys:
-            try:
-                self.db.update_item(
-                    TableName=self.table,
-                    Key=_lock_key(key),
-                    UpdateExpression="SET leaseUntil = :u, expiresAt = :t, renewedAt = :now",
-                    ConditionExpression="holder = :me",
-                    ExpressionAttributeValues={
-                        ":u": _number(until),
-                        ":t": {"N": str(math.ceil(until))},
-                        ":now": _number(now),
-                        ":me": {"S": holder.token},
-                    },
-                )
-            except self.db.exceptions.ConditionalCheckFailedException:
-                return False
-        return True
-
-    def release(self, keys: list[str], holder: Holder) -> None:
-        for key in keys:
-            with contextlib.suppress(self.db.exceptions.ConditionalCheckFailedException):
-                self.db.delete_item(
-                    TableName=self.table,
-                    Key=_lock_key(key),
-                    ConditionExpression="holder = :me",
-                    ExpressionAttributeValues={":me": {"S": holder.token}},
-                )
-
-    def lease_state(self, key: str) -> LeaseState | None:
-        item = self.db.get_item(TableName=self.table, Key=_lock_key(key), ConsistentRead=True).get(
-            "Item"
-        )
-        if not item:
-            return None
-        until = float((item.get("leaseUntil") or item["expiresAt"])["N"])
-        renewed = float(item["renewedAt"]["N"]) if "renewedAt" in item else until - LEASE_SECONDS
-        try:
-            holder = Holder.from_json(json.loads(item["info"]["S"]))
-        except (KeyError, ValueError, TypeError):
-            holder = Holder(item.get("holder", {}).get("S", ""))
-        return LeaseState(holder, renewed, until)
 
     # -- deployments -----------------------------------------------------------------------
 
@@ -217,12 +118,49 @@ class DynamoJournal:
                     "pk": {"S": f"outcome#{key}"},
                     "sk": {"S": outcome.color},
                     "deployment": {"S": outcome.deployment},
+                    "epoch": {"N": str(outcome.epoch)},
                     "doc": {"S": json.dumps(outcome.to_json())},
                 },
-                # a later deployment's outcome is never replaced by an earlier one's
-                ConditionExpression="attribute_not_exists(deployment) OR deployment <= :id",
-                ExpressionAttributeValues={":id": {"S": outcome.deployment}},
+                # a later deployment's outcome is never replaced by an earlier one's: by
+                # epoch, or by id where an earlier release wrote none (Outcome.newer_than)
+                ConditionExpression="attribute_not_exists(deployment) OR epoch < :e OR "
+                "((attribute_not_exists(epoch) OR epoch = :e) AND deployment <= :id)",
+                ExpressionAttributeValues={
+                    ":id": {"S": outcome.deployment},
+                    ":e": {"N": str(outcome.epoch)},
+                },
             )
+
+    # -- owners ------------------------------------------------------------------------------
+
+    def _owner_key(self, key: str) -> dict[str, Any]:
+        return {"pk": {"S": f"owner#{key}"}, "sk": {"S": "owner"}}
+
+    def owner(self, key: str) -> Owner | None:
+        item = self.db.get_item(
+            TableName=self.table, Key=self._owner_key(key), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return Owner(int(item["epoch"]["N"]), item["deployment"]["S"], item["scope"]["S"])
+
+    def take(self, key: str, owner: Owner) -> bool:
+        seen = owner.epoch - 1
+        try:
+            self.db.put_item(
+                TableName=self.table,
+                Item={
+                    **self._owner_key(key),
+                    "epoch": {"N": str(owner.epoch)},
+                    "deployment": {"S": owner.deployment},
+                    "scope": {"S": owner.scope},
+                },
+                ConditionExpression="attribute_not_exists(pk)" if seen == 0 else "epoch = :seen",
+                **({} if seen == 0 else {"ExpressionAttributeValues": {":seen": {"N": str(seen)}}}),
+            )
+        except self.db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def outcomes(self, key: str) -> dict[Color, Outcome]:
         items = self.db.query(
@@ -272,7 +210,10 @@ class DynamoJournal:
             why = f"missing {e}" if isinstance(e, KeyError) else f"not readable ({e})"
             skip(self.skipped, key, why)
             return None
-        return parse_item(key, document, self.skipped)
+        found = parse_item(key, document, self.skipped)
+        if found is not None and "generation" in item:  # the attribute a claim bumps
+            found.generation = int(item["generation"]["N"])
+        return found
 
     def active(self) -> list[Deployment]:
         """Deployments in progress or paused, in every scope (a query of the index, no scan)."""
@@ -297,7 +238,7 @@ class DynamoJournal:
                     if deployment is not None and deployment.status.active:
                         found.append(deployment)
                 request = answer.get("UnprocessedKeys") or {}
-        return sorted(found, key=lambda d: d.id)
+        return sorted(found, key=lambda d: d.order)
 
     def load(self, scope: str, deployment_id: str | None = None) -> Deployment | None:
         if deployment_id:
@@ -313,7 +254,7 @@ class DynamoJournal:
             ConsistentRead=True,
             PaginationConfig={"PageSize": 5},
         )
-        for page in pages:  # the newest that parses
+        for page in pages:  # the newest id that parses
             for item in page["Items"]:
                 deployment = self._item(item)
                 if deployment is not None:

@@ -18,6 +18,7 @@ from cutover.deployment import Deployment, scope_of
 from cutover.errors import ConfigError, DeploymentFailed, LockHeld
 from cutover.journal.items import Skipped, parse_item, parse_outcome
 from cutover.journal.lease import LeaseState, finished_elsewhere, held_message
+from cutover.journal.owner import Owner
 from cutover.summary import Summary
 
 # How long a command waits for the journal file's short lock before saying who holds it.
@@ -148,10 +149,24 @@ class FileJournal:
             data["deployments"][deployment.id] = deployment.to_json()
             outcomes = data.setdefault("outcomes", {})
             for key, outcome in deployment.outcomes().items():
-                known = outcomes.setdefault(key, {}).get(outcome.color) or {}
-                if str(known.get("deployment", "")) <= outcome.deployment:
+                known = outcomes.setdefault(key, {}).get(outcome.color)
+                if outcome.newer_than(parse_outcome(key, known, []) if known else None):
                     outcomes[key][outcome.color] = outcome.to_json()
         deployment.journaled = deployment.status
+
+    def owner(self, key: str) -> Owner | None:
+        with self._document(write=False) as data:
+            found = (data.get("owners") or {}).get(key)
+        return None if found is None else Owner.from_json(found)
+
+    def take(self, key: str, owner: Owner) -> bool:
+        with self._document() as data:
+            owners = data.setdefault("owners", {})
+            stored = owners.get(key)
+            if (Owner.from_json(stored).epoch if stored else 0) != owner.epoch - 1:
+                return False
+            owners[key] = owner.to_json()
+        return True
 
     def claim(self, deployment: Deployment) -> None:
         with self._document() as data:
@@ -174,7 +189,8 @@ class FileJournal:
         return [d for d in parsed if d is not None]
 
     def _history(self, scope: str, since: str = "") -> list[Deployment]:
-        return [d for d in self._all() if d.scope == scope and d.id >= since]
+        found = [d for d in self._all() if d.scope == scope and d.id >= since]
+        return sorted(found, key=lambda d: d.order)
 
     def summaries(self, scope: str, since: str = "") -> list[Summary]:
         return [Summary.of(d) for d in self._history(scope, since)]

@@ -36,8 +36,8 @@ def parse_item(key: str, document: Any, skipped: list[Skipped]) -> Deployment | 
     except UnknownStatus as e:
         skip(skipped, key, f"{e}: not this release's to touch", newer=True)
         return None
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        skip(skipped, key, f"missing {e}" if isinstance(e, KeyError) else str(e))
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is skipped and named
+        skip(skipped, key, _why(e))
         return None
 
 
@@ -46,9 +46,18 @@ def parse_outcome(key: str, document: Any, skipped: list[Skipped]) -> Outcome | 
     try:
         data = json.loads(document) if isinstance(document, str | bytes) else document
         return Outcome.from_json(data)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        skip(skipped, key, f"missing {e}" if isinstance(e, KeyError) else str(e))
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is skipped and named
+        skip(skipped, key, _why(e))
         return None
+
+
+def _why(error: Exception) -> str:
+    """Why an item does not parse, in a few words (a KeyError's text is only the key)."""
+    if isinstance(error, KeyError):
+        return f"missing {error}"
+    if isinstance(error, RecursionError):
+        return "nested too deeply to read"
+    return str(error) or type(error).__name__
 
 
 def skip(skipped: list[Skipped], key: str, why: str, newer: bool = False) -> None:

@@ -3,7 +3,9 @@
 For a Gateway stack, which has no DynamoDB table: each deployment is a ConfigMap
 `cutover-deployment-<id>` labelled with its scope, pause/abort commands are the ConfigMap
 `cutover-control-<scope>`, the latest outcome per color of a route is the ConfigMap
-`cutover-outcome-<hash>`, and the lock on a route is a coordination.k8s.io Lease
+`cutover-outcome-<hash>`, its newest owner the ConfigMap `cutover-owner-<hash>` (only
+deployment ConfigMaps are read as deployments: the journal's own bookkeeping is never
+called damaged), and the lock on a route is a coordination.k8s.io Lease
 `cutover-lock-<hash>` whose holder renews it (a dead process's lease expires after
 LEASE_SECONDS; on the same host it is taken over at once). Every write that decides who holds
 the lock, and every save of a deployment, is conditional on the resourceVersion read (the
@@ -27,6 +29,7 @@ from cutover.journal.lease import (
     finished_elsewhere,
     held_message,
 )
+from cutover.journal.owner import Owner
 from cutover.kube import api_client, timeout
 from cutover.summary import Summary
 
@@ -34,6 +37,8 @@ SCOPE_LABEL = "cutover/scope"
 ACTIVE_LABEL = "cutover/active"  # on deployments that may hold traffic split
 HOLDER_ANNOTATION = "cutover/holder"
 DOCUMENT_KEY = "deployment.json"
+OWNER_KEY = "owner.json"
+DEPLOYMENT_PREFIX = "cutover-deployment-"
 CONFLICT_ATTEMPTS = 5
 
 
@@ -220,7 +225,7 @@ class KubernetesJournal:
         return True
 
     def _name(self, deployment_id: str) -> str:
-        return f"cutover-deployment-{deployment_id.lower()}"
+        return f"{DEPLOYMENT_PREFIX}{deployment_id.lower()}"
 
     def _stored(self, name: str) -> tuple[dict[str, Any] | None, tuple[Any, int] | None]:
         """The ConfigMap and the (status, generation) its document holds."""
@@ -288,12 +293,9 @@ class KubernetesJournal:
         for _ in range(CONFLICT_ATTEMPTS):
             found = self._read(self.core.read_namespaced_config_map, name)
             data = dict((found or {}).get("data") or {})
-            try:
-                known = str(json.loads(data.get(outcome.color, "{}")).get("deployment", ""))
-            except (ValueError, AttributeError):
-                known = ""
-            if known > outcome.deployment:  # a later deployment's outcome stays
-                return
+            known = data.get(outcome.color)
+            if known and not outcome.newer_than(parse_outcome(name, known, [])):
+                return  # a later deployment's outcome stays
             data[outcome.color] = json.dumps(outcome.to_json())
             version = None if found is None else found["metadata"]["resourceVersion"]
             body = self._config_map(name, scope_of([key]), data, version=version)
@@ -309,6 +311,32 @@ class KubernetesJournal:
             for c, t in data.items()
         )
         return {parse_color(o.color): o for o in parsed if o is not None}
+
+    # -- owners ---------------------------------------------------------------------------------
+
+    def _owner_name(self, key: str) -> str:
+        return f"cutover-owner-{scope_of([key])}"
+
+    def owner(self, key: str) -> Owner | None:
+        found = self._read(self.core.read_namespaced_config_map, self._owner_name(key))
+        text = ((found or {}).get("data") or {}).get(OWNER_KEY)
+        return None if text is None else Owner.from_json(json.loads(text))
+
+    def take(self, key: str, owner: Owner) -> bool:
+        name = self._owner_name(key)
+        found = self._read(self.core.read_namespaced_config_map, name)
+        text = ((found or {}).get("data") or {}).get(OWNER_KEY)
+        if (Owner.from_json(json.loads(text)).epoch if text else 0) != owner.epoch - 1:
+            return False
+        version = None if found is None else found["metadata"]["resourceVersion"]
+        labels = {"app.kubernetes.io/managed-by": "cutover"}
+        metadata: dict[str, Any] = {"name": name, "namespace": self.namespace, "labels": labels,
+                                    "annotations": {"cutover/route": key}}  # fmt: skip
+        if version is not None:
+            metadata["resourceVersion"] = version
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
+                "data": {OWNER_KEY: json.dumps(owner.to_json())}}  # fmt: skip
+        return self._write(name, body)  # conditional on the version read: of two, one wins
 
     def _history(self, scope: str, since: str = "") -> list[Deployment]:
         return [d for d in self._list(f"{SCOPE_LABEL}={scope}") if d.id >= since]
@@ -328,8 +356,13 @@ class KubernetesJournal:
             _request_timeout=timeout(),
         )
         items = json.loads(found.data)["items"]
-        parsed = [self._document(i) for i in items]
-        return sorted((d for d in parsed if d is not None), key=lambda d: d.id)
+        # the scope's control and outcome ConfigMaps carry its label too: not deployments
+        parsed = [
+            self._document(i)
+            for i in items
+            if str((i.get("metadata") or {}).get("name", "")).startswith(DEPLOYMENT_PREFIX)
+        ]
+        return sorted((d for d in parsed if d is not None), key=lambda d: d.order)
 
     def _document(self, item: dict[str, Any]) -> Deployment | None:
         name = (item.get("metadata") or {}).get("name", "?")

@@ -155,9 +155,16 @@ class Outcome:
     at: float
     reason: str = ""
     by: str = ""
+    # the epoch its deployment took the listener or route at: what orders outcomes (0: a
+    # deployment journaled before epochs, ordered by id)
+    epoch: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def newer_than(self, other: Outcome | None) -> bool:
+        """Whether it replaces `other`: a later epoch, or the same and a later or equal id."""
+        return other is None or (self.epoch, self.deployment) >= (other.epoch, other.deployment)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Outcome:
@@ -171,6 +178,7 @@ class Outcome:
             at=float(data["at"]),
             reason=str(data.get("reason", "")),
             by=str(data.get("by", "")),
+            epoch=int(data.get("epoch", 0)),
         )
 
 

@@ -34,6 +34,7 @@ from cutover.journal.lease import (
     held_message,
     lease_live,
 )
+from cutover.journal.owner import Owner
 from cutover.notifier import Notifier
 from cutover.outputs import StackOutputs
 from cutover.routers.fence import Fence, no_fence
@@ -146,11 +147,14 @@ class Baton:
                 raise AssertionError(f"the driver did not reach a gate within {timeout}s")
             return None if self.done else self.at
 
-    def run(self, clock: FakeClock, target: Callable[[], Any]) -> threading.Thread:
-        """Start `target` as the driver's process; it waits for the first `step`."""
+    def run(
+        self, clock: FakeClock, target: Callable[[], Any], name: str = "driver"
+    ) -> threading.Thread:
+        """Start `target` as the process `name` (frozen by that name); it waits for the
+        first `step`."""
 
         def main() -> None:
-            clock.local.process = "driver"
+            clock.local.process = name
             with self.cv:
                 self.cv.wait_for(lambda: self.turn == "driver")
             try:
@@ -183,10 +187,23 @@ class Cloud:
     leases: dict[str, dict[str, Any]] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {doc, status, gen}
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    owners: dict[str, Owner] = field(default_factory=dict)
     controls: dict[str, str] = field(default_factory=dict)
     writes: list[tuple[str, Weights]] = field(default_factory=list)
     statuses: list[tuple[str, str]] = field(default_factory=list)  # every status saved, in order
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # every snapshot a router took is numbered; each restore is kept with the number it
+    # wrote back and the owner of its listener at that instant
+    snapshots: Any = field(default_factory=lambda: itertools.count(1))
+    restores: list[tuple[str, int, Owner | None]] = field(default_factory=list)
+    ready: dict[str, int] = field(default_factory=dict)  # ready instances, where not full
+
+    def snapshot_of(self, deployment_id: str, key: str) -> int | None:
+        """The number of the snapshot of `key` the deployment journaled (None: not saved)."""
+        item = self.items.get(deployment_id)
+        if item is None:
+            return None
+        return json.loads(item["doc"])["snapshot"][key]["taken"]
 
 
 class MemoryRouter:
@@ -207,7 +224,8 @@ class MemoryRouter:
             return dict(self.cloud.weights[self.key])
 
     def snapshot(self) -> dict[str, Any]:
-        return {"weights": self.served()}
+        with self.cloud.lock:
+            return {"weights": self.served(), "taken": next(self.cloud.snapshots)}
 
     def weights_of(self, snapshot: dict[str, Any]) -> Weights:
         return check_weights(snapshot["weights"])
@@ -224,18 +242,29 @@ class MemoryRouter:
         self._write(check_weights(weights), fence)
 
     def restore(self, snapshot: dict[str, Any], fence: Fence = no_fence) -> None:
-        self._write(self.weights_of(snapshot), fence)
+        fence()
+        if self.baton is not None:
+            weights = snapshot["weights"]
+            self.baton.gate(f"write {weights['blue']}/{weights['green']}")
+        with self.cloud.lock:
+            owner = self.cloud.owners.get(self.key)
+            self.cloud.restores.append((self.key, int(snapshot.get("taken", 0)), owner))
+            self.cloud.weights[self.key] = self.weights_of(snapshot)
+            self.cloud.writes.append((self.key, self.weights_of(snapshot)))
 
 
 class MemoryFleet:
+    """Each color's ready instances: its capacity, unless the cloud says fewer are ready."""
+
     unit = "ready instances"
     disruptions_allowed: int | None = None
 
-    def __init__(self, capacity: int = 2) -> None:
+    def __init__(self, cloud: Cloud | None = None, capacity: int = 2) -> None:
+        self.cloud = cloud
         self.capacity = capacity
 
     def ready(self, color: Color) -> int:
-        return self.capacity
+        return self.capacity if self.cloud is None else self.cloud.ready.get(color, self.capacity)
 
     def scale_up(self, color: Color, capacity: int) -> int | None:
         return None
@@ -317,11 +346,12 @@ class MemoryJournal:
             self.cloud.statuses.append((deployment.id, str(deployment.status)))
             for key, outcome in deployment.outcomes().items():
                 known = self.cloud.outcomes.setdefault(key, {}).get(outcome.color)
-                if known is None or known["deployment"] <= outcome.deployment:
+                if outcome.newer_than(None if known is None else Outcome.from_json(known)):
                     self.cloud.outcomes[key][outcome.color] = outcome.to_json()
         deployment.journaled = deployment.status
 
     def claim(self, deployment: Deployment) -> None:
+        """Like DynamoDB's: only the item's generation attribute changes (loads read it)."""
         with self.cloud.lock:
             stored = self.cloud.items.get(deployment.id)
             was = str(deployment.journaled or deployment.status)
@@ -331,16 +361,31 @@ class MemoryJournal:
             ):
                 raise finished_elsewhere(deployment.id, f"now {stored and stored['status']}")
             stored["generation"] = deployment.generation + 1
-            doc = json.loads(stored["doc"])
-            doc["generation"] = deployment.generation + 1
-            stored["doc"] = json.dumps(doc)
         deployment.generation += 1
+
+    # -- owners
+    def owner(self, key: str) -> Owner | None:
+        with self.cloud.lock:
+            return self.cloud.owners.get(key)
+
+    def take(self, key: str, owner: Owner) -> bool:
+        with self.cloud.lock:
+            stored = self.cloud.owners.get(key)
+            if (stored.epoch if stored else 0) != owner.epoch - 1:
+                return False
+            self.cloud.owners[key] = owner
+            return True
 
     def _all(self) -> list[Deployment]:
         with self.cloud.lock:
-            found = {k: v["doc"] for k, v in self.cloud.items.items()}
-        parsed = (parse_item(f"deploy/{k}", d, self.skipped) for k, d in sorted(found.items()))
-        return [d for d in parsed if d is not None]
+            found = {k: (v["doc"], v["generation"]) for k, v in self.cloud.items.items()}
+        parsed = []
+        for key, (doc, generation) in sorted(found.items()):
+            deployment = parse_item(f"deploy/{key}", doc, self.skipped)
+            if deployment is not None:
+                deployment.generation = generation  # the attribute a claim bumps
+                parsed.append(deployment)
+        return parsed
 
     def active(self) -> list[Deployment]:
         return [d for d in self._all() if d.status.active]
@@ -392,7 +437,7 @@ def services(
     """One process's view of the stack's services (the driver's stops at the baton)."""
     found = []
     for key in keys:
-        service = Service(outputs(key), MemoryRouter(cloud, key, baton), MemoryFleet())  # type: ignore[arg-type]
+        service = Service(outputs(key), MemoryRouter(cloud, key, baton), MemoryFleet(cloud))  # type: ignore[arg-type]
         found.append(_Keyed(service, key))
     return found
 

@@ -324,7 +324,7 @@ def test_the_watchdog_gives_back_a_route_whose_shift_died_elsewhere(cluster: Clu
     (doc,) = cluster.deployments()
     assert doc["status"] == "rolled-back"
     assert doc["failure"]["detail"].startswith(
-        f"watchdog: holder ci on {socket.gethostname()} stopped renewing at "
+        f"holder ci on {socket.gethostname()} stopped renewing at "
     )
     events = cluster.api.events(NS)
     warnings = [e for e in events if e["reason"] == "CutoverRolledBack"]

@@ -472,7 +472,7 @@ def test_resume_continues_an_interrupted_shift(aws: AwsStack) -> None:
         aws.wait_for(lambda: aws.served() == {"blue": 40, "green": 60}, what="second step")
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=10)
-    result = aws.cutover(*aws.args("resume"), timeout=60)
+    result = aws.cutover(*aws.args("resume", *aws.gate_args()), timeout=60)
     assert result.returncode == 0, result.stderr
     assert aws.served() == {"blue": 0, "green": 100}
     assert aws.deployments()[-1]["status"] == "succeeded"

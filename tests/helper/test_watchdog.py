@@ -88,9 +88,7 @@ def test_a_shift_that_stopped_renewing_is_restored_once_its_lease_runs_out(
     doc = latest(aws)
     assert doc["status"] == "rolled-back"
     assert doc["failure"]["reason"] == "watchdog"
-    assert doc["failure"]["detail"].startswith(
-        f"watchdog: holder ci on {HOST} stopped renewing at "
-    )
+    assert doc["failure"]["detail"].startswith(f"holder ci on {HOST} stopped renewing at ")
     assert doc["timings"]["restoreVerified"] is True
     events = [m["event"] for m in aws.topic_messages() if m["deployment"] == doc["id"]]
     assert "rolled-back" in events

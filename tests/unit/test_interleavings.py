@@ -1,7 +1,7 @@
 """The races of the incident path, in process and deterministic: the real state machine,
 lease, watchdog and takeover over memory edges (tests/harness/memory.py), the driver stopped
 at each of its writes, time moved by the test. Each race of issue 19 is one test here, and a
-hypothesis state machine looks for the interleavings nobody thought of."""
+hypothesis state machine (test_owner_model.py) looks for the interleavings nobody thought of."""
 
 from __future__ import annotations
 
@@ -9,85 +9,70 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cutover_gates.contract import Status
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from cutover.deployment import Options, scope_of
+from cutover.deployment import scope_of
 from cutover.engine.control import give_back
-from cutover.engine.shift import Shift
 from cutover.engine.watchdog import watch_once
 from cutover.errors import DeploymentFailed, LockHeld
 from cutover.interrupt import NoInterrupts
-from cutover.journal.lease import LEASE_SECONDS, Lease, live_holder
+from cutover.journal.lease import live_holder
 from tests.harness.memory import (
     LISTENER,
     WRITE_SECONDS,
-    Baton,
-    Cloud,
-    FakeClock,
     MemoryJournal,
     quiet,
     services,
 )
+from tests.harness.world import START, Driver, World
 
-START = {"blue": 100, "green": 0}
 
-
-class World:
-    """One stack: the cloud, the clock, and a driver process run on a baton."""
+class One:
+    """One stack, one driver: the races of a single deployment."""
 
     def __init__(self, steps: list[int] | None = None, bake: float = 20.0) -> None:
-        self.cloud = Cloud(weights={LISTENER: dict(START)})
-        self.clock = FakeClock()
-        self.baton = Baton()
-        self.log: list[str] = []
-        self.options = Options(target="green", steps=steps or [30, 100], bake=bake, interval=5.0)
-        self.journal = MemoryJournal(self.cloud, self.baton)
-        driver = services(self.cloud, self.baton)
-        lease = Lease(self.journal, [LISTENER], self.log.append, WRITE_SECONDS, self.clock)
-        self.shift = Shift(driver, self.journal, quiet(), self.log.append, self.clock, lease=lease)
-        self.thread = self.baton.run(self.clock, self._drive)
-
-    def _drive(self) -> Any:
-        self.shift.start(self.options)
-        return self.shift.run()
+        self.w = World()
+        self.cloud, self.clock, self.log = self.w.cloud, self.w.clock, self.w.log
+        self.driver = self.w.driver(steps, bake)
+        self.baton, self.shift, self.journal = (
+            self.driver.baton,
+            self.driver.shift,
+            self.driver.journal,
+        )
 
     @property
     def served(self) -> dict[str, int]:
-        return dict(self.cloud.weights[LISTENER])
+        return self.w.served()
 
     def step_to(self, predicate: Callable[[str], bool], limit: int = 500) -> str:
         """Let the driver run until it stops at a gate `predicate` accepts."""
-        for _ in range(limit):
-            at = self.baton.step()
-            if at is None:
-                raise AssertionError("the driver finished first")
-            if predicate(at):
-                return at
-        raise AssertionError("no such gate")
+        return step_to(self.driver, predicate, limit)
 
     def freeze(self) -> None:
-        self.clock.freeze("driver")
+        self.clock.freeze(self.driver.name)
 
     def thaw_and_finish(self) -> None:
-        self.clock.thaw("driver")
+        self.clock.thaw(self.driver.name)
         self.baton.finish()
 
     def watchdog(self) -> list[str]:
-        """One watchdog pass, as its own process (its own views of the cloud)."""
-        journal = MemoryJournal(self.cloud)
-        found = watch_once(services(self.cloud), journal, lambda _: quiet(), self.log.append,
-                           self.clock)  # fmt: skip
-        return [f.line() for f in found]
+        return self.w.watchdog()
 
     def stored(self) -> dict[str, Any]:
-        (item,) = self.cloud.items.values()
-        return item
+        return self.w.stored()
 
     def outlive_lease(self) -> None:
-        self.clock.advance(LEASE_SECONDS + 1)
+        self.w.outlive_lease()
+
+
+def step_to(driver: Driver, predicate: Callable[[str], bool], limit: int = 500) -> str:
+    """Let `driver` run until it stops at a gate `predicate` accepts."""
+    for _ in range(limit):
+        at = driver.baton.step()
+        if at is None:
+            raise AssertionError("the driver finished first")
+        if predicate(at):
+            return at
+    raise AssertionError("no such gate")
 
 
 def test_a_driver_frozen_between_its_check_and_its_write_gives_the_late_write_back() -> None:
@@ -95,7 +80,7 @@ def test_a_driver_frozen_between_its_check_and_its_write_gives_the_late_write_ba
     past its lease: the watchdog restores, then the driver's write lands. The driver sees the
     write landed outside its lease and gives the weights back; traffic ends where the
     deployment found it, and the driver says so (exit 1)."""
-    world = World()
+    world = One()
     world.step_to(lambda at: at == "write 70/30")  # the first step checked, not yet landed
     world.freeze()
     world.outlive_lease()
@@ -115,7 +100,7 @@ def test_a_driver_frozen_as_it_saves_success_cannot_overwrite_the_rollback() -> 
     """Defect 3b: frozen as it sends the `succeeded` save; the watchdog restores and journals
     `rolled-back`; the save is refused (its generation is stale), the driver exits 1 and
     its traffic stays given back."""
-    world = World(steps=[20, 100])
+    world = One(steps=[20, 100])
     world.step_to(lambda at: at == "save succeeded")
     world.freeze()
     world.outlive_lease()
@@ -132,7 +117,7 @@ def test_a_driver_frozen_as_it_saves_success_cannot_overwrite_the_rollback() -> 
 def test_a_write_accepted_after_the_lease_ran_out_is_confirmed_with_the_store() -> None:
     """Frozen past its lease, but nobody took it over: the late write stands (the lease is
     renewed and confirmed), and the shift goes on to succeed."""
-    world = World(steps=[50, 100], bake=0.0)
+    world = One(steps=[50, 100], bake=0.0)
     world.step_to(lambda at: at == "write 50/50")
     world.freeze()
     world.outlive_lease()
@@ -145,7 +130,7 @@ def test_a_write_accepted_after_the_lease_ran_out_is_confirmed_with_the_store() 
 def test_a_lease_that_cannot_be_read_counts_as_lost_for_moving_traffic() -> None:
     """Defect 4b: a lease that cannot be confirmed is never "still mine": no step is written
     on it, and the shift gives back what it had moved."""
-    world = World(steps=[40, 100])
+    world = One(steps=[40, 100])
     world.step_to(lambda at: at == "save in-progress" and world.served == {"blue": 60, "green": 40})
     world.journal.leases_unreachable = True
     world.outlive_lease()  # the renewal that would cover the next write cannot be made
@@ -161,7 +146,7 @@ def test_a_lease_that_cannot_be_read_counts_as_lost_for_moving_traffic() -> None
 def test_a_takeover_at_the_instant_the_lease_runs_out_succeeds() -> None:
     """Defect 4a: the rule that says a lease ran out and the condition that takes it are one:
     at the very instant of expiry, the watchdog takes over (no "someone else took it")."""
-    world = World()
+    world = One()
     world.step_to(lambda at: at == "write 70/30")
     world.freeze()
     state = MemoryJournal(world.cloud).lease_state(LISTENER)
@@ -175,7 +160,7 @@ def test_a_takeover_at_the_instant_the_lease_runs_out_succeeds() -> None:
 def test_the_watchdog_restores_once_more_when_a_late_write_lands_after_its_restore() -> None:
     """The taker re-verifies after the longest write time: a write sent in the lease's last
     moment and landing after the restore is given back by the taker itself."""
-    world = World()
+    world = One()
     world.step_to(lambda at: at == "write 70/30")
     world.freeze()
     world.outlive_lease()
@@ -201,7 +186,7 @@ def test_the_watchdog_restores_once_more_when_a_late_write_lands_after_its_resto
 def test_an_operator_rollback_racing_the_watchdog_acts_once() -> None:
     """Defect 4 (race): after expiry, a rollback and a watchdog pass both try: one restores,
     the other leaves it, and nothing stays split or locked."""
-    world = World()
+    world = One()
     world.step_to(lambda at: at == "write 70/30")
     world.freeze()
     world.outlive_lease()
@@ -222,7 +207,7 @@ def test_an_operator_rollback_racing_the_watchdog_acts_once() -> None:
 def test_one_unreadable_item_does_not_stop_the_watchdog() -> None:
     """Defect 5: a damaged item and one from a newer release are skipped and named; the
     dead shift beside them is restored."""
-    world = World()
+    world = One()
     world.step_to(lambda at: at == "write 70/30")
     world.freeze()
     world.outlive_lease()
@@ -242,133 +227,10 @@ def test_one_unreadable_item_does_not_stop_the_watchdog() -> None:
 
 def test_a_signal_held_while_starting_rolls_back_without_a_write() -> None:
     """A rollback before any traffic moved writes nothing and is no downtime."""
-    world = World()
-    world.shift.interrupts.pending = "SIGINT"
+    world = One()
+    world.shift.session.interrupts.pending = "SIGINT"
     world.baton.finish()
     assert isinstance(world.baton.error, DeploymentFailed)
     assert "nothing had moved" in str(world.baton.error)
     assert world.cloud.writes == []
     assert world.stored()["status"] == "rolled-back"
-
-
-# -- the interleavings nobody thought of --------------------------------------------------
-
-
-class Interleavings(RuleBasedStateMachine):
-    """Driver steps, freezes, time, watchdog passes and operator rollbacks in any order.
-
-    Invariants: traffic is split only while someone live holds the listener (else it is
-    the snapshot, or a succeeded shift's last step); a finished status is never overwritten
-    (only an operator's rollback turns a success into a rollback); at the end, the journal
-    and the listener agree, and the driver returned normally only after its success was
-    journaled by it (the only moment the CLI writes the stack config)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.world = World(steps=[30, 60, 100], bake=10.0)
-        self.frozen = False
-        self.rolled_back_by_operator = False
-
-    @precondition(lambda self: not self.frozen and not self.world.baton.done)
-    @rule()
-    def driver_step(self) -> None:
-        self.world.baton.step()
-
-    @precondition(lambda self: not self.frozen and not self.world.baton.done)
-    @rule()
-    def freeze(self) -> None:
-        self.world.freeze()
-        self.frozen = True
-
-    @precondition(lambda self: not self.world.baton.done)
-    @rule()
-    def sleeps_past_its_lease(self) -> None:
-        """A laptop lid closed, a VM paused: frozen wherever it is, past its lease."""
-        self.world.freeze()
-        self.frozen = True
-        self.world.outlive_lease()
-
-    @precondition(lambda self: self.frozen)
-    @rule()
-    def thaw(self) -> None:
-        self.world.clock.thaw("driver")
-        self.frozen = False
-
-    @rule(seconds=st.sampled_from([1.0, 5.0, LEASE_SECONDS / 2, LEASE_SECONDS + 1]))
-    def time_passes(self, seconds: float) -> None:
-        self.world.clock.advance(seconds)
-
-    @rule()
-    def watchdog_pass(self) -> None:
-        self.world.watchdog()
-
-    @rule()
-    def operator_rollback(self) -> None:
-        journal = MemoryJournal(self.world.cloud)
-        latest = journal.load(scope_of([LISTENER]))
-        if latest is None or (latest.status.active and self._holder(journal)):
-            return  # a live holder is asked to abort; that wait is the CLI's (tested there)
-        try:
-            done = give_back(services(self.world.cloud), journal, quiet(), latest, None,
-                             lambda _: None, 5.0, self.world.log.append, NoInterrupts(),
-                             self.world.clock)  # fmt: skip
-        except (LockHeld, DeploymentFailed):
-            return
-        if done.status == Status.ROLLED_BACK:
-            self.rolled_back_by_operator = True
-
-    def _holder(self, journal: MemoryJournal) -> Any:
-        return live_holder(journal, [LISTENER], self.world.clock.now())
-
-    @invariant()
-    def split_only_under_a_live_holder(self) -> None:
-        world = self.world
-        if not world.cloud.items or self._holder(MemoryJournal(world.cloud)) is not None:
-            return
-        (item,) = world.cloud.items.values()
-        if item["status"] == "succeeded" and world.served == {"blue": 0, "green": 100}:
-            return
-        if item["status"] in ("in-progress", "paused") and not self.frozen:
-            return  # a driver between gates, its lease expired: the watchdog's to find
-        assert world.served == START or item["status"] in ("in-progress", "paused"), (
-            item["status"],
-            world.served,
-        )
-
-    @invariant()
-    def a_finished_status_is_never_overwritten(self) -> None:
-        seen: str | None = None
-        for _, status in self.world.cloud.statuses:
-            if seen in ("rolled-back", "drilled"):
-                assert status == seen, self.world.cloud.statuses
-            if seen == "succeeded" and status != "succeeded":
-                assert status == "rolled-back" and self.rolled_back_by_operator
-            if status in ("succeeded", "rolled-back", "drilled"):
-                seen = status
-
-    def teardown(self) -> None:
-        world = self.world
-        world.clock.thaw("driver")
-        world.baton.finish()
-        world.outlive_lease()
-        world.watchdog()
-        (item,) = world.cloud.items.values()
-        assert item["status"] in ("succeeded", "rolled-back"), item["status"]
-        if item["status"] == "rolled-back":
-            assert world.served == START
-        else:
-            assert world.served == {"blue": 0, "green": 100}
-        if world.baton.error is None:  # returned normally: the CLI writes the stack config
-            assert world.cloud.statuses[-1][1] == "succeeded" or self.rolled_back_by_operator
-            assert any(s == "succeeded" for _, s in world.cloud.statuses)
-
-
-TestInterleavings = Interleavings.TestCase
-TestInterleavings.settings = settings(
-    max_examples=200,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=True,
-    database=None,
-)
