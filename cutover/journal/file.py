@@ -96,9 +96,10 @@ class FileJournal:
             self._take(mutex)
             try:
                 data = json.loads(self.path.read_text()) if self.path.exists() else {}
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, RecursionError) as e:
+                why = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
                 raise ConfigError(
-                    f"--journal file:{self.path}: not a cutover journal ({e.msg})"
+                    f"--journal file:{self.path}: not a cutover journal ({why})"
                 ) from None
             data.setdefault("deployments", {})
             data.setdefault("controls", {})

@@ -21,9 +21,10 @@ import pytest
 from cutover_gates.contract import Holder, Status
 
 from cutover.deployment import MAX_SAMPLES, Deployment, Options, scope_of
-from cutover.errors import LockHeld
+from cutover.errors import ConfigError, LockHeld
 from cutover.journal import Journal
 from cutover.journal.lease import LEASE_SECONDS, LeaseLost, holder_identity
+from cutover.journal.owner import Owner
 from cutover.report import figures
 from cutover.timeline import EventType, Failure, Sample
 from tests.harness.aws_stack import AwsStack
@@ -37,7 +38,25 @@ T0 = 1_900_000_000.0
 @dataclass
 class Backend:
     journal: Journal
-    damage: Callable[[str, str], None]  # put an item (id, kind: "broken" or "newer") beside
+    damage: Callable[[str, str], None]  # put an item (id, kind: see `damaged`) beside
+    name: str = ""
+
+
+def damaged(deployment_id: str, kind: str) -> str | None:
+    """The text of an active item that does not parse: none at all (`broken`), a status from
+    a newer release, a number too large for a float, JSON nested 5,000 deep, a deadline in
+    words; None for no document."""
+    if kind == "broken":
+        return None
+    if kind == "newer":
+        return json.dumps({"id": deployment_id, "status": "canarying"})
+    base = deployment(deployment_id).to_json()
+    if kind == "text-deadline":
+        base["options"]["deadline"] = "an hour"
+    text = json.dumps({**base, "samples": "SAMPLES"})
+    if kind == "huge":
+        return text.replace(f'"startedAt": {T0}', '"startedAt": 1e400')
+    return text.replace('"SAMPLES"', "[" * 5000 + "]" * 5000 if kind == "deep" else "[]")
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +78,14 @@ def _dynamo(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Backend:
     def damage(deployment_id: str, kind: str) -> None:
         item = {"pk": {"S": f"deploy#{scope_of([KEY])}"}, "sk": {"S": deployment_id},
                 "status": {"S": "in-progress"}}  # fmt: skip
-        if kind == "newer":
-            item["doc"] = {"S": json.dumps({"id": deployment_id, "status": "canarying"})}
+        text = damaged(deployment_id, kind)
+        if text is not None:
+            item["doc"] = {"S": text}
         db.put_item(TableName=table, Item=item)
         db.put_item(TableName=table, Item={"pk": {"S": "active"},
                                            "sk": {"S": f"{scope_of([KEY])}#{deployment_id}"}})  # fmt: skip
 
-    return Backend(DynamoJournal(table), damage)
+    return Backend(DynamoJournal(table), damage, "dynamodb")
 
 
 def _kubernetes(kube: tuple[KubeApi, Path], monkeypatch: pytest.MonkeyPatch) -> Backend:
@@ -83,8 +103,8 @@ def _kubernetes(kube: tuple[KubeApi, Path], monkeypatch: pytest.MonkeyPatch) -> 
     namespace = f"conformance-{random.randrange(10**9)}"
 
     def damage(deployment_id: str, kind: str) -> None:
-        data = {} if kind == "broken" else {DOCUMENT_KEY: json.dumps({"id": deployment_id,
-                                                                       "status": "canarying"})}  # fmt: skip
+        text = damaged(deployment_id, kind)
+        data = {} if text is None else {DOCUMENT_KEY: text}
         with api.lock:
             api.objects[("configmaps", namespace, f"cutover-deployment-{deployment_id.lower()}")] = {
                 "metadata": {"name": f"cutover-deployment-{deployment_id.lower()}",
@@ -93,7 +113,7 @@ def _kubernetes(kube: tuple[KubeApi, Path], monkeypatch: pytest.MonkeyPatch) -> 
                 "data": data,
             }  # fmt: skip
 
-    return Backend(KubernetesJournal(namespace), damage)
+    return Backend(KubernetesJournal(namespace), damage, "kubernetes")
 
 
 def _file(tmp: Path) -> Backend:
@@ -105,24 +125,21 @@ def _file(tmp: Path) -> Backend:
         data = (
             json.loads(path.read_text()) if path.exists() else {"deployments": {}, "controls": {}}
         )
-        data["deployments"][deployment_id] = (
-            {"id": deployment_id}
-            if kind == "broken"
-            else {"id": deployment_id, "status": "canarying"}
-        )
-        path.write_text(json.dumps(data))
+        data["deployments"][deployment_id] = "ITEM"
+        text = damaged(deployment_id, kind) or json.dumps({"id": deployment_id})
+        path.write_text(json.dumps(data).replace('"ITEM"', text))
 
-    return Backend(FileJournal(path), damage)
+    return Backend(FileJournal(path), damage, "file")
 
 
 def _memory() -> Backend:
     cloud = Cloud()
 
     def damage(deployment_id: str, kind: str) -> None:
-        doc = "{" if kind == "broken" else json.dumps({"id": deployment_id, "status": "canarying"})
+        doc = damaged(deployment_id, kind) or "{"
         cloud.items[deployment_id] = {"doc": doc, "status": "?", "generation": 0}
 
-    return Backend(MemoryJournal(cloud), damage)
+    return Backend(MemoryJournal(cloud), damage, "memory")
 
 
 def _make(request: pytest.FixtureRequest, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
@@ -280,3 +297,71 @@ def test_a_four_hour_shift_of_samples_saves(backend: Backend) -> None:
     size = len(zlib.compress(json.dumps(stored.to_json(), separators=(",", ":")).encode(), 6))
     assert size < 400_000, size
     assert len(json.dumps(stored.to_json())) < 1_000_000  # a ConfigMap's limit, uncompressed
+
+
+@pytest.mark.parametrize("kind", ["huge", "deep", "text-deadline"])
+def test_an_item_that_does_not_parse_for_any_reason_is_skipped_and_named(
+    backend: Backend, kind: str
+) -> None:
+    """Defect 14: a number too large for a float, JSON nested 5,000 deep, a deadline in
+    words: skipped and named, the live deployment beside it still read (a watchdog pass
+    goes on)."""
+    journal = backend.journal
+    live = deployment()
+    journal.save(live)
+    backend.damage(f"20300101T000000Z-{kind[:6]}", kind)
+    if backend.name == "file" and kind == "deep":  # one document: all of it is unreadable
+        with pytest.raises(ConfigError, match="not a cutover journal"):
+            journal.active()
+        return
+    assert [d.id for d in journal.active()] == [live.id]
+    assert [s.key.endswith(kind[:6]) for s in journal.skipped] == [True], journal.skipped
+
+
+def test_owners_are_taken_one_epoch_after_another_and_never_twice(backend: Backend) -> None:
+    """Of two takers that read the same epoch, one wins; the owner record names the newest."""
+    journal, scope = backend.journal, scope_of([KEY])
+    assert journal.owner(KEY) is None
+    assert journal.take(KEY, Owner(1, "a", scope))
+    assert not journal.take(KEY, Owner(1, "b", scope))  # read before a's take
+    assert not journal.take(KEY, Owner(3, "b", scope))  # skipping one
+    assert journal.take(KEY, Owner(2, "b", scope))
+    assert journal.owner(KEY) == Owner(2, "b", scope)
+
+
+def test_a_taker_that_crashes_between_claim_and_save_leaves_it_to_the_next(
+    backend: Backend,
+) -> None:
+    """Defect 3: what a claim writes is what the next load reads, on every backend; a
+    taker killed after its claim (its scale-up timed out, its Lambda ran out of time)
+    leaves a deployment the next one claims and finishes."""
+    journal = backend.journal
+    journal.save(deployment())
+    first = journal.load(scope_of([KEY]), deployment().id)
+    assert first is not None
+    journal.claim(first)  # ... and the taker dies here
+    second = journal.load(scope_of([KEY]), first.id)
+    assert second is not None and second.generation == first.generation == 2
+    journal.claim(second)
+    second.status = Status.ROLLED_BACK
+    second.finished_at = T0 + 60
+    journal.save(second)
+    stored = journal.load(scope_of([KEY]), first.id)
+    assert stored is not None and (stored.status, stored.generation) == (Status.ROLLED_BACK, 3)
+
+
+def test_the_journals_own_items_are_never_called_damaged(backend: Backend) -> None:
+    """Defect 14: after a finished shift (its outcome kept), a request and an owner record,
+    reading the history skips nothing: the journal's bookkeeping is not a deployment."""
+    journal = backend.journal
+    d = deployment()
+    journal.take(KEY, Owner(1, d.id, d.scope))
+    d.epochs = {KEY: 1}
+    journal.save(d)
+    journal.request(d.scope, d.id, "abort")
+    d.status, d.finished_at = Status.SUCCEEDED, T0 + 60
+    journal.save(d)
+    assert journal.outcomes(KEY)["green"].epoch == 1
+    found = journal.load(d.scope)
+    assert found is not None and found.id == d.id
+    assert journal.summaries(d.scope) and journal.skipped == []
