@@ -123,7 +123,7 @@ def check_trusted(signer: Signer, kind: str, pack_config: dict[str, Any], now: d
             f"key {key.describe()} is trusted as {key.algorithm}, but signs {signer.algorithm}; "
             "nothing was written"
         )
-    problem = key.problem_at(now)
+    problem = key.problem_at(now, now)
     if problem is not None:
         raise GateRefused(f"key {key.describe()} {problem}; nothing was written")
 

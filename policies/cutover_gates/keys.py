@@ -121,9 +121,12 @@ class TrustedKey:
         else:
             self.public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
 
-    def problem_at(self, issued: datetime) -> str | None:
-        """Why this key may not have signed a record issued at `issued`, or None."""
-        if self.revoked is not None and issued >= self.revoked:
+    def problem_at(self, issued: datetime, now: datetime) -> str | None:
+        """Why this key may not have signed a record issued at `issued`, judged at `now`, or
+        None. Once its revocation has come, every record of a revoked key is refused, whatever
+        issue time it claims: the issue time is the signer's word, and whoever holds a lost
+        key can back-date a record to before the loss."""
+        if self.revoked is not None and (self.revoked <= now or issued >= self.revoked):
             return f"was revoked at {_text(self.revoked)}"
         if self.not_before is not None and issued < self.not_before:
             return f"may sign only from {_text(self.not_before)}"

@@ -181,7 +181,7 @@ def verify(
 
     Checks, in order: shape, a trusted signer of the record's algorithm, the signature over
     the canonical body, the kind, issue and expiry times (and `max_age`), the signer's window
-    (revoked, notBefore, notAfter), and every binding (project, stack, release version and
+    (notBefore, notAfter; a key revoked by `now` signs nothing), and every binding (project, stack, release version and
     digest, color). `trusted_keys`: a policy's `trustedKeys` entries (ValueError when one is
     malformed).
     """
@@ -228,7 +228,7 @@ def verify(
         raise RecordInvalid(
             f"was issued {timestamp(issued)}, older than the allowed {_age(max_age)}"
         )
-    window = key.problem_at(issued)
+    window = key.problem_at(issued, now)
     if window is not None:
         raise RecordInvalid(
             f"was issued {timestamp(issued)} by key {key.describe()}, which {window}"

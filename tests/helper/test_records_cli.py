@@ -7,9 +7,11 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.harness.program_runs import ROOT
+from tests.harness.records import entry, record
 
 
 def cutover(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -202,3 +204,23 @@ def test_gates_config_errors_name_the_flag_and_follow_the_pack_schema(tmp_path: 
     twice.write_text('{"chairman-approval": {}, "chairman-approval": {"trustedKeys": []}}')
     ambiguous = cutover("records", "verify", str(record), "--gates-config", str(twice))
     assert ambiguous.returncode == 2 and "duplicate key" in ambiguous.stderr
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_revoked_keys_back_dated_record_is_refused(tmp_path: Path) -> None:
+    """The issue time is the signer's word: once a key is revoked, a record claiming to be
+    issued before the revocation is refused too, naming the revocation."""
+    revoked = datetime.now(UTC) - timedelta(hours=1)
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps(
+        {"chairman-approval": {"trustedKeys": [entry("chairman", revoked=_z(revoked))]}}))  # fmt: skip
+    back_dated = tmp_path / "approval.json"
+    back_dated.write_text(json.dumps(record("approval", issued=revoked - timedelta(minutes=5))))
+    result = cutover("records", "verify", str(back_dated), "--gates-config", str(gates))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.startswith("INVALID")
+    assert "by key chairman (" in result.stdout
+    assert f"which was revoked at {_z(revoked)}" in result.stdout
