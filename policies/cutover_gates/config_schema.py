@@ -67,7 +67,21 @@ _KEYS = {
         "default": 1,
     },
 }
-_MAX_AGE_HOURS = {"maxAgeHours": {"type": "number", "minimum": 1}}
+
+
+def _max_age_hours(default: float, what: str) -> dict[str, Any]:
+    """The age bound of a policy's records: every kind has one, so a record signed long ago
+    (or back-dated by whoever holds a key) does not count for ever."""
+    return {
+        "maxAgeHours": {
+            "type": "number",
+            "minimum": 1,
+            "description": f"The oldest {what} record that counts, in hours since its issue.",
+            "default": default,
+        }
+    }
+
+
 _WINDOW = {
     "oneOf": [
         {
@@ -99,10 +113,10 @@ _WINDOW = {
 }
 
 CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
-    CHAIRMAN_APPROVAL_POLICY: {**_KEYS, **_MAX_AGE_HOURS},
+    CHAIRMAN_APPROVAL_POLICY: {**_KEYS, **_max_age_hours(168, "approval")},
     SECURITY_SIGNOFF_POLICY: {
         **_KEYS,
-        **_MAX_AGE_HOURS,
+        **_max_age_hours(168, "security-signoff"),
         "maxFindings": {
             "type": "object",
             "properties": {s: {"type": "integer", "minimum": 0} for s in SEVERITIES},
@@ -111,10 +125,17 @@ CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     ROLLBACK_TESTED_POLICY: {
         **_KEYS,
-        "maxAgeDays": {"type": "number", "minimum": 0.01, "default": 7},
+        "maxAgeDays": {
+            "type": "number",
+            "minimum": 0.01,
+            "description": "The oldest rollback-drill (or stage-exit) record that counts, in "
+            "days since its issue.",
+            "default": 7,
+        },
     },
     CHANGE_FREEZE_POLICY: {
         **_KEYS,
+        **_max_age_hours(24, "emergency"),
         "windows": {"type": "array", "items": _WINDOW, "default": []},
     },
     "rollback-ready": {
@@ -141,3 +162,9 @@ CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
 def properties_of(policy: str) -> dict[str, Any]:
     """The full config schema properties of `policy` (what every policy accepts included)."""
     return {**PRODUCTION, **CONFIG_SCHEMAS[policy]}
+
+
+def default_of(policy: str, key: str) -> Any:
+    """The default of `key` in `policy`'s config, as the schema declares it (the engine fills
+    it in; a config read without the engine, as the helper's --gates-config, is not)."""
+    return properties_of(policy)[key]["default"]

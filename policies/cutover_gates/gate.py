@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cutover_gates.config_schema import default_of
 from cutover_gates.contract import (
     APPROVAL,
     EMERGENCY,
     ROLLBACK_DRILL,
     SECURITY_SIGNOFF,
+    STAGE_EXIT,
     TRUSTED_KEYS_OF,
 )
 from cutover_gates.keys import trusted_keys
@@ -45,11 +47,12 @@ class NoTrustedKeys(RecordInvalid):
     """The policy's config names no trusted keys: nothing can pass."""
 
 
-def max_age(kind: str, config: Mapping[str, Any]) -> timedelta | None:
-    if kind == ROLLBACK_DRILL:
-        return timedelta(days=float(config.get("maxAgeDays", 7)))
-    hours = config.get("maxAgeHours")
-    return timedelta(hours=float(hours)) if hours is not None else None
+def max_age(kind: str, config: Mapping[str, Any]) -> timedelta:
+    """The age bound of `kind` records under `config` (its policy's): every kind has one."""
+    policy = TRUSTED_KEYS_OF[kind]
+    if kind in (ROLLBACK_DRILL, STAGE_EXIT):  # both the deploy key's, judged by rollback-tested
+        return timedelta(days=float(config.get("maxAgeDays", default_of(policy, "maxAgeDays"))))
+    return timedelta(hours=float(config.get("maxAgeHours", default_of(policy, "maxAgeHours"))))
 
 
 def limits_of(config: Mapping[str, Any]) -> dict[str, int]:

@@ -224,3 +224,15 @@ def test_a_revoked_keys_back_dated_record_is_refused(tmp_path: Path) -> None:
     assert result.stdout.startswith("INVALID")
     assert "by key chairman (" in result.stdout
     assert f"which was revoked at {_z(revoked)}" in result.stdout
+
+
+def test_an_approval_is_bounded_in_age_without_max_age_hours(tmp_path: Path) -> None:
+    """An approval signed 8 days ago for 30 no longer counts: every kind has a default bound."""
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps({"chairman-approval": {"trustedKeys": [entry("chairman")]}}))
+    old = tmp_path / "approval.json"
+    old.write_text(json.dumps(record("approval", issued=datetime.now(UTC) - timedelta(days=8),
+                                     valid=timedelta(days=30))))  # fmt: skip
+    result = cutover("records", "verify", str(old), "--gates-config", str(gates))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "older than the allowed 7 days" in result.stdout

@@ -154,6 +154,23 @@ def test_a_freeze_refuses_traffic_moves_without_an_emergency_for_that_release(
     assert analyze(pack, _add(flip, "emergency", [mine])) == []
 
 
+def test_every_record_kind_is_bounded_in_age_by_default(
+    pack: PolicyPackProcess, flip: ProgramRun, configured: Any
+) -> None:
+    """Without `maxAgeHours`, an approval signed 8 days ago (valid for 30) no longer counts,
+    nor an emergency 30 hours old; the change freeze takes `maxAgeHours` for its records."""
+    old = record("approval", issued=NOW - timedelta(days=8), valid=timedelta(days=30))
+    only(analyze(pack, with_records(flip, "approval", [old])), "chairman-approval",
+         "older than the allowed 7 days")  # fmt: skip
+    configured(**{"change-freeze": FREEZE})
+    stale = record("emergency", issued=NOW - timedelta(hours=30), valid=timedelta(days=3),
+                   details={"reason": "INC-1"})  # fmt: skip
+    only(analyze(pack, _add(flip, "emergency", [stale])), "change-freeze",
+         "older than the allowed 24 hours")  # fmt: skip
+    configured(**{"change-freeze": {**FREEZE, "maxAgeHours": 48}})
+    assert analyze(pack, _add(flip, "emergency", [stale])) == []
+
+
 def test_a_weekly_freeze_window_in_its_time_zone(
     pack: PolicyPackProcess, flip: ProgramRun, configured: Any
 ) -> None:

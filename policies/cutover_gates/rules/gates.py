@@ -165,16 +165,16 @@ def rolled_back(fact: Any, version: str, digest: str) -> Outcome | None:
 
 def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
     """Every color whose share of traffic or release changes in this update carries an
-    `approval` record signed by a key in `trustedKeys`, unexpired (and younger than
-    `maxAgeHours` if set), bound to this project, stack, release version, image digest and
+    `approval` record signed by a key in `trustedKeys`, unexpired and younger than
+    `maxAgeHours`, bound to this project, stack, release version, image digest and
     color, and issued after that release's latest rollback on this stack (from its journal)."""
     _gate(facts, config, report, APPROVAL, moving_colors(facts))
 
 
 def check_signoff(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
     """Every color whose share or release changes carries a `security-signoff` record signed by a
-    trusted security key, bound like an approval, whose findings stay within `maxFindings` (by
-    default zero critical)."""
+    trusted security key, younger than `maxAgeHours` and bound like an approval, whose findings
+    stay within `maxFindings` (by default zero critical)."""
     _gate(facts, config, report, SECURITY_SIGNOFF, moving_colors(facts))
 
 
@@ -199,7 +199,7 @@ def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) ->
 def check_freeze(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
     """An update that moves traffic during a change-freeze window (`windows`) carries, for each
     color traffic moves onto, an `emergency` record of its release signed by a key in
-    `trustedKeys` (the chairman's)."""
+    `trustedKeys` (the chairman's), younger than `maxAgeHours`."""
     colors = moving_colors(facts)
     if not colors:
         return

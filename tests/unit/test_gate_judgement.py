@@ -1,0 +1,95 @@
+"""The gate judgement shared by the pack and the helper: every record kind bounded in age by
+default, no record from the future, a revoked key's records refused whatever they claim."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cutover_gates.contract import (
+    APPROVAL,
+    EMERGENCY,
+    ROLLBACK_DRILL,
+    SECURITY_SIGNOFF,
+    STAGE_EXIT,
+    TRUSTED_KEYS_OF,
+)
+from cutover_gates.gate import judge
+from cutover_gates.keys import public_key_text
+from cutover_gates.record import CLOCK_SKEW, Expected, RecordInvalid, make_record, sign
+from hypothesis import given
+from hypothesis import strategies as st
+
+KEY = Ed25519PrivateKey.generate()
+NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "b" * 64
+# What each kind is bounded by when its policy's config says nothing (the schema's defaults).
+DEFAULT_BOUND = {
+    APPROVAL: timedelta(hours=168),
+    SECURITY_SIGNOFF: timedelta(hours=168),
+    EMERGENCY: timedelta(hours=24),
+    ROLLBACK_DRILL: timedelta(days=7),
+    STAGE_EXIT: timedelta(days=7),
+}
+DETAILS = {SECURITY_SIGNOFF: {"scanner": "trivy", "findings": {"critical": 0}}}
+
+
+def signed(kind: str, issued: datetime, valid: timedelta = timedelta(days=400)) -> Any:
+    body = make_record(kind=kind, project="cutover", stack="prod", version="1.43.0",
+                       digest=DIGEST, color="green", issued_at=issued, valid_for=valid,
+                       details=DETAILS.get(kind, {}))  # fmt: skip
+    return sign(body, KEY)
+
+
+def judged(kind: str, document: Any, **config: Any) -> dict[str, Any]:
+    expected = Expected(kind, "cutover", "prod", "1.43.0", DIGEST, "green")
+    trusted = {"trustedKeys": [public_key_text(KEY.public_key())], **config}
+    return judge(kind, document, expected, trusted, NOW)
+
+
+@given(kind=st.sampled_from(sorted(DEFAULT_BOUND)), minutes=st.integers(0, 60 * 24 * 30))
+def test_every_kind_is_bounded_in_age_by_default(kind: str, minutes: int) -> None:
+    issued = NOW - timedelta(minutes=minutes)
+    document = signed(kind, issued)
+    if NOW - issued > DEFAULT_BOUND[kind]:
+        with pytest.raises(RecordInvalid, match="older than the allowed"):
+            judged(kind, document)
+    else:
+        assert judged(kind, document)["kind"] == kind
+
+
+def test_the_emergency_bound_is_the_change_freeze_policys_max_age_hours() -> None:
+    assert TRUSTED_KEYS_OF[EMERGENCY] == "change-freeze"
+    two_days = signed(EMERGENCY, NOW - timedelta(hours=48))
+    with pytest.raises(RecordInvalid, match="older than the allowed 24 hours"):
+        judged(EMERGENCY, two_days)
+    assert judged(EMERGENCY, two_days, maxAgeHours=72)["kind"] == EMERGENCY
+
+
+@given(kind=st.sampled_from(sorted(DEFAULT_BOUND)), seconds=st.integers(-3600, 86400))
+def test_a_record_from_the_future_counts_only_within_the_clock_skew(
+    kind: str, seconds: int
+) -> None:
+    issued = NOW + timedelta(seconds=seconds)
+    document = signed(kind, issued)
+    if issued > NOW + CLOCK_SKEW:
+        with pytest.raises(RecordInvalid, match="was issued in the future"):
+            judged(kind, document)
+    else:
+        assert judged(kind, document)["kind"] == kind
+
+
+@given(issued_ago=st.integers(0, 10_000), revoked_ago=st.integers(0, 10_000))
+def test_a_key_revoked_by_now_signs_nothing_whatever_issue_time_it_claims(
+    issued_ago: int, revoked_ago: int
+) -> None:
+    """Issued before the revocation or after it: once it has come, nothing of the key counts."""
+    revoked = NOW - timedelta(minutes=revoked_ago)
+    entry = {"algorithm": "ed25519", "publicKey": public_key_text(KEY.public_key()),
+             "name": "chairman", "revoked": revoked.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+    expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
+    document = signed(APPROVAL, NOW - timedelta(minutes=issued_ago))
+    with pytest.raises(RecordInvalid, match="which was revoked at"):
+        judge(APPROVAL, document, expected, {"trustedKeys": [entry], "maxAgeHours": 10**6}, NOW)
