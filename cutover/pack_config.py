@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover_gates.config_schema import CONFIG_SCHEMAS, properties_of
+from cutover_gates.keys import trusted_keys
 from cutover_gates.record import DuplicateKey, strict_object
 
 from cutover.errors import ConfigError
@@ -106,7 +107,8 @@ def load_pack_config(path: Path | None, flag: str = "--policy-pack-config") -> d
 
 
 def load_gates_config(path: Path) -> dict[str, Any]:
-    """`--gates-config`: the pack config, validated against the pack's own schemas."""
+    """`--gates-config`: the pack config, validated against the pack's own schemas, and each
+    policy's trusted keys parsed as the pack parses them (a key listed twice is refused)."""
     config = load_pack_config(path, "--gates-config")
     policies = [
         PolicyInfo(
@@ -114,5 +116,10 @@ def load_gates_config(path: Path) -> dict[str, Any]:
         )
         for name in CONFIG_SCHEMAS
     ]
-    resolve_config(config, policies, f"--gates-config {path}")
+    resolved = resolve_config(config, policies, f"--gates-config {path}")
+    for name, (_, properties) in resolved.items():
+        try:
+            trusted_keys(properties)
+        except ValueError as e:
+            raise ConfigError(f"--gates-config {path}: {name}.trustedKeys: {e}") from None
     return config

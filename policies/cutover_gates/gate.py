@@ -82,7 +82,7 @@ def judge(
         if isinstance(e, RecordInvalid):
             raise
         raise RecordInvalid(
-            f"cannot be checked: the pack's trustedKeys are malformed ({e})"
+            f"cannot be checked: the pack's {TRUSTED_KEYS_OF[kind]}.trustedKeys are refused ({e})"
         ) from None
     if kind == SECURITY_SIGNOFF:
         _check_findings(body, limits_of(config))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -184,6 +184,27 @@ def parse_trusted_key(entry: Any) -> TrustedKey:
     return found
 
 
+def parse_trusted_keys(entries: Sequence[Any]) -> list[TrustedKey]:
+    """A policy's `trustedKeys` entries, parsed; ValueError on the first malformed entry, or on
+    a key listed twice (under two names, or one): which entry would judge its records, the
+    revoked one or the other, must never depend on their order."""
+    found: dict[str, tuple[int, TrustedKey]] = {}
+    for index, entry in enumerate(entries):
+        key = parse_trusted_key(entry)
+        if key.id in found:
+            first, earlier = found[key.id]
+            raise ValueError(
+                f"lists key {key.id} twice ({_entry_name(first, earlier)} and "
+                f"{_entry_name(index, key)}); list each key once, with its window and revocation"
+            )
+        found[key.id] = (index, key)
+    return [key for _, key in found.values()]
+
+
+def _entry_name(index: int, key: TrustedKey) -> str:
+    return repr(key.name) if key.name else f"entry {index + 1}"
+
+
 def trusted_keys(config: Mapping[str, Any]) -> list[TrustedKey]:
-    """A policy config's `trustedKeys`, parsed; ValueError on the first malformed entry."""
-    return [parse_trusted_key(e) for e in config.get("trustedKeys") or []]
+    """A policy config's `trustedKeys`, parsed; ValueError as parse_trusted_keys says."""
+    return parse_trusted_keys(list(config.get("trustedKeys") or []))

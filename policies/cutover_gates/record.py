@@ -196,7 +196,7 @@ def verify(
         raise RecordInvalid(f"has an unknown format {body.get('format')!r}; expected {FORMAT}")
     _check_fields(body)
 
-    trusted = {k.id: k for k in (keys.parse_trusted_key(t) for t in trusted_keys)}
+    trusted = {k.id: k for k in keys.parse_trusted_keys(trusted_keys)}
     signer = body.get("keyId")
     if signer not in trusted:
         raise RecordInvalid(

@@ -236,3 +236,19 @@ def test_an_approval_is_bounded_in_age_without_max_age_hours(tmp_path: Path) -> 
     result = cutover("records", "verify", str(old), "--gates-config", str(gates))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "older than the allowed 7 days" in result.stdout
+
+
+def test_a_key_listed_twice_in_one_policy_is_refused_naming_both(tmp_path: Path) -> None:
+    """Revoked as 'chairman', trusted again as 'cto': the config is refused in one line."""
+    revoked = entry("chairman", revoked=_z(datetime.now(UTC) - timedelta(hours=1)))
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps(
+        {"chairman-approval": {"trustedKeys": [revoked, {**entry("chairman"), "name": "cto"}]}}))  # fmt: skip
+    approval = tmp_path / "approval.json"
+    approval.write_text(json.dumps(record("approval")))
+    result = cutover("records", "verify", str(approval), "--gates-config", str(gates))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert f"--gates-config {gates}: chairman-approval.trustedKeys: lists key " in line
+    assert "twice ('chairman' and 'cto')" in line

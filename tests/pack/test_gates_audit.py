@@ -99,6 +99,19 @@ def test_a_revoked_key_signs_nothing_once_revoked_whatever_issue_time_it_claims(
     assert analyze(pack, with_records(flip, "approval", [after])) == []
 
 
+def test_a_key_listed_twice_is_refused_whatever_the_order(
+    pack: PolicyPackProcess, flip: ProgramRun, configured: Any
+) -> None:
+    """Revoked under one name, trusted under another: which entry judges the key's records
+    must never depend on their order, so the config itself is refused, naming both."""
+    revoked = entry("chairman", revoked=_z(NOW - timedelta(hours=1)))
+    alias = {**entry("chairman"), "name": "cto"}
+    for keys in ([revoked, alias], [alias, revoked]):
+        configured(**{"chairman-approval": {"trustedKeys": keys}})
+        only(analyze(pack, with_records(flip, "approval", [record("approval")])),
+             "chairman-approval", f"lists key {_id('chairman')} twice")  # fmt: skip
+
+
 def test_a_key_outside_its_validity_is_refused(
     pack: PolicyPackProcess, flip: ProgramRun, configured: Any
 ) -> None:

@@ -20,6 +20,7 @@ from cutover_gates.contract import (
     ROLLBACK_TESTED_POLICY,
     SECURITY_SIGNOFF,
     SECURITY_SIGNOFF_POLICY,
+    TRUSTED_KEYS_OF,
     Outcome,
     Status,
 )
@@ -100,7 +101,9 @@ def _gate(
             report(f"Cannot pass: {e}.")
             return
         except ValueError as e:
-            report(f"Cannot pass: the pack's trustedKeys for {kind} records are malformed ({e}).")
+            report(
+                f"Cannot pass: {TRUSTED_KEYS_OF[kind]}.trustedKeys in the pack config is refused: {e}."
+            )
             return
         if judged.passed:
             continue
