@@ -8,11 +8,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cutover_gates.rules import POLICIES  # noqa: E402
-from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
+from cutover_gates.rules.plumbing import serve  # noqa: E402
 
-PolicyPack(
+serve(
     name="cutover-gates",
     description="Release gates for blue-green production deployments made with cutover.",
-    enforcement_level=EnforcementLevel.MANDATORY,
     policies=POLICIES,
 )

@@ -27,7 +27,9 @@ PRODUCTION = {
     "productionStacks": {
         "type": "array",
         "items": {"type": "string", "minLength": 1},
-        "description": "Stack name patterns (fnmatch) treated as production.",
+        "minItems": 1,
+        "description": "Stack name patterns (fnmatch) treated as production: the policy is "
+        "mandatory on them and advisory elsewhere, unless enforcementLevel names a level.",
         "default": DEFAULT_PRODUCTION_STACKS,
     }
 }

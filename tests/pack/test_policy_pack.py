@@ -310,6 +310,19 @@ def test_violations_are_advisory_off_production(flip: ProgramRun) -> None:
     assert diagnostics[0].level == "advisory"
 
 
+def test_production_stacks_in_the_config_decide_mandatory_or_advisory(flip: ProgramRun) -> None:
+    """`productionStacks` names the stacks whose violations block: `live`, listed there, is
+    mandatory and `prod-sandbox`, left out, advisory, whatever the built-in patterns say."""
+    missing = with_record(flip, "approval", None)
+    for stack, patterns, level in (("live", ["live"], "mandatory"),
+                                   ("prod-sandbox", ["prod"], "advisory")):  # fmt: skip
+        config = {**PACK_CONFIG["chairman-approval"], "productionStacks": patterns}
+        with PolicyPackProcess(ROOT / "policies", stack=stack, project="cutover") as process:
+            process.configure({**PACK_CONFIG, "chairman-approval": config})
+            diagnostics = process.analyze_stack(missing)
+        assert [(d.policy, d.level) for d in diagnostics] == [("chairman-approval", level)], stack
+
+
 def test_config_sets_enforcement_levels(pack: PolicyPackProcess, flip: ProgramRun) -> None:
     try:
         pack.configure(

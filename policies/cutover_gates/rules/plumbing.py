@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UnknownValueError
 
 from cutover_gates.config_schema import DEFAULT_PRODUCTION_STACKS, properties_of
@@ -52,20 +53,25 @@ WEBSITE = _website()
 Report = Callable[..., None]
 
 
-def is_production(stack: str | None, patterns: list[str] | None = None) -> bool:
-    """True for production stacks; an unknown stack counts as production (fail closed)."""
+def is_production(stack: str | None, patterns: Sequence[str] | None = None) -> bool:
+    """True for production stacks (`patterns`: the config's `productionStacks`, the schema's
+    default when none is given); an unknown stack counts as production (fail closed)."""
     if not stack:
         return True
-    return any(fnmatch.fnmatchcase(stack, p) for p in (patterns or DEFAULT_PRODUCTION_STACKS))
+    found = DEFAULT_PRODUCTION_STACKS if patterns is None else patterns
+    return any(fnmatch.fnmatchcase(stack, p) for p in found)
 
 
 class _EnforcedByStack:
-    """Mandatory on production stacks, advisory elsewhere, unless the pack's config says otherwise.
+    """Mandatory on production stacks, advisory elsewhere, unless the pack's config names a level.
 
-    The engine names the stack in PULUMI_STACK; the pack config's `enforcementLevel` for a
-    policy overrides this (the SDK consults config first).
+    The engine names the stack in PULUMI_STACK. Before the config is known the pack reports
+    each policy's level by the schema's default `productionStacks`; the engine then hands every
+    policy a level, that one unless the config names another (`all`, or the policy's
+    `enforcementLevel`), and `level_under` judges it again by the config's own patterns.
     """
 
+    name: str  # the SDK policy's: each subclass is one
     _explicit: EnforcementLevel | None = None
 
     @property
@@ -78,6 +84,62 @@ class _EnforcedByStack:
     @enforcement_level.setter
     def enforcement_level(self, value: EnforcementLevel | None) -> None:
         self._explicit = value
+
+    def level_under(
+        self, configured: EnforcementLevel, config: Mapping[str, Any]
+    ) -> EnforcementLevel:
+        """The level of this policy's violations under its `config`, given the level the
+        engine `configured`. One other than the pack reported was named in the config and
+        stands (`disabled` and `remediate` too); the reported one is decided again by the
+        config's `productionStacks`, so a stack it lists is mandatory and one it leaves out
+        advisory, whatever the default patterns say. A named level equal to the reported one
+        cannot be told from it: list a stack in `productionStacks` to make it mandatory."""
+        levels = (EnforcementLevel.ADVISORY, EnforcementLevel.MANDATORY)
+        if configured not in levels or configured != self.enforcement_level:
+            return configured
+        patterns = config.get("productionStacks")
+        production = is_production(os.environ.get("PULUMI_STACK"), patterns)
+        return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY
+
+
+class Analyzer(_PolicyAnalyzerServicer):  # type: ignore[misc]
+    """The SDK's analyzer, asking each policy enforced by stack for its level under its own
+    config (the SDK alone takes the level the engine hands it, which knows no
+    `productionStacks`)."""
+
+    def _get_enforcement_level(self, policy: Any) -> EnforcementLevel:
+        configured: EnforcementLevel = super()._get_enforcement_level(policy)
+        if isinstance(policy, _EnforcedByStack):
+            config = self._get_policy_config(str(policy.name)) or {}
+            return policy.level_under(configured, config)
+        return configured
+
+
+def serve(name: str, description: str, policies: list[Any]) -> None:
+    """Serve the pack as `PolicyPack` does (print the port, answer the engine until stopped),
+    through `Analyzer`; mandatory is the level of a policy that names none."""
+    import sys
+    import time
+    from concurrent import futures
+
+    import grpc
+    from pulumi.runtime.proto import analyzer_pb2_grpc
+    from pulumi_policy.policy import _GRPC_CHANNEL_OPTIONS
+
+    analyzer = Analyzer(
+        name, "0.0.1", policies, EnforcementLevel.MANDATORY, description=description
+    )  # the SDK's version: the CLI reads the pack's from PulumiPolicy.yaml
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=_GRPC_CHANNEL_OPTIONS)
+    analyzer_pb2_grpc.add_AnalyzerServicer_to_server(analyzer, server)
+    port = server.add_insecure_port(address="127.0.0.1:0")
+    server.start()
+    sys.stdout.buffer.write(f"{port}\n".encode())
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(24 * 60 * 60)
+    except KeyboardInterrupt:
+        server.stop(0)
 
 
 def description_of(check: Callable[..., None]) -> str:
