@@ -12,14 +12,22 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import POLICY_OF_KIND, Color, other_color
-from cutover_gates.gate import HOW_TO, judge_records
-from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
+from cutover_gates.contract import (
+    EMERGENCY,
+    POLICY_OF_KIND,
+    TRUSTED_KEYS_OF,
+    Color,
+    LatestOutcome,
+    other_color,
+    parse_color,
+)
+from cutover_gates.gate import judge_gate
+from cutover_gates.record import Expected, Unreadable, parse_record
 
 from cutover.deployment import Options
 from cutover.engine.plan import plan_shift
@@ -59,41 +67,24 @@ def check_gates(
     kinds: list[str],
     pack_config: dict[str, Any],
     records: list[tuple[Path, Any]],
+    outcomes: Mapping[str, LatestOutcome] | None = None,
 ) -> list[str]:
-    """Problems that stop traffic moving onto `color`'s release (empty when every gate holds):
-    the same judgement as the pack's (N of M), over the record files, and a change freeze."""
-    from cutover_gates.contract import EMERGENCY, TRUSTED_KEYS_OF, parse_color
-    from cutover_gates.freeze import active_window
-
+    """Problems that stop traffic moving onto `color`'s release (empty when every gate holds),
+    each the pack's own verdict (judge_gate) over the record files: the `kinds` gates and the
+    change freeze. `outcomes`: each color's latest outcome in the stack's journal, so that a
+    release rolled back on this stack needs an approval newer than its rollback."""
     release = outputs.releases[parse_color(color)]
-    version, digest = release.version, release.digest
+    latest = (outcomes or {}).get(color)
     now = datetime.now(UTC)
     problems = []
-    freeze = _config(pack_config, TRUSTED_KEYS_OF[EMERGENCY])
-    try:
-        window = active_window(freeze, now)
-    except ValueError as e:
-        problems.append(f"the change-freeze config is malformed ({e})")
-        window = None
-    if window is not None:
-        kinds = [*kinds, EMERGENCY]
-    where = f"{outputs.name} {color} release {version}"
-    for kind in kinds:
-        expected = Expected(kind, outputs.project, outputs.stack, version, digest, color)
+    for kind in dict.fromkeys([*kinds, EMERGENCY]):  # an emergency is judged in a freeze only
+        expected = Expected(kind, outputs.project, outputs.stack, release.version,
+                            release.digest, color)  # fmt: skip
         documents = [d for _, d in records if _of(d, kind, color)]
-        try:
-            judged = judge_records(
-                kind, documents, expected, _config(pack_config, TRUSTED_KEYS_OF[kind]), now
-            )
-        except (RecordInvalid, ValueError) as e:
-            problems.append(f"{kind} gate for {where}: {e}. {HOW_TO[kind]}.")
-            continue
-        if judged.passed:
-            continue
-        detail = "; ".join(judged.refused) if judged.refused else "no record found"
-        if kind == EMERGENCY and window is not None:
-            detail = f"traffic may not move during the change freeze {window.describe()} ({detail})"
-        problems.append(f"{kind} gate for {where}: {judged.summary()}: {detail}. {HOW_TO[kind]}.")
+        config = _config(pack_config, TRUSTED_KEYS_OF[kind])
+        problem = judge_gate(expected, documents, config, now, latest)
+        if problem is not None:
+            problems.append(f"{kind} gate for {outputs.name}: {problem}")
     return problems
 
 

@@ -183,6 +183,18 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class OutcomeUnreadable:
+    """All that is known of a color's latest outcome when the journal could not be read (or
+    its entry is malformed): why. A gate that needs the outcome fails closed on it."""
+
+    reason: str
+
+
+# A color's latest journaled outcome: one, none (no shift towards it yet), or unknown.
+LatestOutcome = Outcome | OutcomeUnreadable | None
+
+
+@dataclass(frozen=True)
 class Release:
     """The release a color runs, as output `releases` names it: its version and the digest of
     its image (what the gate records bind; "" where the image is not pinned), and the image

@@ -19,6 +19,9 @@ from cutover_gates.contract import (
     TRAFFIC,
     WATCHDOG_CRON_JOB,
     WATCHDOG_ROLE,
+    LatestOutcome,
+    Outcome,
+    OutcomeUnreadable,
     digest_of,
     record_parameter_prefix,
 )
@@ -153,7 +156,7 @@ class StackFacts:
         default_factory=list
     )  # its schedule, target, function, alarm, CronJob
     # per color, what the stack's journal says of its latest shift (LATEST_DEPLOYMENT)
-    outcomes: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, LatestOutcome] = field(default_factory=dict)
     # the stack's first update: its self StackReference found no outputs at all
     first_update: bool = False
 
@@ -240,7 +243,7 @@ def collect(resources: list[Res]) -> StackFacts:
     listener = route = None
     load_balancers: list[Res] = []
     records: dict[tuple[str, str], list[Any]] = {}
-    outcomes: dict[str, Any] = {}
+    outcomes: dict[str, LatestOutcome] = {}
     previous = None
     first_update = False
     watchdog: list[Res] = []
@@ -303,7 +306,7 @@ def collect(resources: list[Res]) -> StackFacts:
 
 def _file(
     records: dict[tuple[str, str], list[Any]],
-    outcomes: dict[str, Any],
+    outcomes: dict[str, LatestOutcome],
     color: str,
     kind: str,
     text: Any,
@@ -313,9 +316,23 @@ def _file(
         records.setdefault((color, kind), []).append(_json(text))
         return
     try:
-        outcomes[color] = json.loads(str(text))
+        outcomes[color] = latest_outcome(json.loads(str(text)))
     except ValueError:
-        outcomes[color] = {"unreadable": f"the published {LATEST_DEPLOYMENT} is not JSON"}
+        outcomes[color] = OutcomeUnreadable(f"the published {LATEST_DEPLOYMENT} is not JSON")
+
+
+def latest_outcome(fact: Any) -> LatestOutcome:
+    """A color's latest outcome as the program publishes it: `{}` for nothing (a first update,
+    or no shift towards the color yet), `{"unreadable": why}` when the journal could not be
+    read, else the outcome (unreadable too when it is malformed)."""
+    if not fact:
+        return None
+    if isinstance(fact, dict) and "unreadable" in fact:
+        return OutcomeUnreadable(f"the stack's journal could not be read ({fact['unreadable']})")
+    try:
+        return Outcome.from_json(fact)
+    except (ValueError, KeyError, TypeError):
+        return OutcomeUnreadable("the journal's latest deployment of it is malformed")
 
 
 def _json(text: Any) -> Any:

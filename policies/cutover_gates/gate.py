@@ -1,5 +1,8 @@
 """Judging gate records against the pack's config: the one decision the pack and the helper share.
 
+`judge_gate` is every door's verdict on one gate for one color's release: the pack's gate
+policies and each command that raises a color's weight call it, and say its text as it is.
+
 A gate holds for one release and color when records of its kind from `required` distinct
 trusted keys (default 1: N of M approvers) each verify: trusted signer of its algorithm within
 its window, signature, kind, times, bindings; a security sign-off also names every severity
@@ -8,9 +11,9 @@ the pack limits, each within its limit. One signer counts once, however many rec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cutover_gates.config_schema import default_of
@@ -21,7 +24,12 @@ from cutover_gates.contract import (
     SECURITY_SIGNOFF,
     STAGE_EXIT,
     TRUSTED_KEYS_OF,
+    LatestOutcome,
+    Outcome,
+    OutcomeUnreadable,
+    Status,
 )
+from cutover_gates.freeze import active_window
 from cutover_gates.keys import trusted_keys
 from cutover_gates.record import (
     SEVERITIES,
@@ -33,11 +41,14 @@ from cutover_gates.record import (
     verify,
 )
 
-HOW_TO = {
-    APPROVAL: "Ask the chairman to sign one with `cutover approve`",
-    SECURITY_SIGNOFF: "Have security automation sign one with `cutover signoff`",
-    ROLLBACK_DRILL: "Run `cutover drill` against this stack (it signs a rollback-drill record)",
-    EMERGENCY: "Ask the chairman for one with `cutover approve --emergency`",
+# What to do for a record of each kind, and whom to ask: `{who}` names the trusted keys that
+# may still sign (a key's name and id, or the holder of its id).
+ASK = {
+    APPROVAL: "Ask {who} to sign with `cutover approve`",
+    SECURITY_SIGNOFF: "Have {who} sign with `cutover signoff` after the scan",
+    ROLLBACK_DRILL: "Run `cutover drill` against this stack, signing as {who} (it signs a "
+    "rollback-drill record)",
+    EMERGENCY: "Ask {who} for one with `cutover approve --emergency`",
 }
 # What a sign-off is held to when the pack config says nothing.
 DEFAULT_MAX_FINDINGS = {"critical": 0}
@@ -122,19 +133,34 @@ class Judged:
     required: int
     signers: tuple[str, ...]  # the distinct trusted keys whose records count
     refused: tuple[str, ...]  # why each other record does not
-    bodies: tuple[dict[str, Any], ...]
+    wanted: tuple[str, ...]  # the trusted keys that do not count yet and may sign now
 
     @property
     def passed(self) -> bool:
         return len(self.signers) >= self.required
 
+    @property
+    def needed(self) -> int:
+        return max(self.required - len(self.signers), 0)
+
     def summary(self) -> str:
-        """e.g. `1 of 2 approvals (chairman (1f2e...)); 1 more needed`."""
+        """e.g. `1 of 2 approval record(s) (chairman (1f2e...)); 1 more needed`."""
         who = f" ({', '.join(self.signers)})" if self.signers else ""
         said = f"{len(self.signers)} of {self.required} {self.kind} record(s){who}"
-        if not self.passed:
-            said += f"; {self.required - len(self.signers)} more needed from other trusted keys"
-        return said
+        return said + (f"; {self.needed} more needed" if self.needed else "")
+
+    def ask(self) -> str:
+        """Whom to ask for the records still needed, by name where the config names them."""
+        if not self.wanted:
+            return (
+                f"No other key in {TRUSTED_KEYS_OF[self.kind]}.trustedKeys may sign now: "
+                "trust one in the pack config"
+            )
+        names = list(self.wanted)
+        who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        if self.needed > 1:
+            who = f"{self.needed} of {who}"
+        return ASK[self.kind].format(who=who)
 
 
 def required_of(config: Mapping[str, Any]) -> int:
@@ -143,7 +169,7 @@ def required_of(config: Mapping[str, Any]) -> int:
 
 def judge_records(
     kind: str,
-    documents: list[Any],
+    documents: Sequence[Any],
     expected: Expected,
     config: Mapping[str, Any],
     now: datetime,
@@ -156,7 +182,6 @@ def judge_records(
     signers: list[str] = []
     seen: set[str] = set()
     refused: list[str] = []
-    bodies: list[dict[str, Any]] = []
     for document in documents:
         try:
             body = judge(kind, document, expected, config, now)
@@ -175,5 +200,96 @@ def judge_records(
             continue
         seen.add(signer.id)
         signers.append(signer.describe())
-        bodies.append(body)
-    return Judged(kind, required_of(config), tuple(signers), tuple(refused), tuple(bodies))
+    wanted = tuple(
+        k.holder() for k in keys.values() if k.id not in seen and k.problem_at(now, now) is None
+    )
+    return Judged(kind, required_of(config), tuple(signers), tuple(refused), wanted)
+
+
+def judge_gate(
+    expected: Expected,
+    documents: Sequence[Any],
+    config: Mapping[str, Any],
+    now: datetime,
+    latest: LatestOutcome = None,
+) -> str | None:
+    """What stops traffic moving onto `expected`'s color and release under its kind's gate,
+    None when nothing does: the one judgement of every door (the pack's policies, and each
+    command that raises a color's weight).
+
+    `documents`: the records of that kind and color; `config`: the config of the policy
+    TRUSTED_KEYS_OF[kind] (for an emergency, the change freeze's: the gate applies only
+    within one of its windows); `latest`: the color's latest outcome in the stack's journal,
+    whose rollback of this very release an approval must be newer than (fail closed when it
+    is unknown)."""
+    kind, color, version, digest = expected.kind, expected.color, expected.version, expected.digest
+    if not version or not digest:
+        return (
+            f"{color} will receive traffic but its release is not identifiable (version "
+            f"{version!r}, image digest {digest!r}); pin the image by digest."
+        )
+    if kind == EMERGENCY:
+        try:
+            window = active_window(config, now)
+        except ValueError as e:
+            return (
+                f"Cannot be decided: the change-freeze config is malformed ({e}). Failing closed."
+            )
+        if window is None:
+            return None
+        problem = _records_problem(expected, documents, config, now, None)
+        return problem and (
+            f"This update moves traffic during the change freeze {window.describe()}: {problem}"
+        )
+    return _records_problem(expected, documents, config, now, latest)
+
+
+def _records_problem(
+    expected: Expected,
+    documents: Sequence[Any],
+    config: Mapping[str, Any],
+    now: datetime,
+    latest: LatestOutcome,
+) -> str | None:
+    """judge_gate once the release is known and the gate applies."""
+    kind = expected.kind
+    release = f"{expected.color} release {expected.version} ({expected.digest[:19]}…)"
+    rolled: Outcome | None = None
+    if kind == APPROVAL:
+        if isinstance(latest, OutcomeUnreadable):
+            return (
+                f"{release} cannot be cleared: whether its latest deployment on this stack was "
+                f"rolled back is unknown, since {latest.reason}; failing closed: run it where "
+                "the journal can be read."
+            )
+        rolled = rolled_back(latest, expected)
+    after = datetime.fromtimestamp(rolled.at, UTC) if rolled else None
+    try:
+        judged = judge_records(kind, documents, expected, config, now, after)
+    except NoTrustedKeys as e:
+        return f"{release} cannot pass: {e}."
+    except ValueError as e:
+        return f"{release} cannot pass: {TRUSTED_KEYS_OF[kind]}.trustedKeys in the pack config is refused: {e}."
+    if judged.passed:
+        return None
+    if rolled is not None and after is not None:
+        return (
+            f"{release} was rolled back on this stack at {timestamp(after)} (deployment "
+            f"{rolled.deployment}: {rolled.reason or 'no reason given'}; {rolled.by}); it has "
+            f"{judged.summary()} issued after that. {judged.ask()}, once the cause is understood."
+        )
+    if not documents:
+        return f"{release} has no {kind} record. {judged.ask()}."
+    if judged.required == 1 and len(judged.refused) == 1:
+        return f"{release} has no valid {kind} record: the record given {judged.refused[0]}. {judged.ask()}."
+    why = "; ".join(f"a record {r}" for r in judged.refused)
+    return f"{release} has {judged.summary()}" + (f" ({why})" if why else "") + f". {judged.ask()}."
+
+
+def rolled_back(latest: LatestOutcome, expected: Expected) -> Outcome | None:
+    """The journal's rollback of exactly `expected`'s release on this stack, if the latest
+    shift towards its color was one: an approval must then be newer."""
+    if not isinstance(latest, Outcome) or latest.status != Status.ROLLED_BACK:
+        return None
+    same = (latest.version, latest.digest) == (expected.version, expected.digest)
+    return latest if same else None

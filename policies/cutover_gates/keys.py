@@ -114,6 +114,10 @@ class TrustedKey:
     def describe(self) -> str:
         return f"{self.name} ({self.id})" if self.name else self.id
 
+    def holder(self) -> str:
+        """Who signs with this key, for a person to ask: its name, or the holder of its id."""
+        return self.describe() if self.name else f"the holder of key {self.id}"
+
     def verify(self, signature: bytes, message: bytes) -> None:
         """InvalidSignature unless `signature` is this key's over `message`."""
         if isinstance(self.public_key, Ed25519PublicKey):

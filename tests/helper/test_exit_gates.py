@@ -133,10 +133,10 @@ def test_rollback_tested_fails_without_a_drill_record_for_the_serving_release(
     assert code == 1
     assert not gates["rollback tested"]["passed"]
     assert (
-        "rollback-drill gate for prod/checkout green release"
+        "rollback-drill gate for prod/checkout: green release"
         in (gates["rollback tested"]["evidence"])
     )
-    assert "no record found" in gates["rollback tested"]["evidence"]
+    assert "has no rollback-drill record" in gates["rollback tested"]["evidence"]
 
 
 def test_the_report_has_an_exit_gates_table(shifted: AwsStack) -> None:

@@ -309,7 +309,7 @@ def test_refused_gates_exit_2_and_change_nothing(aws: AwsStack) -> None:
         )
     )
     assert result.returncode == 2
-    assert "approval gate for prod/checkout green release 1.42.0" in result.stderr
+    assert "approval gate for prod/checkout: green release 1.42.0" in result.stderr
     assert "a signature that does not match the record" in result.stderr
     assert aws.served() == {"blue": 100, "green": 0}
     assert aws.proxy.seen["ModifyListener"] == 0

@@ -9,12 +9,16 @@ import copy
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from cutover_gates.contract import Outcome, Status
 from cutover_gates.record import make_record, sign
 
+from cutover.outputs import StackOutputs
+from cutover.preflight import check_gates
 from cutover.preview.pack import PolicyPackProcess
 from cutover.preview.program import ProgramRun, Resource
 from tests.harness.program_runs import declare, prod_config
@@ -79,6 +83,56 @@ def test_two_of_three_approvers_are_needed_and_one_signer_counts_once(
          "one signer counts once")  # fmt: skip
     two = [record("approval", key="chairman"), record("approval", key="cfo")]
     assert analyze(pack, with_records(flip, "approval", two)) == []
+
+
+def test_a_missing_signature_names_who_may_still_give_it(
+    pack: PolicyPackProcess, flip: ProgramRun, configured: Any
+) -> None:
+    """Not "ask the chairman": the trusted keys that have not signed and may sign now, by name."""
+    configured(**{"chairman-approval": TWO_OF_THREE})
+    one = with_records(flip, "approval", [record("approval", key="chairman")])
+    only(analyze(pack, one), "chairman-approval", f"1 more needed. Ask cfo ({_id('cfo')}) or "
+         f"cto ({_id('cto')}) to sign with `cutover approve`.")  # fmt: skip
+    revoked = _z(NOW - timedelta(hours=1))
+    configured(**{"chairman-approval": {**TWO_OF_THREE, "trustedKeys": [
+        entry("chairman"), entry("cfo"), entry("cto", revoked=revoked)]}})  # fmt: skip
+    only(analyze(pack, one), "chairman-approval",
+         f"1 more needed. Ask cfo ({_id('cfo')}) to sign with `cutover approve`.")  # fmt: skip
+
+
+def test_a_rolled_back_release_needs_a_newer_approval_at_every_door(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    """Green's release was rolled back on this stack: the approval signed before the rollback
+    is refused by the pack and by the helper's gates (`check_gates`, what shift, resume,
+    promote and drill judge) in the same words; one signed after it passes both."""
+    rolled_at = NOW - timedelta(minutes=30)
+    outcome = Outcome("20261127T0800-green", Status.ROLLED_BACK, "green", *release("green"),
+                      rolled_at.timestamp(), "5xx rate 6% against 0.5%", "watchdog")  # fmt: skip
+    outputs = StackOutputs(flip.outputs, "the flip's outputs")
+    before = record("approval", issued=rolled_at - timedelta(minutes=5))
+    after = record("approval", issued=NOW - timedelta(minutes=5))
+    for approval, refused in ((before, True), (after, False)):
+        resources = _published(with_records(flip, "approval", [approval]), outcome)
+        diagnostics = analyze(pack, resources)
+        problems = check_gates(outputs, "green", ["approval"], PACK_CONFIG,
+                               [(Path("approval.json"), approval)], {"green": outcome})  # fmt: skip
+        if not refused:
+            assert (diagnostics, problems) == ([], [])
+            continue
+        only(diagnostics, "chairman-approval", "was rolled back on this stack at")
+        said = diagnostics[0].message.split("\n", 1)[1]  # after the policy's description
+        assert "deployment 20261127T0800-green: 5xx rate 6% against 0.5%; watchdog" in said
+        assert problems == [f"approval gate for prod/checkout: {said}"]
+
+
+def _published(resources: list[Resource], outcome: Outcome) -> list[Resource]:
+    """`resources` with the program's published latest outcome of `outcome`'s color."""
+    name = f"/cutover/prod/gates/{outcome.color}/latest-deployment"
+    for r in resources:
+        if r.type == "aws:ssm/parameter:Parameter" and r.state["name"] == name:
+            r.state["value"] = r.inputs["value"] = json.dumps(outcome.to_json())
+    return resources
 
 
 def test_a_revoked_key_signs_nothing_once_revoked_whatever_issue_time_it_claims(

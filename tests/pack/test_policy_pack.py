@@ -106,7 +106,7 @@ APPROVAL_CASES = {
         record("approval", version="1.41.0", digest=release("blue")[1]),
         "is for release version '1.41.0'; this update needs '1.42.0'",
     ),
-    "missing": (None, "has no approval record. Ask the chairman"),
+    "missing": (None, "has no approval record. Ask the holder of key"),
 }
 
 

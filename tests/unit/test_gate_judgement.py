@@ -1,5 +1,7 @@
 """The gate judgement shared by the pack and the helper: every record kind bounded in age by
-default, no record from the future, a revoked key's records refused whatever they claim."""
+default, no record from the future, a revoked key's records refused whatever they claim, a
+rolled-back release cleared only by a newer approval, and emergencies asked for only in a
+freeze."""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ from cutover_gates.contract import (
     SECURITY_SIGNOFF,
     STAGE_EXIT,
     TRUSTED_KEYS_OF,
+    Outcome,
+    OutcomeUnreadable,
+    Status,
 )
-from cutover_gates.gate import judge
+from cutover_gates.gate import judge, judge_gate
 from cutover_gates.keys import public_key_text
 from cutover_gates.record import CLOCK_SKEW, Expected, RecordInvalid, make_record, sign
 from hypothesis import given
@@ -93,3 +98,47 @@ def test_a_key_revoked_by_now_signs_nothing_whatever_issue_time_it_claims(
     document = signed(APPROVAL, NOW - timedelta(minutes=issued_ago))
     with pytest.raises(RecordInvalid, match="which was revoked at"):
         judge(APPROVAL, document, expected, {"trustedKeys": [entry], "maxAgeHours": 10**6}, NOW)
+
+
+ROLLED_AT = NOW - timedelta(hours=1)
+
+
+def rollback_of(version: str, digest: str = DIGEST) -> Outcome:
+    return Outcome("d-1", Status.ROLLED_BACK, "green", version, digest, ROLLED_AT.timestamp(),
+                   "5xx rate 6%", "watchdog")  # fmt: skip
+
+
+@given(minutes=st.integers(-300, 59))
+def test_an_approval_must_be_newer_than_the_rollback_of_its_release(minutes: int) -> None:
+    expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
+    config = {"trustedKeys": [public_key_text(KEY.public_key())]}
+    approval = signed(APPROVAL, ROLLED_AT + timedelta(minutes=minutes))
+    problem = judge_gate(expected, [approval], config, NOW, rollback_of("1.43.0"))
+    if minutes <= 0:
+        assert problem is not None and "was rolled back on this stack at" in problem
+        assert "(deployment d-1: 5xx rate 6%; watchdog)" in problem
+    else:
+        assert problem is None
+    # another release's rollback, or none, asks nothing more of this one
+    assert judge_gate(expected, [approval], config, NOW, rollback_of("1.42.0")) is None
+    assert judge_gate(expected, [approval], config, NOW, None) is None
+
+
+def test_an_outcome_that_cannot_be_read_fails_the_approval_closed() -> None:
+    expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
+    config = {"trustedKeys": [public_key_text(KEY.public_key())]}
+    problem = judge_gate(expected, [signed(APPROVAL, NOW)], config, NOW,
+                         OutcomeUnreadable("the stack's journal could not be read (timeout)"))  # fmt: skip
+    assert problem is not None
+    assert "cannot be cleared" in problem and "could not be read (timeout)" in problem
+
+
+def test_an_emergency_is_asked_for_only_within_a_freeze_window() -> None:
+    expected = Expected(EMERGENCY, "cutover", "prod", "1.43.0", DIGEST, "green")
+    window = {"start": "2026-11-27T07:00:00Z", "end": "2026-11-27T09:00:00Z", "reason": "audit"}
+    config = {"trustedKeys": [public_key_text(KEY.public_key())], "windows": [window]}
+    assert judge_gate(expected, [], config, NOW + timedelta(hours=2)) is None
+    problem = judge_gate(expected, [], config, NOW)
+    assert problem is not None
+    assert problem.startswith("This update moves traffic during the change freeze audit")
+    assert judge_gate(expected, [signed(EMERGENCY, NOW)], config, NOW) is None

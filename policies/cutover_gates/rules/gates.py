@@ -4,12 +4,10 @@ traffic moves onto, and the change freeze; each check beside its declaration."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from pulumi_policy import (
-    Severity,
-)
+from pulumi_policy import Severity
 
 from cutover_gates.contract import (
     APPROVAL,
@@ -20,22 +18,14 @@ from cutover_gates.contract import (
     ROLLBACK_TESTED_POLICY,
     SECURITY_SIGNOFF,
     SECURITY_SIGNOFF_POLICY,
-    TRUSTED_KEYS_OF,
-    Outcome,
+    LatestOutcome,
+    OutcomeUnreadable,
     Status,
 )
-from cutover_gates.facts import (
-    StackFacts,
-)
-from cutover_gates.freeze import active_window
-from cutover_gates.gate import HOW_TO, NoTrustedKeys, judge_records
-from cutover_gates.record import Expected, timestamp
-from cutover_gates.rules.plumbing import (
-    About,
-    GatePolicy,
-    Report,
-    utc_now,
-)
+from cutover_gates.facts import StackFacts
+from cutover_gates.gate import judge_gate
+from cutover_gates.record import Expected
+from cutover_gates.rules.plumbing import About, GatePolicy, Report, utc_now
 
 
 def moving_colors(facts: StackFacts) -> list[str]:
@@ -69,101 +59,30 @@ def _gate(
     kind: str,
     colors: list[str],
 ) -> None:
-    """Judge the `kind` records of each color (N of M); report what is missing or invalid."""
+    """Judge the `kind` records of each color (N of M); report each problem once (a config
+    that trusts no key says so once, not once a color)."""
+    problems: list[str] = []
     for color in colors:
         fleet = facts.colors[color]
-        version, digest = fleet.release(), fleet.digest()
-        if not version or not digest:
-            report(
-                f"{color} will receive traffic but its release is not identifiable "
-                f"(version {version!r}, image digest {digest!r}); pin the image by digest."
-            )
-            continue
-        release = f"{color} release {version} ({digest[:19]}…)"
+        expected = Expected(kind, facts.project, facts.stack, fleet.release() or "",
+                            fleet.digest() or "", color)  # fmt: skip
         documents = facts.records.get((color, kind), [])
-        if not documents:
-            report(
-                f"{release} has no {kind} record. {HOW_TO[kind]} and list it in cutover:gateRecords."
-            )
-            continue
-        rolled: Outcome | None = None
-        if kind == APPROVAL:
-            try:
-                rolled = rolled_back(facts.outcomes.get(color), version, digest)
-            except ValueError as e:
-                report(f"{release} cannot be cleared: {e}.")
-                continue
-        after = datetime.fromtimestamp(rolled.at, UTC) if rolled else None
-        expected = Expected(kind, facts.project, facts.stack, version, digest, color)
-        try:
-            judged = judge_records(kind, documents, expected, config, utc_now(), after)
-        except NoTrustedKeys as e:
-            report(f"Cannot pass: {e}.")
-            return
-        except ValueError as e:
-            report(
-                f"Cannot pass: {TRUSTED_KEYS_OF[kind]}.trustedKeys in the pack config is refused: {e}."
-            )
-            return
-        if judged.passed:
-            continue
-        if rolled is not None:
-            report(
-                f"{release} was rolled back on this stack at "
-                f"{timestamp(datetime.fromtimestamp(rolled.at, UTC))} (deployment "
-                f"{rolled.deployment}: {rolled.reason or 'no reason given'}; {rolled.by}); it has "
-                f"{judged.summary()} issued after that. Ask the chairman for a new approval with "
-                "`cutover approve` once the cause is understood."
-            )
-        elif judged.required == 1 and len(judged.refused) == 1:
-            report(
-                f"The {kind} record for {release} is not valid: it {judged.refused[0]}. "
-                f"{HOW_TO[kind]}."
-            )
-        else:
-            why = "; ".join(f"a record {r}" for r in judged.refused)
-            report(f"{release} has {judged.summary()}" + (f" ({why})" if why else "") +
-                   f". {HOW_TO[kind]}.")  # fmt: skip
+        problem = judge_gate(expected, documents, config, utc_now(), facts.outcomes.get(color))
+        if problem is not None and problem not in problems:
+            problems.append(problem)
+    for problem in problems:
+        report(problem)
 
 
-def _moved_since(outcomes: Mapping[str, Any], since: datetime) -> bool:
+def _moved_since(outcomes: Mapping[str, LatestOutcome], since: datetime) -> bool:
     """Whether the journal rolled traffic back after `since` (the previous update's last
     weight change), or cannot say."""
-    for fact in outcomes.values():
-        try:
-            outcome = _outcome(fact)
-        except ValueError:
+    for outcome in outcomes.values():
+        if isinstance(outcome, OutcomeUnreadable):
             return True
         if outcome and outcome.status == Status.ROLLED_BACK and outcome.at > since.timestamp():
             return True
     return False
-
-
-def _outcome(fact: Any) -> Outcome | None:
-    """A published outcome; None for nothing published; ValueError when the journal could
-    not be read or the fact is malformed."""
-    if not fact:  # nothing published (a first update), or no shift towards this color yet
-        return None
-    if "unreadable" in fact:
-        raise ValueError(
-            "whether its latest deployment on this stack was rolled back is unknown, since the "
-            f"stack's journal could not be read ({fact['unreadable']}); failing closed: run the "
-            "update where the journal can be read"
-        )
-    try:
-        return Outcome.from_json(fact)
-    except (ValueError, KeyError, TypeError):
-        raise ValueError("the journal's latest deployment of it is malformed") from None
-
-
-def rolled_back(fact: Any, version: str, digest: str) -> Outcome | None:
-    """The journal's rollback of exactly this release on this stack, if its latest shift
-    towards the color was one (an approval must then be newer); ValueError when it cannot be
-    told (fail closed)."""
-    outcome = _outcome(fact)
-    if outcome is None or outcome.status != Status.ROLLED_BACK:
-        return None
-    return outcome if (outcome.version, outcome.digest) == (version, digest) else None
 
 
 def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
@@ -203,21 +122,7 @@ def check_freeze(facts: StackFacts, config: Mapping[str, Any], report: Report) -
     """An update that moves traffic during a change-freeze window (`windows`) carries, for each
     color traffic moves onto, an `emergency` record of its release signed by a key in
     `trustedKeys` (the chairman's), younger than `maxAgeHours`."""
-    colors = moving_colors(facts)
-    if not colors:
-        return
-    try:
-        window = active_window(config, utc_now())
-    except ValueError as e:
-        report(f"Cannot be decided: the change-freeze config is malformed ({e}). Failing closed.")
-        return
-    if window is None:
-        return
-
-    def during(message: str) -> None:
-        report(f"This update moves traffic during the change freeze {window.describe()}: {message}")
-
-    _gate(facts, config, during, EMERGENCY, colors)
+    _gate(facts, config, report, EMERGENCY, moving_colors(facts))
 
 
 GATES = [
