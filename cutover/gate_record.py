@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from cutover_gates.contract import TRUSTED_KEYS_OF, Color
-from cutover_gates.keys import KMS_SPECS, TrustedKey, key_id, trusted_keys
+from cutover_gates.keys import KMS_SPECS, TrustedKey, key_id
 from cutover_gates.record import Expected, RecordInvalid, Signer, parse_record, sign, verify
+from cutover_gates.rules import gate_config
 
 from cutover.errors import ConfigError, GateRefused
 from cutover.outputs import StackOutputs
@@ -107,11 +108,10 @@ def signer_of(key_file: Path | None, kms_key: str | None, env: str) -> Signer:
 def check_trusted(signer: Signer, kind: str, pack_config: dict[str, Any], now: datetime) -> None:
     """GateRefused (nothing written) unless the pack config trusts `signer` for `kind` now."""
     policy = TRUSTED_KEYS_OF[kind]
-    config = pack_config.get(policy) or {}
     try:
-        keys = {k.id: k for k in trusted_keys(config if isinstance(config, dict) else {})}
+        keys = {k.id: k for k in gate_config(pack_config, kind).trusted_keys}
     except ValueError as e:
-        raise ConfigError(f"--gates-config: {policy}.trustedKeys is malformed ({e})") from None
+        raise ConfigError(f"--gates-config: {e}") from None
     key = keys.get(signer.key_id)
     if key is None:
         raise GateRefused(
@@ -138,9 +138,8 @@ def _verifies(document: Any, kind: str, pack_config: dict[str, Any], now: dateti
     expected = Expected(kind, str(body.get("project")), str(body.get("stack")),
                         str(release.get("version")), str(release.get("digest")),
                         str(body.get("color")))  # fmt: skip
-    config = pack_config.get(TRUSTED_KEYS_OF[kind]) or {}
     try:
-        verify(document, list(config.get("trustedKeys") or []), expected, now)
+        verify(document, gate_config(pack_config, kind).trusted_keys, expected, now)
     except (RecordInvalid, ValueError):
         return False
     return True

@@ -2,8 +2,8 @@
 Pulumi CLI validates it (each policy's JSON Schema), with the schema's defaults filled in.
 
 `cutover preview` validates against the schemas the running pack reports; `cutover shift`,
-`drill` and `records verify` validate their `--gates-config` against the same schemas
-(cutover_gates.config_schema) without starting the pack. Pure but for reading the file.
+`drill` and `records verify` validate their `--gates-config` against the same declarations
+(cutover_gates.rules) without starting the pack. Pure but for reading the file.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.config_schema import CONFIG_SCHEMAS, properties_of
-from cutover_gates.keys import trusted_keys
 from cutover_gates.record import DuplicateKey, strict_object
+from cutover_gates.rules import NAMED, POLICIES
 
 from cutover.errors import ConfigError
 
@@ -108,18 +107,18 @@ def load_pack_config(path: Path | None, flag: str = "--policy-pack-config") -> d
 
 def load_gates_config(path: Path) -> dict[str, Any]:
     """`--gates-config`: the pack config, validated against the pack's own schemas, and each
-    policy's trusted keys parsed as the pack parses them (a key listed twice is refused)."""
+    policy's config read as the pack reads it (a key listed twice is refused, say)."""
     config = load_pack_config(path, "--gates-config")
     policies = [
         PolicyInfo(
-            name, "", "mandatory", {"properties": properties_of(name), "required": []}, "stack"
-        )
-        for name in CONFIG_SCHEMAS
+            p.name, "", "mandatory", {"properties": p.config.properties(), "required": []}, "stack"
+        )  # fmt: skip
+        for p in POLICIES
     ]
     resolved = resolve_config(config, policies, f"--gates-config {path}")
     for name, (_, properties) in resolved.items():
         try:
-            trusted_keys(properties)
+            NAMED[name].config.parse(properties)
         except ValueError as e:
-            raise ConfigError(f"--gates-config {path}: {name}.trustedKeys: {e}") from None
+            raise ConfigError(f"--gates-config {path}: {name}.{e}") from None
     return config

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cutover_gates.config_schema import TRUSTED_KEYS
 from cutover_gates.contract import (
     EMERGENCY,
     POLICY_OF_KIND,
-    TRUSTED_KEYS_OF,
     Color,
     LatestOutcome,
     other_color,
@@ -28,6 +28,7 @@ from cutover_gates.contract import (
 )
 from cutover_gates.gate import judge_gate
 from cutover_gates.record import Expected, Unreadable, parse_record
+from cutover_gates.rules import gate_config
 
 from cutover.deployment import Options
 from cutover.engine.plan import plan_shift
@@ -81,7 +82,11 @@ def check_gates(
         expected = Expected(kind, outputs.project, outputs.stack, release.version,
                             release.digest, color)  # fmt: skip
         documents = [d for _, d in records if _of(d, kind, color)]
-        config = _config(pack_config, TRUSTED_KEYS_OF[kind])
+        try:
+            config = gate_config(pack_config, kind)
+        except ValueError as e:  # load_gates_config refuses it; a config from elsewhere may not
+            problems.append(f"{kind} gate for {outputs.name}: the pack config is refused: {e}")
+            continue
         problem = judge_gate(expected, documents, config, now, latest)
         if problem is not None:
             problems.append(f"{kind} gate for {outputs.name}: {problem}")
@@ -116,11 +121,6 @@ def gate_judge(
     return judge
 
 
-def _config(pack_config: dict[str, Any], policy: str) -> dict[str, Any]:
-    found = pack_config.get(policy) or {}
-    return found if isinstance(found, dict) else {}
-
-
 def _of(document: Any, kind: str, color: str) -> bool:
     body = document.get("record") if isinstance(document, dict) else None
     return isinstance(body, dict) and body.get("kind") == kind and body.get("color") == color
@@ -128,7 +128,7 @@ def _of(document: Any, kind: str, color: str) -> bool:
 
 def pack_config_trusting(keys: dict[str, str]) -> dict[str, Any]:
     """Pack config trusting one public key per record kind (`{"approval": key, ...}`)."""
-    return {POLICY_OF_KIND[kind]: {"trustedKeys": [key]} for kind, key in keys.items()}
+    return {POLICY_OF_KIND[kind]: {TRUSTED_KEYS.key: [key]} for kind, key in keys.items()}
 
 
 def guard_problems(services: list[Service], options: Options, now: float) -> list[str]:

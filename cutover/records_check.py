@@ -11,6 +11,7 @@ from typing import Any
 from cutover_gates.contract import STAGE_EXIT, TRUSTED_KEYS_OF
 from cutover_gates.gate import judge, judge_records
 from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
+from cutover_gates.rules import gate_config
 
 from cutover.outputs import StackOutputs
 
@@ -59,8 +60,7 @@ def check_files(
             if kind not in TRUSTED_KEYS_OF:
                 raise RecordInvalid(f"has kind {kind!r}; expected one of {sorted(TRUSTED_KEYS_OF)}")
             expected = _expected(body, outputs)
-            config = pack_config.get(TRUSTED_KEYS_OF[kind], {})
-            judge(kind, document, expected, config, now)
+            judge(kind, document, expected, gate_config(pack_config, kind), now)
         except (RecordInvalid, ValueError) as e:
             result.invalid += 1
             result.lines.append(f"INVALID {path}: {e}")
@@ -78,8 +78,7 @@ def check_files(
     for (kind, expected), documents in sorted(gates.items(), key=lambda g: str(g[0])):
         if kind == STAGE_EXIT:
             continue
-        config = pack_config.get(TRUSTED_KEYS_OF[kind], {})
-        judged = judge_records(kind, documents, expected, config, now)
+        judged = judge_records(kind, documents, expected, gate_config(pack_config, kind), now)
         state = "holds" if judged.passed else "does not hold"
         result.lines.append(
             f"gate    {kind} for {expected.stack} {expected.color} {expected.version}: "

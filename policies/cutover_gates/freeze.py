@@ -83,6 +83,41 @@ def _moment(text: Any, field: str) -> datetime:
     return moment
 
 
+_TIME = {"type": "string", "format": "date-time"}
+_CLOCK = {"type": "string", "pattern": "^([01][0-9]|2[0-4]):[0-5][0-9]$"}
+# One window of the change-freeze policy's `windows`: fixed, or weekly in a time zone.
+WINDOW_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"start": _TIME, "end": _TIME, "reason": {"type": "string"}},
+            "required": ["start", "end"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "weekly": {
+                    "type": "object",
+                    "properties": {
+                        "days": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "from": _CLOCK,
+                        "to": _CLOCK,
+                    },
+                    "required": ["days", "from", "to"],
+                    "additionalProperties": False,
+                },
+                "timeZone": {"type": "string", "default": "UTC"},
+                "reason": {"type": "string"},
+            },
+            "required": ["weekly"],
+            "additionalProperties": False,
+        },
+    ]
+}
+_WEEKLY = WINDOW_SCHEMA["oneOf"][1]["properties"]
+
+
 def parse_window(entry: Mapping[str, Any]) -> Window:
     """One window of the config; ValueError naming what is wrong."""
     reason = str(entry.get("reason", ""))
@@ -92,7 +127,7 @@ def parse_window(entry: Mapping[str, Any]) -> Window:
         unknown = [d for d in days if d not in DAYS]
         if not days or unknown:
             raise ValueError(f"change-freeze weekly days {weekly.get('days')!r}; expected {DAYS}")
-        zone = str(entry.get("timeZone", "UTC"))
+        zone = str(entry["timeZone"] if "timeZone" in entry else _WEEKLY["timeZone"]["default"])
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -108,12 +143,3 @@ def parse_window(entry: Mapping[str, Any]) -> Window:
     if end <= start:
         raise ValueError(f"change-freeze window {reason or entry}: end is not after start")
     return Window(reason, start=start, end=end)
-
-
-def active_window(config: Mapping[str, Any], now: datetime) -> Window | None:
-    """The freeze window `now` falls in, if any; ValueError when the config is malformed."""
-    for entry in config.get("windows") or []:
-        window = parse_window(entry)
-        if window.contains(now):
-            return window
-    return None

@@ -13,24 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from cutover_gates.config_schema import default_of
+from cutover_gates.config_schema import MAX_FINDINGS, FreezeConfig, GateConfig, SignoffConfig
 from cutover_gates.contract import (
     APPROVAL,
     EMERGENCY,
     ROLLBACK_DRILL,
     SECURITY_SIGNOFF,
-    STAGE_EXIT,
     TRUSTED_KEYS_OF,
     LatestOutcome,
     Outcome,
     OutcomeUnreadable,
     Status,
 )
-from cutover_gates.freeze import active_window
-from cutover_gates.keys import trusted_keys
+from cutover_gates.keys import TrustedKey
 from cutover_gates.record import (
     SEVERITIES,
     Expected,
@@ -50,53 +48,37 @@ ASK = {
     "rollback-drill record)",
     EMERGENCY: "Ask {who} for one with `cutover approve --emergency`",
 }
-# What a sign-off is held to when the pack config says nothing.
-DEFAULT_MAX_FINDINGS = {"critical": 0}
 
 
 class NoTrustedKeys(RecordInvalid):
     """The policy's config names no trusted keys: nothing can pass."""
 
 
-def max_age(kind: str, config: Mapping[str, Any]) -> timedelta:
-    """The age bound of `kind` records under `config` (its policy's): every kind has one."""
-    policy = TRUSTED_KEYS_OF[kind]
-    if kind in (ROLLBACK_DRILL, STAGE_EXIT):  # both the deploy key's, judged by rollback-tested
-        return timedelta(days=float(config.get("maxAgeDays", default_of(policy, "maxAgeDays"))))
-    return timedelta(hours=float(config.get("maxAgeHours", default_of(policy, "maxAgeHours"))))
-
-
 def limits_of(config: Mapping[str, Any]) -> dict[str, int]:
-    """The findings a sign-off may report, by severity (each one it must name)."""
-    return {**DEFAULT_MAX_FINDINGS, **dict(config.get("maxFindings") or {})}
+    """The findings a sign-off may report under the security-signoff policy's `config` (as
+    given, defaults or not), by severity: each one it must name."""
+    return dict(MAX_FINDINGS.value(config))
 
 
-def _keys(kind: str, config: Mapping[str, Any]) -> list[Any]:
-    keys = list(config.get("trustedKeys") or [])
-    if not keys:
+def _keys(kind: str, config: GateConfig) -> dict[str, TrustedKey]:
+    if not config.trusted_keys:
         raise NoTrustedKeys(
             f"no trusted keys for {kind} records in the policy pack's config: set `trustedKeys` "
             f"of {TRUSTED_KEYS_OF[kind]} in the pack config (never in the stack)"
         )
-    return keys
+    return {k.id: k for k in config.trusted_keys}
 
 
 def judge(
-    kind: str, document: Any, expected: Expected, config: Mapping[str, Any], now: datetime
+    kind: str, document: Any, expected: Expected, config: GateConfig, now: datetime
 ) -> dict[str, Any]:
     """The record body when `document` passes the `kind` gate under `config` (the config of
     the policy TRUSTED_KEYS_OF[kind]); RecordInvalid saying why otherwise."""
-    keys = _keys(kind, config)
-    try:
-        body = verify(document, keys, expected, now, max_age(kind, config))
-    except ValueError as e:
-        if isinstance(e, RecordInvalid):
-            raise
-        raise RecordInvalid(
-            f"cannot be checked: the pack's {TRUSTED_KEYS_OF[kind]}.trustedKeys are refused ({e})"
-        ) from None
+    body = verify(document, list(_keys(kind, config).values()), expected, now, config.max_age)
     if kind == SECURITY_SIGNOFF:
-        _check_findings(body, limits_of(config))
+        if not isinstance(config, SignoffConfig):
+            raise TypeError(f"a {kind} record is judged under the security-signoff config")
+        _check_findings(body, dict(config.max_findings))
     return body
 
 
@@ -163,22 +145,18 @@ class Judged:
         return ASK[self.kind].format(who=who)
 
 
-def required_of(config: Mapping[str, Any]) -> int:
-    return int(config.get("required", 1))
-
-
 def judge_records(
     kind: str,
     documents: Sequence[Any],
     expected: Expected,
-    config: Mapping[str, Any],
+    config: GateConfig,
     now: datetime,
     issued_after: datetime | None = None,
 ) -> Judged:
     """Every `kind` record for `expected`, judged together (N of M); NoTrustedKeys when the
     config trusts no key. `issued_after`: only records issued later count (e.g. after the
     release was rolled back)."""
-    keys = {k.id: k for k in trusted_keys({"trustedKeys": _keys(kind, config)})}
+    keys = _keys(kind, config)
     signers: list[str] = []
     seen: set[str] = set()
     refused: list[str] = []
@@ -203,13 +181,13 @@ def judge_records(
     wanted = tuple(
         k.holder() for k in keys.values() if k.id not in seen and k.problem_at(now, now) is None
     )
-    return Judged(kind, required_of(config), tuple(signers), tuple(refused), wanted)
+    return Judged(kind, config.required, tuple(signers), tuple(refused), wanted)
 
 
 def judge_gate(
     expected: Expected,
     documents: Sequence[Any],
-    config: Mapping[str, Any],
+    config: GateConfig,
     now: datetime,
     latest: LatestOutcome = None,
 ) -> str | None:
@@ -229,12 +207,9 @@ def judge_gate(
             f"{version!r}, image digest {digest!r}); pin the image by digest."
         )
     if kind == EMERGENCY:
-        try:
-            window = active_window(config, now)
-        except ValueError as e:
-            return (
-                f"Cannot be decided: the change-freeze config is malformed ({e}). Failing closed."
-            )
+        if not isinstance(config, FreezeConfig):
+            raise TypeError(f"an {kind} record is judged under the change-freeze config")
+        window = config.active_window(now)
         if window is None:
             return None
         problem = _records_problem(expected, documents, config, now, None)
@@ -247,7 +222,7 @@ def judge_gate(
 def _records_problem(
     expected: Expected,
     documents: Sequence[Any],
-    config: Mapping[str, Any],
+    config: GateConfig,
     now: datetime,
     latest: LatestOutcome,
 ) -> str | None:
@@ -268,8 +243,6 @@ def _records_problem(
         judged = judge_records(kind, documents, expected, config, now, after)
     except NoTrustedKeys as e:
         return f"{release} cannot pass: {e}."
-    except ValueError as e:
-        return f"{release} cannot pass: {TRUSTED_KEYS_OF[kind]}.trustedKeys in the pack config is refused: {e}."
     if judged.passed:
         return None
     if rolled is not None and after is not None:

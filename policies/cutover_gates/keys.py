@@ -170,7 +170,7 @@ def parse_trusted_key(entry: Any) -> TrustedKey:
         return TrustedKey(ED25519, parse_public_key(ED25519, entry))
     if not isinstance(entry, Mapping):
         raise ValueError(f"trusted key {entry!r}: expected base64 text or an object")
-    algorithm = entry.get("algorithm", ED25519)
+    algorithm = entry.get("algorithm")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"trusted key algorithm {algorithm!r}; expected one of {ALGORITHMS}")
     key = parse_public_key(str(algorithm), str(entry.get("publicKey", "")))
@@ -207,8 +207,3 @@ def parse_trusted_keys(entries: Sequence[Any]) -> list[TrustedKey]:
 
 def _entry_name(index: int, key: TrustedKey) -> str:
     return repr(key.name) if key.name else f"entry {index + 1}"
-
-
-def trusted_keys(config: Mapping[str, Any]) -> list[TrustedKey]:
-    """A policy config's `trustedKeys`, parsed; ValueError as parse_trusted_keys says."""
-    return parse_trusted_keys(list(config.get("trustedKeys") or []))

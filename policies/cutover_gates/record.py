@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -172,7 +173,7 @@ def sign(body: dict[str, Any], signer: Signer | Ed25519PrivateKey) -> dict[str, 
 
 def verify(
     document: Any,
-    trusted_keys: list[Any],
+    trusted_keys: Sequence[keys.TrustedKey],
     expected: Expected,
     now: datetime,
     max_age: timedelta | None = None,
@@ -182,8 +183,7 @@ def verify(
     Checks, in order: shape, a trusted signer of the record's algorithm, the signature over
     the canonical body, the kind, issue and expiry times (and `max_age`), the signer's window
     (notBefore, notAfter; a key revoked by `now` signs nothing), and every binding (project, stack, release version and
-    digest, color). `trusted_keys`: a policy's `trustedKeys` entries (ValueError when one is
-    malformed).
+    digest, color). `trusted_keys`: a policy's trusted keys (parse_trusted_keys).
     """
     if isinstance(document, Unreadable):
         raise RecordInvalid(document.reason)
@@ -196,7 +196,7 @@ def verify(
         raise RecordInvalid(f"has an unknown format {body.get('format')!r}; expected {FORMAT}")
     _check_fields(body)
 
-    trusted = {k.id: k for k in keys.parse_trusted_keys(trusted_keys)}
+    trusted = {k.id: k for k in trusted_keys}
     signer = body.get("keyId")
     if signer not in trusted:
         raise RecordInvalid(

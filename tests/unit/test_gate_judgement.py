@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cutover_gates.config_schema import GateConfig
 from cutover_gates.contract import (
     APPROVAL,
     EMERGENCY,
@@ -24,6 +25,7 @@ from cutover_gates.contract import (
 from cutover_gates.gate import judge, judge_gate
 from cutover_gates.keys import public_key_text
 from cutover_gates.record import CLOCK_SKEW, Expected, RecordInvalid, make_record, sign
+from cutover_gates.rules import gate_config
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,10 +50,15 @@ def signed(kind: str, issued: datetime, valid: timedelta = timedelta(days=400)) 
     return sign(body, KEY)
 
 
-def judged(kind: str, document: Any, **config: Any) -> dict[str, Any]:
+def config_of(kind: str, **given: Any) -> GateConfig:
+    """The typed config of `kind`'s policy trusting KEY, as the pack reads it."""
+    trusted = {"trustedKeys": [public_key_text(KEY.public_key())], **given}
+    return gate_config({TRUSTED_KEYS_OF[kind]: trusted}, kind)
+
+
+def judged(kind: str, document: Any, **given: Any) -> dict[str, Any]:
     expected = Expected(kind, "cutover", "prod", "1.43.0", DIGEST, "green")
-    trusted = {"trustedKeys": [public_key_text(KEY.public_key())], **config}
-    return judge(kind, document, expected, trusted, NOW)
+    return judge(kind, document, expected, config_of(kind, **given), NOW)
 
 
 @given(kind=st.sampled_from(sorted(DEFAULT_BOUND)), minutes=st.integers(0, 60 * 24 * 30))
@@ -96,8 +103,10 @@ def test_a_key_revoked_by_now_signs_nothing_whatever_issue_time_it_claims(
              "name": "chairman", "revoked": revoked.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
     expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
     document = signed(APPROVAL, NOW - timedelta(minutes=issued_ago))
+    config = gate_config({"chairman-approval": {"trustedKeys": [entry], "maxAgeHours": 10**6}},
+                         APPROVAL)  # fmt: skip
     with pytest.raises(RecordInvalid, match="which was revoked at"):
-        judge(APPROVAL, document, expected, {"trustedKeys": [entry], "maxAgeHours": 10**6}, NOW)
+        judge(APPROVAL, document, expected, config, NOW)
 
 
 ROLLED_AT = NOW - timedelta(hours=1)
@@ -111,7 +120,7 @@ def rollback_of(version: str, digest: str = DIGEST) -> Outcome:
 @given(minutes=st.integers(-300, 59))
 def test_an_approval_must_be_newer_than_the_rollback_of_its_release(minutes: int) -> None:
     expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
-    config = {"trustedKeys": [public_key_text(KEY.public_key())]}
+    config = config_of(APPROVAL)
     approval = signed(APPROVAL, ROLLED_AT + timedelta(minutes=minutes))
     problem = judge_gate(expected, [approval], config, NOW, rollback_of("1.43.0"))
     if minutes <= 0:
@@ -126,7 +135,7 @@ def test_an_approval_must_be_newer_than_the_rollback_of_its_release(minutes: int
 
 def test_an_outcome_that_cannot_be_read_fails_the_approval_closed() -> None:
     expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
-    config = {"trustedKeys": [public_key_text(KEY.public_key())]}
+    config = config_of(APPROVAL)
     problem = judge_gate(expected, [signed(APPROVAL, NOW)], config, NOW,
                          OutcomeUnreadable("the stack's journal could not be read (timeout)"))  # fmt: skip
     assert problem is not None
@@ -136,7 +145,7 @@ def test_an_outcome_that_cannot_be_read_fails_the_approval_closed() -> None:
 def test_an_emergency_is_asked_for_only_within_a_freeze_window() -> None:
     expected = Expected(EMERGENCY, "cutover", "prod", "1.43.0", DIGEST, "green")
     window = {"start": "2026-11-27T07:00:00Z", "end": "2026-11-27T09:00:00Z", "reason": "audit"}
-    config = {"trustedKeys": [public_key_text(KEY.public_key())], "windows": [window]}
+    config = config_of(EMERGENCY, windows=[window])
     assert judge_gate(expected, [], config, NOW + timedelta(hours=2)) is None
     problem = judge_gate(expected, [], config, NOW)
     assert problem is not None

@@ -14,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cutover_gates.keys import parse_trusted_keys
 from cutover_gates.record import Expected, RecordInvalid, canonical, make_record, sign, verify
 
 from cutover.errors import ConfigError
@@ -57,13 +58,13 @@ def test_an_ed25519_kms_key_signs_the_raw_canonical_record() -> None:
         stub.assert_no_pending_responses()
     entry = signer.trusted_entry("chairman")
     assert entry["algorithm"] == "ed25519" and entry["kms"] == ARN
-    body = verify(document, [entry], EXPECTED, NOW)
+    body = verify(document, parse_trusted_keys([entry]), EXPECTED, NOW)
     assert body["algorithm"] == "ed25519" and body["keyId"] == signer.key_id
     # the same key trusted in its original form (base64 of the raw 32 bytes) verifies it too
-    assert verify(document, [entry["publicKey"]], EXPECTED, NOW)
+    assert verify(document, parse_trusted_keys([entry["publicKey"]]), EXPECTED, NOW)
     tampered = {**document, "record": {**document["record"], "color": "blue"}}
     with pytest.raises(RecordInvalid, match="does not match"):
-        verify(tampered, [entry], EXPECTED, NOW)
+        verify(tampered, parse_trusted_keys([entry]), EXPECTED, NOW)
 
 
 def test_a_kms_key_that_cannot_sign_records_is_refused() -> None:

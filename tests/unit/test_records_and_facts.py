@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cutover_gates.contract import METRICS_NAMESPACE, record_parameter
 from cutover_gates.facts import Res, collect
-from cutover_gates.keys import public_key_text
+from cutover_gates.keys import parse_trusted_keys, public_key_text
 from cutover_gates.record import (
     Expected,
     RecordInvalid,
@@ -27,7 +27,7 @@ from components.helper_permissions import helper_policy
 from cutover.routers.gateway import weight_patch
 
 KEY = Ed25519PrivateKey.generate()
-TRUSTED = [public_key_text(KEY.public_key())]
+TRUSTED = parse_trusted_keys([public_key_text(KEY.public_key())])
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "b" * 64
 EXPECTED = Expected("approval", "cutover", "prod", "1.43.0", DIGEST, "green")

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from pulumi_policy import Severity
-
+from cutover_gates.config_schema import (
+    MAX_FINDINGS,
+    WINDOWS,
+    FreezeConfig,
+    GateConfig,
+    SignoffConfig,
+    declare,
+    gate_settings,
+    max_age_days,
+    max_age_hours,
+)
 from cutover_gates.contract import (
     APPROVAL,
     CHAIRMAN_APPROVAL_POLICY,
@@ -18,6 +26,7 @@ from cutover_gates.contract import (
     ROLLBACK_TESTED_POLICY,
     SECURITY_SIGNOFF,
     SECURITY_SIGNOFF_POLICY,
+    STAGE_EXIT,
     LatestOutcome,
     OutcomeUnreadable,
     Status,
@@ -25,7 +34,7 @@ from cutover_gates.contract import (
 from cutover_gates.facts import StackFacts
 from cutover_gates.gate import judge_gate
 from cutover_gates.record import Expected
-from cutover_gates.rules.plumbing import About, GatePolicy, Report, utc_now
+from cutover_gates.rules.policy import About, Report, Severity, StackPolicy, utc_now
 
 
 def moving_colors(facts: StackFacts) -> list[str]:
@@ -54,7 +63,7 @@ def moving_colors(facts: StackFacts) -> list[str]:
 
 def _gate(
     facts: StackFacts,
-    config: Mapping[str, Any],
+    config: GateConfig,
     report: Report,
     kind: str,
     colors: list[str],
@@ -85,7 +94,7 @@ def _moved_since(outcomes: Mapping[str, LatestOutcome], since: datetime) -> bool
     return False
 
 
-def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+def check_approval(facts: StackFacts, config: GateConfig, report: Report) -> None:
     """Every color whose share of traffic or release changes in this update carries an
     `approval` record signed by a key in `trustedKeys`, unexpired and younger than
     `maxAgeHours`, bound to this project, stack, release version, image digest and
@@ -93,16 +102,16 @@ def check_approval(facts: StackFacts, config: Mapping[str, Any], report: Report)
     _gate(facts, config, report, APPROVAL, moving_colors(facts))
 
 
-def check_signoff(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+def check_signoff(facts: StackFacts, config: SignoffConfig, report: Report) -> None:
     """Every color whose share or release changes carries a `security-signoff` record signed by a
     trusted security key, younger than `maxAgeHours` and bound like an approval, whose findings
     stay within `maxFindings` (by default zero critical)."""
     _gate(facts, config, report, SECURITY_SIGNOFF, moving_colors(facts))
 
 
-def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+def check_drill(facts: StackFacts, config: GateConfig, report: Report) -> None:
     """A color that reaches 100% of traffic in this update carries a `rollback-drill` record of
-    its release on this stack, signed by the deploy key, within `maxAgeDays` (default 7). Not
+    its release on this stack, signed by the deploy key, younger than `maxAgeDays`. Not
     the first update of a new stack: nothing can be rolled back to yet (its first shift after
     needs one)."""
     if facts.first_update:
@@ -118,7 +127,7 @@ def check_drill(facts: StackFacts, config: Mapping[str, Any], report: Report) ->
     )
 
 
-def check_freeze(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+def check_freeze(facts: StackFacts, config: FreezeConfig, report: Report) -> None:
     """An update that moves traffic during a change-freeze window (`windows`) carries, for each
     color traffic moves onto, an `emergency` record of its release signed by a key in
     `trustedKeys` (the chairman's), younger than `maxAgeHours`."""
@@ -126,40 +135,48 @@ def check_freeze(facts: StackFacts, config: Mapping[str, Any], report: Report) -
 
 
 GATES = [
-    GatePolicy(
-        CHAIRMAN_APPROVAL_POLICY,
-        check_approval,
-        About(
+    StackPolicy(
+        name=CHAIRMAN_APPROVAL_POLICY,
+        check=check_approval,
+        config=declare(GateConfig, *gate_settings(max_age_hours(168, APPROVAL))),
+        about=About(
             "Chairman approval",
             Severity.CRITICAL,
             "Have the chairman sign an approval of this release for this stack and color with `cutover approve`, and list it in cutover:gateRecords (or the cutover-gates ConfigMap).",
             ("gate", "entry-gate"),
         ),
     ),
-    GatePolicy(
-        SECURITY_SIGNOFF_POLICY,
-        check_signoff,
-        About(
+    StackPolicy(
+        name=SECURITY_SIGNOFF_POLICY,
+        check=check_signoff,
+        config=declare(
+            SignoffConfig, *gate_settings(max_age_hours(168, SECURITY_SIGNOFF)), MAX_FINDINGS
+        ),
+        about=About(
             "Security sign-off",
             Severity.CRITICAL,
             "Have security automation sign off this release with `cutover signoff --findings ...` after its scan, within the pack's maxFindings, and list the record in cutover:gateRecords.",
             ("gate", "entry-gate", "security"),
         ),
     ),
-    GatePolicy(
-        ROLLBACK_TESTED_POLICY,
-        check_drill,
-        About(
+    StackPolicy(
+        name=ROLLBACK_TESTED_POLICY,
+        check=check_drill,
+        config=declare(
+            GateConfig, *gate_settings(max_age_days(7, f"{ROLLBACK_DRILL} (or {STAGE_EXIT})"))
+        ),
+        about=About(
             "Rollback tested",
             Severity.HIGH,
             "Run `cutover drill` against this stack for the color's release (it signs a rollback-drill record), then list the record in cutover:gateRecords.",
             ("gate", "exit-gate"),
         ),
     ),
-    GatePolicy(
-        CHANGE_FREEZE_POLICY,
-        check_freeze,
-        About(
+    StackPolicy(
+        name=CHANGE_FREEZE_POLICY,
+        check=check_freeze,
+        config=declare(FreezeConfig, *gate_settings(max_age_hours(24, EMERGENCY)), WINDOWS),
+        about=About(
             "Change freeze",
             Severity.HIGH,
             "Wait until the freeze window ends, or have the chairman sign an emergency record of this release with `cutover approve --emergency --reason ...` and list it in cutover:gateRecords.",

@@ -1,15 +1,12 @@
-"""The policies' plumbing: how a check is declared (`GatePolicy` over the stack, `ResourceGate`
-over one resource), what it says to a reviewer (its check's docstring, and `About`), and when it applies (production
-stacks, failing closed on values unknown during preview)."""
+"""The declared policies served to the engine through the policy SDK: each one's config parsed
+once per analysis into its typed shape, its violations mandatory on production stacks and
+advisory elsewhere, values unknown during preview failing closed. The only module of the pack
+that imports the SDK (`policies/__main__.py` calls `serve`)."""
 
 from __future__ import annotations
 
-import fnmatch
-import inspect
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +22,9 @@ from pulumi_policy import (
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UnknownValueError
 
-from cutover_gates.config_schema import DEFAULT_PRODUCTION_STACKS, properties_of
-from cutover_gates.facts import (
-    Res,
-    StackFacts,
-    collect,
-)
+from cutover_gates.config_schema import PRODUCTION_STACKS, PolicyConfig
+from cutover_gates.facts import Res, collect
+from cutover_gates.rules.policy import Policy, Report, ResourcePolicy, StackPolicy
 
 
 def _website() -> str | None:
@@ -39,7 +33,7 @@ def _website() -> str | None:
 
     try:
         found = yaml.safe_load(
-            (Path(__file__).resolve().parents[1] / "PulumiPolicy.yaml").read_text()
+            (Path(__file__).resolve().parents[2] / "PulumiPolicy.yaml").read_text()
         )
     except (OSError, yaml.YAMLError):
         return None
@@ -49,17 +43,19 @@ def _website() -> str | None:
 
 WEBSITE = _website()
 
-# report(message) or report(message, urn): the SDK's ReportViolation, urn optional.
-Report = Callable[..., None]
+
+def fail_closed(report: Report, error: UnknownValueError) -> None:
+    report(
+        f"Cannot be decided during preview: {error.message} Failing closed: this gate does "
+        "not pass on values it cannot see. Run the preview against a stack whose resources "
+        "exist, or `cutover preview`, which fills computed values."
+    )
 
 
-def is_production(stack: str | None, patterns: Sequence[str] | None = None) -> bool:
-    """True for production stacks (`patterns`: the config's `productionStacks`, the schema's
-    default when none is given); an unknown stack counts as production (fail closed)."""
-    if not stack:
-        return True
-    found = DEFAULT_PRODUCTION_STACKS if patterns is None else patterns
-    return any(fnmatch.fnmatchcase(stack, p) for p in found)
+def _production(config: Mapping[str, Any]) -> bool:
+    """Whether the engine's stack (PULUMI_STACK) is production under `config`'s patterns."""
+    stacks = PolicyConfig(PRODUCTION_STACKS.value(config))
+    return stacks.is_production(os.environ.get("PULUMI_STACK"))
 
 
 class _EnforcedByStack:
@@ -78,8 +74,7 @@ class _EnforcedByStack:
     def enforcement_level(self) -> EnforcementLevel:
         if self._explicit is not None:
             return self._explicit
-        production = is_production(os.environ.get("PULUMI_STACK"))
-        return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY
+        return EnforcementLevel.MANDATORY if _production({}) else EnforcementLevel.ADVISORY
 
     @enforcement_level.setter
     def enforcement_level(self, value: EnforcementLevel | None) -> None:
@@ -97,9 +92,89 @@ class _EnforcedByStack:
         levels = (EnforcementLevel.ADVISORY, EnforcementLevel.MANDATORY)
         if configured not in levels or configured != self.enforcement_level:
             return configured
-        patterns = config.get("productionStacks")
-        production = is_production(os.environ.get("PULUMI_STACK"), patterns)
+        try:
+            production = _production(config)
+        except ValueError:  # said by the policy's own config check, failing closed
+            return configured
         return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY
+
+
+def _metadata(policy: Policy) -> dict[str, Any]:
+    """What Pulumi Cloud shows a reviewer of `policy` besides its description."""
+    about = policy.about
+    found: dict[str, Any] = {
+        "display_name": about.display_name,
+        "severity": Severity(about.severity.value),
+        "remediation_steps": about.remediation,
+        "tags": ["cutover", *about.tags],
+        "config_schema": PolicyConfigSchema(policy.config.properties()),
+    }
+    if WEBSITE:  # PulumiPolicy.yaml `website`: where the README's policy sections are
+        found["url"] = f"{WEBSITE}#policy-{policy.name}"
+    return found
+
+
+def _config_of(policy: Policy, args: Any, report: Report) -> Any | None:
+    """`policy`'s config parsed once from what the engine sent (`args`); None, said as a
+    violation that fails closed, when it cannot be read (a key listed twice, say)."""
+    try:
+        return policy.config.parse(args.get_config() or {})
+    except ValueError as e:
+        report(f"Cannot be decided: {policy.name}.{e} in the pack config. Failing closed: fix it.")
+        return None
+
+
+class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
+    """A StackPolicy served: a violation names the production listener or HTTPRoute unless it
+    names a resource of its own."""
+
+    def __init__(self, declared: StackPolicy) -> None:
+        def validate(args: StackValidationArgs, report: Report) -> None:
+            resources = [Res(r.resource_type, r.urn, r.props) for r in args.resources]
+            if not resources:
+                return
+            facts = collect(resources)
+            anchor = facts.listener or facts.route
+
+            def on_route(message: str, urn: str | None = None) -> None:
+                report(message, urn or (anchor.urn if anchor else None))
+
+            config = _config_of(declared, args, on_route)
+            if config is None:
+                return
+            try:
+                declared.check(facts, config, on_route)
+            except UnknownValueError as e:
+                fail_closed(on_route, e)
+            except ValueError as e:  # the listener is not a blue/green split: nothing to judge by
+                on_route(f"Cannot be decided: {e}. Failing closed (see weights-valid).")
+
+        super().__init__(declared.name, declared.description, validate, **_metadata(declared))
+
+
+class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[misc]
+    """A ResourcePolicy served."""
+
+    def __init__(self, declared: ResourcePolicy) -> None:
+        def validate(args: ResourceValidationArgs, report: Report) -> None:
+            config = _config_of(declared, args, report)
+            if config is None:
+                return
+            try:
+                declared.check(Res(args.resource_type, args.urn, args.props), config, report)
+            except UnknownValueError as e:
+                fail_closed(report, e)
+
+        super().__init__(declared.name, declared.description, validate, **_metadata(declared))
+
+
+def served(policy: Policy) -> GatePolicy | ResourceGate:
+    """`policy` as the SDK serves it."""
+    if isinstance(policy, StackPolicy):
+        return GatePolicy(policy)
+    if isinstance(policy, ResourcePolicy):
+        return ResourceGate(policy)
+    raise TypeError(f"{policy.name} is neither a stack nor a resource policy")
 
 
 class Analyzer(_PolicyAnalyzerServicer):  # type: ignore[misc]
@@ -115,9 +190,9 @@ class Analyzer(_PolicyAnalyzerServicer):  # type: ignore[misc]
         return configured
 
 
-def serve(name: str, description: str, policies: list[Any]) -> None:
-    """Serve the pack as `PolicyPack` does (print the port, answer the engine until stopped),
-    through `Analyzer`; mandatory is the level of a policy that names none."""
+def serve(name: str, description: str, policies: list[Policy]) -> None:
+    """Serve the declared `policies` as `PolicyPack` does (print the port, answer the engine
+    until stopped), through `Analyzer`; mandatory is the level of a policy that names none."""
     import sys
     import time
     from concurrent import futures
@@ -127,8 +202,12 @@ def serve(name: str, description: str, policies: list[Any]) -> None:
     from pulumi_policy.policy import _GRPC_CHANNEL_OPTIONS
 
     analyzer = Analyzer(
-        name, "0.0.1", policies, EnforcementLevel.MANDATORY, description=description
-    )  # the SDK's version: the CLI reads the pack's from PulumiPolicy.yaml
+        name,
+        "0.0.1",  # the SDK's version: the CLI reads the pack's from PulumiPolicy.yaml
+        [served(p) for p in policies],
+        EnforcementLevel.MANDATORY,
+        description=description,
+    )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=_GRPC_CHANNEL_OPTIONS)
     analyzer_pb2_grpc.add_AnalyzerServicer_to_server(analyzer, server)
     port = server.add_insecure_port(address="127.0.0.1:0")
@@ -140,106 +219,3 @@ def serve(name: str, description: str, policies: list[Any]) -> None:
             time.sleep(24 * 60 * 60)
     except KeyboardInterrupt:
         server.stop(0)
-
-
-def description_of(check: Callable[..., None]) -> str:
-    """A policy's description: its check's docstring, the one place it is written."""
-    doc = inspect.getdoc(check)
-    if not doc:
-        raise ValueError(f"{check.__name__} has no docstring to describe its policy with")
-    return " ".join(doc.split())
-
-
-def fail_closed(report: Report, error: UnknownValueError) -> None:
-    report(
-        f"Cannot be decided during preview: {error.message} Failing closed: this gate does "
-        "not pass on values it cannot see. Run the preview against a stack whose resources "
-        "exist, or `cutover preview`, which fills computed values."
-    )
-
-
-@dataclass(frozen=True)
-class About:
-    """What a reviewer in Pulumi Cloud sees of a policy besides its description."""
-
-    display_name: str
-    severity: Severity
-    remediation: str  # the generic fix; violations say what is wrong in this update
-    tags: tuple[str, ...]
-
-    def metadata(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "display_name": self.display_name,
-            "severity": self.severity,
-            "remediation_steps": self.remediation,
-            "tags": ["cutover", *self.tags],
-        }
-        if WEBSITE:  # PulumiPolicy.yaml `website`: where the README's policy sections are
-            found["url"] = f"{WEBSITE}#policy-{name}"
-        return found
-
-
-class GatePolicy(_EnforcedByStack, StackValidationPolicy):  # type: ignore[misc]
-    """A stack policy over StackFacts. A violation names the production listener or
-    HTTPRoute unless it names a resource of its own."""
-
-    def __init__(
-        self,
-        name: str,
-        check: Callable[[StackFacts, Mapping[str, Any], Report], None],
-        about: About,
-    ) -> None:
-        def validate(args: StackValidationArgs, report: Report) -> None:
-            resources = [Res(r.resource_type, r.urn, r.props) for r in args.resources]
-            if not resources:
-                return
-            facts = collect(resources)
-            anchor = facts.listener or facts.route
-
-            def on_route(message: str, urn: str | None = None) -> None:
-                report(message, urn or (anchor.urn if anchor else None))
-
-            try:
-                check(facts, args.get_config() or {}, on_route)
-            except UnknownValueError as e:
-                fail_closed(on_route, e)
-            except ValueError as e:  # the listener is not a blue/green split: nothing to judge by
-                on_route(f"Cannot be decided: {e}. Failing closed (see weights-valid).")
-
-        super().__init__(
-            name,
-            description_of(check),
-            validate,
-            config_schema=PolicyConfigSchema(properties_of(name)),
-            **about.metadata(name),
-        )
-
-
-class ResourceGate(_EnforcedByStack, ResourceValidationPolicy):  # type: ignore[misc]
-    """A resource policy over (type, urn, props)."""
-
-    def __init__(
-        self,
-        name: str,
-        check: Callable[[Res, Mapping[str, Any], Report], None],
-        about: About,
-    ) -> None:
-        def validate(args: ResourceValidationArgs, report: Report) -> None:
-            try:
-                check(
-                    Res(args.resource_type, args.urn, args.props), args.get_config() or {}, report
-                )
-            except UnknownValueError as e:
-                fail_closed(report, e)
-
-        super().__init__(
-            name,
-            description_of(check),
-            validate,
-            config_schema=PolicyConfigSchema(properties_of(name)),
-            **about.metadata(name),
-        )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

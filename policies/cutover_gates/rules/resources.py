@@ -3,13 +3,10 @@ digest, probes declared; each check beside its declaration."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import (
-    Severity,
-)
-
+from cutover_gates.config_schema import PolicyConfig, Setting, declare
 from cutover_gates.facts import (
     DEPLOYMENT,
     LOAD_BALANCER_TYPES,
@@ -21,30 +18,31 @@ from cutover_gates.facts import (
     task_images,
 )
 from cutover_gates.record import PINNED_IMAGE
-from cutover_gates.rules.plumbing import (
-    About,
-    Report,
-    ResourceGate,
-    is_production,
-)
+from cutover_gates.rules.policy import About, Report, ResourcePolicy, Severity
 
 
-def check_zero_downtime(res: Res, config: Mapping[str, Any], report: Report) -> None:
+@dataclass(frozen=True)
+class ZeroDowntimeConfig(PolicyConfig):
+    min_deregistration_delay_seconds: int
+    max_deregistration_delay_seconds: int
+
+
+def check_zero_downtime(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
     """Settings without which a release or rollback drops requests, one rule per resource kind:
     target groups, ECS services, Deployments and production load balancers."""
     for rule in ZERO_DOWNTIME_RULES:
         rule(res, config, report)
 
 
-def _target_group_settings(res: Res, config: Mapping[str, Any], report: Report) -> None:
+def _target_group_settings(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
     """Health checks on; deregistration delay within the configured bounds."""
     if res.type not in TARGET_GROUP_TYPES:
         return
     health = res.props.get("healthCheck") or {}
     if health.get("enabled") is False:
         report("Target group health checks are off; the ALB would route to dead targets.")
-    low = int(config.get("minDeregistrationDelaySeconds", 5))
-    high = int(config.get("maxDeregistrationDelaySeconds", 300))
+    low = config.min_deregistration_delay_seconds
+    high = config.max_deregistration_delay_seconds
     delay = int(res.props.get("deregistrationDelay", 300))
     if not low <= delay <= high:
         report(
@@ -53,7 +51,7 @@ def _target_group_settings(res: Res, config: Mapping[str, Any], report: Report) 
         )
 
 
-def _ecs_rolling_settings(res: Res, config: Mapping[str, Any], report: Report) -> None:
+def _ecs_rolling_settings(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
     """Rolling updates at 100% healthy, the circuit breaker on, the ECS controller (ECS's own
     blue/green would move weights itself and fight cutover)."""
     if res.type != SERVICE:
@@ -71,7 +69,7 @@ def _ecs_rolling_settings(res: Res, config: Mapping[str, Any], report: Report) -
         )
 
 
-def _deployment_rolling_settings(res: Res, config: Mapping[str, Any], report: Report) -> None:
+def _deployment_rolling_settings(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
     """RollingUpdate with maxUnavailable 0: no pod leaves service before its replacement is ready."""
     if res.type != DEPLOYMENT:
         return
@@ -90,14 +88,12 @@ def _deployment_rolling_settings(res: Res, config: Mapping[str, Any], report: Re
         )
 
 
-def _deletion_protection(res: Res, config: Mapping[str, Any], report: Report) -> None:
+def _deletion_protection(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
     """A production stack's load balancer cannot be deleted by accident."""
     if res.type not in LOAD_BALANCER_TYPES:
         return
     stack, _ = stack_of(res.urn)
-    if is_production(stack, config.get("productionStacks")) and not res.props.get(
-        "enableDeletionProtection"
-    ):
+    if config.is_production(stack) and not res.props.get("enableDeletionProtection"):
         report(f"Deletion protection is off on a load balancer of production stack {stack}.")
 
 
@@ -117,7 +113,7 @@ def _quantity(value: Any) -> float:
         return float("nan")  # not a number: never equal to 0, so reported
 
 
-def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
+def check_pinned(res: Res, config: PolicyConfig, report: Report) -> None:
     """On production stacks, every image of a task definition or Deployment is pinned by digest
     (`repo@sha256:...`), so the release the gates approved is the one that runs."""
     if res.type == TASK_DEFINITION:
@@ -127,7 +123,7 @@ def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
     else:
         return
     stack, _ = stack_of(res.urn)
-    if not is_production(stack, config.get("productionStacks")):
+    if not config.is_production(stack):
         return
     for image in images:
         if not PINNED_IMAGE.fullmatch(image):
@@ -136,7 +132,7 @@ def check_pinned(res: Res, config: Mapping[str, Any], report: Report) -> None:
             )
 
 
-def check_probes(res: Res, config: Mapping[str, Any], report: Report) -> None:
+def check_probes(res: Res, config: PolicyConfig, report: Report) -> None:
     """Every container of a Deployment declares a readiness and a liveness probe."""
     if res.type != DEPLOYMENT:
         return
@@ -151,31 +147,49 @@ def check_probes(res: Res, config: Mapping[str, Any], report: Report) -> None:
             )
 
 
+ZERO_DOWNTIME = (
+    Setting(
+        "minDeregistrationDelaySeconds",
+        "min_deregistration_delay_seconds",
+        {"type": "integer", "minimum": 0, "default": 5},
+        int,
+    ),
+    Setting(
+        "maxDeregistrationDelaySeconds",
+        "max_deregistration_delay_seconds",
+        {"type": "integer", "maximum": 3600, "default": 300},
+        int,
+    ),
+)
+
 RESOURCES = [
-    ResourceGate(
-        "zero-downtime-settings",
-        check_zero_downtime,
-        About(
+    ResourcePolicy(
+        name="zero-downtime-settings",
+        check=check_zero_downtime,
+        config=declare(ZeroDowntimeConfig, *ZERO_DOWNTIME),
+        about=About(
             "Zero-downtime settings",
             Severity.MEDIUM,
             "Turn health checks on, keep the deregistration delay within bounds, roll updates at 100% healthy (circuit breaker on; maxUnavailable 0, never Recreate), and protect production load balancers from deletion.",
             ("availability",),
         ),
     ),
-    ResourceGate(
-        "release-pinned",
-        check_pinned,
-        About(
+    ResourcePolicy(
+        name="release-pinned",
+        check=check_pinned,
+        config=declare(PolicyConfig),
+        about=About(
             "Release pinned",
             Severity.HIGH,
             "Reference every production image by digest (repo@sha256:...), so the release the gates approved is the one that runs.",
             ("supply-chain",),
         ),
     ),
-    ResourceGate(
-        "probes-required",
-        check_probes,
-        About(
+    ResourcePolicy(
+        name="probes-required",
+        check=check_probes,
+        config=declare(PolicyConfig),
+        about=About(
             "Probes required",
             Severity.MEDIUM,
             "Declare a readiness and a liveness probe on every container of every Deployment.",

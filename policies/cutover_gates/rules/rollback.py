@@ -4,11 +4,9 @@ beside its declaration."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
-from pulumi_policy import Severity
-
+from cutover_gates.config_schema import PolicyConfig, Setting, declare
 from cutover_gates.contract import WATCHDOG_CRON_JOB
 from cutover_gates.facts import (
     ALARM,
@@ -21,15 +19,20 @@ from cutover_gates.facts import (
 )
 from cutover_gates.rollback_window import keeps_full_capacity
 from cutover_gates.rules.gates import moving_colors
-from cutover_gates.rules.plumbing import About, GatePolicy, Report, utc_now
+from cutover_gates.rules.policy import About, Report, Severity, StackPolicy, utc_now
 
 
-def check_rollback_ready(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+@dataclass(frozen=True)
+class RollbackReadyConfig(PolicyConfig):
+    rollback_window_minutes: int
+
+
+def check_rollback_ready(facts: StackFacts, config: RollbackReadyConfig, report: Report) -> None:
     """The color that served traffic (in this update, the previous one, or within
     `rollbackWindowMinutes`) keeps its fleet, what routes to it, and its full capacity, so
     traffic can be given back to it at once."""
     weights = facts.weights()
-    window = int(config.get("rollbackWindowMinutes", 60))
+    window = config.rollback_window_minutes
     now = utc_now()
     for color, fleet in facts.colors.items():
         if not keeps_full_capacity(color, weights, facts.previous, window, now):
@@ -64,7 +67,7 @@ def _missing(fleet: ColorFacts, routing: str) -> str | None:
     return None
 
 
-def check_watchdog(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+def check_watchdog(facts: StackFacts, config: PolicyConfig, report: Report) -> None:
     """An update that moves traffic happens only on a stack whose own watchdog runs: on AWS an
     enabled schedule targeting the watchdog function, and an alarm with actions on its errors;
     on a Gateway stack the CronJob `cutover-watchdog`, not suspended. Without it, a shift whose
@@ -110,21 +113,30 @@ def check_watchdog(facts: StackFacts, config: Mapping[str, Any], report: Report)
         )
 
 
+ROLLBACK_WINDOW_MINUTES = Setting(
+    "rollbackWindowMinutes",
+    "rollback_window_minutes",
+    {"type": "integer", "minimum": 0, "default": 60},
+    int,
+)
+
 ROLLBACK = [
-    GatePolicy(
-        "rollback-ready",
-        check_rollback_ready,
-        About(
+    StackPolicy(
+        name="rollback-ready",
+        check=check_rollback_ready,
+        config=declare(RollbackReadyConfig, ROLLBACK_WINDOW_MINUTES),
+        about=About(
             "Rollback ready",
             Severity.HIGH,
             "Keep the color traffic moves away from, and what routes to it, at full capacity in this update and for rollbackWindowMinutes; scale it down in a later update.",
             ("rollback",),
         ),
     ),
-    GatePolicy(
-        "watchdog-active",
-        check_watchdog,
-        About(
+    StackPolicy(
+        name="watchdog-active",
+        check=check_watchdog,
+        config=declare(PolicyConfig),
+        about=About(
             "Watchdog active",
             Severity.HIGH,
             "Set cutover:watchdog.enabled (the default on production) and deploy it before moving traffic; keep its schedule enabled and its error alarm with actions.",

@@ -5,24 +5,28 @@ its declaration."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import Severity
-
-from cutover_gates.config_schema import DEFAULT_METRICS
+from cutover_gates.config_schema import PolicyConfig, Setting, declare
 from cutover_gates.contract import MAX_WEIGHT
 from cutover_gates.facts import StackFacts
-from cutover_gates.rules.plumbing import About, GatePolicy, Report
+from cutover_gates.rules.policy import About, Report, Severity, StackPolicy
 
 
-def check_monitoring(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+@dataclass(frozen=True)
+class MonitoringConfig(PolicyConfig):
+    required_metrics: tuple[str, ...]
+
+
+def check_monitoring(facts: StackFacts, config: MonitoringConfig, report: Report) -> None:
     """Every color receiving traffic is watched: behind the ALB, alarms with actions on its own
     target group for each of `requiredMetrics`; behind a Gateway, readiness probes on every
     container (ready replicas are the guard there)."""
     if facts.routing == "gateway":
         _check_readiness(facts, report)
         return
-    required = list(config.get("requiredMetrics") or DEFAULT_METRICS)
+    required = config.required_metrics
     lb_suffixes = {lb.props["arnSuffix"] for lb in facts.load_balancers}
     for color in facts.receiving():
         fleet = facts.colors[color]
@@ -80,7 +84,7 @@ def _alarm_metrics(props: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any
     return out
 
 
-def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) -> None:
+def check_weights(facts: StackFacts, config: PolicyConfig, report: Report) -> None:
     """The production listener or HTTPRoute splits traffic between exactly the two colors, each
     weight in range, some traffic flowing, and moves traffic only onto a color that already ran
     this release at full capacity before the update (deploy, then shift)."""
@@ -128,21 +132,35 @@ def check_weights(facts: StackFacts, config: Mapping[str, Any], report: Report) 
             )
 
 
+REQUIRED_METRICS = Setting(
+    "requiredMetrics",
+    "required_metrics",
+    {
+        "type": "array",
+        "items": {"type": "string"},
+        "minItems": 1,
+        "default": ["HTTPCode_Target_5XX_Count", "TargetResponseTime", "UnHealthyHostCount"],
+    },
+    lambda metrics: tuple(str(m) for m in metrics),
+)
+
 TRAFFIC = [
-    GatePolicy(
-        "monitoring-active",
-        check_monitoring,
-        About(
+    StackPolicy(
+        name="monitoring-active",
+        check=check_monitoring,
+        config=declare(MonitoringConfig, REQUIRED_METRICS),
+        about=About(
             "Monitoring active",
             Severity.HIGH,
             "Declare, per color, alarms with actions on its own target group for each required metric (components/monitoring.py), or readiness probes behind a Gateway.",
             ("exit-gate", "monitoring"),
         ),
     ),
-    GatePolicy(
-        "weights-valid",
-        check_weights,
-        About(
+    StackPolicy(
+        name="weights-valid",
+        check=check_weights,
+        config=declare(PolicyConfig),
+        about=About(
             "Weights valid",
             Severity.CRITICAL,
             f"Split traffic between exactly the two colors with weights 0-{MAX_WEIGHT} and some traffic flowing; deploy and scale a color in one update, then move traffic onto it in the next.",
