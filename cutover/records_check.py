@@ -79,9 +79,9 @@ def check_files(
         if kind == STAGE_EXIT:
             continue
         judged = judge_records(kind, documents, expected, gate_config(pack_config, kind), now)
-        state = "holds" if judged.passed else "does not hold"
+        said = "holds" if judged.passed else "does not hold"
+        said += f": {judged.summary()}" + ("" if judged.passed else f". {judged.ask()}.")
         result.lines.append(
-            f"gate    {kind} for {expected.stack} {expected.color} {expected.version}: "
-            f"{state}: {judged.summary()}"
+            f"gate    {kind} for {expected.stack} {expected.color} {expected.version}: {said}"
         )
     return result

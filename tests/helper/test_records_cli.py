@@ -10,8 +10,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cutover_gates.keys import key_id
+
 from tests.harness.program_runs import ROOT
-from tests.harness.records import entry, record
+from tests.harness.records import KEYS, entry, record
 
 
 def cutover(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -252,3 +254,21 @@ def test_a_key_listed_twice_in_one_policy_is_refused_naming_both(tmp_path: Path)
     (line,) = result.stderr.strip().splitlines()
     assert f"--gates-config {gates}: chairman-approval.trustedKeys: lists key " in line
     assert "twice ('chairman' and 'cto')" in line
+
+
+def test_a_gate_that_does_not_hold_names_whom_to_ask(tmp_path: Path) -> None:
+    """Two of three approvers, one signed: `records verify` names the two who may still."""
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps({"chairman-approval": {
+        "trustedKeys": [entry("chairman"), entry("cfo"), entry("cto")], "required": 2}}))  # fmt: skip
+    approval = tmp_path / "approval.json"
+    approval.write_text(json.dumps(record("approval", key="chairman")))
+    result = cutover("records", "verify", str(approval), "--gates-config", str(gates))
+    gate = result.stdout.splitlines()[-1]
+    assert gate.startswith("gate    approval for prod green 1.42.0: does not hold: 1 of 2")
+    assert gate.endswith("1 more needed. Ask cfo (" + _id("cfo") + ") or cto (" + _id("cto")
+                         + ") to sign with `cutover approve`.")  # fmt: skip
+
+
+def _id(name: str) -> str:
+    return key_id(KEYS[name].public_key())
