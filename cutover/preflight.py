@@ -68,14 +68,15 @@ def check_gates(
     kinds: list[str],
     pack_config: dict[str, Any],
     records: list[tuple[Path, Any]],
-    outcomes: Mapping[str, LatestOutcome] | None = None,
+    outcomes: Mapping[Color, LatestOutcome] | None = None,
 ) -> list[str]:
     """Problems that stop traffic moving onto `color`'s release (empty when every gate holds),
     each the pack's own verdict (judge_gate) over the record files: the `kinds` gates and the
     change freeze. `outcomes`: each color's latest outcome in the stack's journal, so that a
     release rolled back on this stack needs an approval newer than its rollback."""
-    release = outputs.releases[parse_color(color)]
-    latest = (outcomes or {}).get(color)
+    target = parse_color(color)
+    release = outputs.releases[target]
+    latest = (outcomes or {}).get(target)
     now = datetime.now(UTC)
     problems = []
     for kind in dict.fromkeys([*kinds, EMERGENCY]):  # an emergency is judged in a freeze only
