@@ -19,10 +19,12 @@ from typing import Any
 
 from cutover_gates.config_schema import TRUSTED_KEYS
 from cutover_gates.contract import (
+    COLORS,
     EMERGENCY,
     POLICY_OF_KIND,
     Color,
     LatestOutcome,
+    OutcomeUnreadable,
     other_color,
     parse_color,
 )
@@ -116,10 +118,21 @@ def gate_judge(
             return [str(e)]
         problems = []
         for s in services:
-            problems += check_gates(s.outputs, target, kinds, pack_config, found)
+            outcomes = _outcomes(journal, s.key)
+            problems += check_gates(s.outputs, target, kinds, pack_config, found, outcomes)
         return problems
 
     return judge
+
+
+def _outcomes(journal: Journal, key: str) -> Mapping[Color, LatestOutcome]:
+    """Each color's latest outcome on listener or route `key`; unreadable (so the gates
+    that need it fail closed, saying why) when the journal cannot be read."""
+    try:
+        return journal.outcomes(key)
+    except Exception as e:  # noqa: BLE001 - any failure to read is a fact the gate fails on
+        unread = OutcomeUnreadable(f"the journal could not be read ({type(e).__name__}: {e})")
+        return {c: unread for c in COLORS}
 
 
 def _of(document: Any, kind: str, color: str) -> bool:

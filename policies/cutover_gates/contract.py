@@ -155,9 +155,7 @@ class Outcome:
     at: float
     reason: str = ""
     by: str = ""
-    # the epoch its deployment took the listener or route at: what orders outcomes (0: a
-    # deployment journaled before epochs, ordered by id)
-    epoch: int = 0
+    epoch: int = 0  # when its deployment took the listener (0: before epochs; then by id)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,17 +167,10 @@ class Outcome:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Outcome:
         """ValueError (or KeyError, TypeError) when `data` is not an outcome."""
-        return cls(
-            deployment=str(data["deployment"]),
-            status=str(data["status"]),
-            color=parse_color(str(data["color"])),
-            version=str(data["version"]),
-            digest=str(data["digest"]),
-            at=float(data["at"]),
-            reason=str(data.get("reason", "")),
-            by=str(data.get("by", "")),
-            epoch=int(data.get("epoch", 0)),
-        )
+        return cls(str(data["deployment"]), str(data["status"]), parse_color(str(data["color"])),
+                   str(data["version"]), str(data["digest"]), float(data["at"]),
+                   str(data.get("reason", "")), str(data.get("by", "")),
+                   int(data.get("epoch", 0)))  # fmt: skip
 
 
 @dataclass(frozen=True)

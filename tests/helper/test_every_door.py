@@ -207,3 +207,31 @@ def test_a_closed_output_gives_traffic_back(aws: AwsStack) -> None:
     (doc,) = aws.deployments()
     assert doc["status"] == "rolled-back"
     assert doc["failure"]["detail"] == "interrupted by a closed output"
+
+
+def test_a_release_rolled_back_needs_an_approval_issued_since(aws: AwsStack) -> None:
+    """Defect 6: after green's release was rolled back on this stack, the approval signed
+    before the rollback moves no traffic onto it again (the same rule as the pack, from the
+    journal's outcomes), and the recorded rollback stays; a new approval lets it move."""
+    done = aws.cutover(*aws.args(*shift(aws, "--steps", "100", "--bake", "0s")))
+    assert done.returncode == 0, done.stderr
+    back = aws.cutover(*aws.args("rollback"))
+    assert back.returncode == 0, back.stderr
+    journal = (aws.tmp / "journal.json").read_text()
+    again = aws.cutover(*aws.args(*shift(aws, "--steps", "100", "--bake", "0s")))
+    assert again.returncode == 2, again.stderr
+    assert "was rolled back on this stack" in again.stderr, again.stderr
+    assert (aws.tmp / "journal.json").read_text() == journal
+    assert aws.served() == BLUE
+    records = aws.tmp / "records-now"
+    shutil.copytree(aws.records, records)
+    signed = aws.cutover("approve", "--stack", "prod", "--color", "green", "--stack-file",
+                         str(ROOT / "Pulumi.prod.yaml"), "--gates-config", str(aws.gates_config),
+                         "--key", str(aws.keys / "chairman.key"),
+                         "--out", str(records / "green-approval.json"))  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    moved = aws.cutover(*aws.args("shift", "--to", "green", "--gates-config",
+                                  str(aws.gates_config), "--records", str(records),
+                                  "--steps", "100", "--bake", "0s", "--interval", "0.05s"))  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    assert aws.served() == GREEN
