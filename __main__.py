@@ -22,21 +22,26 @@ from cutover_gates.contract import (
     Release,
 )
 
-from components.cluster import ServiceCluster, ServiceClusterArgs
-from components.color_fleet import ColorFleet, ColorFleetArgs
-from components.config import load_config
-from components.gate_records import GateRecordFile, GateRecords, GateRecordsArgs, read_gate_records
-from components.helper_role import HelperRole, HelperRoleArgs
-from components.journal import DeploymentJournal, DeploymentJournalArgs
-from components.latest_deployments import latest_deployments
-from components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerArgs
-from components.monitoring import NAMESPACE as ALB_NAMESPACE
-from components.monitoring import Monitoring, MonitoringArgs
-from components.stack import StackConfig
-from components.tags import stack_tags
-from components.traffic import TrafficPlan, previous_traffic, previous_update
-from components.watchdog import Watchdog, WatchdogArgs
 from cutover.outputs import export_kubernetes_outputs, export_outputs
+from cutover_components.cluster import ServiceCluster, ServiceClusterArgs
+from cutover_components.color_fleet import ColorFleet, ColorFleetArgs
+from cutover_components.config import load_config
+from cutover_components.gate_records import (
+    GateRecordFile,
+    GateRecords,
+    GateRecordsArgs,
+    read_gate_records,
+)
+from cutover_components.helper_role import HelperRole, HelperRoleArgs
+from cutover_components.journal import DeploymentJournal, DeploymentJournalArgs
+from cutover_components.latest_deployments import latest_deployments
+from cutover_components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerArgs
+from cutover_components.monitoring import NAMESPACE as ALB_NAMESPACE
+from cutover_components.monitoring import Monitoring, MonitoringArgs
+from cutover_components.stack import StackConfig
+from cutover_components.tags import stack_tags
+from cutover_components.traffic import TrafficPlan, previous_traffic, previous_update
+from cutover_components.watchdog import Watchdog, WatchdogArgs
 
 
 def releases(config: StackConfig) -> dict[str, dict[str, Any]]:
@@ -201,10 +206,10 @@ def kubernetes(
 ) -> None:
     """Both colors as Deployments, behind a weighted Gateway API HTTPRoute or the weighted ALB."""
     # Imported here: pulumi-kubernetes takes seconds to import, and ECS stacks never need it.
-    from components.gate_records import KubernetesGateRecords, KubernetesGateRecordsArgs
-    from components.gateway_route import WeightedRoute, WeightedRouteArgs
-    from components.helper_role import KubernetesHelperRole, KubernetesHelperRoleArgs
-    from components.kubernetes_color import KubernetesColor, KubernetesColorArgs
+    from cutover_components.gate_records import KubernetesGateRecords, KubernetesGateRecordsArgs
+    from cutover_components.gateway_route import WeightedRoute, WeightedRouteArgs
+    from cutover_components.helper_role import KubernetesHelperRole, KubernetesHelperRoleArgs
+    from cutover_components.kubernetes_color import KubernetesColor, KubernetesColorArgs
 
     cluster = config.kubernetes
     assert cluster is not None
@@ -277,7 +282,7 @@ def kubernetes(
         },
     )
     if config.watchdog.enabled:
-        from components.kubernetes_watchdog import (
+        from cutover_components.kubernetes_watchdog import (
             NAME,
             KubernetesWatchdog,
             KubernetesWatchdogArgs,

@@ -1,10 +1,12 @@
 """A lean install of cutover made of the tested environment's own packages: the distributions
-`pip install cutover` would bring (the base dependencies and what they require, no extra),
-linked into one folder for PYTHONPATH. Nothing else of the tested environment is on the path,
-so a command that imports an extra's module meets the real ModuleNotFoundError."""
+`pip install cutover` would bring (the base dependencies and what they require; with extras,
+`pip install 'cutover[program]'`), linked into one folder for PYTHONPATH. Nothing else of the
+tested environment is on the path, so a command that imports a module of an extra it was not
+given meets the real ModuleNotFoundError."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
 from pathlib import Path
@@ -14,8 +16,26 @@ from packaging.requirements import Requirement
 from tests.harness.program_runs import ROOT
 
 
+def _project() -> dict:
+    return dict(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"])
+
+
 def base_requirements() -> list[str]:
-    return list(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    return list(_project()["dependencies"])
+
+
+def extra_requirements(name: str) -> list[str]:
+    """An extra's requirements, with the project's own extras it names (`cutover[program]`)
+    in their place."""
+    found = []
+    for requirement in _project()["optional-dependencies"][name]:
+        own = re.fullmatch(r"cutover\[([a-z,]+)\]", requirement.strip())
+        found += (
+            [r for part in own.group(1).split(",") for r in extra_requirements(part)]
+            if own
+            else [requirement]
+        )
+    return found
 
 
 def closure(requirements: list[str]) -> dict[str, Distribution]:
@@ -37,10 +57,14 @@ def closure(requirements: list[str]) -> dict[str, Distribution]:
     return found
 
 
-def lean_site(folder: Path) -> dict[str, Distribution]:
-    """Link each base distribution's top-level modules and metadata into `folder`."""
+def lean_site(
+    folder: Path, extras: tuple[str, ...] = (), others: tuple[str, ...] = ()
+) -> dict[str, Distribution]:
+    """Link the top-level modules and metadata of each distribution the base dependencies
+    bring (and `extras`', and those of `others`, e.g. pytest) into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    found = closure(base_requirements())
+    wanted = base_requirements() + [r for e in extras for r in extra_requirements(e)]
+    found = closure(wanted + list(others))
     for dist in found.values():
         for file in dist.files or []:
             top = file.parts[0]

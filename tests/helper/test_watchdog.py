@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from components.watchdog import RUNTIME
+from cutover_components.watchdog import RUNTIME
 from tests.harness.aws_stack import AwsStack
 from tests.harness.cli_runs import OUTLIVED, frozen, running
 from tests.harness.program_runs import declare, prod_config

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import sysconfig
 import zipfile
 from pathlib import Path
@@ -16,41 +15,12 @@ import pytest
 from tests.harness.aws_stack import AwsStack
 from tests.harness.lean import lean_site
 from tests.harness.program_runs import ROOT
+from tests.harness.wheel import build_wheel, install
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel, built with pip from a copy of what it ships."""
-    import shutil
-
-    tmp_path = tmp_path_factory.mktemp("wheel")
-    source = tmp_path / "source"  # a copy: building writes build/ beside the sources
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "cutover", source / "cutover")
-    shutil.copytree(ROOT / "policies" / "cutover_gates", source / "policies" / "cutover_gates")
-    dist = tmp_path / "dist"
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(dist), str(source)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    (found,) = dist.glob("cutover-*.whl")
-    return found
-
-
-def install(wheel: Path, venv: Path) -> Path:
-    """An empty virtualenv with the wheel unpacked into it (what pip would do, without its
-    resolver); its site-packages."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    target = (
-        venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    )
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(target)
-    return target
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def test_the_wheel_works_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
@@ -59,10 +29,9 @@ def test_the_wheel_works_outside_the_checkout(wheel: Path, tmp_path: Path) -> No
     modules |= {
         f"cutover_gates/{p.name}" for p in (ROOT / "policies" / "cutover_gates").glob("*.py")
     }
+    modules |= {f"cutover_components/{p.name}" for p in (ROOT / "cutover_components").glob("*.py")}
     assert modules <= set(names), sorted(modules - set(names))
-    assert not [
-        n for n in names if n.startswith(("tests/", "components/", "benchmarks/", "rehearsal/"))
-    ]
+    assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "rehearsal/"))]
 
     venv = tmp_path / "venv"
     target = install(wheel, venv)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import components.config as config_module
-from components.config import parse_config
+import cutover_components.config as config_module
 from cutover.errors import ConfigError
+from cutover_components.config import parse_config
 from tests.harness.program_runs import PROMETHEUS_URL, WATCHDOG_IMAGE, prod_config
 
 

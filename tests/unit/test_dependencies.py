@@ -10,8 +10,10 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+from tests.harness.lean import extra_requirements
+
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"cutover", "cutover_gates", "components", "tests"}
+FIRST_PARTY = {"cutover", "cutover_gates", "cutover_components", "tests"}
 
 
 # A namespace package's distribution, by what the code imports from it.
@@ -63,30 +65,30 @@ def _project() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def test_the_package_declares_exactly_what_it_imports() -> None:
+def _wanted(*, test: bool) -> list[str]:
+    """The base dependencies and every extra's (the `test` extra's only when `test`)."""
     project = _project()
-    extras = project["optional-dependencies"]
-    wanted = project["dependencies"] + [r for name, rs in extras.items() if name != "test"
-                                        for r in rs]  # fmt: skip
-    code = [ROOT / "cutover", ROOT / "components", ROOT / "policies", ROOT / "__main__.py"]
-    assert distributions(imported(code)) == declared(wanted)
+    names = [name for name in project["optional-dependencies"] if test or name != "test"]
+    return project["dependencies"] + [r for n in names for r in extra_requirements(n)]
+
+
+def test_the_package_declares_exactly_what_it_imports() -> None:
+    code = [ROOT / "cutover", ROOT / "cutover_components", ROOT / "policies", ROOT / "__main__.py"]
+    assert distributions(imported(code)) == declared(_wanted(test=False))
 
 
 def test_each_module_an_extra_brings_names_that_extra_when_missing() -> None:
     """What the helper imports beyond its base dependencies (and the program `preview` runs)
-    comes from one extra, and the CLI names that extra when the module is not installed."""
+    comes from an extra, and the CLI names an extra that brings it when it is not installed."""
     from cutover.cli import EXTRAS
 
     project = _project()
     base = declared(project["dependencies"]) | {"urllib3"}  # botocore brings urllib3
-    by_module = {
-        module: extra
-        for extra, requirements in project["optional-dependencies"].items()
-        if extra != "test"
-        for module in imported([ROOT / "cutover", ROOT / "components", ROOT / "__main__.py"])
-        if distributions({module}) <= declared(requirements) and not distributions({module}) <= base
-    }
-    assert by_module == EXTRAS
+    code = imported([ROOT / "cutover", ROOT / "cutover_components", ROOT / "__main__.py"])
+    optional = {m for m in code if not distributions({m}) <= base}
+    assert set(EXTRAS) == optional
+    for module, extra in EXTRAS.items():
+        assert distributions({module}) <= declared(extra_requirements(extra)), module
 
 
 def test_the_pack_declares_what_it_imports() -> None:
@@ -96,11 +98,7 @@ def test_the_pack_declares_what_it_imports() -> None:
 
 
 def test_the_lock_pins_every_declared_dependency() -> None:
-    project = _project()
-    wanted = declared(
-        project["dependencies"]
-        + [r for rs in project["optional-dependencies"].values() for r in rs]
-    )
+    wanted = declared(_wanted(test=True))
     lines = (ROOT / "requirements.lock").read_text().splitlines()
     pinned = {normalize(line.split("==")[0]) for line in lines if "==" in line}
     assert all("==" in line for line in lines if line and not line.startswith("#"))

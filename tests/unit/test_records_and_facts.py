@@ -23,8 +23,8 @@ from cutover_gates.rollback_window import TrafficState, keeps_full_capacity, nex
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.helper_permissions import helper_policy
 from cutover.routers.gateway import weight_patch
+from cutover_components.helper_permissions import helper_policy
 
 KEY = Ed25519PrivateKey.generate()
 TRUSTED = parse_trusted_keys([public_key_text(KEY.public_key())])

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "cutover"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 PACK = ROOT / "policies" / "cutover_gates"
-PROGRAM = ROOT / "components"
-TREES = {"cutover": PACKAGE, "components": PROGRAM, "cutover_gates": PACK}
+PROGRAM = ROOT / "cutover_components"
+TREES = {"cutover": PACKAGE, "cutover_components": PROGRAM, "cutover_gates": PACK}
 EVERY_MODULE = sorted(p for tree in TREES.values() for p in tree.rglob("*.py"))
 
 
@@ -103,7 +103,7 @@ def test_the_pack_imports_nothing_of_the_helper_or_the_program() -> None:
         f"{p.relative_to(ROOT)} imports {m}"
         for p in PACK.rglob("*.py")
         for m in imported(p)
-        if m.split(".")[0] in ("cutover", "components", "rehearsal")
+        if m.split(".")[0] in ("cutover", "cutover_components", "rehearsal")
     }
     assert crossing == set()
 

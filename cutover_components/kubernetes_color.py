@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.stack import ColorConfig, KubernetesConfig, ServiceConfig
+from cutover_components.stack import ColorConfig, KubernetesConfig, ServiceConfig
 
 COLOR_LABEL = "cutover/color"
 RELEASE_LABEL = "cutover/release"

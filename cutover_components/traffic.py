@@ -14,7 +14,7 @@ from cutover_gates.rollback_window import (
     parse_traffic_state,
 )
 
-from components.stack import StackConfig
+from cutover_components.stack import StackConfig
 
 
 def previous_update() -> pulumi.StackReference:

@@ -10,8 +10,8 @@ import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import COLORS, Color
 
-from components.stack import StackConfig
-from components.tags import color_tags, stack_tags
+from cutover_components.stack import StackConfig
+from cutover_components.tags import color_tags, stack_tags
 
 NAMESPACE = "AWS/ApplicationELB"
 

@@ -1,9 +1,9 @@
 """What the `cutover` helper may do, as documents: its IAM policy on an ALB stack, its RBAC
-rules on a Kubernetes one. Pure: `components/helper_role.py` declares the role around them."""
+rules on a Kubernetes one. Pure: `cutover_components/helper_role.py` declares the role around them."""
 
 from __future__ import annotations
 
-from components import iam
+from cutover_components import iam
 
 
 def helper_policy(

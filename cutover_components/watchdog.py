@@ -2,11 +2,14 @@
 process driving a shift dies (cutover.engine.watchdog.handler), itself watched by an alarm.
 
 The function's code is the `cutover` and `cutover_gates` packages as this program has them
-(pure Python; the watchdog's path imports only boto3, which the Lambda Python runtime ships).
+installed (pure Python; the watchdog's path imports only boto3, which the Lambda Python runtime
+ships): found where Python imports them from, so a program of a team's own packs the same
+files from its virtualenv as this repository's program does from its checkout.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +19,29 @@ import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import WATCHDOG_ROLE
 
-from components import iam
+from cutover_components import iam
 
-ROOT = Path(__file__).resolve().parents[1]
-# What the archive holds: archive folder -> source folder.
-PACKAGES = {"cutover": ROOT / "cutover", "cutover_gates": ROOT / "policies" / "cutover_gates"}
+# What the archive holds: the packages the handler imports, each as its own folder.
+PACKAGES = ("cutover", "cutover_gates")
 RUNTIME = "python3.12"
 HANDLER = "cutover.engine.watchdog.handler"
 TIMEOUT_SECONDS = 300
+
+
+def package_folder(name: str) -> Path:
+    """The folder package `name` is imported from (an installed copy, or a checkout's)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the watchdog's code needs the {name} package", name=name)
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
 def code_files() -> dict[str, Path]:
     """Every module of the two packages, by its path in the archive (no caches, no data)."""
     return {
         f"{name}/{path.relative_to(folder).as_posix()}": path
-        for name, folder in PACKAGES.items()
+        for name in PACKAGES
+        for folder in [package_folder(name)]
         for path in sorted(folder.rglob("*.py"))
         if "__pycache__" not in path.parts
     }

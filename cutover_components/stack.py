@@ -1,5 +1,5 @@
 """The stack's config as the program declares from it: frozen shapes, validated by
-components/config.py before any resource is declared."""
+cutover_components/config.py before any resource is declared."""
 
 from __future__ import annotations
 

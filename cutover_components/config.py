@@ -2,7 +2,7 @@
 
 Each section's keys are one table (`config_keys.Key` rows: the key, its field, its type and
 range, its default); `parse_config` keeps only the rules that span keys. It is pure (raw
-strings in, the frozen shapes of components/stack.py out), so every rule is testable without Pulumi; `load_config`
+strings in, the frozen shapes of cutover_components/stack.py out), so every rule is testable without Pulumi; `load_config`
 is the one place that reads Pulumi's config.
 """
 
@@ -28,7 +28,8 @@ from cutover_gates.config_keys import (
 from cutover_gates.contract import COLORS, Color
 from cutover_gates.record import PINNED_IMAGE
 
-from components.stack import (
+from cutover.errors import ConfigError
+from cutover_components.stack import (
     NAMESPACE,
     RATE,
     AlarmThresholds,
@@ -39,7 +40,6 @@ from components.stack import (
     StackConfig,
     WatchdogConfig,
 )
-from cutover.errors import ConfigError
 
 _SUBNET = r"subnet-[0-9a-f]{8,17}"
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"

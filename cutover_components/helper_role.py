@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.helper_permissions import helper_policy, kubernetes_helper_rules
+from cutover_components.helper_permissions import helper_policy, kubernetes_helper_rules
 
 
 @dataclass(frozen=True)

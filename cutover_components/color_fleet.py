@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.stack import ColorConfig, StackConfig
-from components.tags import color_tags
+from cutover_components.stack import ColorConfig, StackConfig
+from cutover_components.tags import color_tags
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from cutover_components import iam
 
 
 @dataclass(frozen=True)

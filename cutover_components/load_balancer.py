@@ -9,8 +9,8 @@ import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import COLORS, Color
 
-from components.stack import StackConfig
-from components.tags import color_tags, stack_tags
+from cutover_components.stack import StackConfig
+from cutover_components.tags import color_tags, stack_tags
 
 # The current AWS policy: TLS 1.3 with TLS 1.2 fallback and forward-secret ciphers only.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.stack import ColorConfig, StackConfig
+from cutover_components.stack import ColorConfig, StackConfig
 
 COLOR_TAG = "cutover:color"
 RELEASE_TAG = "cutover:release"

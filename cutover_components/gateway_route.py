@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from cutover_gates.contract import COLORS
 
-from components.stack import KubernetesConfig
+from cutover_components.stack import KubernetesConfig
 
 
 @dataclass(frozen=True)
