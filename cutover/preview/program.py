@@ -139,6 +139,9 @@ class Resource:
     state: dict[str, Any]
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # what it was before, as the engine matches it to a resource of an earlier update: each
+    # alias spec's fields (`noParent`, `parentUrn`, `name`, `type`)
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +154,7 @@ class Resource:
             "state": self.state,
             "dependencies": self.dependencies,
             "propertyDependencies": self.property_dependencies,
+            "aliases": self.aliases,
         }
 
     @classmethod
@@ -165,6 +169,7 @@ class Resource:
             state=data["state"],
             dependencies=data.get("dependencies", []),
             property_dependencies=data.get("propertyDependencies", {}),
+            aliases=data.get("aliases", []),
         )
 
 
@@ -218,6 +223,7 @@ class RecordingMonitor(MockMonitor):
         return response
 
     def _record(self, request: Any, urn: str, properties: Any, custom: bool) -> None:
+        from google.protobuf.json_format import MessageToDict
         from pulumi.runtime import rpc
 
         self.registrations.append(
@@ -233,6 +239,7 @@ class RecordingMonitor(MockMonitor):
                 property_dependencies={
                     k: list(v.urns) for k, v in getattr(request, "propertyDependencies", {}).items()
                 },
+                aliases=[MessageToDict(a.spec) for a in getattr(request, "aliases", [])],
             )
         )
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from cutover.stack_config import stack_config
 
 if TYPE_CHECKING:
-    from cutover.preview.program import ProgramRun
+    from cutover.preview.program import ProgramRun, Resource
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,3 +104,22 @@ def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "
         }
     )
     return config
+
+
+def engine_urns(run: ProgramRun, *, before: bool = False) -> dict[str, str]:
+    """Each resource's URN as the Pulumi engine forms it, by the URN the mocks gave it (the
+    mocks' names only the direct parent's type, the engine's the whole chain of parents);
+    `before`: the URN its aliases say it had in an earlier update (a child inherits its
+    parent's)."""
+    by_urn = {r.urn: r for r in run.resources}
+
+    def chain(resource: Resource) -> str:
+        parent = by_urn.get(resource.parent)
+        moved = before and {"noParent": True} in resource.aliases
+        if parent is None or moved:  # at the stack's root (the Stack is not recorded)
+            return resource.type
+        return f"{chain(parent)}${resource.type}"
+
+    return {
+        r.urn: f"urn:pulumi:{run.stack}::{run.project}::{chain(r)}::{r.name}" for r in run.resources
+    }
