@@ -25,7 +25,7 @@ from cutover_gates.config_keys import (
     text,
     whole,
 )
-from cutover_gates.contract import COLORS, Color
+from cutover_gates.contract import ALB_RESOLUTION_SECONDS, COLORS, Color
 from cutover_gates.record import PINNED_IMAGE
 
 from cutover.errors import ConfigError
@@ -103,6 +103,13 @@ def _schedule(key: str, value: Any) -> str:
     return str(value)
 
 
+def _resolution(key: str, value: Any) -> int:
+    seconds = whole(1, 60)(key, value)
+    if seconds not in (1, ALB_RESOLUTION_SECONDS):
+        raise SettingError(key, seconds, "60 (an ALB's metrics) or 1 (high-resolution metrics)")
+    return int(seconds)
+
+
 def _below(key: str, value: Any) -> Any:
     """A key read by a rule that spans keys, in its section's parser below."""
     return value
@@ -128,6 +135,9 @@ STACK_KEYS = {
     "gateRecords": Key("gate_records", _records, []),
     "watchdog": Key("watchdog", section, {}),
     "analysis": Key("analysis", section, {}),
+    "metricsResolutionSeconds": Key(
+        "metrics_resolution_seconds", _resolution, ALB_RESOLUTION_SECONDS
+    ),
 }
 SERVICE_KEYS = {
     "name": Key("name", text(r"[a-z][a-z0-9-]{0,23}", "a lowercase name of 1-24 [a-z0-9-]")),
@@ -234,7 +244,12 @@ def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
             if on_alb
             else None,
             "watchdog": _watchdog(top["watchdog"], production, gateway=not on_alb),
-            "analysis": parse_analysis(top["analysis"], production, gateway=not on_alb),
+            "analysis": parse_analysis(
+                top["analysis"],
+                production,
+                gateway=not on_alb,
+                resolution=top["metrics_resolution_seconds"],
+            ),
         }
     )
     if config.test_listener_port == 443:

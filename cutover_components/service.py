@@ -21,7 +21,6 @@ from typing import Any
 
 import pulumi
 from cutover_gates.contract import (
-    ALB_RESOLUTION_SECONDS,
     ANALYSIS,
     COLORS,
     DASHBOARD,
@@ -350,7 +349,7 @@ class BlueGreenService(pulumi.ComponentResource):
         ).apply(
             lambda found: AlbMetrics(
                 ALB_NAMESPACE, found[0], dict(zip(COLORS, found[1:], strict=True)),
-                ALB_RESOLUTION_SECONDS,
+                config.metrics_resolution_seconds,
             ).to_json()
         )  # fmt: skip
         self.outputs = export_outputs(

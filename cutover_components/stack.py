@@ -126,6 +126,9 @@ class StackConfig:
     gate_records: tuple[str, ...]
     watchdog: WatchdogConfig
     analysis: Settings
+    # how often each target group's metrics are published: an ALB's every minute; every second
+    # where they are published at high resolution (the rehearsal's simulated traffic)
+    metrics_resolution_seconds: int
 
     def color(self, color: Color) -> ColorConfig:
         return self.blue if color == "blue" else self.green

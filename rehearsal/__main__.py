@@ -96,15 +96,15 @@ def up(folder: Path, per_second: float | None, errors: str) -> None:
     wait_until_up(f"{endpoint}/moto-api/", "moto server")
     env = {**os.environ, **aws_env(endpoint)}
     os.environ.update(aws_env(endpoint))
-    outputs = provision(ROOT, "prod", analysis_period=PERIOD)
+    stack_file = folder / "Pulumi.prod.yaml"
+    outputs = provision(ROOT, "prod", analysis_period=PERIOD, written_stack_file=stack_file)
     (folder / "outputs.json").write_text(json.dumps(outputs, indent=2) + "\n")
-    shutil.copy(ROOT / "Pulumi.prod.yaml", folder / "Pulumi.prod.yaml")
 
     def cutover(*args: str) -> None:
         subprocess.run([sys.executable, "-m", "cutover", *args], check=True, env=env,
                        stdout=subprocess.DEVNULL)  # fmt: skip
 
-    sign_gates(folder, cutover, stack_file=folder / "Pulumi.prod.yaml")
+    sign_gates(folder, cutover, stack_file=stack_file)
     lines = [f"export {k}={v}" for k, v in aws_env(endpoint).items()]
     (folder / "env.sh").write_text("\n".join(lines) + "\n")
     if per_second:
@@ -114,7 +114,7 @@ def up(folder: Path, per_second: float | None, errors: str) -> None:
     print("  outputs.json       the stack's outputs, as `pulumi stack output --json` gives them")
     print("  gates.json         the pack config trusting the throwaway keys in keys/")
     print("  records/           an approval and a security sign-off of each color's release")
-    print("  Pulumi.prod.yaml   the stack's config, for --stack-config")
+    print("  Pulumi.prod.yaml   the config the stack runs, for --stack-config")
     said = f"{per_second:g} requests a second" if per_second else "none yet"
     print(f"Traffic: {said} (`python -m rehearsal traffic --per-second 400`).")
     print("Paste:\n  " + "\n  ".join(lines))

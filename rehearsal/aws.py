@@ -315,8 +315,12 @@ def _metric_stat(metric: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def rehearsal_config(stack_file: Path, service_name: str | None) -> dict[str, Any]:
-    """The stack's config with a network and certificate that exist at the endpoint."""
+def rehearsal_config(
+    stack_file: Path, service_name: str | None, analysis_period: int | None
+) -> dict[str, Any]:
+    """The stack's config as the rehearsal runs it: a network and certificate that exist at
+    the endpoint, no gate records (the rehearsal signs its own), and its analysis
+    (rehearsal_analysis)."""
     config = stack_config(stack_file)
     ec2 = _aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -338,6 +342,11 @@ def rehearsal_config(stack_file: Path, service_name: str | None) -> dict[str, An
     config.pop("cutover:gateRecords", None)
     if service_name:
         config["cutover:service"] = {**config["cutover:service"], "name": service_name}
+    config["cutover:analysis"] = rehearsal_analysis(
+        config.get("cutover:analysis") or {}, analysis_period
+    )
+    if analysis_period is not None:  # its traffic publishes at high resolution (per second)
+        config["cutover:metricsResolutionSeconds"] = 1
     return config
 
 
@@ -353,7 +362,7 @@ def start_fleets(outputs: dict[str, Any]) -> None:
 
 
 def rehearsal_analysis(analysis: dict[str, Any], period: int | None) -> dict[str, Any]:
-    """The output `analysis` of a rehearsal. Nothing writes an ALB's metrics here unless the
+    """The `cutover:analysis` of a rehearsal. Nothing writes an ALB's metrics here unless the
     rehearsal does (`--analysis-period`): then windows of `period` seconds (the rehearsal's
     traffic writes per second where an ALB publishes per minute), Average latency (moto
     computes no percentiles) and no verification bake. Otherwise the analysis is off."""
@@ -369,6 +378,29 @@ def rehearsal_analysis(analysis: dict[str, Any], period: int | None) -> dict[str
     }
 
 
+def write_stack_file(path: Path, config: dict[str, Any], source: Path, period: int | None) -> None:
+    """The config the rehearsal's stack runs, as its Pulumi.<stack>.yaml, saying first where
+    it came from and what it changed."""
+    import textwrap
+
+    import yaml
+
+    analysis = (
+        f"{period}-second windows of per-second metrics (metricsResolutionSeconds 1), Average "
+        "latency and no verification bake"
+        if period is not None
+        else "off (nothing publishes the ALB's metrics)"
+    )
+    said = (
+        f"The rehearsal's stack, as `python -m rehearsal up` ran the program for it: "
+        f"{source.name} with moto's network and certificate, no gate records (the rehearsal "
+        f"signs its own), and the analysis on {analysis}. `cutover shift --stack-config` and "
+        "`cutover rollback --stack-config` write the weights they leave back into it."
+    )
+    header = textwrap.fill(said, 96, initial_indent="# ", subsequent_indent="# ")
+    path.write_text(header + "\n" + yaml.safe_dump({"config": config}, sort_keys=False))
+
+
 def provision(
     project_dir: Path,
     stack: str,
@@ -376,19 +408,20 @@ def provision(
     previous: dict[str, Any] | None = None,
     stack_file: Path | None = None,
     analysis_period: int | None = None,
+    written_stack_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Create the stack in the endpoint from the program; returns its outputs (one run per process).
+    """Create the stack in the endpoint from the program; returns its outputs (one run per
+    process), and writes the config it ran into `written_stack_file`, where given.
 
     Only its AWS parts: a Kubernetes stack with alb routing gets its ALB, alarms and table here,
     and its Deployments stay declared only."""
-    config = rehearsal_config(stack_file or project_dir / f"Pulumi.{stack}.yaml", service_name)
+    source = stack_file or project_dir / f"Pulumi.{stack}.yaml"
+    config = rehearsal_config(source, service_name, analysis_period)
     run = run_program(project_dir, stack, config, AwsMocks(previous), preview=False)
     start_fleets(run.outputs)
-    outputs = dict(run.outputs)
-    outputs["analysis"] = rehearsal_analysis(outputs["analysis"], analysis_period)
-    if analysis_period is not None:  # its traffic publishes at high resolution (per second)
-        outputs["metrics"] = {**outputs["metrics"], "resolutionSeconds": 1}
-    return outputs
+    if written_stack_file is not None:
+        write_stack_file(written_stack_file, config, source, analysis_period)
+    return dict(run.outputs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,16 @@ def prod_config() -> dict[str, Any]:
     return copy.deepcopy(stack_config(ROOT / "Pulumi.prod.yaml"))
 
 
+def raw(config: dict[str, Any]) -> dict[str, Any]:
+    """Stack-file config as Pulumi hands it to a program: keys without namespace, objects as JSON."""
+    out = {}
+    for key, value in config.items():
+        if key.startswith("cutover:"):
+            short = key.split(":", 1)[1]
+            out[short] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return out
+
+
 def previous_outputs(
     weights: dict[str, int], minutes_ago: float, releases: dict[str, str] | None = None
 ) -> dict[str, Any]:

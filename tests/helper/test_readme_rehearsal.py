@@ -3,12 +3,15 @@ every command exits as the README says (0, or the code its `# exits N` names).""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness.program_runs import ROOT
+from cutover.stack_config import stack_config
+from cutover_components.config import parse_config
+from tests.harness.program_runs import ROOT, raw
 
 SECTION = "## Rehearse it on your machine"
 
@@ -56,3 +59,13 @@ def test_the_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
         "rehearsal-out/Pulumi.prod.yaml (deployment" in ran.stdout
     )
     assert "Deployments: 2, succeeded: 0" in ran.stdout  # the success was rolled back
+    # the stack file says what the rehearsal's stack runs: the program reads from it what the
+    # outputs say (a user who edits it learns what ran)
+    out = tmp_path / "rehearsal-out"
+    outputs = json.loads((out / "outputs.json").read_text())
+    config = parse_config(raw(stack_config(out / "Pulumi.prod.yaml")), project="cutover",
+                          stack="prod")  # fmt: skip
+    assert config.analysis.to_json() == outputs["analysis"]
+    assert outputs["analysis"]["periodSeconds"] == 5 and outputs["analysis"]["verifyMinutes"] == 0
+    assert config.metrics_resolution_seconds == outputs["metrics"]["resolutionSeconds"] == 1
+    assert config.network is not None and config.network.vpc_id.startswith("vpc-")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -12,17 +11,7 @@ from hypothesis import strategies as st
 import cutover_components.config as config_module
 from cutover.errors import ConfigError
 from cutover_components.config import parse_config
-from tests.harness.program_runs import PROMETHEUS_URL, WATCHDOG_IMAGE, prod_config
-
-
-def raw(config: dict[str, Any]) -> dict[str, Any]:
-    """Stack-file config as Pulumi hands it to a program: keys without namespace, objects as JSON."""
-    out = {}
-    for key, value in config.items():
-        if key.startswith("cutover:"):
-            short = key.split(":", 1)[1]
-            out[short] = json.dumps(value) if isinstance(value, dict | list) else str(value)
-    return out
+from tests.harness.program_runs import PROMETHEUS_URL, WATCHDOG_IMAGE, prod_config, raw
 
 
 def parse(config: dict[str, Any], stack: str = "prod"):
@@ -124,6 +113,16 @@ BAD = [
     ),
     ("rollbackWindowMinutes", "-5", "cutover:rollbackWindowMinutes: got -5"),
     (
+        "metricsResolutionSeconds",
+        30,
+        "cutover:metricsResolutionSeconds: got 30; expected 60 (an ALB's metrics) or 1",
+    ),
+    (
+        "analysis.periodSeconds",
+        5,
+        "cutover:analysis.periodSeconds: got 5; expected a multiple of 60 (the ALB publishes",
+    ),
+    (
         "certificateArn",
         "arn:aws:iam::123456789012:server-certificate/x",
         "cutover:certificateArn: got 'arn:aws:iam::123456789012:server-certificate/x'; expected an ACM certificate ARN",
@@ -156,6 +155,17 @@ def test_bad_value_raises_config_error_naming_key_value_and_expectation(
     with pytest.raises(ConfigError) as error:
         parse(config)
     assert message in str(error.value)
+
+
+def test_high_resolution_metrics_allow_windows_of_seconds() -> None:
+    """Where the target groups' metrics are published every second (the rehearsal's traffic),
+    the analysis may judge windows of seconds, and the output `metrics` says so."""
+    config = prod_config()
+    config["cutover:metricsResolutionSeconds"] = 1
+    config["cutover:analysis"]["periodSeconds"] = 5
+    parsed = parse(config)
+    assert (parsed.metrics_resolution_seconds, parsed.analysis.period_seconds) == (1, 5)
+    assert parse(prod_config()).metrics_resolution_seconds == 60
 
 
 def test_color_receiving_traffic_needs_capacity() -> None:
