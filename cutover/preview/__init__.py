@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from cutover.preview.program import (
     project_name,
     run_program,
 )
+from cutover.preview.unread import Unread, judge_without, unread_outcomes
 from cutover.stack_config import stack_config
 
 AT_UPDATE = "(the time of the update)"
@@ -35,9 +36,12 @@ class Preview:
     diagnostics: list[Diagnostic]
     pack: str
     previous: dict[str, Any] | None = None
+    unread: Unread | None = None  # a fact the preview could not read (the journal's outcomes)
+    not_judged: list[str] = field(default_factory=list)  # the policies that depend on it
 
     @property
     def blocked(self) -> bool:
+        """A mandatory policy is violated by what was read (never for a fact unread)."""
         return any(d.mandatory for d in self.diagnostics)
 
     @property
@@ -62,7 +66,10 @@ def preview(
     pack_config: dict[str, Any],
     previous: dict[str, Any] | None,
 ) -> Preview:
-    """Run the program and the pack for `stack`; the pack starts while the program runs."""
+    """Run the program and the pack for `stack`; the pack starts while the program runs.
+
+    Where the journal's outcomes could not be read (no cloud credentials, or previous outputs
+    that name no journal), the policies that depend on them are not judged here but named."""
     config = (
         stack_config(stack_file)
         if stack_file
@@ -73,14 +80,25 @@ def preview(
         run = run_program(project_dir, stack, config, ProgramMocks(previous))
         name, _, policies = pack.info()  # the SDK reports 0.0.1; the CLI reads PulumiPolicy.yaml
         pack.configure(pack_config)
-        diagnostics = pack.analyze_stack(run.resources) + pack.analyze_each(run.resources)
-    return Preview(run, policies, diagnostics, f"{name}@{pack_version(pack_dir)}", previous)
+
+        def analyze(resources: list[Resource]) -> list[Diagnostic]:
+            return pack.analyze_stack(resources) + pack.analyze_each(resources)
+
+        unread = unread_outcomes(run.resources, stack, previous)
+        not_judged: list[str] = []
+        if unread is None:
+            diagnostics = analyze(run.resources)
+        else:
+            diagnostics, not_judged = judge_without(unread, run.resources, stack, analyze)
+    version = f"{name}@{pack_version(pack_dir)}"
+    return Preview(run, policies, diagnostics, version, previous, unread, not_judged)
 
 
 def previous_of_stack_file(project_dir: Path, stack: str, stack_file: Path) -> dict[str, Any]:
     """The outputs the program leaves for an earlier version of the stack file (a pull
     request's base branch), run in a fresh process (the Pulumi runtime is one a process): what
-    traffic moves from. Without the journal's location: a journal is not read offline."""
+    traffic moves from. Without the journal's location (the one the earlier run names is the
+    mocks'), so the preview says it did not read the journal's outcomes."""
     import subprocess
     import sys
 
@@ -250,10 +268,16 @@ def render_text(result: Preview) -> str:
     by_policy: dict[str, list[Diagnostic]] = {}
     for d in sorted(result.diagnostics, key=lambda d: (d.policy, d.urn, d.message)):
         by_policy.setdefault(d.policy, []).append(d)
+    unread = result.unread
     for policy in result.policies:
         found = by_policy.get(policy.name, [])
         gate = " (gate)" if policy.name in GATE_POLICIES else ""
-        if not found:
+        if unread is not None and policy.name in result.not_judged:
+            lines.append(
+                f"  NOT JUDGED  {policy.name}{gate} [{policy.level}]: it depends on a fact not "
+                "read here (below); `pulumi up` judges it"
+            )
+        elif not found:
             first = policy.name == ROLLBACK_TESTED_POLICY and not result.previous
             note = (
                 " (the stack's first update: nothing to roll back to yet, so no drill; its first shift after needs one)"
@@ -266,10 +290,18 @@ def render_text(result: Preview) -> str:
             message = d.message.split("\n", 1)[-1]
             lines.append(f"  {verdict}  {policy.name}{gate} [{d.level}]: {message}")
     lines.append("")
+    if unread is not None:
+        lines.append(f"Not read here: {unread.what} ({unread.why}).")
+        if result.not_judged:
+            lines.append(
+                f"Not judged here, for `pulumi up` to judge where it can be read: "
+                f"{', '.join(result.not_judged)}."
+            )
+    read = " by what was read" if unread is not None else ""
     lines.append(
-        "Blocked: a mandatory policy is violated."
+        f"Blocked: a mandatory policy is violated{read}."
         if result.blocked
-        else "No mandatory policy is violated."
+        else f"No mandatory policy is violated{read}."
     )
     return "\n".join(lines)
 
@@ -312,8 +344,11 @@ def render_json(result: Preview) -> dict[str, Any]:
                     for d in sorted(result.diagnostics, key=lambda d: (d.urn, d.message))
                     if d.policy == p.name
                 ],
+                "judged": p.name not in result.not_judged,
             }
             for p in result.policies
         ],
+        "notRead": [result.unread.to_json()] if result.unread else [],
+        "notJudged": result.not_judged,
         "blocked": result.blocked,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,8 +16,24 @@ import yaml
 from tests.harness.program_runs import ROOT, previous_outputs
 from tests.harness.records import PACK_CONFIG, record
 
+# Nothing for boto3 to find credentials in: no keys, no files, no instance metadata.
+NO_CREDENTIALS = {
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+    "AWS_CONFIG_FILE": "/nonexistent/config",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
 
-def preview(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+
+def without_credentials() -> dict[str, str]:
+    """This environment with every AWS credential taken away (a fork's pull request)."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {**kept, **NO_CREDENTIALS}
+
+
+def preview(
+    tmp: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -33,6 +50,7 @@ def preview(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=tmp,
         timeout=120,
+        env=env,
     )
 
 
@@ -70,8 +88,66 @@ def test_gated_flip_passes(tmp_path: Path) -> None:
     listener = next(line for line in result.stdout.splitlines() if "port 443: forward" in line)
     assert listener.startswith("  ~ lb:Listener")  # updated, as pulumi preview marks it
     assert "Resources: 1 to update," in result.stdout
-    assert "PASS  chairman-approval (gate) [mandatory]" in result.stdout
-    assert "No mandatory policy is violated." in result.stdout
+    assert "PASS  security-signoff (gate) [mandatory]" in result.stdout
+    # previous outputs that name no journal: its outcomes are said unread, never passed silently
+    assert "NOT JUDGED  chairman-approval (gate) [mandatory]" in result.stdout
+    assert "(the previous outputs name no journal to read)." in result.stdout
+    assert "No mandatory policy is violated by what was read." in result.stdout
+
+
+def journal_named(tmp: Path) -> None:
+    """The previous outputs as `pulumi stack output --json` gives them: naming the journal."""
+    previous = json.loads((ROOT / "tests" / "unit" / "data" / "outputs.json").read_text())
+    previous.update(json.loads((tmp / "previous.json").read_text()))
+    (tmp / "previous.json").write_text(json.dumps(previous))
+
+
+def test_without_credentials_no_policy_fails_for_the_journal_it_could_not_read(
+    tmp_path: Path,
+) -> None:
+    """A fork's preview: the journal cannot be read, so the gate that depends on its outcomes
+    is named as not judged, and every other policy is judged."""
+    args = flip_to_green(tmp_path)
+    journal_named(tmp_path)
+    result = preview(tmp_path, *args, env=without_credentials())
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "  NOT JUDGED  chairman-approval (gate) [mandatory]: it depends on a fact not read " \
+        "here (below); `pulumi up` judges it" in lines  # fmt: skip
+    assert "  PASS  security-signoff (gate) [mandatory]" in lines
+    assert "  PASS  rollback-tested (gate) [mandatory]" in lines
+    assert lines[-3:] == [
+        "Not read here: how the latest shift towards each color ended, in the stack's journal "
+        "(NoCredentialsError: Unable to locate credentials).",
+        "Not judged here, for `pulumi up` to judge where it can be read: chairman-approval.",
+        "No mandatory policy is violated by what was read.",
+    ]
+    assert "Blocked" not in result.stdout and "FAIL" not in result.stdout
+    data = json.loads(
+        preview(tmp_path, *args, "--output", "json", env=without_credentials()).stdout
+    )
+    assert data["blocked"] is False and data["notJudged"] == ["chairman-approval"]
+    assert "NoCredentialsError" in data["notRead"][0]["why"]
+    judged = {p["name"]: p["judged"] for p in data["policies"]}
+    assert judged["chairman-approval"] is False and judged["security-signoff"] is True
+
+
+def test_without_credentials_a_record_that_fails_on_its_own_still_blocks(tmp_path: Path) -> None:
+    """What was read is judged: a forged approval fails whatever the journal would say."""
+    forged = copy.deepcopy(record("approval"))
+    forged["record"]["expiresAt"] = "2099-01-01T00:00:00Z"
+    args = flip_to_green(tmp_path, approval=forged)
+    journal_named(tmp_path)
+    result = preview(tmp_path, *args, env=without_credentials())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  chairman-approval (gate) [mandatory]: The approval record for green" in (
+        result.stdout
+    )
+    assert "a signature that does not match the record" in result.stdout
+    assert "NOT JUDGED" not in result.stdout
+    assert result.stdout.rstrip().endswith(
+        "Blocked: a mandatory policy is violated by what was read."
+    )
 
 
 def test_forged_approval_blocks_with_exit_1(tmp_path: Path) -> None:
@@ -213,6 +289,10 @@ def test_the_pull_request_preview_compares_each_stack_file_with_its_base(tmp_pat
     assert "## cutover preview: staging, as a new stack's first update (exit 0)" in summary
     assert "Blocked" not in summary and "::warning::" not in quiet.stderr
     assert "the stack's first update: nothing to roll back to yet, so no drill" in summary
+    # the base branch names no journal: whether traffic was rolled back since is said unread,
+    # and the gates that depend on it are left to `pulumi up`, not failed and not passed
+    assert "Not read here: how the latest shift towards each color ended" in summary
+    assert "NOT JUDGED  chairman-approval (gate)" in summary
 
     (repo / "Pulumi.prod.yaml").write_text(
         prod.replace("  cutover:activeColor: blue", "  cutover:activeColor: green")
@@ -221,5 +301,5 @@ def test_the_pull_request_preview_compares_each_stack_file_with_its_base(tmp_pat
     moved = previewed()
     assert moved.returncode == 0, moved.stdout + moved.stderr  # a warning, not a failed job
     assert "## cutover preview: prod, against its base-branch version (exit 1)" in moved.stdout
-    assert "Blocked: a mandatory policy is violated." in moved.stdout
+    assert "Blocked: a mandatory policy is violated by what was read." in moved.stdout
     assert "::warning::stack prod" in moved.stderr
