@@ -132,7 +132,7 @@ def kpi_plot(data: dict[str, Any], path: Path) -> Path:
     figure, (down, back) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     places = list(range(len(rows)))
     downtimes = [r["downtimeSeconds"] for r in rows]
-    succeeded = [r["status"] == Status.SUCCEEDED for r in rows]
+    succeeded = [r["ending"] == Status.SUCCEEDED for r in rows]
     down.bar(places, downtimes, color=[OK_COLOR if s else FAIL_COLOR for s in succeeded])
     outcomes = ((True, str(Status.SUCCEEDED), OK_COLOR), (False, "given back", FAIL_COLOR))
     for ok, label, color in outcomes:

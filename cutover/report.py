@@ -14,7 +14,7 @@ from typing import Any
 
 from cutover.deployment import Deployment
 from cutover.evidence import ALPHA, THRESHOLD
-from cutover.summary import Summary
+from cutover.summary import Ending, Summary
 from cutover.weights import format_weights
 
 
@@ -30,13 +30,14 @@ def figures(deployment: Deployment) -> dict[str, Any]:
 
 
 def success_rate(summaries: Iterable[Summary]) -> dict[str, Any]:
-    """Shifts that succeeded among finished shifts (drills excluded)."""
-    finished = [s for s in summaries if s.finished_shift]
-    succeeded = sum(1 for s in finished if s.succeeded)
+    """Deployments (finished shifts that moved traffic; drills excluded) and how many
+    succeeded, counting one an operator rolled back after it succeeded as a success."""
+    counted = [s for s in summaries if s.counted]
+    succeeded = sum(1 for s in counted if s.succeeded)
     return {
-        "deployments": len(finished),
+        "deployments": len(counted),
         "succeeded": succeeded,
-        "successRate": round(succeeded / len(finished), 4) if finished else None,
+        "successRate": round(succeeded / len(counted), 4) if counted else None,
     }
 
 
@@ -170,30 +171,43 @@ def _exit_gates_table(gates: list[dict[str, Any]] | None) -> list[str]:
     return lines
 
 
-def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
-    """The stage's key figures over the finished shifts of the last `days` (drills excluded),
-    added up one summary at a time: how many, how many succeeded, downtime in total and per
-    deployment, rollback time as p50/p95/max, the mean shift duration, and the DORA figures
-    (deployment frequency, change failure rate, time to restore)."""
-    import statistics
+# Why lead time for changes (DORA: from a change's commit to it running in production) is not
+# given: cutover sees a release from its shift on, never its commit.
+LEAD_TIME_NOT_MEASURED = "not measured: cutover sees a release from its shift on, not its commit"
 
-    shifts = [s for s in summaries if s.finished_shift]
+
+def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
+    """The stage's key figures over the deployments of the last `days`, added up one summary
+    at a time (cutover.summary says what counts as a deployment and how each ends): how many,
+    how many succeeded, what rolled back the others, the operators' rollbacks after a success
+    apart, downtime in total and per deployment, rollback time as p50/p95/max, the mean shift
+    duration, and the DORA figures: deployment frequency (successes a day), change failure rate
+    (deployments rolled back before they succeeded), time to restore (of those) and lead time
+    (not measured)."""
+    import statistics
+    from collections import Counter
+
+    finished = [s for s in summaries if s.finished_shift]
+    shifts = [s for s in finished if s.counted]
+    failed = [s for s in shifts if s.change_failed]
     rollbacks = sorted(s.rollback_seconds for s in shifts if s.rollback_seconds is not None)
     restores = sorted(
-        s.time_to_restore_seconds
-        for s in shifts
-        if s.change_failed and s.time_to_restore_seconds is not None
+        s.time_to_restore_seconds for s in failed if s.time_to_restore_seconds is not None
     )
     durations = [s.shift_seconds for s in shifts]
     rate = success_rate(shifts)
-    failed = sum(1 for s in shifts if s.change_failed)
     return {
         **rate,
+        "rolledBack": len(failed),
+        "rolledBackBy": dict(sorted(Counter(s.cause or "unknown" for s in failed).items())),
+        "rolledBackAfterSuccess": sum(1 for s in shifts if s.rolled_back_after_success),
+        "givenBackBeforeMoving": len(finished) - len(shifts),
         "downtimeSeconds": round(sum(s.downtime_seconds for s in shifts), 3),
         "perDeployment": [
             {
                 "deployment": s.deployment,
-                "status": s.status,
+                "ending": str(s.ending),
+                "cause": s.cause,
                 "downtimeSeconds": s.downtime_seconds,
                 "rollbackSeconds": s.rollback_seconds,
                 "shiftSeconds": s.shift_seconds,
@@ -203,8 +217,9 @@ def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
         "rollbackSeconds": _spread(rollbacks),
         "meanShiftSeconds": round(statistics.fmean(durations), 3) if durations else None,
         "deploymentsPerDay": round(rate["succeeded"] / days, 3) if days > 0 else None,
-        "changeFailureRate": round(failed / len(shifts), 4) if shifts else None,
+        "changeFailureRate": round(len(failed) / len(shifts), 4) if shifts else None,
         "timeToRestoreSeconds": _spread(restores),
+        "leadTimeSeconds": None,  # LEAD_TIME_NOT_MEASURED
     }
 
 
@@ -227,28 +242,44 @@ def _said(value: float | None, unit: str = " s") -> str:
     return "n/a" if value is None else f"{value:g}{unit}"
 
 
+def _outcome(row: dict[str, Any]) -> str:
+    """A deployment's ending in the table, with who or what gave the traffic back."""
+    if row["ending"] == Ending.ROLLED_BACK_AFTER_SUCCESS:
+        return f"{row['ending']} (by an operator)"
+    if row["ending"] == Ending.ROLLED_BACK and row["cause"]:
+        return f"{row['ending']} ({row['cause']})"
+    return str(row["ending"])
+
+
 def kpis_markdown(data: dict[str, Any]) -> str:
     rate, failures = data["successRate"], data["changeFailureRate"]
     rollback, restore = data["rollbackSeconds"], data["timeToRestoreSeconds"]
+    causes = ", ".join(f"{cause}: {n}" for cause, n in data["rolledBackBy"].items())
     lines = [
         f"# Deployment KPIs since {data['since']}",
         "",
-        f"- Deployments: {data['deployments']}, succeeded: {data['succeeded']}"
-        + (f" ({rate:.0%})" if rate is not None else ""),
+        f"- Deployments (shifts that moved traffic): {data['deployments']}, succeeded: "
+        f"{data['succeeded']}" + (f" ({rate:.0%})" if rate is not None else ""),
+        f"- Rolled back before they succeeded: {data['rolledBack']}"
+        + (f" ({causes})" if causes else ""),
+        f"- Rolled back by an operator after they succeeded: {data['rolledBackAfterSuccess']} "
+        "(`cutover rollback`; successes, not failed changes)",
+        f"- Given back before any traffic moved: {data['givenBackBeforeMoving']} (not counted)",
         f"- Downtime: {_said(data['downtimeSeconds'])} in total",
         f"- Rollback time: p50 {_said(rollback['p50'])}, p95 {_said(rollback['p95'])}, "
         f"max {_said(rollback['max'])}",
         f"- Mean shift duration: {_said(data['meanShiftSeconds'])}",
         f"- Deployment frequency: {_said(data['deploymentsPerDay'], '')} succeeded a day",
         "- Change failure rate: "
-        + ("n/a" if failures is None else f"{failures:.0%} (failed after traffic moved)"),
+        + ("n/a" if failures is None else f"{failures:.0%} (rolled back before they succeeded)"),
         f"- Time to restore: p50 {_said(restore['p50'])}, max {_said(restore['max'])}",
+        f"- Lead time for changes: {LEAD_TIME_NOT_MEASURED}",
         "",
         "| deployment | outcome | downtime (s) | rollback (s) | duration (s) |",
         "| --- | --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {r['deployment']} | {r['status']} | {_said(r['downtimeSeconds'], '')} | "
+        f"| {r['deployment']} | {_outcome(r)} | {_said(r['downtimeSeconds'], '')} | "
         f"{_said(r['rollbackSeconds'], '') if r['rollbackSeconds'] is not None else 'none'} | "
         f"{_said(r['shiftSeconds'], '')} |"
         for r in data["perDeployment"]

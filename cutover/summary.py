@@ -1,6 +1,13 @@
 """A deployment's key figures, small enough to keep beside its document in the journal: what
 `cutover kpis`, the report's success rate and the notifier's metrics add up. Pure.
 
+A shift counts as a deployment once it moved traffic (it wrote weights): one given back
+before that changed nothing users saw. It then ends in one of three ways (`Ending`): it
+succeeded; it was rolled back before it succeeded (a failed change, with what gave the traffic
+back: the guards that failed, or abort, deadline, watchdog...); or it succeeded and an operator
+rolled it back later with `cutover rollback`, which is a success followed by a decision cutover
+cannot see the reason for, so it is kept apart and never counted as a failed change.
+
 Downtime is the time during which a color serving traffic had no healthy targets or a probe
 failed (from the guard samples), counted from the first step the target served: a deployment
 given back before any traffic reached the new color took nothing away from users. Rollback
@@ -10,7 +17,9 @@ to restore from the first failing sample (or the failure, when no sample failed)
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from cutover_gates.contract import Status
@@ -21,6 +30,28 @@ from cutover.timeline import EventType
 
 def _rounded(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
+
+
+class Ending(StrEnum):
+    """How a deployment that moved traffic ended, as the KPIs count it."""
+
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled back"  # before it succeeded: a failed change
+    ROLLED_BACK_AFTER_SUCCESS = "rolled back after it succeeded"  # by an operator, later
+    RUNNING = "running"  # not finished yet
+
+
+# The reason a deployment's failure names when a guard failed; its detail lists them as
+# `<guard>: <what it saw>; ...` (cutover.engine.bake).
+GUARD_FAILED = "guard failed"
+GUARD = re.compile(r"(?:^|; )([a-z][a-z-]*): ")
+
+
+def cause_of(reason: str, detail: str) -> str:
+    """What gave the traffic back, in a word or two: the guards that failed ("analysis",
+    "alarms, targets"), or the failure's reason ("aborted", "deadline", "rollback", ...)."""
+    guards = GUARD.findall(detail) if reason == GUARD_FAILED else []
+    return ", ".join(dict.fromkeys(guards)) or reason
 
 
 @dataclass(frozen=True)
@@ -39,26 +70,53 @@ class Summary:
     rollback_seconds: float | None
     restore_write_seconds: float | None
     time_to_restore_seconds: float | None
+    moved_traffic: bool  # it wrote weights (a step's intent is journaled before its write)
+    cause: str | None  # what gave the traffic back (cause_of), None when nothing did
+    rolled_back_after_success: bool  # by an operator, after it had succeeded
 
     @property
     def finished_shift(self) -> bool:
         return self.kind == "shift" and Status(self.status).finished
 
     @property
+    def counted(self) -> bool:
+        """A deployment the KPIs count: a finished shift that moved traffic."""
+        return self.finished_shift and self.moved_traffic
+
+    @property
+    def ending(self) -> Ending:
+        if not Status(self.status).finished:
+            return Ending.RUNNING
+        if self.status == Status.SUCCEEDED:
+            return Ending.SUCCEEDED
+        return (
+            Ending.ROLLED_BACK_AFTER_SUCCESS
+            if self.rolled_back_after_success
+            else Ending.ROLLED_BACK
+        )
+
+    @property
     def succeeded(self) -> bool:
-        return self.status == Status.SUCCEEDED
+        """It reached all the traffic and was verified there (whatever an operator did later)."""
+        return self.ending in (Ending.SUCCEEDED, Ending.ROLLED_BACK_AFTER_SUCCESS)
 
     @property
     def change_failed(self) -> bool:
-        """A finished shift that failed once users had the new release (DORA's failed change)."""
-        return self.finished_shift and not self.succeeded and self.served_target
+        """A deployment rolled back before it succeeded (DORA's failed change)."""
+        return self.counted and self.ending == Ending.ROLLED_BACK
 
     def to_json(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Summary:
+        """A summary as the journal keeps it. One kept by an earlier release has no
+        `movedTraffic` (whether the target was served stands in), `cause` or
+        `rolledBackAfterSuccess`."""
         found: dict[str, Any] = {k: data.get(_camel(k)) for k in cls.__dataclass_fields__}
+        if found["moved_traffic"] is None:
+            found["moved_traffic"] = bool(found["served_target"])
+        found["rolled_back_after_success"] = bool(found["rolled_back_after_success"])
         return cls(**found)
 
     @classmethod
@@ -87,6 +145,7 @@ class Summary:
             if timings.restored_at is not None and failing is not None
             else None
         )
+        failure = deployment.failure
         return cls(
             deployment=deployment.id,
             kind=deployment.options.kind,
@@ -100,6 +159,13 @@ class Summary:
             rollback_seconds=_rounded(timings.rollback_seconds),
             restore_write_seconds=_rounded(timings.restore_write_seconds),
             time_to_restore_seconds=_rounded(restore),
+            moved_traffic=deployment.moved_traffic or served_from is not None,
+            cause=cause_of(failure.reason, failure.detail) if failure else None,
+            rolled_back_after_success=any(
+                e.type == EventType.ROLLBACK_REQUESTED
+                and e.detail.get("previousStatus") == Status.SUCCEEDED
+                for e in deployment.events
+            ),
         )
 
 

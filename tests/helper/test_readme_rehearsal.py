@@ -58,7 +58,16 @@ def test_the_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
         "Wrote cutover:activeColor=blue, cutover:trafficPercent=100 into "
         "rehearsal-out/Pulumi.prod.yaml (deployment" in ran.stdout
     )
-    assert "Deployments: 2, succeeded: 0" in ran.stdout  # the success was rolled back
+    # kpis: the first shift succeeded (the operator's rollback after it is its own line, not a
+    # failed change), the second was rolled back by the analysis
+    kpis = ran.stdout[ran.stdout.index("# Deployment KPIs since") :].splitlines()
+    assert "- Deployments (shifts that moved traffic): 2, succeeded: 1 (50%)" in kpis
+    assert "- Rolled back before they succeeded: 1 (analysis: 1)" in kpis
+    assert (
+        "- Rolled back by an operator after they succeeded: 1 (`cutover rollback`; successes, "
+        "not failed changes)" in kpis
+    )
+    assert "- Change failure rate: 50% (rolled back before they succeeded)" in kpis
     # the stack file says what the rehearsal's stack runs: the program reads from it what the
     # outputs say (a user who edits it learns what ran)
     out = tmp_path / "rehearsal-out"

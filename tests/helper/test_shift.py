@@ -649,7 +649,7 @@ def test_kpis_across_deployments_from_the_dynamodb_journal(aws: AwsStack) -> Non
     assert data["rollbackSeconds"]["max"] is not None and data["rollbackSeconds"]["max"] < 5
     report = aws.cutover("kpis", "--out", str(aws.tmp / "kpis"), "--plot", *dynamo)
     assert report.returncode == 0, report.stderr
-    assert "| rolled-back |" in (aws.tmp / "kpis" / "kpis.md").read_text()
+    assert "| rolled back (alarms) |" in (aws.tmp / "kpis" / "kpis.md").read_text()
     assert (aws.tmp / "kpis" / "kpis.png").stat().st_size > 1000
     recent = aws.cutover("kpis", "--output", "json", "--since", "1ms", *dynamo)
     assert json.loads(recent.stdout)["deployments"] == 0  # a key range, from now on

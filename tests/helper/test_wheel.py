@@ -135,8 +135,10 @@ def test_the_base_install_shifts_rolls_back_and_reports_and_names_each_missing_e
     assert watched.returncode == 0, watched.stderr
     kpis = cutover("kpis", *args)
     assert kpis.returncode == 0, kpis.stderr
-    assert "Deployments: 1, succeeded: 0" in kpis.stdout  # the rollback undid the success
-    assert "Change failure rate: 100%" in kpis.stdout and "None" not in kpis.stdout
+    # the operator's rollback came after a verified success: a success, not a failed change
+    assert "Deployments (shifts that moved traffic): 1, succeeded: 1 (100%)" in kpis.stdout
+    assert "Rolled back by an operator after they succeeded: 1" in kpis.stdout
+    assert "Change failure rate: 0%" in kpis.stdout and "None" not in kpis.stdout
     out = tmp_path / "reports"
     reported = cutover("report", "--out", str(out), *args)
     assert reported.returncode == 0, reported.stderr

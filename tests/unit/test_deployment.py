@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from cutover.deployment import Deployment, Options, scope_of
 from cutover.report import figures, kpis, kpis_markdown, success_rate
-from cutover.summary import Summary
-from cutover.timeline import Event, EventType, Sample, Timings
+from cutover.summary import Ending, Summary, cause_of
+from cutover.timeline import Event, EventType, Failure, Sample, Timings
 
 OLD = json.loads((Path(__file__).parent / "data" / "journal_v0_1.json").read_text())
 
@@ -165,43 +165,102 @@ def test_a_failure_before_the_target_served_anything_is_not_downtime() -> None:
 
 
 def test_kpis_give_the_dora_figures_and_never_a_zero_second_rollback_for_a_success() -> None:
-    def finished(status: Status, moved: bool, restore: float | None) -> Summary:
+    def finished(
+        status: Status, moved: bool, restore: float | None, after_success: bool = False
+    ) -> Summary:
+        cause = "rollback" if after_success else "alarms" if status == Status.ROLLED_BACK else None
         return Summary("id", "shift", str(status), "green", 0.0, 10.0, moved, 10.0, 0.0,
-                       restore, restore, restore)  # fmt: skip
+                       restore, restore, restore, moved, cause, after_success)  # fmt: skip
 
     data = kpis(
         [
             finished(Status.SUCCEEDED, True, None),
             finished(Status.SUCCEEDED, True, None),
             finished(Status.ROLLED_BACK, True, 4.0),
-            finished(Status.ROLLED_BACK, False, 0.5),  # refused its first write: no change failed
+            finished(Status.ROLLED_BACK, False, 0.5),  # refused its first write: no deployment
+            finished(Status.ROLLED_BACK, True, 1.0, after_success=True),
         ],
         days=2,
     )
-    assert data["deploymentsPerDay"] == 1.0
-    assert data["changeFailureRate"] == 0.25
+    assert (data["deployments"], data["succeeded"], data["givenBackBeforeMoving"]) == (4, 3, 1)
+    assert data["deploymentsPerDay"] == 1.5
+    assert data["changeFailureRate"] == 0.25  # the operator's rollback after a success is not one
+    assert (data["rolledBack"], data["rolledBackBy"], data["rolledBackAfterSuccess"]) == (
+        1,
+        {"alarms": 1},
+        1,
+    )
     assert data["timeToRestoreSeconds"] == {"p50": 4.0, "p95": 4.0, "max": 4.0}
-    assert [r["rollbackSeconds"] for r in data["perDeployment"]] == [None, None, 4.0, 0.5]
+    assert [r["rollbackSeconds"] for r in data["perDeployment"]] == [None, None, 4.0, 1.0]
+    assert data["leadTimeSeconds"] is None
     text = kpis_markdown({"since": "20260101T000000Z", **data})
     assert "None" not in text and "Change failure rate: 25%" in text
+    assert "- Rolled back before they succeeded: 1 (alarms: 1)" in text.splitlines()
+    assert "| rolled back after it succeeded (by an operator) |" in text
+    assert "| rolled back (alarms) |" in text
+    assert "- Lead time for changes: not measured: cutover sees a release" in text
     empty = kpis_markdown({"since": "20260101T000000Z", **kpis([], days=1)})
     assert "None" not in empty and "Rollback time: p50 n/a" in empty
 
 
-def test_success_rate_counts_finished_shifts_not_drills() -> None:
+def _moved(status: Status, **kw: object) -> Deployment:
+    """A deployment whose first step was written and served, finished with `status`."""
+    steps = [
+        Event(999.0, EventType.STEP_INTENT, {"index": 0, "weights": {"blue": 50, "green": 50}}),
+        Event(999.5, EventType.STEP, {"index": 0, "weights": {"blue": 50, "green": 50}}),
+    ]
+    return _deployment(status=status, events=steps, finished_at=1010.0, **kw)
+
+
+def test_success_rate_counts_finished_shifts_that_moved_traffic_not_drills() -> None:
     history = [
-        _deployment(status=Status.SUCCEEDED),
-        _deployment(status=Status.ROLLED_BACK),
-        _deployment(status=Status.IN_PROGRESS),
-        _deployment(
-            status=Status.DRILLED, options=Options(target="green", steps=[5], kind="drill")
-        ),
+        _moved(Status.SUCCEEDED),
+        _moved(Status.ROLLED_BACK),
+        _deployment(status=Status.ROLLED_BACK),  # given back before it moved anything
+        _moved(Status.IN_PROGRESS),
+        _moved(Status.DRILLED, options=Options(target="green", steps=[5], kind="drill")),
     ]
     assert success_rate(Summary.of(d) for d in history) == {
         "deployments": 2,
         "succeeded": 1,
         "successRate": 0.5,
     }
+
+
+def test_an_operator_rollback_after_a_success_is_its_own_ending_not_a_failed_change() -> None:
+    rolled = _moved(Status.ROLLED_BACK, failure=Failure("rollback", "cutover rollback"))
+    rolled.event(EventType.ROLLBACK_REQUESTED, 2000.0, previousStatus="succeeded")
+    summary = Summary.of(rolled)
+    assert summary.ending == Ending.ROLLED_BACK_AFTER_SUCCESS and summary.succeeded
+    assert not summary.change_failed and summary.cause == "rollback"
+    # the same rollback of a shift still running is a failed change
+    aborted = _moved(Status.ROLLED_BACK, failure=Failure("rollback", "cutover rollback"))
+    aborted.event(EventType.ROLLBACK_REQUESTED, 2000.0, previousStatus="in-progress")
+    assert Summary.of(aborted).change_failed and Summary.of(aborted).ending == Ending.ROLLED_BACK
+    assert Summary.from_json(summary.to_json()) == summary
+
+
+@pytest.mark.parametrize(
+    ("reason", "detail", "cause"),
+    [
+        ("guard failed", "analysis: green error rate more than 1 points above blue's", "analysis"),
+        ("guard failed", "alarms: in ALARM: a; targets: 0 of 6 healthy", "alarms, targets"),
+        ("deadline", "the shift ran past its --deadline", "deadline"),
+        ("watchdog", "the shift's lease ran out", "watchdog"),
+    ],
+)
+def test_the_cause_names_the_guards_that_failed_or_the_reason(
+    reason: str, detail: str, cause: str
+) -> None:
+    assert cause_of(reason, detail) == cause
+
+
+def test_a_summary_kept_by_the_previous_release_reads_with_what_it_lacks_derived() -> None:
+    kept = Summary.of(_moved(Status.SUCCEEDED)).to_json()
+    for key in ("movedTraffic", "cause", "rolledBackAfterSuccess"):
+        kept.pop(key)
+    old = Summary.from_json(kept)
+    assert old.moved_traffic and old.counted and not old.rolled_back_after_success
 
 
 def test_scope_is_stable_whatever_the_order() -> None:
