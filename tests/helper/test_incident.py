@@ -119,7 +119,11 @@ def _ids(aws: AwsStack) -> list[str]:
     return [i["sk"]["S"] for i in items if i["pk"]["S"].startswith("deploy#")]
 
 
-def test_a_journal_that_cannot_be_read_fails_the_approval_closed(aws: AwsStack) -> None:
+def test_a_journal_that_cannot_be_read_is_named_by_the_preview_and_left_to_pulumi_up(
+    aws: AwsStack,
+) -> None:
+    """The journal unreachable: the preview judges what it read and names the approval gate
+    as not judged (the pack itself fails it closed at `pulumi up`: tests/pack)."""
     unreachable = {**aws.env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
     approved = record("approval")
     original = dict(aws.env)
@@ -129,8 +133,10 @@ def test_a_journal_that_cannot_be_read_fails_the_approval_closed(aws: AwsStack) 
     finally:
         aws.env.clear()
         aws.env.update(original)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "the stack's journal could not be read" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "  NOT JUDGED  chairman-approval (gate) [mandatory]" in result.stdout
+    assert "in the stack's journal (EndpointConnectionError: Could not connect" in result.stdout
+    assert "  PASS  security-signoff (gate) [mandatory]" in result.stdout
 
 
 # -- a pipeline gives back only what its own run moved ------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from cutover.errors import ConfigError
 from cutover.preview.pack import PolicyPackProcess
 from cutover.preview.program import ProgramRun, Resource
+from cutover.preview.unread import with_outcomes
 from tests.harness.program_runs import ROOT, declare, previous_outputs, prod_config
 from tests.harness.records import (
     PACK_CONFIG,
@@ -56,6 +57,15 @@ def test_valid_production_flip_passes_every_policy(
     pack: PolicyPackProcess, flip: ProgramRun
 ) -> None:
     assert analyze(pack, flip.resources) == []
+
+
+def test_a_journal_the_program_could_not_read_fails_the_approval_closed(
+    pack: PolicyPackProcess, flip: ProgramRun
+) -> None:
+    """At `pulumi up`: whether green's release was rolled back since its approval is unknown,
+    so the gate refuses (the offline preview names the fact instead: test_preview.py)."""
+    unread = with_outcomes(flip.resources, "prod", {"unreadable": "NoCredentialsError: none"})
+    only(analyze(pack, unread), "chairman-approval", "the stack's journal could not be read")
 
 
 def test_pack_describes_its_policies_with_config_schemas(pack: PolicyPackProcess) -> None:
