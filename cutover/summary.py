@@ -121,7 +121,21 @@ class Summary:
 
     @classmethod
     def of(cls, deployment: Deployment) -> Summary:
-        samples, timings = deployment.samples, deployment.timings
+        return cls._of(deployment, [(s.t, s.ok) for s in deployment.samples])
+
+    @classmethod
+    def of_document(cls, data: dict[str, Any]) -> Summary:
+        """The summary of a deployment as its journal keeps it (JSON), reading of its guard
+        samples only when and whether users were served: what a journal written before
+        summaries were kept (hundreds of samples a deployment) costs to add up. ValueError,
+        KeyError or TypeError as `Deployment.from_json` raises them."""
+        polls = [(float(s["t"]), bool(s["ok"])) for s in data.get("samples", [])]
+        return cls._of(Deployment.from_json({**data, "samples": []}), polls)
+
+    @classmethod
+    def _of(cls, deployment: Deployment, polls: list[tuple[float, bool]]) -> Summary:
+        """`polls`: each guard sample's time and whether users were served."""
+        timings = deployment.timings
         served_from = next(
             (
                 e.t
@@ -130,16 +144,16 @@ class Summary:
             ),
             None,
         )
-        counted = [s for s in samples if served_from is not None and s.t >= served_from]
+        counted = [(t, ok) for t, ok in polls if served_from is not None and t >= served_from]
         downtime = 0.0
-        for this, following in zip(counted, counted[1:], strict=False):
-            if not this.ok:
-                downtime += following.t - this.t
-        if counted and not counted[-1].ok:
-            end = timings.restored_at or counted[-1].t
-            downtime += max(0.0, end - counted[-1].t)
-        finished = deployment.finished_at or (samples[-1].t if samples else None)
-        failing = next((s.t for s in counted if not s.ok), timings.detected_at)
+        for (t, ok), (following, _) in zip(counted, counted[1:], strict=False):
+            if not ok:
+                downtime += following - t
+        if counted and not counted[-1][1]:
+            end = timings.restored_at or counted[-1][0]
+            downtime += max(0.0, end - counted[-1][0])
+        finished = deployment.finished_at or (polls[-1][0] if polls else None)
+        failing = next((t for t, ok in counted if not ok), timings.detected_at)
         restore = (
             timings.restored_at - failing
             if timings.restored_at is not None and failing is not None

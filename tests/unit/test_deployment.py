@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -253,6 +254,17 @@ def test_the_cause_names_the_guards_that_failed_or_the_reason(
     reason: str, detail: str, cause: str
 ) -> None:
     assert cause_of(reason, detail) == cause
+
+
+@pytest.mark.parametrize("name", sorted(OLD))
+def test_a_journaled_documents_summary_is_the_deployments(name: str) -> None:
+    """What a journal written before summaries were kept adds up, without building each of
+    its samples, is what the deployment itself gives."""
+    document = copy.deepcopy(OLD[name])
+    document["samples"][1]["ok"] = False  # some downtime, so the samples are read
+    summary = Summary.of_document(document)
+    assert summary == Summary.of(Deployment.from_json(document))
+    assert summary.downtime_seconds > 0
 
 
 def test_a_summary_kept_by_the_previous_release_reads_with_what_it_lacks_derived() -> None:
