@@ -2,11 +2,14 @@
 
 Against moto's server on 127.0.0.1: DEPLOYMENTS (default 10,000) finished deployments of
 production size (a canary 10% -> 50% -> 100% with ten minutes of verification, sampled every
-5 s with an analysis verdict a minute), journaled by the DynamoDB journal itself. Prints one
-JSON object: `kpis_seconds` and `kpis_peak_mib` (a fresh `cutover kpis --journal dynamodb`
-process, start to exit), `bare_query_seconds` and `bare_query_peak_mib` (a fresh Python
-process paging through the whole partition with boto3 and keeping nothing), their ratios
-(targets: time <= 1.5x, memory <= 100 MiB), and the document's size.
+5 s with an analysis verdict a minute), journaled by the DynamoDB journal itself; and, in a
+table of its own, OLD_DEPLOYMENTS (default 2,000) of the same as the previous release journaled
+them: without the per-deployment summary `kpis` reads. Prints one JSON object, per journal:
+`kpis_seconds` and `kpis_peak_mib` (a fresh `cutover kpis --journal dynamodb` process, start to
+exit), `bare_query_seconds` and `bare_query_peak_mib` (a fresh Python process paging through
+the whole partition with boto3 and keeping nothing), their ratio (targets: time <= 1.5x, memory
+<= 100 MiB), and the document's size; for the old journal, also a second `kpis` run (after
+the first one read it).
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from cutover.timeline import EventType, Sample  # noqa: E402
 from rehearsal.aws import aws_env, moto_server  # noqa: E402
 
 DEPLOYMENTS = int(os.environ.get("DEPLOYMENTS", "10000"))
+OLD_DEPLOYMENTS = int(os.environ.get("OLD_DEPLOYMENTS", "2000"))
 LISTENER = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/checkout/1/2"
 TABLE = "checkout-journal"
+OLD_TABLE = "checkout-journal-before-summaries"
 T0 = 1_700_000_000.0
 
 
@@ -69,31 +74,36 @@ def production_deployment(index: int) -> Deployment:
     return d
 
 
-def fill(endpoint: str) -> int:
-    """DEPLOYMENTS items as the journal writes them; the document's size in bytes."""
+def fill(endpoint: str, table: str, deployments: int, summaries: bool) -> int:
+    """`deployments` items as the journal writes them (`summaries` False: as the previous
+    release wrote them, without one); the document's size in bytes."""
     db = boto3.client("dynamodb", endpoint_url=endpoint)
     db.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        TableName=table, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                    {"AttributeName": "sk", "KeyType": "RANGE"}],
     )  # fmt: skip
     first = production_deployment(0)
-    DynamoJournal(TABLE).save(first)
-    template = db.get_item(
-        TableName=TABLE, Key={"pk": {"S": f"deploy#{first.scope}"}, "sk": {"S": first.id}}
-    )["Item"]
+    DynamoJournal(table).save(first)
+    key = {"pk": {"S": f"deploy#{first.scope}"}, "sk": {"S": first.id}}
+    template = db.get_item(TableName=table, Key=key)["Item"]
     size = len(json.dumps(first.to_json(), separators=(",", ":")))
+    if not summaries:
+        del template["summary"]
+        db.put_item(TableName=table, Item=template)
     batch: list[dict[str, Any]] = []
-    for index in range(1, DEPLOYMENTS):
+    for index in range(1, deployments):
         started = T0 + 3600 * index
         sk = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)) + f"-{index:06x}"
-        summary = json.loads(template["summary"]["S"])
-        summary.update(deployment=sk, startedAt=started)
-        item = {**template, "sk": {"S": sk}, "summary": {"S": json.dumps(summary)}}
+        item = {**template, "sk": {"S": sk}}
+        if summaries:
+            summary = json.loads(template["summary"]["S"])
+            summary.update(deployment=sk, startedAt=started)
+            item["summary"] = {"S": json.dumps(summary)}
         batch.append({"PutRequest": {"Item": item}})
-        if len(batch) == 25 or index == DEPLOYMENTS - 1:
-            db.batch_write_item(RequestItems={TABLE: batch})
+        if len(batch) == 25 or index == deployments - 1:
+            db.batch_write_item(RequestItems={table: batch})
             batch = []
     return size
 
@@ -125,37 +135,59 @@ print(sum(len(p["Items"]) for p in pages))
 """
 
 
-def main() -> None:
-    with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **aws_env(endpoint)}
-        os.environ.update(aws_env(endpoint))
-        size = fill(endpoint)
-        outputs = Path(tmp) / "outputs.json"
-        service = {"platform": "ecs", "cluster": "c", "service": "checkout-blue", "capacity": 6}
-        outputs.write_text(json.dumps({
-            "stack": "prod", "listenerArn": LISTENER, "journalTable": TABLE, "topicArn": "arn:t",
-            "loadBalancerDnsName": "alb.example", "testUrl": "https://alb.example:8443",
-            "targetGroupArns": {"blue": "arn:b", "green": "arn:g"},
-            "alarmNames": {"blue": [], "green": []}, "releases": {c: {"version": "1.0.0", "digest": ""} for c in ("blue", "green")},
-            "services": {"blue": service, "green": {**service, "service": "checkout-green"}},
-        }))  # fmt: skip
-        kpis = [sys.executable, "-m", "cutover", "kpis", "--outputs", str(outputs),
-                "--journal", "dynamodb", "--since", "36500d", "--output", "json"]  # fmt: skip
-        bare = [sys.executable, "-c", BARE_QUERY, TABLE, f"deploy#{scope_of([LISTENER])}"]
-        trials = [(measured(kpis, env), measured(bare, env)) for _ in range(3)]
-    (k_s, k_mib, out), (b_s, b_mib, counted) = min(trials, key=lambda t: t[0][0])
-    print(json.dumps({
-        "deployments": DEPLOYMENTS,
-        "document_kib": round(size / 1024, 1),
+def outputs_file(folder: Path, table: str) -> Path:
+    """The stack outputs `cutover kpis --outputs` reads, naming `table` as the journal."""
+    path = folder / f"{table}-outputs.json"
+    service = {"platform": "ecs", "cluster": "c", "service": "checkout-blue", "capacity": 6}
+    path.write_text(json.dumps({
+        "stack": "prod", "listenerArn": LISTENER, "journalTable": table, "topicArn": "arn:t",
+        "loadBalancerDnsName": "alb.example", "testUrl": "https://alb.example:8443",
+        "targetGroupArns": {"blue": "arn:b", "green": "arn:g"},
+        "alarmNames": {"blue": [], "green": []}, "releases": {c: {"version": "1.0.0", "digest": ""} for c in ("blue", "green")},
+        "services": {"blue": service, "green": {**service, "service": "checkout-green"}},
+    }))  # fmt: skip
+    return path
+
+
+def compared(folder: Path, table: str, env: dict[str, str], trials: int) -> dict[str, Any]:
+    """`cutover kpis` over `table` beside a bare Query of it: the fastest of `trials`."""
+    kpis = [sys.executable, "-m", "cutover", "kpis", "--outputs", str(outputs_file(folder, table)),
+            "--journal", "dynamodb", "--since", "36500d", "--output", "json"]  # fmt: skip
+    bare = [sys.executable, "-c", BARE_QUERY, table, f"deploy#{scope_of([LISTENER])}"]
+    runs = [(measured(kpis, env), measured(bare, env)) for _ in range(trials)]
+    (k_s, k_mib, out), (b_s, b_mib, counted) = min(runs, key=lambda t: t[0][0])
+    return {
         "kpis_seconds": round(k_s, 2),
         "kpis_peak_mib": round(k_mib, 1),
         "bare_query_seconds": round(b_s, 2),
         "bare_query_peak_mib": round(b_mib, 1),
         "time_ratio": round(k_s / b_s, 2),
-        "time_target": 1.5,
-        "memory_target_mib": 100,
         "kpis_counted": json.loads(out)["deployments"],
         "bare_counted": int(counted.strip() or 0),
+    }
+
+
+def main() -> None:
+    with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, **aws_env(endpoint)}
+        os.environ.update(aws_env(endpoint))
+        size = fill(endpoint, TABLE, DEPLOYMENTS, summaries=True)
+        fill(endpoint, OLD_TABLE, OLD_DEPLOYMENTS, summaries=False)
+        # the old journal first: its first read is the one that finds no summaries
+        old = compared(Path(tmp), OLD_TABLE, env, trials=1)
+        old_again = compared(Path(tmp), OLD_TABLE, env, trials=1)
+        current = compared(Path(tmp), TABLE, env, trials=3)
+    print(json.dumps({
+        "deployments": DEPLOYMENTS,
+        "document_kib": round(size / 1024, 1),
+        **current,
+        "time_target": 1.5,
+        "memory_target_mib": 100,
+        "old_journal": {
+            "deployments": OLD_DEPLOYMENTS,
+            "first_read": old,
+            "second_read": old_again,
+        },
     }, indent=2))  # fmt: skip
 
 
