@@ -152,7 +152,12 @@ class Summary:
         if counted and not counted[-1][1]:
             end = timings.restored_at or counted[-1][0]
             downtime += max(0.0, end - counted[-1][0])
-        finished = deployment.finished_at or (polls[-1][0] if polls else None)
+        # when the shift itself finished: an operator's rollback after a success finishes it
+        # again, later, and its duration is the shift's
+        finished = next(
+            (e.t for e in deployment.events if e.type == EventType.FINISHED),
+            deployment.finished_at or (polls[-1][0] if polls else None),
+        )
         failing = next((t for t, ok in counted if not ok), timings.detected_at)
         restore = (
             timings.restored_at - failing

@@ -230,10 +230,14 @@ def test_success_rate_counts_finished_shifts_that_moved_traffic_not_drills() -> 
 
 def test_an_operator_rollback_after_a_success_is_its_own_ending_not_a_failed_change() -> None:
     rolled = _moved(Status.ROLLED_BACK, failure=Failure("rollback", "cutover rollback"))
+    rolled.event(EventType.FINISHED, 1010.0, status="succeeded")
     rolled.event(EventType.ROLLBACK_REQUESTED, 2000.0, previousStatus="succeeded")
+    rolled.event(EventType.FINISHED, 2001.0, status="rolled-back")
+    rolled.finished_at = 2001.0
     summary = Summary.of(rolled)
     assert summary.ending == Ending.ROLLED_BACK_AFTER_SUCCESS and summary.succeeded
     assert not summary.change_failed and summary.cause == "rollback"
+    assert summary.shift_seconds == 10.0  # the shift's own duration, not until the rollback
     # the same rollback of a shift still running is a failed change
     aborted = _moved(Status.ROLLED_BACK, failure=Failure("rollback", "cutover rollback"))
     aborted.event(EventType.ROLLBACK_REQUESTED, 2000.0, previousStatus="in-progress")
