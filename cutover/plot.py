@@ -1,6 +1,14 @@
-"""The deployment's plot: the target color's share of traffic over time, each step labelled
-with its weights, pauses and promotes marked, the guard failure and the restore annotated with
-what failed and how long the restore took, and the guards' verdicts below."""
+"""What people see as pictures: a deployment's plot and the KPIs' plot, each panel answering one
+question, with a legend and names.
+
+A deployment: how much traffic the target color had over time (each step labelled with its
+weights, pauses and promotes marked, the failure as a line naming it and the restore as a
+point where the weights were served again, since the two are often a fraction of a second
+apart), and below, each guard on its own row: which one failed, and when.
+
+The KPIs, per deployment in time order (labelled by full id): how it ended and how long it
+took; how long users lost service; how long giving the traffic back took.
+"""
 
 from __future__ import annotations
 
@@ -15,32 +23,47 @@ import matplotlib.pyplot as plt  # noqa: E402
 from cutover_gates.contract import Status, share
 
 from cutover.deployment import Deployment
+from cutover.summary import Ending, Summary
 from cutover.timeline import EventType
 from cutover.weights import format_weights
 
 FAIL_COLOR = "#d62728"
 OK_COLOR = "#2ca02c"
+RESTORE_COLOR = "#17becf"
+OPERATOR_COLOR = "#ff7f0e"
+OTHER_COLOR = "#7f7f7f"
+# A guard verdict's color in the guards' panel (any other state: OTHER_COLOR).
+STATE_COLORS = {"ok": OK_COLOR, "fail": FAIL_COLOR, "inconclusive": OTHER_COLOR}
+ENDING_COLORS = {
+    Ending.SUCCEEDED: OK_COLOR,
+    Ending.ROLLED_BACK: FAIL_COLOR,
+    Ending.ROLLED_BACK_AFTER_SUCCESS: OPERATOR_COLOR,
+}
+ENDING_LABELS = {
+    Ending.SUCCEEDED: str(Ending.SUCCEEDED),
+    Ending.ROLLED_BACK: "rolled back before it succeeded",
+    Ending.ROLLED_BACK_AFTER_SUCCESS: "rolled back by an operator after it succeeded",
+}
+MAX_LABELS = 24  # deployment ids on the KPIs' x axis; past it, every n-th
+MAX_CAUSES = 20  # deployments whose bars are each named by their cause; past it, the legend
+# Legends sit right of their panels, where no line, bar or point can be under them.
+BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8}
 
 
 def _unit(seconds: float) -> tuple[float, str]:
-    """A divisor and a label for the x axis: seconds, minutes or hours."""
+    """A divisor and a unit for a span of time: seconds, minutes or hours."""
     if seconds >= 2 * 3600:
-        return 3600.0, "hours since start"
+        return 3600.0, "hours"
     if seconds >= 120:
-        return 60.0, "minutes since start"
-    return 1.0, "seconds since start"
+        return 60.0, "minutes"
+    return 1.0, "seconds"
 
 
-def figure_of(deployment: Deployment) -> Any:
-    """The matplotlib Figure (tests read its artists; `plot` saves it)."""
+def _traffic(ax: Any, deployment: Deployment, scale: float, end: float) -> None:
+    """The target's share of traffic over time, with its steps, pauses and promotes."""
     start, target = deployment.started_at, deployment.target
-    end = max((deployment.finished_at or start) - start, 0.001)
-    scale, unit = _unit(end)
     first = deployment.start_weights
     points: list[tuple[float, float]] = [(0.0, 100 * share(first[0], target))] if first else []
-    figure, (ax, guards) = plt.subplots(
-        2, 1, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
     for event in deployment.events:
         x = (event.t - start) / scale
         if event.type == EventType.STEP and event.weights is not None:
@@ -57,32 +80,11 @@ def figure_of(deployment: Deployment) -> Any:
             ax.axvline(x, color="#ff7f0e", linestyle=":", label=str(EventType.PAUSED))
         elif event.type == EventType.PROMOTED:
             ax.axvline(x, color="#9467bd", linestyle=":", label=str(EventType.PROMOTED))
+        elif event.type == EventType.FINISHED and event.detail.get("status") == Status.SUCCEEDED:
+            # shown where an operator rolled the deployment back after it succeeded
+            ax.axvline(x, color=OK_COLOR, linestyle=":", label=str(Status.SUCCEEDED))
         elif event.type == EventType.RESTORED and first:
             points.append((event.t - start, 100 * share(first[0], target)))
-    failure, timings = deployment.failure, deployment.timings
-    if failure is not None and timings.detected_at is not None:
-        x = (timings.detected_at - start) / scale
-        ax.axvline(x, color=FAIL_COLOR, linestyle="--", label=f"{failure.reason}")
-        ax.annotate(
-            textwrap.fill(f"{failure.reason}: {failure.detail}", 60, max_lines=4, placeholder=" …"),
-            (x, 50),
-            textcoords="offset points",
-            xytext=(-6, 0),
-            ha="right",
-            fontsize=8,
-            color=FAIL_COLOR,
-        )
-    if timings.rollback_seconds is not None and timings.restored_at is not None:
-        x = (timings.restored_at - start) / scale
-        ax.axvline(x, color="#17becf", linestyle="--", label="restored")
-        ax.annotate(
-            f"restored in {timings.rollback_seconds:.3f}s"
-            + ("" if timings.restore_verified else " (not confirmed served)"),
-            (x, 20),
-            textcoords="offset points",
-            xytext=(6, 0),
-            fontsize=8,
-        )
     xs: list[float] = []
     ys: list[float] = []
     for i, (t, y) in enumerate(points):
@@ -95,24 +97,88 @@ def figure_of(deployment: Deployment) -> Any:
     ys.append(ys[-1] if ys else 0)
     ax.plot(xs, ys, color=OK_COLOR if target == "green" else "#1f77b4", linewidth=2,
             label=f"% of traffic to {target}")  # fmt: skip
-    ax.set_ylabel(f"% traffic to {target}")
+
+
+def _failure_and_restore(ax: Any, guards: Any, deployment: Deployment, scale: float) -> None:
+    """The failure as a line across both panels, named; the restore as a point on the traffic
+    line where the weights it found were served again, with how long that took."""
+    start, failure, timings = deployment.started_at, deployment.failure, deployment.timings
+    if failure is not None and timings.detected_at is not None:
+        x = (timings.detected_at - start) / scale
+        ax.axvline(x, color=FAIL_COLOR, linestyle="--", label=failure.reason)
+        guards.axvline(x, color=FAIL_COLOR, linestyle="--", zorder=0)
+        ax.annotate(
+            textwrap.fill(f"{failure.reason}: {failure.detail}", 60, max_lines=4, placeholder=" …"),
+            (x, 50),
+            textcoords="offset points",
+            xytext=(-6, 0),
+            ha="right",
+            fontsize=8,
+            color=FAIL_COLOR,
+        )
+    first = deployment.start_weights
+    if timings.rollback_seconds is not None and timings.restored_at is not None and first:
+        x = (timings.restored_at - start) / scale
+        y = 100 * share(first[0], deployment.target)
+        ax.plot([x], [y], marker="D", markersize=8, linestyle="none", color=RESTORE_COLOR,
+                label="restored (weights served again)", zorder=5)  # fmt: skip
+        ax.annotate(
+            f"restored in {timings.rollback_seconds:.3f}s"
+            + ("" if timings.restore_verified else " (not confirmed served)"),
+            (x, y),
+            textcoords="offset points",
+            xytext=(-10, 22),
+            ha="right",
+            fontsize=8,
+            color=RESTORE_COLOR,
+        )
+
+
+def _guards(ax: Any, deployment: Deployment, scale: float) -> None:
+    """Each guard on a row of its own, each poll a point in the color of its verdict."""
+    names: list[str] = []
+    for sample in deployment.samples:
+        names += [n for n in sample.guards if n not in names]
+    start = deployment.started_at
+    seen: set[str] = set()
+    for row, name in enumerate(names):
+        for state in dict.fromkeys(s.guards.get(name, "") for s in deployment.samples):
+            times = [
+                (s.t - start) / scale for s in deployment.samples if s.guards.get(name) == state
+            ]
+            if not state or not times:
+                continue
+            ax.scatter(times, [row] * len(times), s=14, color=STATE_COLORS.get(state, OTHER_COLOR),
+                       label=None if state in seen else state)  # fmt: skip
+            seen.add(state)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(max(len(names), 1) - 0.4, -0.6)  # the first guard polled on top
+    ax.set_ylabel("guards")
+    if seen:
+        ax.legend(title="verdict", title_fontsize=8, **BESIDE)
+
+
+def figure_of(deployment: Deployment) -> Any:
+    """The deployment's matplotlib Figure (tests read its artists; `plot` saves it)."""
+    end = max((deployment.finished_at or deployment.started_at) - deployment.started_at, 0.001)
+    scale, unit = _unit(end)
+    names = {n for s in deployment.samples for n in s.guards}
+    figure, (ax, guards) = plt.subplots(
+        2, 1, figsize=(10, 5.5 + 0.25 * len(names)), sharex=True,
+        gridspec_kw={"height_ratios": [3, 1 + 0.3 * len(names)]},
+    )  # fmt: skip
+    _traffic(ax, deployment, scale, end)
+    _failure_and_restore(ax, guards, deployment, scale)
+    ax.set_ylabel(f"% traffic to {deployment.target}")
     ax.set_ylim(-5, 110)
-    ax.set_title(f"Deployment {deployment.id}: {deployment.status}")
+    after = " after it succeeded" if Summary.of(deployment).rolled_back_after_success else ""
+    ax.set_title(f"Deployment {deployment.id}: {deployment.status}{after}")
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))  # one entry per kind of mark
-    ax.legend(unique.values(), unique.keys(), loc="best", fontsize=8)
-    samples = deployment.samples
-    failing = [any(v == "fail" for v in s.guards.values()) for s in samples]
-    guards.scatter(
-        [(s.t - start) / scale for s in samples],
-        [0 if f else 1 for f in failing],
-        c=[FAIL_COLOR if f else OK_COLOR for f in failing],
-        s=12,
-    )
-    guards.set_yticks([0, 1], ["fail", "ok"])
-    guards.set_xlabel(unit)
-    guards.set_ylabel("guards")
+    ax.legend(unique.values(), unique.keys(), **BESIDE)
+    _guards(guards, deployment, scale)
+    guards.set_xlabel(f"{unit} since start")
     figure.tight_layout()
     return figure
 
@@ -125,36 +191,91 @@ def plot(deployment: Deployment, path: Path) -> Path:
     return path
 
 
-def kpi_plot(data: dict[str, Any], path: Path) -> Path:
-    """Per deployment over time: downtime and rollback time, with each outcome marked."""
+def _endings(ax: Any, rows: list[dict[str, Any]], values: list[float]) -> None:
+    """Bars of `values`, one per deployment, in the color of how it ended, with a legend
+    entry for each ending shown (the rolled back ones' with their causes, counted) and, while
+    there is room, each rolled back bar named by its cause."""
+    from collections import Counter
+
+    from matplotlib.patches import Patch
+
+    colors = [ENDING_COLORS.get(Ending(r["ending"]), OTHER_COLOR) for r in rows]
+    ax.bar(range(len(rows)), values, color=colors)
+    failed = [(i, r) for i, r in enumerate(rows) if r["ending"] == Ending.ROLLED_BACK]
+    causes = Counter(r["cause"] or "unknown" for _, r in failed)
+    labels = dict(ENDING_LABELS)
+    labels[Ending.ROLLED_BACK] += (
+        "\n(" + ", ".join(f"{c} {n}" for c, n in sorted(causes.items())) + ")"
+    )
+    shown = [e for e in ENDING_COLORS if any(r["ending"] == e for r in rows)]
+    if shown:
+        handles = [Patch(color=ENDING_COLORS[e], label=labels[e]) for e in shown]
+        ax.legend(handles=handles, **BESIDE)
+    if len(rows) <= MAX_CAUSES:
+        for i, r in failed:
+            ax.annotate(r["cause"] or "unknown", (i, values[i]), textcoords="offset points",
+                        xytext=(0, 3), ha="center", fontsize=7, color=FAIL_COLOR)  # fmt: skip
+
+
+def _said_when_none(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9,
+            color=OTHER_COLOR)  # fmt: skip
+
+
+def kpi_figure(data: dict[str, Any]) -> Any:
+    """The KPIs' matplotlib Figure, per deployment in time order (`kpi_plot` saves it)."""
     rows = data["perDeployment"]
-    labels = [r["deployment"][:15] for r in rows]
-    figure, (down, back) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     places = list(range(len(rows)))
+    figure, (ended, down, back) = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
+    # how each ended, and how long it took
+    scale, unit = _unit(max([r["shiftSeconds"] for r in rows], default=0.0))
+    _endings(ended, rows, [r["shiftSeconds"] / scale for r in rows])
+    rate, failures = data["successRate"], data["changeFailureRate"]
+    figure.suptitle(
+        f"{data['succeeded']} of {data['deployments']} deployments succeeded"
+        + (f" ({rate:.0%}); change failure rate {failures:.0%}" if rate is not None else "")
+    )
+    ended.set_title("How each deployment ended, and how long it took", fontsize=10)
+    ended.set_ylabel(f"duration ({unit})")
+    ended.set_ylim(0, max([r["shiftSeconds"] / scale for r in rows], default=1.0) * 1.2 or 1.0)
+    # how long users lost service
     downtimes = [r["downtimeSeconds"] for r in rows]
-    succeeded = [r["ending"] == Status.SUCCEEDED for r in rows]
-    down.bar(places, downtimes, color=[OK_COLOR if s else FAIL_COLOR for s in succeeded])
-    outcomes = ((True, str(Status.SUCCEEDED), OK_COLOR), (False, "given back", FAIL_COLOR))
-    for ok, label, color in outcomes:
-        marked = [i for i, s in enumerate(succeeded) if s == ok]
-        if marked:  # each outcome shows even where the downtime is 0 s
-            down.plot(marked, [0] * len(marked), marker="o", linestyle="none", color=color,
-                      label=label, clip_on=False)  # fmt: skip
-    down.set_ylim(0, max([1.0, *downtimes]) * 1.1)
-    down.legend(loc="upper left", fontsize=8)
+    down.bar(places, downtimes, color=FAIL_COLOR, label="no healthy target, or a probe failing")
+    down.set_title("How long users lost service", fontsize=10)
     down.set_ylabel("downtime (s)")
-    rate = data["successRate"]
-    title = f"{data['succeeded']}/{data['deployments']} succeeded"
-    down.set_title(title + (f" ({rate:.0%})" if rate is not None else ""))
-    rolled = [(i, r["rollbackSeconds"]) for i, r in enumerate(rows)
-              if r["rollbackSeconds"] is not None]  # fmt: skip
-    if rolled:  # a deployment that gave nothing back has no rollback time, not one of 0 s
-        back.plot(*zip(*rolled, strict=True), marker="o", linestyle="none", color="#17becf")
-    back.set_xticks(places, labels)
+    down.set_ylim(0, max([1.0, *downtimes]) * 1.15)
+    if any(downtimes):
+        down.legend(**BESIDE)
+    else:
+        _said_when_none(down, f"no downtime in any of the {len(rows)} deployments")
+    # how long giving the traffic back took
+    back.set_title("How long giving the traffic back took (failure seen to restored, served)",
+                   fontsize=10)  # fmt: skip
     back.set_ylabel("rollback (s)")
-    back.set_xlabel("deployment")
-    back.tick_params(axis="x", labelrotation=45)
+    for ending in (Ending.ROLLED_BACK, Ending.ROLLED_BACK_AFTER_SUCCESS):
+        found = [(i, r["rollbackSeconds"]) for i, r in enumerate(rows)
+                 if r["ending"] == ending and r["rollbackSeconds"] is not None]  # fmt: skip
+        if found:  # a deployment that gave nothing back has no rollback time, not one of 0 s
+            back.plot(*zip(*found, strict=True), marker="o", linestyle="none",
+                      color=ENDING_COLORS[ending], label=ENDING_LABELS[ending])  # fmt: skip
+    if back.get_legend_handles_labels()[0]:
+        back.legend(**BESIDE)
+        back.set_ylim(0, max(r["rollbackSeconds"] or 0.0 for r in rows) * 1.2)
+    else:
+        _said_when_none(back, "no deployment gave its traffic back")
+    step = max(1, -(-len(rows) // MAX_LABELS))
+    back.set_xticks(places[::step], [r["deployment"] for r in rows][::step])
+    back.tick_params(axis="x", labelrotation=45, labelsize=7)
+    for label in back.get_xticklabels():
+        label.set_horizontalalignment("right")
+    back.set_xlabel("deployment (id: start time, UTC)")
     figure.tight_layout()
+    return figure
+
+
+def kpi_plot(data: dict[str, Any], path: Path) -> Path:
+    """Save the KPIs' plot as a PNG at `path`."""
+    figure = kpi_figure(data)
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
