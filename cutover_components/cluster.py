@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from cutover_components import iam
+import cutover_components.iam as iam
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ rules on a Kubernetes one. Pure: `cutover_components/helper_role.py` declares th
 
 from __future__ import annotations
 
-from cutover_components import iam
+import cutover_components.iam as iam
 
 
 def helper_policy(

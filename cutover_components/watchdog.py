@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import WATCHDOG_ROLE
 
-from cutover_components import iam
+import cutover_components.iam as iam
 
 # What the archive holds: the packages the handler imports, each as its own folder.
 PACKAGES = ("cutover", "cutover_gates")
