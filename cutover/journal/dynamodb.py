@@ -22,9 +22,9 @@ import json
 import zlib
 from typing import Any
 
-from cutover_gates.contract import Color, Outcome, parse_color
+from cutover_gates.contract import Color, Outcome, Status, parse_color
 
-from cutover.deployment import Deployment
+from cutover.deployment import Deployment, UnknownStatus
 from cutover.journal.dynamodb_locks import DynamoLocks
 from cutover.journal.items import Skipped, parse_item, parse_outcome, skip
 from cutover.journal.lease import (
@@ -263,8 +263,9 @@ class DynamoJournal(DynamoLocks):
 
     def summaries(self, scope: str, since: str = "") -> list[Summary]:
         """A paginated query of the scope's partition from `since` on (never a scan) that
-        reads only each item's `summary` (written when it finished); an item without one
-        (unfinished, or journaled by an earlier release) is read whole."""
+        reads only each item's `summary` (written when it finished); the items without one
+        (unfinished, or journaled by an earlier release) are then read whole, a hundred a
+        call, each summarised as it arrives."""
         values = {":pk": {"S": f"deploy#{scope}"}}
         condition = "pk = :pk"
         if since:  # a key condition on the sort key (no empty string allowed there)
@@ -281,17 +282,66 @@ class DynamoJournal(DynamoLocks):
         for page in pages:
             for item in page["Items"]:
                 deployment_id = item["sk"]["S"]
-                found[deployment_id] = self._summary(scope, deployment_id, item.get("summary"))
+                found[deployment_id] = self._kept_summary(scope, deployment_id, item.get("summary"))
+        missing = [d for d, s in found.items() if s is None]
+        backfill: list[tuple[dict[str, Any], Summary]] = []
+        for start in range(0, len(missing), 100):  # BatchGetItem takes 100 keys a call
+            keys = [self._key(scope, d) for d in missing[start : start + 100]]
+            request = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self.db.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self.table, []):
+                    key = f"{item['pk']['S']}/{item['sk']['S']}"
+                    try:
+                        summary = Summary.of_document(json.loads(_document(item)))
+                    except UnknownStatus as e:
+                        skip(self.skipped, key, f"{e}: not this release's to touch", newer=True)
+                        continue
+                    except (KeyError, TypeError, ValueError, zlib.error) as e:
+                        skip(self.skipped, key, f"not readable ({e})")
+                        continue
+                    found[item["sk"]["S"]] = summary
+                    backfill.append((item, summary))
+                request = answer.get("UnprocessedKeys") or {}
+        self._backfill(backfill)
         return [s for s in found.values() if s is not None]
 
-    def _summary(self, scope: str, deployment_id: str, kept: Any) -> Summary | None:
-        if kept is not None:
-            try:
-                return Summary.from_json(json.loads(kept["S"]))
-            except (KeyError, TypeError, ValueError) as e:
-                skip(self.skipped, f"deploy#{scope}/{deployment_id}", f"summary not readable ({e})")
-        deployment = self.load(scope, deployment_id)
-        return Summary.of(deployment) if deployment is not None else None
+    def _backfill(self, computed: list[tuple[dict[str, Any], Summary]]) -> None:
+        """Keep each finished deployment's summary on its item, once, so the next read takes
+        it from the projection; conditional on the item still having none and the status it
+        was read with."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def keep(found: tuple[dict[str, Any], Summary]) -> None:
+            item, summary = found
+            if not Status(summary.status).finished:
+                return
+            # best effort: a reader without write access, or a race, leaves it for next time
+            with contextlib.suppress(Exception):
+                self.db.update_item(
+                    TableName=self.table,
+                    Key={"pk": item["pk"], "sk": item["sk"]},
+                    UpdateExpression="SET #summary = :s",
+                    ConditionExpression="attribute_not_exists(#summary) AND #status = :status",
+                    ExpressionAttributeNames={"#summary": "summary", "#status": "status"},
+                    ExpressionAttributeValues={
+                        ":s": {"S": json.dumps(summary.to_json(), separators=(",", ":"))},
+                        ":status": item["status"],
+                    },
+                )
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(keep, computed))
+
+    def _kept_summary(self, scope: str, deployment_id: str, kept: Any) -> Summary | None:
+        """The summary an item keeps; None when it keeps none, or one that does not parse."""
+        if kept is None:
+            return None
+        try:
+            return Summary.from_json(json.loads(kept["S"]))
+        except (KeyError, TypeError, ValueError) as e:
+            skip(self.skipped, f"deploy#{scope}/{deployment_id}", f"summary not readable ({e})")
+            return None
 
     # -- control requests --------------------------------------------------------------------
 
