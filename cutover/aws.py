@@ -13,6 +13,8 @@ import functools
 import os
 from typing import Any
 
+from cutover.environment import number, whole
+
 # Standard mode retries throttling, 5xx and connection errors with exponential backoff and
 # jitter; a rollback must never wait long on one call, so attempts and timeouts are bounded,
 # and their sum (`longest_call_seconds`) stays well inside the lease that fences a write.
@@ -24,11 +26,6 @@ READ_TIMEOUT = 4.0
 # x-amz-retry-after, which neither ELB nor DynamoDB does.
 MAX_BACKOFF = 20.0
 POOL = 64  # concurrent calls, e.g. restoring many listeners at once
-
-
-def _setting(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
 
 
 _region_of_stack: str | None = None
@@ -56,14 +53,14 @@ def _session() -> Any:
 
 
 def attempts() -> int:
-    return max(1, int(_setting("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)))
+    return whole("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)
 
 
 def longest_call_seconds() -> float:
     """The longest one AWS call can take, every retry and backoff included: after this long,
     a write that was sent has landed or never will."""
     n = attempts()
-    per_attempt = _setting("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT) + _setting(
+    per_attempt = number("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT) + number(
         "CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT
     )
     return n * per_attempt + sum(min(2.0 ** (i - 1), MAX_BACKOFF) for i in range(1, n))
@@ -79,8 +76,8 @@ def client(service: str) -> Any:
             "mode": "standard",
             "total_max_attempts": attempts(),
         },
-        connect_timeout=_setting("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
-        read_timeout=_setting("CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT),
+        connect_timeout=number("CUTOVER_AWS_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
+        read_timeout=number("CUTOVER_AWS_READ_TIMEOUT", READ_TIMEOUT),
         max_pool_connections=POOL,
     )
     return _session().client(service, config=config)

@@ -80,21 +80,22 @@ class KmsSigner:
 
 def signer_of(key_file: Path | None, kms_key: str | None, env: str) -> Signer:
     """The signer of --key FILE, --kms-key KEY, or the PEM in $`env`; ConfigError otherwise."""
-    import os
-
     from cutover_gates.record import LocalSigner, load_private_key
+
+    from cutover.environment import text
 
     if key_file is not None and kms_key:
         raise ConfigError("give --key or --kms-key, not both")
     if kms_key:
         return KmsSigner(kms_key)
+    in_environment = text(env) if key_file is None else None
     if key_file is not None:
         try:
             pem = key_file.read_bytes()
         except OSError as e:
             raise ConfigError(f"--key {key_file}: cannot read it ({e.strerror})") from None
-    elif os.environ.get(env):
-        pem = os.environ[env].encode()
+    elif in_environment is not None:
+        pem = in_environment.encode()
     else:
         raise ConfigError(
             f"no signing key: pass --key FILE, --kms-key KEY, or set ${env} to the PEM"

@@ -12,6 +12,7 @@ import functools
 import os
 from typing import Any
 
+from cutover.environment import number, text, whole
 from cutover.errors import ConfigError
 
 CONNECT_TIMEOUT = 2.0
@@ -24,13 +25,13 @@ GATEWAY_API = ("gateway.networking.k8s.io", "v1", "httproutes")
 def timeout() -> tuple[float, float]:
     """(connect, read) seconds for every call."""
     return (
-        float(os.environ.get("CUTOVER_KUBE_CONNECT_TIMEOUT") or CONNECT_TIMEOUT),
-        float(os.environ.get("CUTOVER_KUBE_READ_TIMEOUT") or READ_TIMEOUT),
+        number("CUTOVER_KUBE_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
+        number("CUTOVER_KUBE_READ_TIMEOUT", READ_TIMEOUT),
     )
 
 
 def attempts() -> int:
-    return max(1, int(os.environ.get("CUTOVER_KUBE_ATTEMPTS") or ATTEMPTS))
+    return whole("CUTOVER_KUBE_ATTEMPTS", ATTEMPTS)
 
 
 def longest_call_seconds() -> float:
@@ -55,7 +56,7 @@ def api_client() -> Any:
             config.load_incluster_config(client_configuration=configuration)
         else:
             config.load_kube_config(
-                context=os.environ.get("CUTOVER_KUBE_CONTEXT") or None,
+                context=text("CUTOVER_KUBE_CONTEXT"),
                 client_configuration=configuration,
             )
     except (config.ConfigException, OSError) as e:

@@ -149,6 +149,9 @@ class Commands(click.Group):
 @click.version_option(package_name="cutover")
 def cli() -> None:
     """Zero-downtime blue-green deployments: gated, progressive, rolled back automatically."""
+    from cutover.environment import check_numbers
+
+    check_numbers()  # before any command reads, locks or writes anything
 
 
 def main() -> None:
@@ -164,6 +167,9 @@ def tell_skipped() -> None:
     if "cutover.cli.common" not in sys.modules:
         return
     from cutover.cli.common import Context
+
+    if not Context.opened:  # nothing was read (and the journal's modules may not import)
+        return
     from cutover.journal.items import skipped_line
 
     told: set[str] = set()

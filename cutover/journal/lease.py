@@ -29,11 +29,12 @@ from typing import Protocol
 from cutover_gates.contract import Holder
 
 from cutover.clock import Clock
+from cutover.environment import number
 from cutover.errors import ConfigError, DeploymentFailed, LockHeld
 
 # How long a holder that stops renewing keeps its lease. The watchdog gives traffic back at
 # most this long (plus its schedule, one restore and its re-verify) after a shift's process dies.
-LEASE_SECONDS = float(os.environ.get("CUTOVER_LEASE_SECONDS") or 30)
+LEASE_SECONDS = number("CUTOVER_LEASE_SECONDS", 30.0)
 # How far two hosts' clocks may disagree: a write accepted this close to the end of a
 # renewal is treated as one that may have landed after it.
 CLOCK_SKEW_SECONDS = 1.0

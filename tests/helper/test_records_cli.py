@@ -120,7 +120,8 @@ def test_signing_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
         str(out),
         env={"CUTOVER_SIGNING_KEY": ""},
     )
-    assert no_key.returncode == 2 and "no signing key" in no_key.stderr
+    assert no_key.returncode == 2
+    assert "CUTOVER_SIGNING_KEY is set but empty" in no_key.stderr  # not "no key given"
     assert not out.exists()
 
 
