@@ -193,8 +193,14 @@ def run() -> None:
     except click.exceptions.Abort:
         click.echo("error: interrupted; nothing more was done", err=True)
         sys.exit(ExitCode.FAILED)
+    except click.UsageError as e:
+        if isinstance(e, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+            e.show()  # `cutover` or `cutover keys` alone: the help is what was asked for
+        else:
+            click.echo(f"error: {usage_line(e)}", err=True)
+        sys.exit(ExitCode.BAD_INPUT)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {one_line(e.format_message())}", err=True)
         sys.exit(ExitCode.BAD_INPUT)
     except CutoverError as e:
         if str(e):  # a verdict the command already printed needs no line more
@@ -207,10 +213,42 @@ def run() -> None:
         sys.exit(ExitCode.FAILED)
     except Exception as e:
         found = missing_extra(e) if isinstance(e, ModuleNotFoundError) else api_failure(e)
+        if found is None and isinstance(e, OSError) and e.filename is not None:
+            found = f"{e.filename}: {e.strerror}", ExitCode.FAILED  # a file the OS refused
         if found is None:
             raise
         click.echo(f"error: {found[0]}", err=True)
         sys.exit(found[1])
+
+
+def one_line(message: str) -> str:
+    """A message as one line: a pipeline's log shows one line an error."""
+    return " ".join(message.split())
+
+
+def usage_line(error: click.UsageError) -> str:
+    """A usage error in one line, like every other error, ending in where the help is (not
+    Click's three-line block)."""
+    path = error.ctx.command_path if error.ctx is not None else command_path(sys.argv[1:])
+    return f"{one_line(error.format_message())} (see {path} --help)"
+
+
+def command_path(args: list[str]) -> str:
+    """`cutover keys new` for `keys new --name`: the commands named before the first option
+    (Click raises some usage errors before it knows its context)."""
+    command: click.Command = cli
+    path = ["cutover"]
+    for word in args:
+        found = (
+            command.get_command(click.Context(command), word)
+            if isinstance(command, click.Group)
+            else None
+        )
+        if found is None:
+            break
+        command = found
+        path.append(word)
+    return " ".join(path)
 
 
 def api_failure(error: Exception) -> tuple[str, ExitCode] | None:
