@@ -294,11 +294,14 @@ def _mean_latency(windows: list[Window]) -> float | None:
     return sum(n * lat for n, lat in weighted) / total if total else None
 
 
+def points(increase: float) -> str:
+    """Percentage points, said right: `1 point`, `0.5 points`, `5 points`."""
+    return f"{increase:g} point" + ("" if increase == 1 else "s")
+
+
 def _failure(verdict: MetricVerdict, names: tuple[str, str], settings: Settings) -> str:
     if verdict.metric == "errorRate":
-        return (
-            f"error rate more than {settings.max_error_rate_increase:g} points above {names[1]}'s"
-        )
+        return f"error rate more than {points(settings.max_error_rate_increase)} above {names[1]}'s"
     return (
         f"{settings.latency_statistic} latency more than "
         f"{settings.max_latency_increase_percent:g}% above {names[1]}'s"

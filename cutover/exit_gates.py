@@ -61,7 +61,7 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
         return ExitGate(DEPLOYMENT_SUCCESSFUL, False, "no shift in the journal for this stack")
     said = f"shift {latest.id} to {latest.options.target}: {latest.status}"
     if latest.status != Status.SUCCEEDED:
-        reason = f" ({latest.failure.reason}: {latest.failure.detail})" if latest.failure else ""
+        reason = f" ({latest.failure})" if latest.failure else ""
         return ExitGate(DEPLOYMENT_SUCCESSFUL, False, said + reason)
     stack_asks = service.outputs.analysis.verify_minutes * 60 if service.outputs.analysis else 0.0
     verified = [e for e in latest.events if e.type == EventType.VERIFIED]

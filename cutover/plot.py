@@ -108,7 +108,7 @@ def _failure_and_restore(ax: Any, guards: Any, deployment: Deployment, scale: fl
         ax.axvline(x, color=FAIL_COLOR, linestyle="--", label=failure.reason)
         guards.axvline(x, color=FAIL_COLOR, linestyle="--", zorder=0)
         ax.annotate(
-            textwrap.fill(f"{failure.reason}: {failure.detail}", 60, max_lines=4, placeholder=" …"),
+            textwrap.fill(str(failure), 60, max_lines=4, placeholder=" …"),
             (x, 50),
             textcoords="offset points",
             xytext=(-6, 0),

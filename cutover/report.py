@@ -7,6 +7,7 @@ counted).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from cutover.deployment import Deployment
 from cutover.evidence import ALPHA, THRESHOLD
 from cutover.summary import Ending, Summary
+from cutover.timeline import Failure
 from cutover.weights import format_weights
 
 
@@ -85,11 +87,7 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
         f"- Services: {', '.join(data['services'])}",
         f"- Target color: {data['target']}",
         f"- Outcome: **{data['status']}**"
-        + (
-            f" ({data['failure']['reason']}: {data['failure']['detail']})"
-            if data["failure"]
-            else ""
-        ),
+        + (f" ({Failure(**data['failure'])})" if data["failure"] else ""),
         "- Metric analysis: "
         + ("on" if data["analysisOn"] else "off for this deployment (--analysis off)"),
         f"- Shift duration: {data['shiftSeconds']} s",
@@ -133,7 +131,10 @@ def _analysis_table(rows: list[dict[str, Any]]) -> list[str]:
     def evidence(metric: dict[str, Any] | None) -> str:
         if not metric or metric.get("evidence") is None:
             return "n/a"
-        said = f"{metric['evidence']:.2f}" + (" **failed**" if metric["failed"] else "")
+        value = float(metric["evidence"])
+        # an e-value of 0 (the target no worse at all) is a log of -inf: "none", not `-inf`
+        number = "none" if value == -math.inf else "∞" if value == math.inf else f"{value:.2f}"
+        said = number + (" **failed**" if metric["failed"] else "")
         return said + (" (dry run)" if metric.get("dryRun") else "")
 
     lines = [

@@ -148,3 +148,9 @@ class Timings:
 class Failure:
     reason: str
     detail: str
+
+    def __str__(self) -> str:
+        """`reason: detail`, the reason said once where the detail already begins with it
+        (journals hold watchdog restores as `watchdog`, `watchdog: holder ...`)."""
+        prefix = f"{self.reason}: "
+        return self.detail if self.detail.startswith(prefix) else prefix + self.detail

@@ -82,7 +82,7 @@ def lines(
     if holder:
         out.append(f"  lock: {holder.where} (pid {holder.pid})")
     if deployment.failure:
-        out.append(f"  failure: {deployment.failure.reason}: {deployment.failure.detail}")
+        out.append(f"  failure: {deployment.failure}")
     action = next_action(state)
     if action:
         out.append(f"  next: {action}")

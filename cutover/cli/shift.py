@@ -243,6 +243,8 @@ def verify_seconds(all_outputs: list[StackOutputs]) -> float:
 
 def analysis_said(all_outputs: list[StackOutputs], options: Options) -> str:
     """One line on what judges the target against the baseline during this shift."""
+    from cutover.analysis import points
+
     on = [o.analysis for o in all_outputs if o.analysis and o.analysis.enabled]
     if not options.analysis:
         return "Metric analysis off for this shift (--analysis off)."
@@ -251,7 +253,7 @@ def analysis_said(all_outputs: list[StackOutputs], options: Options) -> str:
     period = max(a.period_seconds for a in on)
     line = (
         f"Metric analysis: {options.target} against the other color per {period}s window "
-        f"(error rate +{on[0].max_error_rate_increase:g} points, {on[0].latency_statistic} "
+        f"(error rate +{points(on[0].max_error_rate_increase)}, {on[0].latency_statistic} "
         f"latency +{on[0].max_latency_increase_percent:g}%, at least {on[0].min_requests} "
         "requests a window)"
     )

@@ -54,7 +54,7 @@ def test_a_target_five_points_worse_is_rolled_back_within_three_looks(metered: A
     assert metered.served(SERVICE) == {"blue": 100, "green": 0}
     (doc,) = metered.deployments()
     assert doc["failure"]["reason"] == "guard failed"
-    assert doc["failure"]["detail"].startswith("analysis: green error rate more than 1 points")
+    assert doc["failure"]["detail"].startswith("analysis: green error rate more than 1 point")
     judged = [s["analysis"] for s in doc["samples"] if s.get("analysis")]
     assert judged[-1]["state"] == "fail" and judged[-1]["looks"] <= 3
     assert (

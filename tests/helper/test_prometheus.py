@@ -97,7 +97,7 @@ def test_a_target_five_points_worse_is_rolled_back_within_three_windows(
     assert result.returncode == 1, result.stderr
     assert cluster.weights() == {"blue": 100, "green": 0}
     (doc,) = cluster.deployments()
-    assert doc["failure"]["detail"].startswith("analysis: green error rate more than 1 points")
+    assert doc["failure"]["detail"].startswith("analysis: green error rate more than 1 point")
     step = next(e["t"] for e in doc["events"] if e["type"] == "step")
     assert doc["timings"]["detectedAt"] - step <= 4 * PERIOD + 1.5
     judged = [s["analysis"] for s in doc["samples"] if s.get("analysis")]

@@ -51,7 +51,7 @@ def test_the_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
     assert codes == {i: expected for i, (_, expected) in enumerate(commands)}, said
     assert "Shift " in ran.stdout and "succeeded: green serves all traffic" in ran.stdout
     assert "Signed stage-exit record (passed)" in ran.stdout
-    assert "guard failed: analysis: green error rate more than 1 points above blue's" in said
+    assert "guard failed: analysis: green error rate more than 1 point above blue's" in said
     # the config follows what is served: green after the shift, blue after the rollback
     assert "Wrote cutover:activeColor=green, cutover:trafficPercent=100" in ran.stdout
     assert (

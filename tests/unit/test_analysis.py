@@ -38,7 +38,7 @@ def test_a_target_five_points_worse_fails_at_its_first_look_and_names_the_eviden
     target = windows([6.0, 6.1, 5.9])
     verdict = judge(target[:1], baseline[:1], SETTINGS, NAMES)
     assert verdict.state == "fail"
-    assert "error rate more than 1 points above blue's" in verdict.detail
+    assert "error rate more than 1 point above blue's" in verdict.detail
     assert verdict.figures is not None
     errors = {m.metric: m for m in verdict.figures.metrics}["errorRate"]
     assert errors.failed and errors.evidence is not None and errors.evidence >= THRESHOLD
@@ -133,7 +133,7 @@ def test_dry_run_metrics_are_judged_and_said_but_never_fail() -> None:
     dry = replace(SETTINGS, error_rate=MetricRule(dry_run=True))
     verdict = judge(target, baseline, dry, NAMES)
     assert verdict.state == "ok"
-    assert "dry run, not counted: error rate more than 1 points above blue's" in verdict.detail
+    assert "dry run, not counted: error rate more than 1 point above blue's" in verdict.detail
     assert verdict.figures is not None
     assert verdict.figures.to_json()["metrics"]["errorRate"]["failed"] is True
 
@@ -146,7 +146,7 @@ def test_a_metric_that_is_not_critical_fails_only_with_every_other() -> None:
     assert alone.state == "ok" and "not critical alone: error rate" in alone.detail
     both = judge(windows([6.0] * 4, latency=0.3), baseline, gentle, NAMES)
     assert both.state == "fail"
-    assert "error rate more than 1 points" in both.detail and "latency more than 50%" in both.detail
+    assert "error rate more than 1 point" in both.detail and "latency more than 50%" in both.detail
 
 
 def at_margin(rng: random.Random, looks: int, per_window: int) -> tuple[list[Window], ...]:

@@ -139,3 +139,18 @@ def test_the_report_says_when_its_timings_came_from_an_emulator() -> None:
     assert "emulator" not in report_markdown(
         report_json(deployment, [Summary.of(deployment)]), None
     )
+
+
+def test_the_reports_evidence_column_says_none_where_the_log_e_value_is_minus_infinity() -> None:
+    """A look where the target is no worse at all has an e-value of 0: its log is -inf, said
+    as `none` (and `∞` for certainty), never as `-inf`."""
+    deployment = Deployment.from_json(OLD["rolled-back"])
+    data = report_json(deployment, [Summary.of(deployment)])
+    side = {"color": "green", "requests": 400, "errorRate": 1.0, "latency": 0.1}
+    metric = {"failed": False, "threshold": 3.0, "critical": True, "dryRun": False}
+    data["analysis"] = [{"at": "08:15:00", "weights": {"blue": 90, "green": 10}, "state": "ok",
+                         "target": side, "baseline": {**side, "color": "blue"},
+                         "metrics": {"errorRate": {**metric, "evidence": float("-inf")},
+                                     "latency": {**metric, "evidence": float("inf")}}}]  # fmt: skip
+    text = report_markdown(data, None)
+    assert "| none, ∞ |" in text and "inf" not in text

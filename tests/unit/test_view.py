@@ -63,7 +63,7 @@ def test_every_line_fits_an_80_column_terminal_and_keeps_every_word() -> None:
     d.status = Status.INTERRUPTED
     d.failure = Failure(
         "guard failed",
-        "analysis: green error rate more than 1 points above blue's (green 6.1% errors, "
+        "analysis: green error rate more than 1 point above blue's (green 6.1% errors, "
         "Average 0.101s vs blue 1.0% errors, Average 0.099s over 12 window(s), 4 look(s))",
     )
     holder = Holder(
@@ -75,6 +75,20 @@ def test_every_line_fits_an_80_column_terminal_and_keeps_every_word() -> None:
     joined = " ".join(line.strip() for line in text)
     assert "over 12 window(s), 4 look(s))" in joined
     assert "`cutover rollback` gives back what it found, `cutover resume` goes on" in joined
+
+
+def test_a_watchdog_restore_says_its_reason_once() -> None:
+    """The watchdog journals `watchdog`, `watchdog: holder ...`: said `failure: watchdog:
+    holder ...`, never `watchdog: watchdog:`."""
+    d = deployment()
+    d.status = Status.ROLLED_BACK
+    d.failure = Failure("watchdog", "watchdog: holder ci@runner stopped renewing at 08:15:00Z")
+    text = " ".join(lines(d, Status.ROLLED_BACK, {}, None, now=1031.0))
+    assert "failure: watchdog: holder ci@runner" in text and "watchdog: watchdog" not in text
+    d.failure = Failure("guard failed", "alarms: in ALARM")
+    assert "failure: guard failed: alarms: in ALARM" in " ".join(
+        lines(d, Status.ROLLED_BACK, {}, None, now=1031.0)
+    )
 
 
 def test_status_reports_the_same_facts_as_json_and_as_lines() -> None:
