@@ -17,3 +17,15 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != value:
         raise ValueError(f"invalid duration {text!r}; expected e.g. 30s, 5m, 1h30m or seconds")
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` the way they are given: 90 -> 1m30s, 86400 -> 1d (whole seconds but for
+    under one)."""
+    if seconds < 1:
+        return f"{seconds:g}s"
+    left, said = round(seconds), ""
+    for unit in ("d", "h", "m", "s"):
+        count, left = divmod(left, int(_UNITS[unit]))
+        said += f"{count}{unit}" if count else ""
+    return said

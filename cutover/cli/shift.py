@@ -146,9 +146,10 @@ def shift(
     from cutover_gates.contract import share
 
     from cutover.deployment import Options
-    from cutover.engine.plan import STRATEGIES, parse_steps
+    from cutover.engine.plan import STRATEGIES, parse_steps, plan_shift
     from cutover.pack_config import load_gates_config
     from cutover.preflight import gate_judge, load_records, preflight
+    from cutover.timing import check_timing
 
     if steps and strategy:
         raise click.BadParameter("give --steps or --strategy, not both")
@@ -173,9 +174,12 @@ def shift(
     ctx = Context(outputs, stack, journal)
     options.verify_for = verify_seconds(ctx.all_outputs) if verify_for is None else verify_for
     analysis_line = analysis_said(ctx.all_outputs, options)  # reads (and checks) `analysis`
-    if all(share(s.router.served(), target) == 1.0 for s in ctx.services):
+    served = [s.router.served() for s in ctx.services]
+    if all(share(w, target) == 1.0 for w in served):
         say(f"{target} already serves all traffic; nothing to shift.")
         return
+    steps_left = max(len(plan_shift(w, target, options.steps)) for w in served)
+    check_timing([o.analysis for o in ctx.all_outputs], options, steps_left)
     gates = gate_judge(ctx.services, ctx.journal, target, list(KINDS), gates_config, records)
     interrupts = Interrupts(say)
     with interrupts:  # from before the smoke test: a signal there moves nothing, exit 1
@@ -251,20 +255,12 @@ def analysis_said(all_outputs: list[StackOutputs], options: Options) -> str:
     if not on:
         return "Metric analysis: not enabled on the stack (cutover:analysis.enabled)."
     period = max(a.period_seconds for a in on)
-    line = (
+    return (
         f"Metric analysis: {options.target} against the other color per {period}s window "
         f"(error rate +{points(on[0].max_error_rate_increase)}, {on[0].latency_statistic} "
         f"latency +{on[0].max_latency_increase_percent:g}%, at least {on[0].min_requests} "
-        "requests a window)"
+        "requests a window)."
     )
-    first = period + max(a.delay_seconds for a in on)  # the first window is judged then
-    if options.bake < first:
-        line += (
-            f"; note: a --bake of {options.bake:g}s ends before the first window is judged "
-            f"({first}s: one window and its publishing delay), so no step is analysed, only "
-            "the verification at 100% (--verify-for)"
-        )
-    return line + "."
 
 
 def say_exit_gates(
@@ -349,6 +345,7 @@ def drill(
     from cutover.gate_record import check_trusted, sign_release_record, signer_of
     from cutover.pack_config import load_gates_config
     from cutover.preflight import gate_judge, preflight
+    from cutover.timing import check_timing
 
     pack_config = load_gates_config(gates_config)
     signer = signer_of(key_file, kms_key, "CUTOVER_DEPLOY_KEY")
@@ -364,7 +361,9 @@ def drill(
     options = Options(target=target, steps=[percent], bake=bake, interval=interval,
                       kind="drill", analysis=analysis == "on",
                       max_inconclusive=max_inconclusive)  # fmt: skip
-    say(analysis_said(ctx.all_outputs, options))
+    analysis_line = analysis_said(ctx.all_outputs, options)
+    check_timing([o.analysis for o in ctx.all_outputs], options, 1)
+    say(analysis_line)
     interrupts = Interrupts(say)
     judge = gate_judge(ctx.services, ctx.journal, target, gates, gates_config, records)
     with interrupts, progress_in_place() as log:

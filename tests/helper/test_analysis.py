@@ -109,7 +109,7 @@ def test_an_enabled_analysis_the_outputs_cannot_feed_is_refused_before_anything_
     data["analysis"]["periodSeconds"] = 60
     blind = metered.tmp / "no-metrics.json"
     blind.write_text(json.dumps(data))
-    result = metered.cutover("shift", "--to", "green", "--steps", "10,100", "--bake", "0s",
+    result = metered.cutover("shift", "--to", "green", "--steps", "10,100", "--bake", "60s",
                              *metered.gate_args(), "--outputs", str(blind), "--journal",
                              metered.journal())  # fmt: skip
     assert result.returncode == 2, result.stderr

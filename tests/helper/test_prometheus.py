@@ -167,7 +167,7 @@ def test_prometheus_lost_mid_shift_is_inconclusive_and_counted(cluster: Cluster)
 
 
 def test_exit_gates_on_a_gateway_stack_read_prometheus_and_the_cronjob(cluster: Cluster) -> None:
-    shifted = cluster.cutover(*cluster.shift("--steps", "100", "--bake", "0s"))
+    shifted = cluster.cutover(*cluster.shift("--steps", "100", "--bake", f"{PERIOD}s"))
     assert shifted.returncode == 0, shifted.stderr
     gates = ["--gates-config", str(cluster.gates), "--records", str(cluster.records)]
     result = cluster.cutover(*cluster.args("exit-gates", *gates))

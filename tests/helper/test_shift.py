@@ -368,12 +368,16 @@ def test_manual_mode_pauses_before_every_step_and_abort_restores(aws: AwsStack) 
 
 
 def test_deadline_rolls_back_instead_of_hanging(aws: AwsStack) -> None:
-    result = aws.cutover(
-        *shift(aws, "--steps", "10,100", "--bake", "30s", "--interval", "0.05s", "--deadline", "1s")
-    )
+    """Paused before the last step (assisted) and never promoted: past --deadline, the
+    traffic moved is given back (a deadline shorter than the plan itself is refused before
+    anything moves: tests/helper/test_bad_input.py)."""
+    result = aws.cutover(*shift(aws, "--steps", "10,100", "--mode", "assisted", *FAST,
+                                "--deadline", "2s"))  # fmt: skip
     assert result.returncode == 1
     assert "deadline" in result.stderr
     assert aws.served() == {"blue": 100, "green": 0}
+    (doc,) = aws.deployments()
+    assert doc["failure"]["reason"] == "deadline" and doc["timings"]["restoreVerified"] is True
 
 
 def test_probe_failure_rolls_back_and_counts_as_downtime(aws: AwsStack) -> None:
@@ -542,12 +546,11 @@ def test_report_has_timeline_figures_and_plot(aws: AwsStack) -> None:
             aws,
             "--steps",
             "50,100",
-            "--bake",
-            "2s",
-            "--interval",
-            "0.05s",
+            "--mode",
+            "assisted",
+            *FAST,
             "--deadline",
-            "0.3s",
+            "1.5s",
             to="blue",
         )
     )

@@ -142,9 +142,11 @@ def test_a_live_shift_is_never_touched(aws: AwsStack) -> None:
 
 
 def test_a_dead_shift_past_its_deadline_says_so(aws: AwsStack) -> None:
+    """Paused before its last step (assisted), then frozen: its deadline, longer than its
+    plan, passes while it is gone."""
     process = spawn_outlived(aws, *dynamo(aws, "shift", "--to", "green", *aws.gate_args(),
-                             "--steps", "20,100", "--bake", "60s", "--interval", "0.1s",
-                             "--deadline", "3s"))  # fmt: skip
+                             "--steps", "20,100", "--mode", "assisted", "--bake", "0.3s",
+                             "--interval", "0.1s", "--deadline", "5s"))  # fmt: skip
     with running(process):
         aws.wait_for(lambda: aws.served() == {"blue": 80, "green": 20}, what="first step")
         with frozen(process):
