@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -29,3 +30,19 @@ def format_duration(seconds: float) -> str:
         count, left = divmod(left, int(_UNITS[unit]))
         said += f"{count}{unit}" if count else ""
     return said
+
+
+def duration_of(most: str, allow_zero: bool = False) -> Callable[[str], float]:
+    """A parser of durations up to `most` (a bake of years is a typo, and a number that large
+    stops meaning anything), longer than zero unless `allow_zero`; ValueError saying why."""
+    ceiling = parse_duration(most)
+
+    def parse(text: str) -> float:
+        seconds = parse_duration(text)
+        if seconds <= 0 and not allow_zero:
+            raise ValueError(f"{text!r} must be longer than zero")
+        if seconds > ceiling:
+            raise ValueError(f"{text!r} is longer than {most}, the most it may be")
+        return seconds
+
+    return parse

@@ -129,6 +129,26 @@ def check_trusted(signer: Signer, kind: str, pack_config: dict[str, Any], now: d
         raise GateRefused(f"key {key.describe()} {problem}; nothing was written")
 
 
+def check_valid_for(kind: str, valid_for: float, pack_config: dict[str, Any]) -> None:
+    """ConfigError (nothing signed) when a `kind` record valid for `valid_for` seconds would
+    claim longer than the pack accepts one after its issue (its age limit)."""
+    from cutover_gates.gate import max_age
+
+    from cutover.durations import format_duration
+
+    config = pack_config.get(TRUSTED_KEYS_OF[kind]) or {}
+    try:
+        limit = max_age(kind, config if isinstance(config, dict) else {})
+    except (TypeError, ValueError):
+        return  # a malformed limit is the pack config's to name (its validation)
+    if limit is not None and valid_for > limit.total_seconds():
+        raise ConfigError(
+            f"--valid-for {format_duration(valid_for)} is longer than the pack accepts a {kind} "
+            f"record ({format_duration(limit.total_seconds())} after its issue, "
+            f"{TRUSTED_KEYS_OF[kind]} in --gates-config); give at most that"
+        )
+
+
 def _verifies(document: Any, kind: str, pack_config: dict[str, Any], now: datetime) -> bool:
     """Whether a record document verifies (trusted signer, signature, times, its own bindings)."""
     body = document.get("record") if isinstance(document, dict) else None
@@ -167,7 +187,10 @@ def write_signed(
                 f"{path} holds a {kind} record that verifies, and the new one would not; "
                 "nothing was written"
             )
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n")
+    except OSError as e:
+        raise ConfigError(f"cannot write the record {path}: {e.strerror}") from None
     return document
 
 
@@ -221,14 +244,17 @@ def new_key_pair(name: str, out: Path) -> KeyPair:
             f"--name {name!r}; expected a plain name (letters, digits, - and _, e.g. chairman), "
             "no path"
         )
-    out.mkdir(parents=True, exist_ok=True)
     private, public = out / f"{name}.key", out / f"{name}.pub"
     if private.exists():
         raise ConfigError(f"{private} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private_key_pem(key))
     text = public_key_text(key.public_key())
-    public.write_text(text + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private_key_pem(key))
+        public.write_text(text + "\n")
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write the key pair ({e.strerror})") from None
     return KeyPair(private, public, text, key_id(key.public_key()))

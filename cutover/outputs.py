@@ -193,6 +193,11 @@ class StackOutputs:
 
         if self.data.get(ANALYSIS) is None:
             return None
+        if not isinstance(self.data[ANALYSIS], dict):
+            raise ConfigError(
+                f"{self.source}: output {ANALYSIS!r} is {self.data[ANALYSIS]!r}; expected an "
+                "object of cutover:analysis settings"
+            )
         try:
             # an output naming an analysis without `enabled` has it on: never silently off
             found = {"enabled": True, **self.data[ANALYSIS]}
@@ -228,6 +233,10 @@ def load_outputs(path: str) -> StackOutputs:
         data = json.loads(Path(path).read_text())
     except OSError as e:
         raise ConfigError(f"--outputs {path}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"--outputs {path}: not UTF-8 text; expected the JSON of `pulumi stack output --json`"
+        ) from None
     except json.JSONDecodeError as e:
         raise ConfigError(
             f"--outputs {path}: not JSON ({e.msg} at line {e.lineno}); expected "

@@ -20,6 +20,7 @@ from cutover.outputs import StackOutputs
 class Checked:
     lines: list[str] = field(default_factory=list)
     invalid: int = 0
+    unmet_gates: int = 0  # gates whose valid records are too few (N of M)
     failed_verdicts: int = 0
 
 
@@ -81,6 +82,7 @@ def check_files(
         judged = judge_records(kind, documents, expected, gate_config(pack_config, kind), now)
         said = "holds" if judged.passed else "does not hold"
         said += f": {judged.summary()}" + ("" if judged.passed else f". {judged.ask()}.")
+        result.unmet_gates += 0 if judged.passed else 1
         result.lines.append(
             f"gate    {kind} for {expected.stack} {expected.color} {expected.version}: {said}"
         )

@@ -32,7 +32,12 @@ def stack_config(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"the stack file {path} is not valid YAML{at}; expected a Pulumi.<stack>.yaml"
         ) from None
-    config = document.get("config", {}) if isinstance(document, dict) else {}
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"the stack file {path} is not a YAML map; expected a Pulumi.<stack>.yaml"
+        )
+    config = document.get("config")
+    config = {} if config is None else config  # `config:` with nothing under it yet
     if not isinstance(config, dict):
         raise ConfigError(f"the stack file {path}: `config:` is not a map of keys to values")
     return dict(config)
@@ -54,22 +59,38 @@ def write_back_cli(stack: str, color: str, percent: int) -> None:
         subprocess.run(command, check=True)
 
 
+# The line the write-back edits below: a block `config:` of its own at the top level.
+CONFIG_LINE = re.compile(r"^config:\s*$", re.M)
+
+
+def editable_stack_file(path: Path) -> str:
+    """The text of a stack file the write-back can edit; ConfigError saying why not: it
+    cannot be read or written, is not valid YAML, or has no top-level `config:` block. A
+    command that writes the file afterwards checks it before it moves anything."""
+    stack_config(path)
+    text = path.read_text()
+    if not CONFIG_LINE.search(text):
+        raise ConfigError(
+            f"{path} has no top-level `config:` block; expected a Pulumi.<stack>.yaml"
+        )
+    try:
+        with path.open("r+b"):  # opened for writing, nothing written
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot write the stack file {path}: {e.strerror}") from None
+    return text
+
+
 def write_back_file(path: Path, color: str, percent: int) -> None:
     """Set cutover:activeColor and cutover:trafficPercent in a Pulumi.<stack>.yaml file."""
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"--stack-config {path}: cannot read it ({e.strerror})") from None
-    if not re.search(r"^config:\s*$", text, re.M):
-        raise ConfigError(
-            f"--stack-config {path}: no top-level `config:`; expected a Pulumi stack file"
-        )
+    text = editable_stack_file(path)
     for key, value in (("activeColor", color), ("trafficPercent", str(percent))):
         line = re.compile(rf"^(\s+)cutover:{key}:.*$", re.M)
         if line.search(text):
             text = line.sub(rf"\g<1>cutover:{key}: {value}", text, count=1)
         else:
-            text = re.sub(
-                r"^config:\s*$", f"config:\n  cutover:{key}: {value}", text, count=1, flags=re.M
-            )
-    path.write_text(text)
+            text = re.sub(CONFIG_LINE, f"config:\n  cutover:{key}: {value}", text, count=1)
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise ConfigError(f"cannot write the stack file {path}: {e.strerror}") from None

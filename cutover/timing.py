@@ -1,13 +1,14 @@
 """Whether a shift's timing lets it do what it says, checked before anything moves: every
 step judged by the metric analysis the stacks enable (a bake, or a verification, too short for
 one window is refused, never a note followed by an unjudged step), and a deadline the plan can
-meet. Pure: the stacks' settings and the options in, a line saying what would work.
+meet. Pure: the stacks' settings and the options in, a line saying what works out.
 """
 
 from __future__ import annotations
 
 from cutover_gates.analysis_config import Settings
 
+from cutover.analysis import points
 from cutover.deployment import Options
 from cutover.durations import format_duration
 from cutover.errors import ConfigError
@@ -75,4 +76,20 @@ def deadline_problem(
         f"--deadline {said(deadline)} ends before the plan does: {steps} step(s) x --bake "
         f"{said(bake)} + --verify-for {said(verify_for)} = {said(plan)}, before any write or "
         f"pause; give a --deadline longer than {said(plan)}"
+    )
+
+
+def analysis_said(all_settings: list[Settings | None], options: Options) -> str:
+    """One line on what judges the target against the baseline during this shift."""
+    on = enabled_analyses(all_settings, options)
+    if not options.analysis:
+        return "Metric analysis off for this shift (--analysis off)."
+    if not on:
+        return "Metric analysis: not enabled on the stack (cutover:analysis.enabled)."
+    period = max(a.period_seconds for a in on)
+    return (
+        f"Metric analysis: {options.target} against the other color per {period}s window "
+        f"(error rate +{points(on[0].max_error_rate_increase)}, {on[0].latency_statistic} "
+        f"latency +{on[0].max_latency_increase_percent:g}%, at least {on[0].min_requests} "
+        "requests a window)."
     )

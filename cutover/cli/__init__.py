@@ -62,7 +62,7 @@ COMMANDS = {
         "cutover.cli.records", "signoff", "gates", "A security sign-off of one release."
     ),
     "drill": CommandInfo(
-        "cutover.cli.shift",
+        "cutover.cli.drill",
         "drill",
         "gates",
         "A timed rollback drill; signs a rollback-drill record.",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from cutover_gates.contract import COLORS, Color, parse_color
+
+from cutover import inputs
 
 if TYPE_CHECKING:
     from cutover_gates.contract import Holder
@@ -114,34 +116,45 @@ class ColorType(click.Choice):
             self.fail(str(e), param, ctx)
 
 
-class DurationType(click.ParamType):
-    """A duration: 90s, 5m, 1h30m, 2d, 500ms or plain seconds."""
+COLOR = ColorType()
 
-    name = "DURATION"
 
-    def __init__(self, allow_zero: bool = False) -> None:
-        self.allow_zero = allow_zero
+class Parsed(click.ParamType):
+    """A value parsed by one of the library's parsers (`cutover.inputs`, `cutover.durations`),
+    whose ValueError becomes the one line naming the flag, when the command line is read:
+    before anything is journaled, locked, written or moved."""
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        from cutover.durations import parse_duration
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name, self.parse = name, parse
 
-        if isinstance(value, float):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # parsed already
             return value
         try:
-            seconds = parse_duration(str(value))
+            return self.parse(value)
         except ValueError as e:
             self.fail(str(e), param, ctx)
-        if seconds <= 0 and not self.allow_zero:
-            self.fail(f"{value!r} must be longer than zero", param, ctx)
-        return seconds
 
 
-COLOR = ColorType()
-DURATION = DurationType()
-DURATION_OR_ZERO = DurationType(allow_zero=True)
+def duration(most: str, allow_zero: bool = False) -> Parsed:
+    """A duration option's type: 90s, 5m, 1h30m, 2d, 500ms or plain seconds, up to `most`."""
+    from cutover.durations import duration_of
+
+    return Parsed("DURATION", duration_of(most, allow_zero))
+
+
+def text(expected: str, name: str = "TEXT") -> Parsed:
+    """An option that must say something (`expected`: what, for the message)."""
+    return Parsed(name, inputs.text_of(expected))
+
+
 DURATION_FORMS = "e.g. 30s, 5m, 1h30m"
+BAKE = duration("1d", allow_zero=True)  # how long a step, or the verification, is watched
+INTERVAL = duration("1h")
+FILE = Parsed("FILE", inputs.file_path)  # read when the command runs, which says what is wrong
+FOLDER = Parsed("DIRECTORY", inputs.folder_path)
+NEW_FILE = Parsed("FILE", inputs.new_file)
+OUT_FOLDER = Parsed("DIRECTORY", inputs.out_folder)
 
 
 output_option = click.option(
@@ -166,19 +179,34 @@ def markdown_or_json(flag: str) -> Any:
     )
 
 
+def analysis_options(fn: Any) -> Any:
+    """--max-inconclusive and --analysis: how the guards' verdicts count (shift and drill)."""
+    fn = click.option(
+        "--analysis",
+        type=click.Choice(["on", "off"]),
+        default="on",
+        show_default=True,
+        help="off: no metric analysis of the target against the baseline this time (journaled).",
+    )(fn)
+    return click.option(
+        "--max-inconclusive",
+        type=click.IntRange(min=0),
+        default=3,
+        show_default=True,
+        help="Guard polls in a row that may be inconclusive before traffic is given back.",
+    )(fn)
+
+
 def gate_options_of(required: bool) -> Any:
     """--records and --gates-config: the gate records and the pack config that judges them."""
 
     def add(fn: Any) -> Any:
         fn = click.option(
-            "--records",
-            type=click.Path(file_okay=False, path_type=Path),
-            required=required,
-            help="Folder of gate record files.",
+            "--records", type=FOLDER, required=required, help="Folder of gate record files."
         )(fn)
         return click.option(
             "--gates-config",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=FILE,
             required=required,
             help="The policy pack config JSON (trusted keys, limits).",
         )(fn)
@@ -187,6 +215,25 @@ def gate_options_of(required: bool) -> Any:
 
 
 gate_options = gate_options_of(required=True)
+# The longest a signed record may be valid where the pack config bounds it no tighter.
+LONGEST_VALIDITY = "90d"
+VALIDITY = duration(LONGEST_VALIDITY)
+
+
+def signing_key_options(env: str, help_key: str) -> Any:
+    """--key FILE (default: the PEM in $`env`) or --kms-key KEY."""
+
+    def add(fn: Any) -> Any:
+        fn = click.option(
+            "--kms-key",
+            type=text("a KMS key id, ARN or alias"),
+            help="Sign with this AWS KMS key (id, ARN or alias) instead of a key file.",
+        )(fn)
+        return click.option(
+            "--key", "key_file", type=FILE, help=f"{help_key} (PEM); default: ${env}."
+        )(fn)
+
+    return add
 
 
 def deploy_key_options(what: str) -> Any:
@@ -196,30 +243,21 @@ def deploy_key_options(what: str) -> Any:
     def add(fn: Any) -> Any:
         fn = click.option(
             "--valid-for",
-            type=DURATION,
+            type=VALIDITY,
             default="7d",
             show_default=True,
-            help=f"How long the {what} record is valid.",
+            help=f"How long the {what} record is valid (at most the pack's age limit).",
         )(fn)
-        fn = click.option(
-            "--kms-key",
-            help="Sign with this AWS KMS key (id, ARN or alias) instead of a key file.",
-        )(fn)
-        return click.option(
-            "--key",
-            "key_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Deploy key (PEM); default: $CUTOVER_DEPLOY_KEY.",
-        )(fn)
+        return signing_key_options("CUTOVER_DEPLOY_KEY", "Deploy key")(fn)
 
     return add
 
 
 stack_config_option = click.option(
     "--stack-config",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=Parsed("FILE", inputs.stack_file),
     help="Pulumi.<stack>.yaml to write what is served afterwards into (cutover:activeColor, "
-    "cutover:trafficPercent).",
+    "cutover:trafficPercent); checked before anything moves.",
 )
 
 
@@ -227,18 +265,22 @@ def outputs_options(fn: Any) -> Any:
     """--outputs/--stack (which stack) and --journal (where its deployments are kept)."""
     fn = click.option(
         "--journal",
+        type=text("stack, dynamodb, kubernetes or file:PATH"),
         default="stack",
         show_default=True,
         help="stack (its DynamoDB table, or a Kubernetes stack's namespace), dynamodb, kubernetes or file:PATH.",
     )(fn)
     fn = click.option(
-        "--stack", "stack", help="Read outputs with `pulumi stack output --json --stack NAME`."
+        "--stack",
+        "stack",
+        type=text("a stack name"),
+        help="Read outputs with `pulumi stack output --json --stack NAME`.",
     )(fn)
     return click.option(
         "--outputs",
         "outputs",
         multiple=True,
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=FILE,
         help="JSON of `pulumi stack output --json`; repeat for each service of a release train.",
     )(fn)
 

@@ -11,12 +11,13 @@ import click
 from cutover_gates.contract import APPROVAL, SECURITY_SIGNOFF, Color, Status
 
 from cutover.cli.common import (
-    DURATION,
     Context,
+    duration,
     gate_options,
     outputs_options,
     say,
     stack_config_option,
+    text,
 )
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError, DeploymentFailed
@@ -25,7 +26,7 @@ from cutover.errors import ConfigError, DeploymentFailed
 def timeout_option(default: str, what: str):  # type: ignore[no-untyped-def]
     return click.option(
         "--timeout",
-        type=DURATION,
+        type=duration("1h"),
         default=default,
         show_default=True,
         help=f"How long to wait for {what}.",
@@ -100,7 +101,12 @@ def abort(
 
 @click.command()
 @outputs_options
-@click.option("--deployment", "deployment_id", help="A deployment id (default: the latest).")
+@click.option(
+    "--deployment",
+    "deployment_id",
+    type=text("a deployment id (an empty id file is not the latest)"),
+    help="A deployment id (default: the latest).",
+)
 @click.option(
     "--if-moved",
     is_flag=True,
@@ -109,7 +115,7 @@ def abort(
 )
 @click.option(
     "--scale-timeout",
-    type=DURATION,
+    type=duration("1h"),
     default="10m",
     show_default=True,
     help="How long to wait for a scaled-down color to be healthy again.",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -52,16 +51,18 @@ def exit_gates(
 
     from cutover_gates.contract import STAGE_EXIT
 
+    from cutover.environment import text
     from cutover.errors import ConfigError
     from cutover.exit_gates import judge_stage_exit, stage_exit_details
-    from cutover.gate_record import check_trusted, sign_release_record, signer_of
+    from cutover.gate_record import check_trusted, check_valid_for, sign_release_record, signer_of
     from cutover.pack_config import load_gates_config
     from cutover.preflight import load_records
 
     pack_config = load_gates_config(gates_config)
-    signing = key_file is not None or bool(kms_key) or bool(os.environ.get("CUTOVER_DEPLOY_KEY"))
+    signing = key_file is not None or bool(kms_key) or bool(text("CUTOVER_DEPLOY_KEY"))
     key = signer_of(key_file, kms_key, "CUTOVER_DEPLOY_KEY") if signing else None
     if key is not None:
+        check_valid_for(STAGE_EXIT, valid_for, pack_config)
         check_trusted(key, STAGE_EXIT, pack_config, datetime.now(UTC))
     found = load_records(records)
     ctx = Context(outputs, stack, journal)

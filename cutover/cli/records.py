@@ -7,7 +7,18 @@ from typing import Any
 
 import click
 
-from cutover.cli.common import COLOR, DURATION, say
+from cutover.cli.common import (
+    COLOR,
+    FILE,
+    NEW_FILE,
+    OUT_FOLDER,
+    VALIDITY,
+    Parsed,
+    say,
+    signing_key_options,
+    text,
+)
+from cutover.inputs import findings
 
 
 @click.group()
@@ -16,10 +27,12 @@ def keys() -> None:
 
 
 @keys.command("new")
-@click.option("--name", required=True, help="e.g. chairman, security, deploy")
+@click.option(
+    "--name", required=True, type=text("a key name"), help="e.g. chairman, security, deploy"
+)
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OUT_FOLDER,
     required=True,
     help="Folder for NAME.key and NAME.pub (created if missing).",
 )
@@ -33,17 +46,29 @@ def keys_new(name: str, out: Path) -> None:
     from cutover.gate_record import new_key_pair
 
     made = new_key_pair(name, out)
-    say(f"private key: {made.private} (keep it secret)\npublic key:  {made.public}\n"
-        f"key id:      {made.key_id}")  # fmt: skip
-    say(made.text)
+    line = (
+        f"private key: {made.private} (keep it secret)\npublic key:  {made.public}\n"
+        f"key id:      {made.key_id}\n{made.text}"
+    )
+    say(line)
 
 
 @keys.command("show")
-@click.option("--kms-key", required=True, help="A KMS key id, ARN or alias (alias/chairman).")
-@click.option("--name", default="", help="Who holds it, e.g. chairman (shown in verdicts).")
-def keys_show(kms_key: str, name: str) -> None:
+@click.option(
+    "--kms-key",
+    required=True,
+    type=text("a KMS key id, ARN or alias"),
+    help="A KMS key id, ARN or alias (alias/chairman).",
+)
+@click.option(
+    "--name",
+    type=text("who holds the key"),
+    help="Who holds it, e.g. chairman (shown in verdicts).",
+)
+def keys_show(kms_key: str, name: str | None) -> None:
     """Print the `trustedKeys` entry that trusts a KMS signing key (ECC_NIST_EDWARDS25519 or
-    ECC_NIST_P256): paste it into the policy's trustedKeys in the pack config.
+    ECC_NIST_P256): paste it into the policy's trustedKeys in the pack config. Its output is
+    that JSON entry.
 
     \b
     Example:
@@ -53,7 +78,7 @@ def keys_show(kms_key: str, name: str) -> None:
 
     from cutover.gate_record import KmsSigner
 
-    say(json.dumps(KmsSigner(kms_key).trusted_entry(name)))
+    say(json.dumps(KmsSigner(kms_key).trusted_entry(name or "")))
 
 
 def signing_options(env: str) -> Any:
@@ -61,19 +86,10 @@ def signing_options(env: str) -> Any:
     keys the signer must be in."""
 
     def add(fn: Any) -> Any:
-        fn = click.option(
-            "--kms-key",
-            help="Sign with this AWS KMS key (id, ARN or alias) instead of a key file.",
-        )(fn)
-        fn = click.option(
-            "--key",
-            "key_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help=f"Signing key (PEM); default: ${env}.",
-        )(fn)
+        fn = signing_key_options(env, "Signing key")(fn)
         return click.option(
             "--gates-config",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=FILE,
             required=True,
             help="The policy pack config JSON: the key must be trusted there for this record.",
         )(fn)
@@ -85,11 +101,16 @@ def record_options(fn: Any) -> Any:
     for option in reversed(
         [
             click.option(
-                "--project", default="cutover", show_default=True, help="The Pulumi project."
+                "--project",
+                type=text("the Pulumi project"),
+                default="cutover",
+                show_default=True,
+                help="The Pulumi project.",
             ),
             click.option(
                 "--stack",
                 "stack_name",
+                type=text("a stack name, e.g. prod"),
                 required=True,
                 help="The stack the release goes to, e.g. prod.",
             ),
@@ -97,26 +118,33 @@ def record_options(fn: Any) -> Any:
                 "--color", required=True, type=COLOR, help="The color the release runs on."
             ),
             click.option(
-                "--release", "version", help="Release version (default: from --stack-file)."
+                "--release",
+                "version",
+                type=text("a release version"),
+                help="Release version (default: from --stack-file).",
             ),
-            click.option("--digest", help="Image digest sha256:... (default: from --stack-file)."),
+            click.option(
+                "--digest",
+                type=text("an image digest sha256:..."),
+                help="Image digest sha256:... (default: from --stack-file).",
+            ),
             click.option(
                 "--stack-file",
-                type=click.Path(dir_okay=False, path_type=Path),
+                type=FILE,
                 help="Pulumi.<stack>.yaml to read the color's release and digest from.",
             ),
             click.option(
                 "--valid-for",
-                type=DURATION,
+                type=VALIDITY,
                 default="24h",
                 show_default=True,
-                help="How long the record is valid.",
+                help="How long the record is valid (at most the pack's age limit for it).",
             ),
             click.option(
                 "--out",
-                type=click.Path(dir_okay=False, path_type=Path),
+                type=NEW_FILE,
                 required=True,
-                help="The record file to write.",
+                help="The record file to write (its folder must exist).",
             ),
         ]
     ):
@@ -139,7 +167,9 @@ def _write_record(
     gates_config: Path,
     out: Path,
     details: dict[str, Any],
-) -> dict[str, Any]:
+) -> None:
+    """Sign one release record into `out`: every value checked, and the signer trusted for
+    it, before anything is written."""
     import re
     from datetime import UTC, datetime, timedelta
 
@@ -147,7 +177,7 @@ def _write_record(
     from cutover_gates.record import DIGEST, make_record
 
     from cutover.errors import ConfigError
-    from cutover.gate_record import signer_of, write_signed
+    from cutover.gate_record import check_valid_for, signer_of, write_signed
     from cutover.pack_config import load_gates_config
 
     if stack_file is not None and (version is None or digest is None):
@@ -164,9 +194,8 @@ def _write_record(
         )
     if not re.fullmatch(DIGEST, digest):
         raise ConfigError(f"--digest {digest!r}; expected sha256:<64 hex digits>")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist; create it first")
     pack_config = load_gates_config(gates_config)
+    check_valid_for(kind, valid_for, pack_config)
     signer = signer_of(key_file, kms_key, env)
     body = make_record(
         kind=kind,
@@ -181,7 +210,6 @@ def _write_record(
     )
     write_signed(out, body, signer, pack_config)
     say(f"Signed {kind} for {stack_name} {color} release {version}: {out}")
-    return pack_config
 
 
 @click.command()
@@ -192,7 +220,11 @@ def _write_record(
     is_flag=True,
     help="An emergency record: leave to move traffic during a change freeze (needs --reason).",
 )
-@click.option("--reason", help="Why, for an --emergency record (said in the pack's verdicts).")
+@click.option(
+    "--reason",
+    type=text("why traffic must move during the freeze"),
+    help="Why, for an --emergency record (said in the pack's verdicts).",
+)
 def approve(emergency: bool, reason: str | None, **kw: Any) -> None:
     """The chairman's approval of one release for one stack and color (or, with --emergency,
     leave to move traffic onto it during a change freeze).
@@ -222,15 +254,21 @@ def approve(emergency: bool, reason: str | None, **kw: Any) -> None:
 @click.command()
 @record_options
 @signing_options("CUTOVER_SIGNING_KEY")
-@click.option("--scanner", required=True, help="The scanner that produced the findings.")
+@click.option(
+    "--scanner",
+    required=True,
+    type=text("the scanner's name, e.g. trivy"),
+    help="The scanner that produced the findings.",
+)
 @click.option(
     "--findings",
     "findings_text",
+    type=Parsed("COUNTS", findings),
     required=True,
     help="Counts by severity, e.g. critical=0,high=2,medium=5: every severity the pack's "
     "maxFindings limits must be named.",
 )
-def signoff(scanner: str, findings_text: str, **kw: Any) -> None:
+def signoff(scanner: str, findings_text: dict[str, int], **kw: Any) -> None:
     """A security sign-off of one release, with findings counts by severity.
 
     \b
@@ -242,17 +280,23 @@ def signoff(scanner: str, findings_text: str, **kw: Any) -> None:
     from cutover_gates.contract import SECURITY_SIGNOFF_POLICY
     from cutover_gates.gate import limits_of
 
-    from cutover.errors import ConfigError
+    from cutover.errors import ConfigError, GateRefused
     from cutover.pack_config import load_gates_config
 
-    counts = parse_findings(findings_text)
+    counts = findings_text
     limits = limits_of(load_gates_config(kw["gates_config"]).get(SECURITY_SIGNOFF_POLICY) or {})
+    said = ", ".join(f"{s} <= {n}" for s, n in limits.items())
     missing = [s for s in limits if s not in counts]
     if missing:
         raise ConfigError(
             f"--findings names no {', '.join(missing)} count, which the pack's maxFindings "
-            f"limits ({', '.join(f'{s} <= {n}' for s, n in limits.items())}): give every one, "
-            "e.g. critical=0 (a missing scan is not a clean one)"
+            f"limits ({said}): give every one, e.g. critical=0 (a missing scan is not a clean one)"
+        )
+    over = [f"{s}={counts[s]}" for s in limits if counts[s] > int(limits[s])]
+    if over:
+        raise GateRefused(
+            f"--findings {','.join(over)}: more than the pack's maxFindings allow ({said}); a "
+            "sign-off of them would not count, so nothing was signed: fix them and scan again"
         )
     _write_record(
         "security-signoff",
@@ -262,49 +306,23 @@ def signoff(scanner: str, findings_text: str, **kw: Any) -> None:
     )
 
 
-def parse_findings(text: str) -> dict[str, int]:
-    """`critical=0,high=2` as counts; ConfigError for an empty list, a malformed part or a
-    severity named twice."""
-    from cutover_gates.record import SEVERITIES
-
-    from cutover.errors import ConfigError
-
-    counts: dict[str, int] = {}
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        raise ConfigError(
-            "--findings is empty; expected counts by severity, e.g. critical=0,high=2 (an empty "
-            "CI variable is not a clean scan)"
-        )
-    for part in parts:
-        severity, _, number = part.partition("=")
-        if severity not in SEVERITIES or not number.isdigit():
-            raise ConfigError(
-                f"--findings {part!r}; expected SEVERITY=COUNT with SEVERITY in {', '.join(SEVERITIES)}"
-            )
-        if severity in counts:
-            raise ConfigError(f"--findings names {severity} twice; give each severity once")
-        counts[severity] = int(number)
-    return counts
-
-
 @click.group()
 def records() -> None:
     """Gate record files."""
 
 
 @records.command("verify")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=FILE)
 @click.option(
     "--gates-config",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     required=True,
     help="The policy pack config JSON whose trusted keys judge the records.",
 )
 @click.option(
     "--outputs",
     "outputs_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Also check each record binds this stack's current release for its color.",
 )
 @click.option(
@@ -316,8 +334,9 @@ def records_verify(
     files: tuple[Path, ...], gates_config: Path, outputs_file: Path | None, allow_failed: bool
 ) -> None:
     """Check records against the pack config's trusted keys, each on its own, then each gate
-    as the pack judges it (N of M signers); exit 2 if a record is not valid, 1 if a stage-exit
-    verdict is failed (unless --allow-failed).
+    as the pack judges it (N of M signers); exit 2 if a record is not valid or a gate does
+    not hold (the pack would refuse it), 1 if a stage-exit verdict is failed (unless
+    --allow-failed).
 
     \b
     Example:
@@ -330,12 +349,16 @@ def records_verify(
 
     pack_config = load_gates_config(gates_config)
     outputs = load_outputs(str(outputs_file)) if outputs_file else None
-    result = check_files(list(files), pack_config, outputs)
-    for line in result.lines:
+    checked = check_files(list(files), pack_config, outputs)
+    for line in checked.lines:
         say(line)
-    if result.invalid:
-        raise GateRefused(f"{result.invalid} of {len(files)} record(s) are not valid")
-    if result.failed_verdicts and not allow_failed:
+    if checked.invalid:
+        raise GateRefused(f"{checked.invalid} of {len(files)} record(s) are not valid")
+    if checked.unmet_gates:
+        raise GateRefused(
+            f"{checked.unmet_gates} gate(s) do not hold (each is named in the output)"
+        )
+    if checked.failed_verdicts and not allow_failed:
         raise DeploymentFailed(
-            f"{result.failed_verdicts} stage-exit verdict(s) failed (--allow-failed to accept)"
+            f"{checked.failed_verdicts} stage-exit verdict(s) failed (--allow-failed to accept)"
         )

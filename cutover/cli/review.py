@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from cutover.cli.common import (
-    DURATION,
+    FILE,
+    FOLDER,
+    OUT_FOLDER,
     Context,
+    duration,
     gate_options_of,
     markdown_or_json,
     output_option,
     outputs_options,
     say,
+    text,
 )
 from cutover.errors import JudgedUnmet
 
@@ -26,12 +31,17 @@ if TYPE_CHECKING:
 
 @click.command()
 @outputs_options
-@click.option("--deployment", "deployment_id", help="A deployment id (default: the latest).")
+@click.option(
+    "--deployment",
+    "deployment_id",
+    type=text("a deployment id"),
+    help="A deployment id (default: the latest).",
+)
 @markdown_or_json("--format")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
+    type=OUT_FOLDER,
+    default=".",
     show_default=True,
     help="Folder for the report and its plot.",
 )
@@ -81,16 +91,11 @@ def report(
         judged = judge_stage_exit(ctx.services, ctx.journal, ctx.scope, found, pack)
         gates = [j.to_json() for j in judged]
     data = report_json(doc, ctx.journal.summaries(ctx.scope), gates)
-    out.mkdir(parents=True, exist_ok=True)
-    image = draw(doc, out / f"deployment-{doc.id}.png") if draw else None
-    if fmt == "json":
-        path = out / f"deployment-{doc.id}.json"
-        plotted: dict[str, str] = {"plot": str(image)} if image else {}
-        path.write_text(json.dumps({**data, **plotted}, indent=2) + "\n")
-    else:
-        path = out / f"deployment-{doc.id}.md"
-        path.write_text(report_markdown(data, image))
-    say(f"Report: {path}" + (f"\nPlot: {image}" if image else ""))
+    plot_to = (lambda path: draw(doc, path)) if draw else None
+    written = write_out(out, f"deployment-{doc.id}", fmt, plot_to,
+                        lambda image: report_markdown(data, image),
+                        lambda image: {**data, **({"plot": str(image)} if image else {})})  # fmt: skip
+    say(written.line("Report"))
 
 
 @click.command("preview")
@@ -102,39 +107,39 @@ def report(
 )
 @click.option(
     "--project-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
+    type=FOLDER,
+    default=".",
     show_default=True,
     help="The cutover project folder (with Pulumi.yaml).",
 )
 @click.option(
     "--stack-file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="A stack config file to use instead of <project-dir>/Pulumi.<stack>.yaml.",
 )
 @click.option(
     "--policy-pack",
     "pack_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("policies"),
+    type=FOLDER,
+    default="policies",
     show_default=True,
     help="The policy pack folder, started as the Pulumi engine starts it.",
 )
 @click.option(
     "--policy-pack-config",
     "pack_config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="The pack config JSON, as for `pulumi preview --policy-pack-config`.",
 )
 @click.option(
     "--previous",
     "previous_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="`pulumi stack output --json` of the stack now: what traffic moves from.",
 )
 @click.option(
     "--previous-stack-file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="An earlier version of the stack file (a pull request's base branch): the update is "
     "compared with what the program left for it.",
 )
@@ -201,7 +206,7 @@ def preview_command(
 @outputs_options
 @click.option(
     "--since",
-    type=DURATION,
+    type=duration("36500d"),
     default="30d",
     show_default=True,
     help="How far back: deployments started since then.",
@@ -209,7 +214,7 @@ def preview_command(
 @markdown_or_json("--output")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OUT_FOLDER,
     help="Folder to write kpis.md or kpis.json into (default: print only).",
 )
 @click.option("--plot", is_flag=True, help="Also draw kpis.png into --out (cutover[plots]).")
@@ -250,12 +255,45 @@ def kpis(
     summaries = ctx.journal.summaries(ctx.scope, since_id)
     data = {"since": since_id, **key_figures(summaries, since / 86400)}
     data["skippedJournalItems"] = len(ctx.journal.skipped)  # named on stderr
-    text = json.dumps(data, indent=2) if fmt == "json" else kpis_markdown(data)
     if out is None:
-        click.echo(text)
+        click.echo(json.dumps(data, indent=2) if fmt == "json" else kpis_markdown(data))
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"kpis.{fmt}"
-    path.write_text(text + "\n")
-    image = kpi_plot(data, out / "kpis.png") if kpi_plot else None
-    say(f"KPIs: {path}" + (f"\nPlot: {image}" if image else ""))
+    plot_to = (lambda path: kpi_plot(data, path)) if kpi_plot else None
+    written = write_out(out, "kpis", fmt, plot_to, lambda _: kpis_markdown(data) + "\n",
+                        lambda _: data)  # fmt: skip
+    say(written.line("KPIs"))
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    image: str | None
+
+    def line(self, what: str) -> str:
+        return f"{what}: {self.path}" + (f"\nPlot: {self.image}" if self.image else "")
+
+
+def write_out(
+    out: Path,
+    name: str,
+    fmt: str,
+    draw: Callable[[Path], Path] | None,
+    markdown: Callable[[Path | None], str],
+    document: Callable[[Path | None], dict[str, Any]],
+) -> Written:
+    """Write `name`.md (or .json) and its plot into `out` (made if missing); ConfigError
+    naming --out when the folder refuses them (checked before, but a disk can fill)."""
+    from cutover.errors import ConfigError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        image = draw(out / f"{name}.png") if draw else None
+        if fmt == "json":
+            path = out / f"{name}.json"
+            path.write_text(json.dumps(document(image), indent=2) + "\n")
+        else:
+            path = out / f"{name}.md"
+            path.write_text(markdown(image))
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write into it ({e.strerror})") from None
+    return Written(path, str(image) if image else None)

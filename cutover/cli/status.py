@@ -10,7 +10,7 @@ from typing import Any
 import click
 from cutover_gates.contract import Status
 
-from cutover.cli.common import DURATION, Context, output_option, outputs_options, say
+from cutover.cli.common import Context, duration, output_option, outputs_options, say
 from cutover.deployment import Deployment
 
 
@@ -25,12 +25,12 @@ from cutover.deployment import Deployment
 )
 @click.option(
     "--interval",
-    type=DURATION,
+    type=duration("1h"),
     default="2s",
     show_default=True,
     help="How often --watch refreshes.",
 )
-@click.option("--timeout", type=DURATION, help="Stop watching after this long (exit 1).")
+@click.option("--timeout", type=duration("7d"), help="Stop watching after this long (exit 1).")
 def status(
     outputs: tuple[Path, ...],
     stack: str | None,

@@ -74,6 +74,14 @@ def test_keys_sign_and_verify_end_to_end(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "INVALID" in refused.stdout and "1 of 2 record(s) are not valid" in refused.stderr
 
+    # every record valid, but the gate wants two approvers: the pack would refuse it
+    two = tmp_path / "two-approvers.json"
+    two.write_text(json.dumps({"chairman-approval": {"trustedKeys": [public], "required": 2}}))
+    short = cutover("records", "verify", str(record), "--gates-config", str(two))
+    assert short.returncode == 2, short.stdout
+    assert "does not hold: 1 of 2 approval record(s)" in short.stdout
+    assert short.stderr == "error: 1 gate(s) do not hold (each is named in the output)\n"
+
 
 def test_signing_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
     made = cutover("keys", "new", "--name", "security", "--out", str(tmp_path))
