@@ -191,3 +191,14 @@ class Summary:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def outcome_json(deployment: Deployment) -> dict[str, Any]:
+    """What a command that ran or gave back `deployment` prints with `--output json`: its key
+    figures, the steps it planned, and why it failed."""
+    failure = deployment.failure
+    return {
+        **Summary.of(deployment).to_json(),
+        "plan": deployment.plan,
+        "failure": {"reason": failure.reason, "detail": failure.detail} if failure else None,
+    }

@@ -209,7 +209,7 @@ def _rest(
     process.kill()
     process.wait(timeout=60)
     run("status", *common, env=env)
-    run("watchdog", "--once", *common, env=env)
+    run("watchdog", *common, env=env)
 
     step("10. A shift back to blue; blue's 5xx alarm fires at the first step")
     process = spawn(*back, "--bake", "5s", *common, env=env)

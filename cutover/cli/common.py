@@ -22,27 +22,53 @@ if TYPE_CHECKING:
     from cutover.weights import Weights
 
 
+class Printed:
+    """Where a command's lines go. With `--output json`, stdout is the one JSON document a
+    script parses and the lines people read go to stderr; while a terminal shows a wait in
+    place (`live`), lines go above it, never into it."""
+
+    json = False
+    live: Any = None
+
+
 def say(message: str) -> None:
-    """One line to stdout. A stdout that closed (a reader gone: `| head`) takes nothing more,
-    and stops a command that moves traffic as a signal would (`interrupt.output_closed`)."""
+    """One line for people: stdout (stderr under --output json), or above a wait drawn in
+    place. An output that closed (a reader gone: `| head`) takes nothing more, and stops a
+    command that moves traffic as a signal would (`interrupt.output_closed`)."""
+    err = Printed.json and Printed.live is None
     try:
-        click.echo(message)
+        if Printed.live is not None:
+            Printed.live.console.print(message, markup=False, highlight=False)
+        else:
+            click.echo(message, err=err)
     except BrokenPipeError:
-        _silence_stdout()
+        _silence(err)
         from cutover.interrupt import output_closed
 
         output_closed()
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so nothing later (nor Python's flush at exit) writes to
-    the closed pipe."""
+def _silence(err: bool) -> None:
+    """Point the closed stream at /dev/null, so nothing later (nor Python's flush at exit)
+    writes to the closed pipe."""
     import os
     import sys
 
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
     os.close(devnull)
+
+
+def result(line: str | None, document: dict[str, Any]) -> None:
+    """A command's outcome: `line` for people (None: said as it happened), or with --output
+    json its one JSON `document` (with the line as `message`)."""
+    if Printed.json:
+        import json
+
+        said = {"message": line} if line else {}
+        click.echo(json.dumps({**said, **document}, indent=2))
+    elif line:
+        say(line)
 
 
 PROGRESS_PREFIXES = ("  baked ", "  paused ")
@@ -62,13 +88,12 @@ class Output:
         if self.live is None:
             say(message)
         elif not message.startswith(PROGRESS_PREFIXES):  # `show` draws those
-            try:
-                self.live.console.print(message, markup=False, highlight=False)
-            except BrokenPipeError:
-                _silence_stdout()
-                from cutover.interrupt import output_closed
+            from rich.text import Text
 
-                output_closed()
+            # the wait drawn is over once something else happened (a step, a restore): cleared,
+            # or it would stand stale beside what follows; the next poll draws the new one
+            self.live.update(Text(""), refresh=True)
+            say(message)
 
     def show(self, progress: Progress) -> None:
         if self.live is not None:
@@ -91,14 +116,18 @@ class _Drawn:
 def progress_in_place() -> Iterator[Output]:
     import sys
 
-    if not sys.stdout.isatty():
+    if not sys.stdout.isatty() or Printed.json:
         yield Output()
         return
     from rich.live import Live
     from rich.text import Text
 
     with Live(Text(""), refresh_per_second=REDRAWS_PER_SECOND, transient=True) as live:
-        yield Output(live)
+        Printed.live = live
+        try:
+            yield Output(live)
+        finally:
+            Printed.live = None
 
 
 class ColorType(click.Choice):
@@ -157,26 +186,21 @@ NEW_FILE = Parsed("FILE", inputs.new_file)
 OUT_FOLDER = Parsed("DIRECTORY", inputs.out_folder)
 
 
+def _printed(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    Printed.json = value == "json"
+    return value
+
+
 output_option = click.option(
     "--output",
     "fmt",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="Text for people, JSON for scripts.",
+    callback=_printed,
+    help="text (Markdown where a document is written) for people; json for scripts (stdout "
+    "is one JSON document, what is said on the way goes to stderr).",
 )
-
-
-def markdown_or_json(flag: str) -> Any:
-    """The option choosing a document's format (`--format` of report, `--output` of kpis)."""
-    return click.option(
-        flag,
-        "fmt",
-        type=click.Choice(["md", "json"]),
-        default="md",
-        show_default=True,
-        help="Markdown for people, JSON for scripts.",
-    )
 
 
 def analysis_options(fn: Any) -> Any:

@@ -14,13 +14,16 @@ from cutover.cli.common import (
     Context,
     duration,
     gate_options,
+    output_option,
     outputs_options,
+    result,
     say,
     stack_config_option,
     text,
 )
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError, DeploymentFailed
+from cutover.summary import outcome_json
 
 
 def timeout_option(default: str, what: str):  # type: ignore[no-untyped-def]
@@ -41,8 +44,14 @@ def timeout_option(default: str, what: str):  # type: ignore[no-untyped-def]
     help="Skip every remaining pause and bake (each step is still written, verified as served and its guards checked once).",
 )
 @timeout_option("60s", "the shift to act on it")
+@output_option
 def promote(
-    outputs: tuple[Path, ...], stack: str | None, journal: str, full: bool, timeout: float
+    outputs: tuple[Path, ...],
+    stack: str | None,
+    journal: str,
+    full: bool,
+    timeout: float,
+    fmt: str,
 ) -> None:
     """Continue a paused shift (only while it is paused).
 
@@ -71,19 +80,23 @@ def promote(
             "requested (see `cutover status`)"
         )
     now = ctx.deployment(latest.id) or latest
-    say(f"Promoted deployment {latest.id}{' (full)' if full else ''}: {now.activity(time.time())}.")
+    activity = now.activity(time.time())
+    result(f"Promoted deployment {latest.id}{' (full)' if full else ''}: {activity}.",
+           {"deployment": latest.id, "full": full, "activity": activity})  # fmt: skip
 
 
 @click.command()
 @outputs_options
 @stack_config_option
 @timeout_option("60s", "the shift to give traffic back")
+@output_option
 def abort(
     outputs: tuple[Path, ...],
     stack: str | None,
     journal: str,
     stack_config: Path | None,
     timeout: float,
+    fmt: str,
 ) -> None:
     """Stop the shift in progress and restore the weights it found; waits until they are served.
 
@@ -94,7 +107,7 @@ def abort(
     ctx = Context(outputs, stack, journal)
     latest = ctx.deployment(None)
     if latest is None or not latest.status.active:
-        say("No shift in progress; nothing to abort.")
+        result("No shift in progress; nothing to abort.", {"deployment": None})
         return
     _give_back(ctx, latest, timeout, 600, stack_config)
 
@@ -122,6 +135,7 @@ def abort(
 )
 @timeout_option("60s", "a running shift to give traffic back")
 @stack_config_option
+@output_option
 def rollback(
     outputs: tuple[Path, ...],
     stack: str | None,
@@ -131,6 +145,7 @@ def rollback(
     scale_timeout: float,
     timeout: float,
     stack_config: Path | None,
+    fmt: str,
 ) -> None:
     """Restore the weights a deployment found: at once when its process is gone, by asking it
     to abort (and waiting) while it still runs.
@@ -146,12 +161,13 @@ def rollback(
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(deployment_id)
     if deployment is None:
-        say("No deployment in the journal; nothing to roll back.")
+        result("No deployment in the journal; nothing to roll back.", {"deployment": None})
         return
     if if_moved:
         why = nothing_to_give_back(ctx.journal, deployment)
         if why is not None:
-            say(f"Deployment {deployment.id}: {why}; nothing to give back.")
+            result(f"Deployment {deployment.id}: {why}; nothing to give back.",
+                   {**outcome_json(deployment), "gaveBack": False})  # fmt: skip
             return
     newer = newer_owner(ctx.journal, deployment)
     if newer is not None:
@@ -193,12 +209,14 @@ def _give_back(
     message = restored(done)
     say(message)
     ctx.write_back_restored(stack_config, done)
+    result(None, {**outcome_json(done), "gaveBack": done.moved_traffic})
 
 
 @click.command()
 @outputs_options
 @gate_options
 @stack_config_option
+@output_option
 def resume(
     outputs: tuple[Path, ...],
     stack: str | None,
@@ -206,6 +224,7 @@ def resume(
     gates_config: Path,
     records: Path,
     stack_config: Path | None,
+    fmt: str,
 ) -> None:
     """Continue an interrupted shift from its last verified step, once its gates hold again
     (the same judgement as `cutover shift` and the pack: approvals still valid, no key
@@ -225,7 +244,7 @@ def resume(
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(None)
     if deployment is None or not deployment.status.active:
-        say("No interrupted shift to resume.")
+        result("No interrupted shift to resume.", {"deployment": None})
         return
     if ctx.live_holder() is not None:
         raise ConfigError(
@@ -258,6 +277,7 @@ def resume(
         say(f"Shift {deployment.id} succeeded.")
         with interrupts.shielded():
             ctx.write_back(stack_config, done.plan[-1], f"shift {done.id} succeeded")
+    result(None, outcome_json(done))
 
 
 def _active(ctx: Context, command: str) -> Deployment:

@@ -16,12 +16,15 @@ from cutover.cli.common import (
     analysis_options,
     deploy_key_options,
     gate_options,
+    output_option,
     outputs_options,
     progress_in_place,
+    result,
     say,
 )
 from cutover.errors import ConfigError
 from cutover.interrupt import Interrupts
+from cutover.summary import outcome_json
 
 
 @click.command()
@@ -47,6 +50,7 @@ from cutover.interrupt import Interrupts
 @analysis_options
 @gate_options
 @deploy_key_options("drill")
+@output_option
 def drill(
     outputs: tuple[Path, ...],
     stack: str | None,
@@ -62,6 +66,7 @@ def drill(
     key_file: Path | None,
     kms_key: str | None,
     valid_for: float,
+    fmt: str,
 ) -> None:
     """A timed rollback drill: a small step to a color and back; signs a rollback-drill record
     into --records, which the rollback-tested gate requires before a color reaches 100%.
@@ -111,6 +116,7 @@ def drill(
         done = shifter.run()
     seconds = round(done.timings.rollback_seconds or 0.0, 3)
     say(f"Drill {done.id}: {percent}% to {target} and back; restored and verified in {seconds}s.")
+    signed = []
     for o in ctx.all_outputs:
         details = {
             "deployment": done.id,
@@ -121,4 +127,6 @@ def drill(
         path = sign_release_record(
             o, target, ROLLBACK_DRILL, details, signer, valid_for, records, pack_config
         )
+        signed.append(str(path))
         say(f"Signed rollback-drill record: {path}")
+    result(None, {**outcome_json(done), "records": signed})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ from cutover.cli.common import (
     gate_options,
     output_option,
     outputs_options,
+    result,
     say,
 )
 from cutover.errors import JudgedUnmet
@@ -76,8 +76,7 @@ def exit_gates(
     verdicts = []
     for one in judged:
         entry = one.to_json()
-        if fmt == "text":
-            say(one.render())
+        say(one.render())
         if key is not None and one.color is not None:
             details = stage_exit_details(one.gates)
             path = sign_release_record(
@@ -91,11 +90,9 @@ def exit_gates(
                 pack_config,
             )
             entry["record"] = str(path)
-            if fmt == "text":
-                say(f"Signed stage-exit record ({'passed' if one.passed else 'failed'}): {path}")
+            say(f"Signed stage-exit record ({'passed' if one.passed else 'failed'}): {path}")
         verdicts.append(entry)
     passed = all(one.passed for one in judged)
-    if fmt == "json":
-        say(json.dumps({"passed": passed, "services": verdicts}, indent=2))
+    result(None, {"passed": passed, "services": verdicts})  # text: said service by service
     if not passed:
         raise JudgedUnmet()  # each service's verdict is printed above

@@ -14,6 +14,8 @@ from cutover.cli.common import (
     OUT_FOLDER,
     VALIDITY,
     Parsed,
+    output_option,
+    result,
     say,
     signing_key_options,
     text,
@@ -36,7 +38,8 @@ def keys() -> None:
     required=True,
     help="Folder for NAME.key and NAME.pub (created if missing).",
 )
-def keys_new(name: str, out: Path) -> None:
+@output_option
+def keys_new(name: str, out: Path, fmt: str) -> None:
     """Make an Ed25519 key pair: NAME.key (mode 0600) and NAME.pub; prints the public key.
 
     \b
@@ -50,7 +53,8 @@ def keys_new(name: str, out: Path) -> None:
         f"private key: {made.private} (keep it secret)\npublic key:  {made.public}\n"
         f"key id:      {made.key_id}\n{made.text}"
     )
-    say(line)
+    result(line, {"private": str(made.private), "public": str(made.public),
+                  "keyId": made.key_id, "publicKey": made.text})  # fmt: skip
 
 
 @keys.command("show")
@@ -146,6 +150,7 @@ def record_options(fn: Any) -> Any:
                 required=True,
                 help="The record file to write (its folder must exist).",
             ),
+            output_option,
         ]
     ):
         fn = option(fn)
@@ -166,6 +171,7 @@ def _write_record(
     kms_key: str | None,
     gates_config: Path,
     out: Path,
+    fmt: str,
     details: dict[str, Any],
 ) -> None:
     """Sign one release record into `out`: every value checked, and the signer trusted for
@@ -209,7 +215,9 @@ def _write_record(
         details=details,
     )
     write_signed(out, body, signer, pack_config)
-    say(f"Signed {kind} for {stack_name} {color} release {version}: {out}")
+    result(f"Signed {kind} for {stack_name} {color} release {version}: {out}",
+           {"record": str(out), "kind": kind, "stack": stack_name, "color": color,
+            "release": version, "digest": digest, "expiresAt": body["expiresAt"]})  # fmt: skip
 
 
 @click.command()
@@ -330,8 +338,13 @@ def records() -> None:
     is_flag=True,
     help="Exit 0 for a valid stage-exit record whose verdict is failed (shown either way).",
 )
+@output_option
 def records_verify(
-    files: tuple[Path, ...], gates_config: Path, outputs_file: Path | None, allow_failed: bool
+    files: tuple[Path, ...],
+    gates_config: Path,
+    outputs_file: Path | None,
+    allow_failed: bool,
+    fmt: str,
 ) -> None:
     """Check records against the pack config's trusted keys, each on its own, then each gate
     as the pack judges it (N of M signers); exit 2 if a record is not valid or a gate does
@@ -350,8 +363,13 @@ def records_verify(
     pack_config = load_gates_config(gates_config)
     outputs = load_outputs(str(outputs_file)) if outputs_file else None
     checked = check_files(list(files), pack_config, outputs)
-    for line in checked.lines:
-        say(line)
+    if fmt == "json":
+        result(None, {"lines": checked.lines, "invalid": checked.invalid,
+                      "gatesNotHolding": checked.unmet_gates,
+                      "failedVerdicts": checked.failed_verdicts})  # fmt: skip
+    else:
+        for line in checked.lines:
+            say(line)
     if checked.invalid:
         raise GateRefused(f"{checked.invalid} of {len(files)} record(s) are not valid")
     if checked.unmet_gates:

@@ -17,10 +17,9 @@ from cutover.cli.common import (
     Context,
     duration,
     gate_options_of,
-    markdown_or_json,
     output_option,
     outputs_options,
-    say,
+    result,
     text,
 )
 from cutover.errors import JudgedUnmet
@@ -37,13 +36,13 @@ if TYPE_CHECKING:
     type=text("a deployment id"),
     help="A deployment id (default: the latest).",
 )
-@markdown_or_json("--format")
+@output_option
 @click.option(
     "--out",
     type=OUT_FOLDER,
     default=".",
     show_default=True,
-    help="Folder for the report and its plot.",
+    help="Folder for the report (Markdown, or JSON with --output json) and its plot.",
 )
 @click.option("--plot", is_flag=True, help="Also draw the weights and guards (cutover[plots]).")
 @gate_options_of(required=False)
@@ -78,7 +77,7 @@ def report(
     ctx = Context(outputs, stack, journal)
     doc = ctx.deployment(deployment_id)
     if doc is None:
-        say("No deployment in the journal yet.")
+        result("No deployment in the journal yet.", {"report": None})
         return
     gates = None
     if records is not None and gates_config is not None:
@@ -95,7 +94,7 @@ def report(
     written = write_out(out, f"deployment-{doc.id}", fmt, plot_to,
                         lambda image: report_markdown(data, image),
                         lambda image: {**data, **({"plot": str(image)} if image else {})})  # fmt: skip
-    say(written.line("Report"))
+    result(written.line("Report"), {"report": str(written.path), "plot": written.image})
 
 
 @click.command("preview")
@@ -211,11 +210,11 @@ def preview_command(
     show_default=True,
     help="How far back: deployments started since then.",
 )
-@markdown_or_json("--output")
+@output_option
 @click.option(
     "--out",
     type=OUT_FOLDER,
-    help="Folder to write kpis.md or kpis.json into (default: print only).",
+    help="Folder to write kpis.md (or kpis.json with --output json) into (default: print only).",
 )
 @click.option("--plot", is_flag=True, help="Also draw kpis.png into --out (cutover[plots]).")
 def kpis(
@@ -261,7 +260,7 @@ def kpis(
     plot_to = (lambda path: kpi_plot(data, path)) if kpi_plot else None
     written = write_out(out, "kpis", fmt, plot_to, lambda _: kpis_markdown(data) + "\n",
                         lambda _: data)  # fmt: skip
-    say(written.line("KPIs"))
+    result(written.line("KPIs"), {"kpis": str(written.path), "plot": written.image})
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from cutover.cli.common import (
     analysis_options,
     duration,
     gate_options,
+    output_option,
     outputs_options,
     progress_in_place,
+    result,
     say,
     stack_config_option,
     text,
@@ -28,6 +30,7 @@ from cutover.cli.common import (
 from cutover.errors import EXIT_CODES, ConfigError, DeploymentFailed
 from cutover.inputs import probe, steps
 from cutover.interrupt import Interrupted, Interrupts
+from cutover.summary import outcome_json
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment, Options
@@ -112,6 +115,7 @@ if TYPE_CHECKING:
     "pipeline gives back only what its own run started: `cutover rollback --deployment`); "
     "its folder must exist.",
 )
+@output_option
 def shift(
     outputs: tuple[Path, ...],
     stack: str | None,
@@ -134,6 +138,7 @@ def shift(
     verify_for: float | None,
     stack_config: Path | None,
     id_file: Path | None,
+    fmt: str,
 ) -> None:
     """Move traffic to a color in steps under guards; roll back to the exact prior weights on
     failure, on `cutover abort`, past --deadline, or on Ctrl-C/SIGTERM.
@@ -178,7 +183,7 @@ def shift(
     steps_left = planned_steps([s.router.served() for s in ctx.services], options)
     if not steps_left:
         line = f"{target} already serves all traffic; nothing to shift."
-        say(line)
+        result(line, {"deployment": None, "status": "nothing to shift"})
         return
     check_timing([o.analysis for o in ctx.all_outputs], options, steps_left)
     gates = gate_judge(ctx.services, ctx.journal, target, list(KINDS), gates_config, records)
@@ -196,12 +201,13 @@ def shift(
         if interrupts.pending:
             say(f"{interrupts.pending} after the shift succeeded: the exit gates were not "
                 "judged; run `cutover exit-gates`.")  # fmt: skip
-            return
-        try:
-            say_exit_gates(ctx, found_records, pack_config)
-        except Interrupted as e:
-            say(f"{e.name} after the shift succeeded: the exit gates were not judged; run "
-                "`cutover exit-gates`.")  # fmt: skip
+        else:
+            try:
+                say_exit_gates(ctx, found_records, pack_config)
+            except Interrupted as e:
+                say(f"{e.name} after the shift succeeded: the exit gates were not judged; run "
+                    "`cutover exit-gates`.")  # fmt: skip
+    result(None, outcome_json(done))  # said as it happened
 
 
 def planned_steps(served: list[Weights], options: Options) -> int:
@@ -236,6 +242,8 @@ def run_shift(
             failed = ctx.deployment(deployment.id)
             with interrupts.shielded():
                 ctx.write_back_restored(stack_config, failed)
+            if failed is not None:
+                result(None, outcome_json(failed))  # the error line says it for people
             raise
         log(f"Shift {deployment.id} succeeded: {options.target} serves all traffic.")
     return done

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from cutover_gates.contract import Status
 
-from cutover.cli.common import Context, duration, output_option, outputs_options, say
+from cutover.cli.common import Context, duration, output_option, outputs_options, result, say
 from cutover.deployment import Deployment
 
 
@@ -101,6 +101,7 @@ def follow(ctx: Context, interval: float, timeout: float | None) -> None:
                 say("\n".join(view))
                 shown, shown_at = key, time.monotonic()
             if state.finished:
+                result(None, {"deployment": first.id, "status": str(state)})
                 code = exit_code(state)
                 if code:
                     raise DeploymentFailed(f"deployment {first.id} {state}")

@@ -1,4 +1,4 @@
-"""`cutover watchdog --once`: one watchdog pass from the command line (and the CronJob)."""
+"""`cutover watchdog`: one watchdog pass from the command line (and the CronJob)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cutover.cli.common import Context, outputs_options, say
+from cutover.cli.common import Context, output_option, outputs_options, result, say
 
 
 @click.command()
@@ -14,10 +14,13 @@ from cutover.cli.common import Context, outputs_options, say
 @click.option(
     "--once",
     is_flag=True,
-    required=True,
-    help="Run one pass and exit (the schedule is the stack's: EventBridge or a CronJob).",
+    help="One pass and exit, which is what it always does (the stack's schedule, EventBridge "
+    "or a CronJob, runs the passes); accepted for the schedules that pass it.",
 )
-def watchdog(outputs: tuple[Path, ...], stack: str | None, journal: str, once: bool) -> None:
+@output_option
+def watchdog(
+    outputs: tuple[Path, ...], stack: str | None, journal: str, once: bool, fmt: str
+) -> None:
     """Give back the traffic of every deployment whose process stopped renewing its lease.
 
     Never touches a deployment whose holder is alive; takes the lease with the same
@@ -27,23 +30,20 @@ def watchdog(outputs: tuple[Path, ...], stack: str | None, journal: str, once: b
 
     \b
     Example:
-      cutover watchdog --once --outputs prod.json
+      cutover watchdog --outputs prod.json
     """
     from cutover.engine.watchdog import notifier_for_services, watch_once
     from cutover.errors import DeploymentFailed
     from cutover.interrupt import Interrupts
     from cutover.journal.items import damaged
 
-    if not once:
-        raise click.BadParameter("only --once is supported: the stack's schedule runs the passes")
     ctx = Context(outputs, stack, journal)
     interrupts = Interrupts(say)
     with interrupts, interrupts.shielded():  # a pass is bounded: a signal never cuts a restore
         findings = watch_once(ctx.services, ctx.journal, notifier_for_services(say), say)
-    for finding in findings:
-        say(finding.line())
-    if not findings:
-        say("nothing to do: no deployment in progress")
+    lines = [finding.line() for finding in findings] or ["nothing to do: no deployment in progress"]
+    found = [{"deployment": f.deployment, "action": f.action, "detail": f.detail} for f in findings]
+    result("\n".join(lines), {"findings": found})
     failed = [f for f in findings if f.action == "failed"]
     unreadable = damaged(ctx.journal.skipped)
     if failed or unreadable:

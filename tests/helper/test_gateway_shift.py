@@ -189,7 +189,7 @@ def test_status_drill_and_report_work_unchanged(cluster: Cluster) -> None:
     (written,) = records.glob("prod-green-1.42.0-rollback-drill.json")
     assert json.loads(written.read_text())["record"]["details"]["rollbackSeconds"] > 0
     report = cluster.cutover(
-        *cluster.args("report", "--format", "json", "--out", str(cluster.tmp / "report"))
+        *cluster.args("report", "--output", "json", "--out", str(cluster.tmp / "report"))
     )
     assert report.returncode == 0, report.stderr
     (data,) = (cluster.tmp / "report").glob("deployment-*.json")

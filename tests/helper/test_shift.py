@@ -390,7 +390,7 @@ def test_probe_failure_rolls_back_and_counts_as_downtime(aws: AwsStack) -> None:
             _, err = process.communicate(timeout=60)
     assert process.returncode == 1, err
     assert aws.served() == {"blue": 100, "green": 0}
-    report = aws.cutover(*aws.args("report", "--format", "json", "--out", str(aws.tmp / "r")))
+    report = aws.cutover(*aws.args("report", "--output", "json", "--out", str(aws.tmp / "r")))
     assert report.returncode == 0, report.stderr
     data = json.loads(next((aws.tmp / "r").glob("*.json")).read_text())
     assert data["status"] == "rolled-back"
