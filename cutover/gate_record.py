@@ -132,16 +132,15 @@ def check_trusted(signer: Signer, kind: str, pack_config: dict[str, Any], now: d
 def check_valid_for(kind: str, valid_for: float, pack_config: dict[str, Any]) -> None:
     """ConfigError (nothing signed) when a `kind` record valid for `valid_for` seconds would
     claim longer than the pack accepts one after its issue (its age limit)."""
-    from cutover_gates.gate import max_age
+    from cutover_gates.rules import gate_config
 
     from cutover.durations import format_duration
 
-    config = pack_config.get(TRUSTED_KEYS_OF[kind]) or {}
     try:
-        limit = max_age(kind, config if isinstance(config, dict) else {})
+        limit = gate_config(pack_config, kind).max_age
     except (TypeError, ValueError):
         return  # a malformed limit is the pack config's to name (its validation)
-    if limit is not None and valid_for > limit.total_seconds():
+    if valid_for > limit.total_seconds():
         raise ConfigError(
             f"--valid-for {format_duration(valid_for)} is longer than the pack accepts a {kind} "
             f"record ({format_duration(limit.total_seconds())} after its issue, "

@@ -1,9 +1,9 @@
-"""What the commands share: how they print, their option types, and the context they load."""
+"""What the commands share: their option types and the context they load (how they print:
+`cli/output.py`)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,123 +11,15 @@ import click
 from cutover_gates.contract import COLORS, Color, parse_color
 
 from cutover import inputs
+from cutover.cli.output import Output, say
 
 if TYPE_CHECKING:
     from cutover_gates.contract import Holder
 
     from cutover.deployment import Deployment
-    from cutover.engine.guard import Progress
     from cutover.engine.shift import Gates, Shift
     from cutover.interrupt import Interrupts
     from cutover.weights import Weights
-
-
-class Printed:
-    """Where a command's lines go. With `--output json`, stdout is the one JSON document a
-    script parses and the lines people read go to stderr; while a terminal shows a wait in
-    place (`live`), lines go above it, never into it."""
-
-    json = False
-    live: Any = None
-
-
-def say(message: str) -> None:
-    """One line for people: stdout (stderr under --output json), or above a wait drawn in
-    place. An output that closed (a reader gone: `| head`) takes nothing more, and stops a
-    command that moves traffic as a signal would (`interrupt.output_closed`)."""
-    err = Printed.json and Printed.live is None
-    try:
-        if Printed.live is not None:
-            Printed.live.console.print(message, markup=False, highlight=False)
-        else:
-            click.echo(message, err=err)
-    except BrokenPipeError:
-        _silence(err)
-        from cutover.interrupt import output_closed
-
-        output_closed()
-
-
-def _silence(err: bool) -> None:
-    """Point the closed stream at /dev/null, so nothing later (nor Python's flush at exit)
-    writes to the closed pipe."""
-    import os
-    import sys
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
-    os.close(devnull)
-
-
-def result(line: str | None, document: dict[str, Any]) -> None:
-    """A command's outcome: `line` for people (None: said as it happened), or with --output
-    json its one JSON `document` (with the line as `message`)."""
-    if Printed.json:
-        import json
-
-        said = {"message": line} if line else {}
-        click.echo(json.dumps({**said, **document}, indent=2))
-    elif line:
-        say(line)
-
-
-PROGRESS_PREFIXES = ("  baked ", "  paused ")
-# How often a terminal redraws the wait in progress.
-REDRAWS_PER_SECOND = 2
-
-
-class Output:
-    """What a shift says: lines, and the wait in progress (`show`). Into a pipe or a CI log,
-    plain lines (the wait as a line now and then); on a terminal, the wait is one line
-    redrawn in place (rich) below the lines that stay, ticking as time passes."""
-
-    def __init__(self, live: Any = None) -> None:
-        self.live = live
-
-    def __call__(self, message: str) -> None:
-        if self.live is None:
-            say(message)
-        elif not message.startswith(PROGRESS_PREFIXES):  # `show` draws those
-            from rich.text import Text
-
-            # the wait drawn is over once something else happened (a step, a restore): cleared,
-            # or it would stand stale beside what follows; the next poll draws the new one
-            self.live.update(Text(""), refresh=True)
-            say(message)
-
-    def show(self, progress: Progress) -> None:
-        if self.live is not None:
-            self.live.update(_Drawn(progress), refresh=True)
-
-
-class _Drawn:
-    """A wait as rich draws it: its text at each redraw."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def __rich__(self) -> Any:
-        from rich.text import Text
-
-        return Text(str(self.progress).strip())
-
-
-@contextlib.contextmanager
-def progress_in_place() -> Iterator[Output]:
-    import sys
-
-    if not sys.stdout.isatty() or Printed.json:
-        yield Output()
-        return
-    from rich.live import Live
-    from rich.text import Text
-
-    with Live(Text(""), refresh_per_second=REDRAWS_PER_SECOND, transient=True) as live:
-        Printed.live = live
-        try:
-            yield Output(live)
-        finally:
-            Printed.live = None
 
 
 class ColorType(click.Choice):
@@ -184,23 +76,6 @@ FILE = Parsed("FILE", inputs.file_path)  # read when the command runs, which say
 FOLDER = Parsed("DIRECTORY", inputs.folder_path)
 NEW_FILE = Parsed("FILE", inputs.new_file)
 OUT_FOLDER = Parsed("DIRECTORY", inputs.out_folder)
-
-
-def _printed(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    Printed.json = value == "json"
-    return value
-
-
-output_option = click.option(
-    "--output",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    callback=_printed,
-    help="text (Markdown where a document is written) for people; json for scripts (stdout "
-    "is one JSON document, what is said on the way goes to stderr).",
-)
 
 
 def analysis_options(fn: Any) -> Any:

@@ -14,13 +14,11 @@ from cutover.cli.common import (
     Context,
     duration,
     gate_options,
-    output_option,
     outputs_options,
-    result,
-    say,
     stack_config_option,
     text,
 )
+from cutover.cli.output import output_option, result, say
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError, DeploymentFailed
 from cutover.summary import outcome_json

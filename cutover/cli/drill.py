@@ -16,12 +16,9 @@ from cutover.cli.common import (
     analysis_options,
     deploy_key_options,
     gate_options,
-    output_option,
     outputs_options,
-    progress_in_place,
-    result,
-    say,
 )
+from cutover.cli.output import output_option, progress_in_place, result, say
 from cutover.errors import ConfigError
 from cutover.interrupt import Interrupts
 from cutover.summary import outcome_json

@@ -6,15 +6,8 @@ from pathlib import Path
 
 import click
 
-from cutover.cli.common import (
-    Context,
-    deploy_key_options,
-    gate_options,
-    output_option,
-    outputs_options,
-    result,
-    say,
-)
+from cutover.cli.common import Context, deploy_key_options, gate_options, outputs_options
+from cutover.cli.output import output_option, result, say
 from cutover.errors import JudgedUnmet
 
 

@@ -14,12 +14,10 @@ from cutover.cli.common import (
     OUT_FOLDER,
     VALIDITY,
     Parsed,
-    output_option,
-    result,
-    say,
     signing_key_options,
     text,
 )
+from cutover.cli.output import output_option, result, say
 from cutover.inputs import findings
 
 

@@ -17,11 +17,10 @@ from cutover.cli.common import (
     Context,
     duration,
     gate_options_of,
-    output_option,
     outputs_options,
-    result,
     text,
 )
+from cutover.cli.output import output_option, result
 from cutover.errors import JudgedUnmet
 
 if TYPE_CHECKING:

@@ -19,14 +19,11 @@ from cutover.cli.common import (
     analysis_options,
     duration,
     gate_options,
-    output_option,
     outputs_options,
-    progress_in_place,
-    result,
-    say,
     stack_config_option,
     text,
 )
+from cutover.cli.output import output_option, progress_in_place, result, say
 from cutover.errors import EXIT_CODES, ConfigError, DeploymentFailed
 from cutover.inputs import probe, steps
 from cutover.interrupt import Interrupted, Interrupts

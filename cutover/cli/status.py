@@ -10,7 +10,8 @@ from typing import Any
 import click
 from cutover_gates.contract import Status
 
-from cutover.cli.common import Context, duration, output_option, outputs_options, result, say
+from cutover.cli.common import Context, duration, outputs_options
+from cutover.cli.output import output_option, result, say
 from cutover.deployment import Deployment
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from cutover.cli.common import Context, output_option, outputs_options, result, say
+from cutover.cli.common import Context, outputs_options
+from cutover.cli.output import output_option, result, say
 
 
 @click.command()
