@@ -5,7 +5,9 @@ resourceVersion precondition cutover's fence relies on."""
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +15,13 @@ import pytest
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
     GATEWAY_VERSION,
+    PULUMI_TOOLS,
     RealCluster,
     binomial_bound,
     http_route,
+    load_tools,
+    provider_version,
+    pulumi_env,
     sample,
     wait_route_served,
 )
@@ -76,6 +82,43 @@ def test_the_processes_are_the_real_tools_at_their_versions(cluster: RealCluster
     # The API server serves the release's CRDs at the versions the Gateway reads.
     served = cluster.plane.get(f"/apis/{GATEWAY_GROUP}")["versions"]
     assert GATEWAY_VERSION in [v["version"] for v in served]
+
+
+def test_the_pulumi_cli_and_kubernetes_provider_are_real_at_their_versions(
+    tmp_path: Path,
+) -> None:
+    """The CLI and the Kubernetes provider each report the version they were built at when
+    run: the provider over its own gRPC protocol, as the engine asks it."""
+    tools = load_tools(("pulumi", "pulumi-resource-kubernetes"))
+    version = subprocess.run(
+        [str(tools["pulumi"].path), "version"],
+        env=pulumi_env(tmp_path / "pulumi-home"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version.stdout.strip() == tools["pulumi"].version == "v3.276.0"
+    provider = tools["pulumi-resource-kubernetes"]
+    assert provider_version(provider, tmp_path) == provider.version == "4.25.0"
+
+
+def test_the_python_language_host_is_real_at_the_cli_version(tmp_path: Path) -> None:
+    """The language host the CLI runs Python programs with, built from the CLI's commit, and
+    the exec script beside it (fails naming `make cluster-tools` and the proxy's refusal while
+    it is missing)."""
+    tools = load_tools(PULUMI_TOOLS)
+    host = subprocess.run(
+        [str(tools["pulumi-language-python"].path), "-version"],
+        env=pulumi_env(tmp_path / "pulumi-home"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert host.stdout.strip() == tools["pulumi-language-python"].version
+    assert tools["pulumi-language-python"].version == tools["pulumi"].version
+    exec_script = tools["pulumi-language-python-exec"].path
+    assert exec_script.parent == tools["pulumi-language-python"].path.parent
+    assert exec_script.stat().st_mode & 0o111
 
 
 def test_the_served_split_follows_the_route_weights(cluster: RealCluster) -> None:

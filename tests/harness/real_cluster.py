@@ -473,6 +473,17 @@ def _free_subnet() -> ipaddress.IPv4Network:
     raise RuntimeError("no free /30 in 10.213.0.0/16")
 
 
+def remove_stale_namespaces() -> None:
+    """Remove `cutover-<pid>` namespaces whose process is gone: a session killed outright
+    (SIGKILL, a CI time-out) runs no teardown, and its namespace would outlive it."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in listed.splitlines():
+        name = line.split()[0] if line.split() else ""
+        pid = name.removeprefix("cutover-")
+        if name.startswith("cutover-") and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 @dataclass
 class Backends:
     """One HTTP server per color, all on `address` (inside netns `netns`), each on its port."""
@@ -490,6 +501,7 @@ def netns_backends(colors: tuple[str, ...], tmp: Path) -> Iterator[Backends]:
     namespace deletes the veth end inside it, and with it the pair."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         raise RuntimeError("the real Gateway's backends need root and iproute2 (`ip netns`)")
+    remove_stale_namespaces()
     pid = os.getpid()
     netns, host_if, ns_if = f"cutover-{pid}", f"cvh{pid}", f"cvn{pid}"
     subnet = _free_subnet()
@@ -609,6 +621,8 @@ def traefik_args(tool: Tool, plane: ControlPlane, port: int, api_port: int, tmp:
         f"--entryPoints.traefik.address=127.0.0.1:{api_port}",
         "--api=true",
         "--api.insecure=true",
+        # The dashboard's assets are built by Traefik's web UI tooling, not in the module zip.
+        "--api.dashboard=false",
         "--ping=true",
         "--providers.kubernetesGateway=true",
         f"--providers.kubernetesGateway.endpoint={plane.url}",
@@ -795,6 +809,52 @@ def binomial_bound(requests: int, share: float, z: float = 5.0) -> float:
     by chance: z standard deviations (z = 5: a false alarm about once in 3.5 million). Zero
     for a share of 0 or 1, where every request must go one way."""
     return z * math.sqrt(requests * share * (1 - share))
+
+
+# -- the Pulumi tools ---------------------------------------------------------------------------
+
+
+def pulumi_env(home: Path) -> dict[str, str]:
+    """The environment the real engine runs in here: the tools' folder first on PATH (plugins
+    are found there), a PULUMI_HOME of the test's own, and nothing that may try to download a
+    plugin or call home."""
+    return {
+        **os.environ,
+        "PATH": f"{tools_cache() / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PULUMI_HOME": str(home),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_CONFIG_PASSPHRASE": "e2e",
+    }
+
+
+def provider_version(tool: Tool, tmp: Path) -> str:
+    """The version a provider plugin reports over its own gRPC protocol (GetPluginInfo), as
+    the engine asks it: the running process, not the file name, answers."""
+    import grpc
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import provider_pb2_grpc
+
+    log = tmp / f"{tool.name}.log"
+    # With no engine address the provider starts "attached": it serves and prints its port.
+    popen = subprocess.Popen(
+        [str(tool.path)],
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert popen.stdout is not None
+        port = popen.stdout.readline().decode().strip()  # the protocol's first line
+        if not port.isdigit():
+            raise RuntimeError(f"{tool.name} printed {port!r}, not its port:\n{tail(log)}")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = provider_pb2_grpc.ResourceProviderStub(channel)
+            info = stub.GetPluginInfo(empty_pb2.Empty(), timeout=START_TIMEOUT)
+        return str(info.version)
+    finally:
+        stop(popen)
 
 
 # -- everything together ------------------------------------------------------------------------
