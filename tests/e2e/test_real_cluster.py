@@ -182,3 +182,27 @@ def test_a_stale_resource_version_is_refused_with_409(cluster: RealCluster) -> N
     read = api.get_namespaced_custom_object(*args)
     assert [r["weight"] for r in read["spec"]["rules"][0]["backendRefs"]] == [90, 10]
     patch_weights(cluster, name, read["metadata"]["resourceVersion"], {"blue": 0, "green": 100})
+
+
+def test_endpoint_slices_refuse_loopback_addresses(cluster: RealCluster) -> None:
+    """Why the backends run in a network namespace of the test's own: the real server refuses
+    an EndpointSlice naming 127.0.0.1 (a stand-in server would have taken it)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    discovery = client.DiscoveryV1Api(cluster.plane.client())
+    with pytest.raises(ApiException) as refused:
+        discovery.create_namespaced_endpoint_slice(
+            cluster.namespace,
+            {
+                "metadata": {
+                    "name": "loopback",
+                    "labels": {"kubernetes.io/service-name": "checkout-blue"},
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            },
+        )
+    assert refused.value.status == 422
+    assert "loopback" in json.loads(refused.value.body)["message"]

@@ -165,7 +165,9 @@ def wait_until(
 
 
 @contextlib.contextmanager
-def started(name: str, args: list[str], log: Path, env: Mapping[str, str] | None = None):
+def started(
+    name: str, args: list[str], log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Process]:
     """Run one tool with its output in `log`; stop it (SIGTERM, then SIGKILL) on the way out.
 
     Each runs in its own process group, so `ip netns exec` and whatever it started go too.
@@ -463,7 +465,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
     used = subprocess.run(
         ["ip", "-o", "-4", "addr", "show"], check=True, capture_output=True, text=True
     ).stdout
-    base = ipaddress.ip_network("10.213.0.0/16")
+    base = ipaddress.IPv4Network("10.213.0.0/16")
     blocks = list(base.subnets(new_prefix=30))
     start = os.getpid() % len(blocks)
     for i in range(len(blocks)):
@@ -526,16 +528,24 @@ def netns_backends(colors: tuple[str, ...], tmp: Path) -> Iterator[Backends]:
                 started(f"backend {color}", [*args, color, ns_ip, str(port)], log)
             )
             backends.processes[color] = process
-            wait_until(lambda log=log: "ready" in log.read_text(), f"{color} backend", 30, process)
+            wait_until(_printed(log, "ready"), f"{color} backend", START_TIMEOUT, process)
         for color, port in backends.ports.items():
             # Reachable from the root namespace, where the Gateway runs.
             wait_until(
-                lambda c=color, p=port: get_body(ns_ip, p) == c,
+                _answers(ns_ip, port, color),
                 f"{color} backend from the root namespace",
-                30,
+                START_TIMEOUT,
                 backends.processes[color],
             )
         yield backends
+
+
+def _printed(log: Path, line: str) -> Callable[[], bool]:
+    return lambda: line in log.read_text().splitlines()
+
+
+def _answers(host: str, port: int, body: str) -> Callable[[], bool]:
+    return lambda: get_body(host, port) == body
 
 
 def get_body(host: str, port: int, path: str = "/", timeout: float = 5) -> str:
