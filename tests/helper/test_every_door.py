@@ -37,6 +37,18 @@ def shift(aws: AwsStack, *extra: str) -> list[str]:
     return ["shift", "--to", "green", *aws.gate_args(), "--interval", "0.05s", *extra]
 
 
+def approved_again(aws: AwsStack) -> Path:
+    """The records with a new approval of green's release, signed now (after a rollback)."""
+    records = aws.tmp / "records-now"
+    shutil.copytree(aws.records, records, dirs_exist_ok=True)
+    signed = aws.cutover("approve", "--stack", "prod", "--color", "green", "--stack-file",
+                         str(ROOT / "Pulumi.prod.yaml"), "--gates-config", str(aws.gates_config),
+                         "--key", str(aws.keys / "chairman.key"),
+                         "--out", str(records / "green-approval.json"))  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    return records
+
+
 def test_a_woken_shift_never_undoes_a_newer_release(aws: AwsStack) -> None:
     """Defect 1: frozen past its lease, restored by the watchdog, woken after a newer shift
     succeeded: it exits 1 saying a newer deployment took the listener, writes no weights and
@@ -49,8 +61,11 @@ def test_a_woken_shift_never_undoes_a_newer_release(aws: AwsStack) -> None:
         os.kill(old.pid, signal.SIGSTOP)  # a laptop asleep: it comes back later
         aws.outlive_leases()
         assert "restored" in watchdog(aws).stdout
-        newer = aws.cutover(*dynamo(aws, *shift(aws, "--steps", "100", "--bake", "0s",
-                                                "--stack-config", str(config))), env=OUTLIVED)  # fmt: skip
+        records = approved_again(aws)  # green was rolled back on this stack: a new approval
+        newer = aws.cutover(*dynamo(aws, "shift", "--to", "green", "--gates-config",
+                                    str(aws.gates_config), "--records", str(records), "--steps",
+                                    "100", "--bake", "0s", "--interval", "0.05s",
+                                    "--stack-config", str(config)), env=OUTLIVED)  # fmt: skip
         assert newer.returncode == 0, newer.stderr
         assert aws.served() == GREEN
         os.kill(old.pid, signal.SIGCONT)
@@ -150,7 +165,7 @@ def test_resume_judges_the_gates_again(aws: AwsStack) -> None:
     refused = aws.cutover(*aws.args("resume", "--gates-config", str(aws.gates_config),
                                     "--records", str(records)))  # fmt: skip
     assert refused.returncode == 2, refused.stderr
-    assert "approval gate for prod/checkout green release" in refused.stderr
+    assert "approval gate for prod/checkout: green release" in refused.stderr
     assert aws.served() == {"blue": 50, "green": 50}
     assert aws.deployments()[-1]["status"] == "in-progress"
     back = aws.cutover(*aws.args("rollback"))
@@ -172,7 +187,7 @@ def test_a_shift_judges_the_gates_before_every_step(aws: AwsStack) -> None:
             path.unlink()
         _, err = process.communicate(timeout=60)
     assert process.returncode == 1, err
-    assert "rolled back (gates: approval gate for prod/checkout green release" in err
+    assert "rolled back (gates: approval gate for prod/checkout: green release" in err
     assert aws.served() == BLUE
     assert {"blue": 0, "green": 100} not in [e.get("weights") for d in aws.deployments()
                                              for e in d["events"] if e["type"] == "step"]  # fmt: skip
@@ -223,13 +238,7 @@ def test_a_release_rolled_back_needs_an_approval_issued_since(aws: AwsStack) -> 
     assert "was rolled back on this stack" in again.stderr, again.stderr
     assert (aws.tmp / "journal.json").read_text() == journal
     assert aws.served() == BLUE
-    records = aws.tmp / "records-now"
-    shutil.copytree(aws.records, records)
-    signed = aws.cutover("approve", "--stack", "prod", "--color", "green", "--stack-file",
-                         str(ROOT / "Pulumi.prod.yaml"), "--gates-config", str(aws.gates_config),
-                         "--key", str(aws.keys / "chairman.key"),
-                         "--out", str(records / "green-approval.json"))  # fmt: skip
-    assert signed.returncode == 0, signed.stderr
+    records = approved_again(aws)
     moved = aws.cutover(*aws.args("shift", "--to", "green", "--gates-config",
                                   str(aws.gates_config), "--records", str(records),
                                   "--steps", "100", "--bake", "0s", "--interval", "0.05s"))  # fmt: skip

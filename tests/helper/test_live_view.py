@@ -59,7 +59,7 @@ def test_status_watch_follows_a_shift_and_exits_with_its_code(aws: AwsStack) -> 
     assert watched.returncode == 0, watched.stderr
     out = watched.stdout
     assert "step 1/2 blue 50 / green 50: baking" in out
-    assert "guards: alarms ok, targets ok, routing ok" in out
+    assert "guards: alarms ok, routing ok, targets ok" in out
     assert "next: `cutover abort` gives traffic back" in out
     assert out.rstrip().splitlines()[0].startswith("deployment ")
     assert "succeeded towards green" in out
@@ -93,7 +93,7 @@ def test_status_watch_on_a_terminal_is_a_live_table(aws: AwsStack) -> None:
     text = screen.decode(errors="replace")
     assert "\x1b[" in text  # drawn in place with terminal control, by rich
     assert "step 1/2 blue 50 / green 50: baking" in text and "s left" in text
-    assert "guards: alarms ok, targets ok, routing ok" in text
+    assert "guards: alarms ok, routing ok, targets ok" in text
     assert watcher.returncode == 1  # aborted: rolled back
 
 

@@ -140,9 +140,7 @@ def test_without_credentials_a_record_that_fails_on_its_own_still_blocks(tmp_pat
     journal_named(tmp_path)
     result = preview(tmp_path, *args, env=without_credentials())
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAIL  chairman-approval (gate) [mandatory]: The approval record for green" in (
-        result.stdout
-    )
+    assert "FAIL  chairman-approval (gate) [mandatory]: green release 1.42.0" in result.stdout
     assert "a signature that does not match the record" in result.stdout
     assert "NOT JUDGED" not in result.stdout
     assert result.stdout.rstrip().endswith(
