@@ -193,6 +193,16 @@ def _rest(
 
     back = ["shift", "--to", "blue", "--steps", "25,100", "--interval", "0.25s", *gate_args]
     cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint)
+    approvals = iter(range(2, 100))
+
+    def approve_blue_again() -> None:
+        """A release rolled back on this stack moves again only with an approval issued since
+        (the pack's rule, and every door's): the chairman signs blue's again."""
+        print("   blue's release was rolled back: the chairman approves it again", flush=True)
+        run("approve", "--stack", "prod", "--color", "blue", "--stack-file",
+            str(ROOT / "Pulumi.prod.yaml"), "--gates-config", str(gates), "--key",
+            str(keys / "chairman.key"), "--out",
+            str(records / f"blue-approval-{next(approvals)}.json"), env=env, quiet=True)  # fmt: skip
 
     step("8. Ctrl-C during a shift back to blue: the weights it found are given back")
     process = spawn(*back, "--bake", "30s", *common, env=env)
@@ -201,6 +211,7 @@ def _rest(
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
     print(f"   shift exited {process.returncode}: interrupted, traffic given back", flush=True)
+    approve_blue_again()
 
     step("9. A shift whose process is killed (SIGKILL): the stack's watchdog gives it back")
     process = spawn(*back, "--bake", "30s", *common, env=env)
@@ -210,6 +221,7 @@ def _rest(
     process.wait(timeout=60)
     run("status", *common, env=env)
     run("watchdog", *common, env=env)
+    approve_blue_again()
 
     step("10. A shift back to blue; blue's 5xx alarm fires at the first step")
     process = spawn(*back, "--bake", "5s", *common, env=env)
@@ -227,6 +239,7 @@ def _rest(
     cloudwatch.set_alarm_state(
         AlarmName=data["alarmNames"]["blue"][0], StateValue="OK", StateReason="demo: fixed"
     )
+    approve_blue_again()
 
     step("11. A shift back to blue whose release errs 5 points more: the analysis rolls back")
     traffic.error_percent["blue"] = 6.0
