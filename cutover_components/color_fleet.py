@@ -48,6 +48,8 @@ class ColorFleet(pulumi.ComponentResource):
                         "name": config.service.container_name,
                         "image": fleet.image,
                         "essential": True,
+                        # after SIGTERM: at least as long as its target group drains it
+                        "stopTimeout": config.service.stop_timeout_seconds,
                         "portMappings": [
                             {"containerPort": fleet.container_port, "protocol": "tcp"}
                         ],

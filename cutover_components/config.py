@@ -20,6 +20,7 @@ from cutover_gates.config_keys import (
     boolean,
     number,
     one_of,
+    optional,
     read,
     section,
     text,
@@ -115,6 +116,22 @@ def _below(key: str, value: Any) -> Any:
     return value
 
 
+# ECS Fargate gives a container 2-120 s between SIGTERM and SIGKILL.
+FARGATE_STOP_TIMEOUT = (2, 120)
+# What a service's default stop timeout follows.
+_DRAINED_BY = ("platform", "deregistration_delay_seconds")
+
+
+def _stop_timeout(service: Mapping[str, Any]) -> int:
+    """By default a container outlasts its draining: on ECS its target group's deregistration
+    delay (within what Fargate allows); on Kubernetes, after its preStop hook, the longest
+    request."""
+    if service["platform"] == "ecs":
+        low, high = FARGATE_STOP_TIMEOUT
+        return max(low, min(int(service["deregistration_delay_seconds"]), high))
+    return int(service["longest_request_seconds"])
+
+
 # Each section's keys: the key, its field, how it is read (type and range) and its default (a
 # function of the fields read before it and the section's context where another key sets it).
 STACK_KEYS = {
@@ -132,6 +149,9 @@ STACK_KEYS = {
     "testListenerPort": Key("test_listener_port", whole(1, 65535), 8443),
     "deregistrationDelaySeconds": Key("deregistration_delay_seconds", whole(0, 3600), 30),
     "slowStartSeconds": Key("slow_start_seconds", whole(0, 900), 30),
+    # how long the ALB keeps an idle connection, and a client sticks to a color (0: not at all)
+    "idleTimeoutSeconds": Key("idle_timeout_seconds", whole(1, 4000), 60),
+    "stickinessSeconds": Key("stickiness_seconds", whole(0, 604800), 0),
     "gateRecords": Key("gate_records", _records, []),
     "watchdog": Key("watchdog", section, {}),
     "analysis": Key("analysis", section, {}),
@@ -146,6 +166,10 @@ SERVICE_KEYS = {
     ),
     "cpu": Key("cpu", whole(256, 16384), 512),
     "memory": Key("memory", whole(512, 122880), 1024),
+    # what the application does, which the pack judges the stack's draining against
+    "longestRequestSeconds": Key("longest_request_seconds", whole(1, 3600), 30),
+    "keepAliveSeconds": Key("keep_alive_seconds", whole(1, 86400), 75),
+    "stopTimeoutSeconds": Key("stop_timeout_seconds", whole(0, 3600), _stop_timeout),
 }
 COLORS_KEYS: dict[str, Key] = {c: Key(c, _below, None) for c in COLORS}  # each read by _color
 COLOR_KEYS = {
@@ -189,12 +213,19 @@ KUBERNETES_KEYS = {
     "servicePort": Key("service_port", whole(1, 65535), 80),
     "cpu": Key("cpu", text(_QUANTITY, "a CPU quantity like 500m or 1"), "500m"),
     "memory": Key("memory", text(_QUANTITY, "a memory quantity like 512Mi"), "512Mi"),
+    # by default as long as what drains it: the deregistration delay (alb routing) or the
+    # Gateway's endpoint removal time, read below
+    "preStopSeconds": Key("pre_stop_seconds", optional(whole(0, 3600)), None),
 }
 GATEWAY_KEYS = {
     "name": Key("gateway_name", text(_LABEL, "a Gateway name")),
     "namespace": Key(
         "gateway_namespace", text(_LABEL, "a namespace name"), lambda k: k["namespace"]
     ),
+    # how long the Gateway keeps sending to an endpoint once it is removed, and its idle
+    # timeout towards the pods where it has one
+    "endpointRemovalSeconds": Key("endpoint_removal_seconds", whole(0, 600), 10),
+    "idleTimeoutSeconds": Key("gateway_idle_timeout_seconds", optional(whole(1, 86400)), None),
 }
 WATCHDOG_KEYS = {
     "enabled": Key("enabled", boolean, lambda stack: stack["production"]),
@@ -222,7 +253,7 @@ def parse_config(raw: Mapping[str, Any], *, project: str, stack: str) -> StackCo
 def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
     top = read(raw, STACK_KEYS, context={"stack": stack})
     production = top["production"]
-    kubernetes = _kubernetes(raw) if top["platform"] == "kubernetes" else None
+    kubernetes = _kubernetes(raw, top) if top["platform"] == "kubernetes" else None
     on_alb = kubernetes is None or kubernetes.routing == "alb"
     colors = read(top.pop("colors"), COLORS_KEYS, "colors")
     config = StackConfig(
@@ -230,7 +261,9 @@ def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
         | {
             "project": project,
             "stack": stack,
-            "service": ServiceConfig(**read(top["service"], SERVICE_KEYS, "service")),
+            "service": ServiceConfig(
+                **read(top["service"], SERVICE_KEYS, "service", {k: top[k] for k in _DRAINED_BY})
+            ),
             "network": Network(
                 **read(section("network", raw.get("network")), NETWORK_KEYS, "network")
             )
@@ -252,6 +285,13 @@ def _parse(raw: Mapping[str, Any], project: str, stack: str) -> StackConfig:
             ),
         }
     )
+    low, high = FARGATE_STOP_TIMEOUT
+    if config.platform == "ecs" and not low <= config.service.stop_timeout_seconds <= high:
+        raise SettingError(
+            "service.stopTimeoutSeconds",
+            config.service.stop_timeout_seconds,
+            f"a whole number from {low} to {high} on ECS Fargate",
+        )
     if config.test_listener_port == 443:
         raise SettingError(
             "testListenerPort", 443, "a port other than 443 (the production listener)"
@@ -287,7 +327,7 @@ def _color(name: Color, found: Any, production: bool) -> ColorConfig:
     return ColorConfig(color=name, **values)
 
 
-def _kubernetes(raw: Mapping[str, Any]) -> KubernetesConfig:
+def _kubernetes(raw: Mapping[str, Any], top: Mapping[str, Any]) -> KubernetesConfig:
     values = read(section("kubernetes", raw.get("kubernetes")), KUBERNETES_KEYS, "kubernetes")
     gateway = values.pop("gateway")
     if values["routing"] == "alb":
@@ -295,12 +335,23 @@ def _kubernetes(raw: Mapping[str, Any]) -> KubernetesConfig:
             raise SettingError(
                 "kubernetes.gateway", gateway, "no gateway: alb routing uses the stack's ALB"
             )
-        return KubernetesConfig(**values, gateway_name=None, gateway_namespace=None)
+        if values["pre_stop_seconds"] is None:  # until the ALB has drained the pod
+            values["pre_stop_seconds"] = top["deregistration_delay_seconds"]
+        return KubernetesConfig(
+            **values,
+            gateway_name=None,
+            gateway_namespace=None,
+            endpoint_removal_seconds=None,
+            gateway_idle_timeout_seconds=None,
+        )
     if not isinstance(gateway, dict):
         raise SettingError(
             "kubernetes.gateway", gateway, "an object with name and namespace of the Gateway"
         )
-    return KubernetesConfig(**values, **read(gateway, GATEWAY_KEYS, "kubernetes.gateway", values))
+    found = read(gateway, GATEWAY_KEYS, "kubernetes.gateway", values)
+    if values["pre_stop_seconds"] is None:  # until the Gateway stops sending to the pod
+        values["pre_stop_seconds"] = found["endpoint_removal_seconds"]
+    return KubernetesConfig(**values, **found)
 
 
 def _watchdog(found: Mapping[str, Any], production: bool, gateway: bool) -> WatchdogConfig:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 from cutover_gates.contract import COLORS
+from cutover_gates.markers import (
+    ENDPOINT_REMOVAL_MARKER,
+    GATEWAY_IDLE_TIMEOUT_MARKER,
+    ROLLBACK_WINDOW_MARKER,
+)
 
 from cutover_components.stack import KubernetesConfig
 
@@ -17,10 +23,22 @@ class WeightedRouteArgs:
     cluster: KubernetesConfig
     weights: dict[str, int]  # color -> weight
     services: dict[str, str]  # color -> Service name
+    rollback_window_minutes: int
+    stickiness_seconds: int = 0  # 0: no session persistence
+
+
+def duration(seconds: int) -> str:
+    """`seconds` as a Gateway API Duration (GEP-2257: at most 5 digits a unit)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, rest = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (rest, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
 
 
 class WeightedRoute(pulumi.ComponentResource):
-    """An HTTPRoute on the configured Gateway with one weighted backendRef per color."""
+    """An HTTPRoute on the configured Gateway with one weighted backendRef per color; with
+    stickiness, cookie session persistence bounded by `stickiness_seconds` (the Gateway API's
+    experimental channel). Its annotations say what the stack declares of its Gateway."""
 
     def __init__(
         self, name: str, args: WeightedRouteArgs, opts: pulumi.ResourceOptions | None = None
@@ -28,21 +46,29 @@ class WeightedRoute(pulumi.ComponentResource):
         super().__init__("cutover:index:WeightedRoute", name, None, opts)
         cluster, weights = args.cluster, args.weights
         self.route_name = args.service_name
-        spec: dict = {
-            "parentRefs": [{"name": cluster.gateway_name, "namespace": cluster.gateway_namespace}],
-            "rules": [
-                {
-                    "backendRefs": [
-                        {
-                            "name": args.services[c],
-                            "port": cluster.service_port,
-                            "weight": weights[c],
-                        }
-                        for c in COLORS
-                    ]
-                }
-            ],
+        rule: dict[str, Any] = {
+            "backendRefs": [
+                {"name": args.services[c], "port": cluster.service_port, "weight": weights[c]}
+                for c in COLORS
+            ]
         }
+        if args.stickiness_seconds > 0:
+            rule["sessionPersistence"] = {
+                "type": "Cookie",
+                "absoluteTimeout": duration(args.stickiness_seconds),
+            }
+        spec: dict[str, Any] = {
+            "parentRefs": [{"name": cluster.gateway_name, "namespace": cluster.gateway_namespace}],
+            "rules": [rule],
+        }
+        annotations = {
+            f"cutover/{ROLLBACK_WINDOW_MARKER}": str(args.rollback_window_minutes),
+            f"cutover/{ENDPOINT_REMOVAL_MARKER}": str(cluster.endpoint_removal_seconds),
+        }
+        if cluster.gateway_idle_timeout_seconds is not None:
+            annotations[f"cutover/{GATEWAY_IDLE_TIMEOUT_MARKER}"] = str(
+                cluster.gateway_idle_timeout_seconds
+            )
         if cluster.hostnames:
             spec["hostnames"] = list(cluster.hostnames)
         self.route = k8s.apiextensions.CustomResource(
@@ -56,6 +82,7 @@ class WeightedRoute(pulumi.ComponentResource):
                     "app.kubernetes.io/name": args.service_name,
                     "cutover/role": "production",
                 },
+                "annotations": annotations,
             },
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from cutover_gates.markers import KEEP_ALIVE_MARKER, LONGEST_REQUEST_MARKER
 
 from cutover_components.stack import ColorConfig, KubernetesConfig, ServiceConfig
 
@@ -37,7 +38,12 @@ class KubernetesColorArgs:
 
 
 class KubernetesColor(pulumi.ComponentResource):
-    """A color's pods, never fewer ready than its replicas while they roll (maxUnavailable 0)."""
+    """A color's pods, never fewer ready than its replicas while they roll (maxUnavailable 0).
+
+    A stopping pod keeps serving for `kubernetes.preStopSeconds` (a preStop sleep, until the ALB
+    or the Gateway has stopped sending to it), then has `service.stopTimeoutSeconds` after
+    SIGTERM to finish what is in flight: its terminationGracePeriodSeconds is the two together.
+    """
 
     def __init__(
         self, name: str, args: KubernetesColorArgs, opts: pulumi.ResourceOptions | None = None
@@ -52,7 +58,11 @@ class KubernetesColor(pulumi.ComponentResource):
             "name": self.resource_name,
             "namespace": cluster.namespace,
             "labels": labels,
-            "annotations": {CAPACITY_ANNOTATION: str(fleet.capacity)},
+            "annotations": {
+                CAPACITY_ANNOTATION: str(fleet.capacity),
+                f"cutover/{LONGEST_REQUEST_MARKER}": str(service.longest_request_seconds),
+                f"cutover/{KEEP_ALIVE_MARKER}": str(service.keep_alive_seconds),
+            },
         }
         probe: dict[str, Any] = {
             "httpGet": {"path": fleet.health_check_path, "port": fleet.container_port},
@@ -72,6 +82,13 @@ class KubernetesColor(pulumi.ComponentResource):
                 {"name": "CUTOVER_RELEASE", "value": fleet.release},
             ],
         }
+        if cluster.pre_stop_seconds > 0:
+            container["lifecycle"] = {"preStop": {"sleep": {"seconds": cluster.pre_stop_seconds}}}
+        pod: dict[str, Any] = {
+            "containers": [container],
+            "terminationGracePeriodSeconds": cluster.pre_stop_seconds
+            + service.stop_timeout_seconds,
+        }
         deployment: dict[str, Any] = {
             "replicas": args.replicas,
             "selector": {"matchLabels": selector},
@@ -79,7 +96,7 @@ class KubernetesColor(pulumi.ComponentResource):
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
             },
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=metadata, spec=deployment, opts=child

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 from cutover_gates.contract import COLORS, Color
+from cutover_gates.markers import ROLLBACK_WINDOW_MARKER
 
 from cutover_components.stack import StackConfig
 from cutover_components.tags import color_tags, stack_tags
@@ -22,14 +23,16 @@ class WeightedLoadBalancerArgs:
 
 
 def forward_action(
-    arns: Mapping[Color, pulumi.Input[str]], weights: Mapping[str, int]
+    arns: Mapping[Color, pulumi.Input[str]], weights: Mapping[str, int], stickiness_seconds: int = 0
 ) -> aws.lb.ListenerDefaultActionArgsDict:
-    """A listener default action forwarding to both colors with `weights`."""
+    """A listener default action forwarding to both colors with `weights`, sticky for
+    `stickiness_seconds` (0: not sticky)."""
+    sticky = stickiness_seconds > 0
     return {
         "type": "forward",
         "forward": {
             "target_groups": [{"arn": arns[c], "weight": weights[c]} for c in COLORS],
-            "stickiness": {"enabled": False, "duration": 1},
+            "stickiness": {"enabled": sticky, "duration": stickiness_seconds if sticky else 1},
         },
     }
 
@@ -98,7 +101,7 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
             security_groups=[self.security_group.id],
             drop_invalid_header_fields=True,
             enable_deletion_protection=config.production,
-            idle_timeout=60,
+            idle_timeout=config.idle_timeout_seconds,
             tags=tags,
             opts=child,
         )
@@ -148,8 +151,13 @@ class WeightedLoadBalancer(pulumi.ComponentResource):
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
             certificate_arn=config.certificate,
-            default_actions=[forward_action(arns, config.weights)],
-            tags={**tags, "cutover:role": "production"},
+            default_actions=[forward_action(arns, config.weights, config.stickiness_seconds)],
+            tags={
+                **tags,
+                "cutover:role": "production",
+                # how long a sticky client may keep reaching a color that lost its weight
+                f"cutover:{ROLLBACK_WINDOW_MARKER}": str(config.rollback_window_minutes),
+            },
             opts=child,
         )
         inactive = config.inactive_color

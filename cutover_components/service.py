@@ -257,6 +257,8 @@ class BlueGreenService(pulumi.ComponentResource):
                 cluster=cluster,
                 weights=config.weights,
                 services={c: self.fleets[c].resource_name for c in COLORS},
+                rollback_window_minutes=config.rollback_window_minutes,
+                stickiness_seconds=config.stickiness_seconds,
             ),
             self.options([self.fleets[c].service for c in COLORS]),
         )

@@ -51,6 +51,11 @@ class ServiceConfig:
     container_name: str
     cpu: int
     memory: int
+    # what the application does (the longest request it serves, how long it keeps an idle
+    # connection), and how long a container has after SIGTERM before it is killed
+    longest_request_seconds: int
+    keep_alive_seconds: int
+    stop_timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ class KubernetesConfig:
     service_port: int
     cpu: str
     memory: str
+    # how long a stopping pod keeps serving (its preStop sleep) before it is sent SIGTERM
+    pre_stop_seconds: int
+    # gateway routing only: how long the Gateway sends to a removed endpoint, its idle timeout
+    endpoint_removal_seconds: int | None
+    gateway_idle_timeout_seconds: int | None
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,8 @@ class StackConfig:
     test_listener_port: int
     deregistration_delay_seconds: int
     slow_start_seconds: int
+    idle_timeout_seconds: int  # the ALB's
+    stickiness_seconds: int  # 0: off
     gate_records: tuple[str, ...]
     watchdog: WatchdogConfig
     analysis: Settings

@@ -1,6 +1,9 @@
-"""Tags every cutover resource carries; color resources also name their color and release."""
+"""Tags every cutover resource carries; color resources also name their color, release and
+capacity, and what the stack declares of the application (contract.py's markers)."""
 
 from __future__ import annotations
+
+from cutover_gates.markers import KEEP_ALIVE_MARKER, LONGEST_REQUEST_MARKER
 
 from cutover_components.stack import ColorConfig, StackConfig
 
@@ -23,4 +26,7 @@ def color_tags(config: StackConfig, color: ColorConfig) -> dict[str, str]:
         COLOR_TAG: color.color,
         RELEASE_TAG: color.release,
         CAPACITY_TAG: str(color.capacity),
+        # what the pack judges the stack's draining and idle timeouts against
+        f"cutover:{LONGEST_REQUEST_MARKER}": str(config.service.longest_request_seconds),
+        f"cutover:{KEEP_ALIVE_MARKER}": str(config.service.keep_alive_seconds),
     }

@@ -87,6 +87,15 @@ def one_of(choices: Iterable[str], expected: str) -> Parse:
     return parse
 
 
+def optional(parse: Parse) -> Parse:
+    """`parse`, or None where no value is given (a key whose absence means "none")."""
+
+    def parse_optional(key: str, value: Any) -> Any:
+        return None if value is None else parse(key, value)
+
+    return parse_optional
+
+
 def section(key: str, value: Any) -> dict[str, Any]:
     """A JSON object (Pulumi hands a program an object config value as its JSON text)."""
     if isinstance(value, str):

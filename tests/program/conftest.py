@@ -20,6 +20,16 @@ def _scenarios() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     split["cutover:trafficPercent"] = 90
     staging = prod_config()
     staging["cutover:production"] = False
+    # what drops requests in a flip, declared otherwise than by default
+    tuned = prod_config()
+    tuned["cutover:service"].update(longestRequestSeconds=20, keepAliveSeconds=45)
+    tuned.update(
+        {
+            "cutover:idleTimeoutSeconds": 30,
+            "cutover:deregistrationDelaySeconds": 25,
+            "cutover:stickinessSeconds": 600,
+        }
+    )
     return {
         "blue": (blue, {}),
         # the update that moves traffic from blue to green
@@ -29,6 +39,7 @@ def _scenarios() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         "in_window": (green, {"previous": previous_outputs({"blue": 0, "green": 100}, 30)}),
         "after_window": (green, {"previous": previous_outputs({"blue": 0, "green": 100}, 121)}),
         "staging": (staging, {"stack": "staging"}),
+        "tuned": (tuned, {}),
     }
 
 

@@ -93,6 +93,42 @@ def test_target_groups_check_health_and_drain(runs: dict[str, ProgramRun]) -> No
         assert state["tags"]["cutover:release"] == prod_config()["cutover:colors"][color]["release"]
 
 
+@pytest.mark.parametrize(
+    ("scenario", "declared"),
+    [
+        ("blue", {"longest": 30, "keep_alive": 75, "idle": 60, "delay": 30, "sticky": 0}),
+        ("tuned", {"longest": 20, "keep_alive": 45, "idle": 30, "delay": 25, "sticky": 600}),
+    ],
+)
+def test_what_drops_requests_in_a_flip_is_declared_for_the_pack(
+    runs: dict[str, ProgramRun], scenario: str, declared: dict[str, int]
+) -> None:
+    """The values the pack's drop policies read: the ALB's idle timeout, each target group's
+    delay, each container's stop timeout (the delay, by default), the listener's stickiness
+    and the rollback window it is bounded by, and what the stack declares of its application."""
+    run_ = runs[scenario]
+    alb = one(run_, "aws:lb/loadBalancer:LoadBalancer", "checkout-alb").state
+    assert alb["idleTimeout"] == declared["idle"]
+    https = one(run_, LISTENER, "checkout-https").state
+    sticky = declared["sticky"]
+    stickiness = https["defaultActions"][0]["forward"]["stickiness"]
+    assert stickiness == {"enabled": bool(sticky), "duration": sticky or 1}
+    assert https["tags"]["cutover:rollback-window-minutes"] == "120"
+    test = one(run_, LISTENER, "checkout-test").state
+    assert test["defaultActions"][0]["forward"]["stickiness"]["enabled"] is False
+    for tg in target_groups(run_).values():
+        assert tg.state["deregistrationDelay"] == declared["delay"]
+    for resource in [*run_.of_type(TARGET_GROUP), *run_.of_type(SERVICE)]:
+        tags = resource.state["tags"]
+        assert tags["cutover:longest-request-seconds"] == str(declared["longest"])
+        assert tags["cutover:keep-alive-seconds"] == str(declared["keep_alive"])
+    for task in run_.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        (container,) = json.loads(task.state["containerDefinitions"])
+        assert container["stopTimeout"] == declared["delay"]
+    for service in run_.of_type(SERVICE):
+        assert service.state["waitForSteadyState"] is True
+
+
 def test_each_color_runs_its_pinned_release_with_safe_rolling_updates(
     runs: dict[str, ProgramRun],
 ) -> None:

@@ -20,6 +20,11 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
     run = declare(kubernetes_config(), previous=previous_outputs({"blue": 100, "green": 0}, 600))
     (route,) = by_type(run, "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute").values()
     assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateways"}]
+    assert route["metadata"]["annotations"] == {
+        "cutover/rollback-window-minutes": "120",
+        "cutover/endpoint-removal-seconds": "10",
+    }
+    assert "sessionPersistence" not in route["spec"]["rules"][0]
     refs = route["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs] == [
         ("checkout-blue", 10),
@@ -34,6 +39,13 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
         assert "@sha256:" in container["image"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["resources"]["limits"] == {"cpu": "500m", "memory": "512Mi"}
+        # a stopping pod serves until the Gateway has removed its endpoint (10s by default),
+        # then has the longest request (30s) after SIGTERM
+        assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+        assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+        annotations = deployment["metadata"]["annotations"]
+        assert annotations["cutover/longest-request-seconds"] == "30"
+        assert annotations["cutover/keep-alive-seconds"] == "75"
         assert (
             deployment["metadata"]["labels"]["cutover/release"]
             == prod_config()["cutover:colors"][color]["release"]
@@ -62,6 +74,27 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
         ("httproutes", (route["metadata"]["name"],)): ["get", "patch"],
         ("events", ()): ["create"],  # deployment events on the route
     }
+
+
+def test_what_the_stack_declares_of_its_gateway_and_pods_reaches_them() -> None:
+    config = kubernetes_config(active="blue", percent=100)
+    config["cutover:kubernetes"]["gateway"].update(endpointRemovalSeconds=15, idleTimeoutSeconds=30)
+    config["cutover:stickinessSeconds"] = 5400
+    config["cutover:service"]["stopTimeoutSeconds"] = 20
+    run = declare(config)
+    (route,) = by_type(run, "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute").values()
+    assert route["metadata"]["annotations"] == {
+        "cutover/rollback-window-minutes": "120",
+        "cutover/endpoint-removal-seconds": "15",
+        "cutover/gateway-idle-timeout-seconds": "30",
+    }
+    persistence = route["spec"]["rules"][0]["sessionPersistence"]
+    assert persistence == {"type": "Cookie", "absoluteTimeout": "1h30m"}
+    for deployment in by_type(run, "kubernetes:apps/v1:Deployment").values():
+        pod = deployment["spec"]["template"]["spec"]
+        # the preStop follows the Gateway's endpoint removal unless it is set
+        assert pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] == 15
+        assert pod["terminationGracePeriodSeconds"] == 15 + 20
 
 
 def test_idle_color_scales_down_only_after_the_window_on_kubernetes() -> None:
@@ -96,6 +129,12 @@ def test_alb_routing_binds_each_color_to_its_target_group() -> None:
         groups["blue"]["arn"]: 10,
         groups["green"]["arn"]: 90,
     }
+    # a stopping pod serves until the ALB has drained it: the target groups' delay
+    for deployment in by_type(run, "kubernetes:apps/v1:Deployment").values():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] == 30
+        assert {g["deregistrationDelay"] for g in groups.values()} == {30}
+        assert pod["terminationGracePeriodSeconds"] == 30 + 30
     bindings = by_type(run, "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
     assert set(bindings) == {"blue", "green"}
     # one security group, the ALB's: the bindings open the pods to it

@@ -132,6 +132,19 @@ BAD = [
         "443",
         "cutover:testListenerPort: got 443; expected a port other than 443",
     ),
+    (
+        "service.stopTimeoutSeconds",
+        300,
+        "cutover:service.stopTimeoutSeconds: got 300; expected a whole number from 2 to 120 on ECS",
+    ),
+    (
+        "service.keepAliveSeconds",
+        0,
+        "cutover:service.keepAliveSeconds: got 0; expected a whole number from 1",
+    ),
+    ("idleTimeoutSeconds", 4001, "cutover:idleTimeoutSeconds: got 4001; expected a whole number"),
+    ("service.longestRequestSeconds", "long", "cutover:service.longestRequestSeconds: got 'long'"),
+    ("stickinessSeconds", 604801, "cutover:stickinessSeconds: got 604801; expected a whole"),
     ("service.name", "Checkout_Service", "cutover:service.name: got 'Checkout_Service'"),
     ("activeColour", "green", "cutover:activeColour: got 'green'; expected one of the known keys"),
     (
@@ -188,6 +201,43 @@ def test_malformed_object_json_is_named() -> None:
         parse_config(values, project="cutover", stack="prod")
 
 
+@pytest.mark.parametrize(("delay", "stop"), [(30, 30), (0, 2), (90, 90), (300, 120)])
+def test_an_ecs_container_outlasts_its_draining_by_default(delay: int, stop: int) -> None:
+    """Its stop timeout is the deregistration delay, within what Fargate allows (beyond it,
+    the pack's stop-outlasts-draining says to lower the delay)."""
+    config = prod_config()
+    config["cutover:deregistrationDelaySeconds"] = delay
+    assert parse(config).service.stop_timeout_seconds == stop
+
+
+@pytest.mark.parametrize(
+    ("routing", "extra", "pre_stop"),
+    [("gateway", {}, 10), ("gateway", {"endpointRemovalSeconds": 4}, 4), ("alb", {}, 45)],
+)
+def test_a_pod_serves_until_what_drains_it_is_done_by_default(
+    routing: str, extra: dict[str, int], pre_stop: int
+) -> None:
+    """Its preStop lasts the Gateway's endpoint removal, or the ALB's deregistration delay;
+    after SIGTERM it has the longest request."""
+    cluster: dict[str, Any] = {"namespace": "checkout", "routing": routing}
+    if routing == "gateway":
+        cluster["gateway"] = {"name": "public", **extra}
+    config = {
+        **prod_config(),
+        "cutover:platform": "kubernetes",
+        "cutover:kubernetes": cluster,
+        "cutover:watchdog": {"image": WATCHDOG_IMAGE},
+        "cutover:deregistrationDelaySeconds": 45,
+    }
+    config["cutover:service"]["longestRequestSeconds"] = 40
+    if routing == "gateway":
+        config["cutover:analysis"] = {"prometheus": {"url": PROMETHEUS_URL}}
+    parsed = parse(config)
+    assert parsed.kubernetes is not None
+    assert parsed.kubernetes.pre_stop_seconds == pre_stop
+    assert parsed.service.stop_timeout_seconds == 40
+
+
 def test_tag_pinned_images_are_allowed_off_production() -> None:
     config = prod_config()
     config["cutover:production"] = False
@@ -221,6 +271,14 @@ KUBERNETES_BAD = [
     (
         {"namespace": "Checkout", "gateway": {"name": "public"}},
         "cutover:kubernetes.namespace: got 'Checkout'; expected a namespace name",
+    ),
+    (
+        {"namespace": "checkout", "gateway": {"name": "public"}, "preStopSeconds": -1},
+        "cutover:kubernetes.preStopSeconds: got -1; expected a whole number from 0 to 3600",
+    ),
+    (
+        {"namespace": "checkout", "gateway": {"name": "public", "idleTimeoutSeconds": 0}},
+        "cutover:kubernetes.gateway.idleTimeoutSeconds: got 0; expected a whole number from 1",
     ),
 ]
 
