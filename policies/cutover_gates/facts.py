@@ -29,6 +29,7 @@ from cutover_gates.record import parse_record
 from cutover_gates.rollback_window import TrafficState, parse_traffic_state
 
 LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
+LISTENER_RULE_TYPES = ("aws:lb/listenerRule:ListenerRule", "aws:alb/listenerRule:ListenerRule")
 TARGET_GROUP_TYPES = ("aws:lb/targetGroup:TargetGroup", "aws:alb/targetGroup:TargetGroup")
 LOAD_BALANCER_TYPES = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 SERVICE = "aws:ecs/service:Service"
@@ -123,6 +124,14 @@ class ColorFacts:
     def digest(self) -> str | None:
         digests = {digest_of(i) for i in self.images()} - {""}
         return digests.pop() if len(digests) == 1 else None
+
+    def declared(self, marker: str) -> str | None:
+        """What the stack declares of the color's application (marker `marker`, contract.py),
+        from its fleet, task definitions or target groups."""
+        for r in self.fleet + self.task_definitions + self.target_groups:
+            if r.marker(marker) is not None:
+                return r.marker(marker)
+        return None
 
     def capacity(self) -> int | None:
         """The full capacity the color's fleet declares (marker `capacity`)."""

@@ -83,6 +83,13 @@ def test_pack_describes_its_policies_with_config_schemas(pack: PolicyPackProcess
         "zero-downtime-settings",
         "release-pinned",
         "probes-required",
+        "deregistration-covers-requests",
+        "keep-alive-outlasts-idle-timeout",
+        "stop-outlasts-draining",
+        "stickiness-within-rollback-window",
+        "forward-only-rules",
+        "healthy-before-weight",
+        "warm-capacity",
     ]
     assert all(p.level == "mandatory" for p in policies)
     assert all("productionStacks" in p.schema["properties"] for p in policies)
@@ -203,11 +210,12 @@ def test_weight_to_a_zero_capacity_color_is_refused(
     resources = changed(flip, "aws:ecs/service:Service", "green", desiredCount=0)
     diagnostics = analyze(pack, resources)
     # green is also below its capacity while serving, which rollback-ready reports too
-    assert {d.policy for d in diagnostics} == {"weights-valid", "rollback-ready"}
+    assert {d.policy for d in diagnostics} == {"warm-capacity", "rollback-ready"}
     assert any(
-        "green receives 100 of 100 weight but runs no tasks" in d.message
+        "green receives 100 of 100 weight, a share that needs 6" in d.message
+        and "but runs 0" in d.message
         for d in diagnostics
-        if d.policy == "weights-valid"
+        if d.policy == "warm-capacity"
     )
 
 
@@ -286,14 +294,6 @@ def test_steady_update_without_traffic_move_needs_no_new_records(
 def test_resource_policies_check_settings_and_pinning(
     pack: PolicyPackProcess, flip: ProgramRun
 ) -> None:
-    tg = next(r for r in flip.resources if r.type == "aws:lb/targetGroup:TargetGroup")
-    bad_tg = copy.deepcopy(tg)
-    bad_tg.inputs["healthCheck"]["enabled"] = False
-    bad_tg.inputs["deregistrationDelay"] = 900
-    messages = [d.message for d in pack.analyze(bad_tg)]
-    assert any("health checks are off" in m for m in messages)
-    assert any("Deregistration delay 900s is outside 5-300s" in m for m in messages)
-
     service = next(r for r in flip.resources if r.type == "aws:ecs/service:Service")
     bad_service = copy.deepcopy(service)
     bad_service.inputs["deploymentMinimumHealthyPercent"] = 50
@@ -486,7 +486,7 @@ def test_the_pack_starts_as_the_engines_shim_starts_it(pack: PolicyPackProcess) 
     ]
     assert pack.command[0] != sys.executable  # the pack's own environment, not the helper's
     _, _, policies = pack.info()
-    assert len(policies) == 11
+    assert len(policies) == 18
     for policy in policies:
         assert policy.display_name and policy.remediation, policy.name
         assert policy.severity in ("low", "medium", "high", "critical"), policy.name

@@ -39,7 +39,7 @@ def written(text: str) -> list[str]:
 
 
 def test_the_declarations_cover_the_pack_and_each_policy_is_declared_once() -> None:
-    assert len(POLICIES) == len(NAMED) == 11
+    assert len(POLICIES) == len(NAMED) == 18
     assert all(p.description for p in POLICIES)
     assert "trustedKeys" in CONFIG_KEYS and "rollbackWindowMinutes" in CONFIG_KEYS
 

@@ -6,9 +6,12 @@ previous update (its `traffic` output, read through the program's self StackRefe
 message says what is wrong and what to do. Anything that cannot be decided because a value is
 unknown during preview fails closed with a violation saying so. Each policy is declared beside
 its check, its description the check's docstring: `gates.py`, `rollback.py` (a warm previous
-color, the watchdog), `traffic.py` (monitoring, weights), `resources.py`; `policy.py` is how a
-policy is declared, and `plumbing.py` how the declarations are served to the engine (the only
-module that needs the policy SDK: the helper reads the declarations without it).
+color, the watchdog), `traffic.py` (monitoring, weights), `resources.py`, and what drops
+requests in a flip: `draining.py` (deregistration, keep-alive, stop timeouts, stickiness) and
+`readiness.py` (forward-only rules, health before weight, warm capacity);
+`policy.py` is how a policy is declared, and `plumbing.py` how the declarations are served to
+the engine (the only module that needs the policy SDK: the helper reads the declarations
+without it).
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from typing import Any
 
 from cutover_gates.config_schema import GateConfig
 from cutover_gates.contract import TRUSTED_KEYS_OF
+from cutover_gates.rules.draining import DRAINING
 from cutover_gates.rules.gates import GATES
 from cutover_gates.rules.policy import Policy
+from cutover_gates.rules.readiness import READINESS
 from cutover_gates.rules.resources import RESOURCES
 from cutover_gates.rules.rollback import ROLLBACK
 from cutover_gates.rules.traffic import TRAFFIC
 
-POLICIES: list[Policy] = [*GATES, *ROLLBACK, *TRAFFIC, *RESOURCES]
+POLICIES: list[Policy] = [*GATES, *ROLLBACK, *TRAFFIC, *RESOURCES, *DRAINING, *READINESS]
 NAMED = {p.name: p for p in POLICIES}
 
 

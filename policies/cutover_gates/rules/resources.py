@@ -1,17 +1,16 @@
-"""What every resource of a production stack must be: zero-downtime settings, images pinned by
-digest, probes declared; each check beside its declaration."""
+"""What every resource of a production stack must be: rolling updates that keep every task or pod
+serving, images pinned by digest, probes declared; each check beside its declaration. What
+drops requests in a flip is `draining.py`'s and `readiness.py`'s."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from cutover_gates.config_schema import PolicyConfig, Setting, declare
+from cutover_gates.config_schema import PolicyConfig, declare
 from cutover_gates.facts import (
     DEPLOYMENT,
     LOAD_BALANCER_TYPES,
     SERVICE,
-    TARGET_GROUP_TYPES,
     TASK_DEFINITION,
     Res,
     stack_of,
@@ -21,37 +20,14 @@ from cutover_gates.record import PINNED_IMAGE
 from cutover_gates.rules.policy import About, Report, ResourcePolicy, Severity
 
 
-@dataclass(frozen=True)
-class ZeroDowntimeConfig(PolicyConfig):
-    min_deregistration_delay_seconds: int
-    max_deregistration_delay_seconds: int
-
-
-def check_zero_downtime(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
-    """Settings without which a release or rollback drops requests, one rule per resource kind:
-    target groups, ECS services, Deployments and production load balancers."""
+def check_zero_downtime(res: Res, config: PolicyConfig, report: Report) -> None:
+    """Settings without which a release rolls out with fewer healthy tasks or pods than it had,
+    one rule per resource kind: ECS services, Deployments and production load balancers."""
     for rule in ZERO_DOWNTIME_RULES:
         rule(res, config, report)
 
 
-def _target_group_settings(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
-    """Health checks on; deregistration delay within the configured bounds."""
-    if res.type not in TARGET_GROUP_TYPES:
-        return
-    health = res.props.get("healthCheck") or {}
-    if health.get("enabled") is False:
-        report("Target group health checks are off; the ALB would route to dead targets.")
-    low = config.min_deregistration_delay_seconds
-    high = config.max_deregistration_delay_seconds
-    delay = int(res.props.get("deregistrationDelay", 300))
-    if not low <= delay <= high:
-        report(
-            f"Deregistration delay {delay}s is outside {low}-{high}s: too short drops "
-            "in-flight requests, too long stalls every rollout."
-        )
-
-
-def _ecs_rolling_settings(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
+def _ecs_rolling_settings(res: Res, config: PolicyConfig, report: Report) -> None:
     """Rolling updates at 100% healthy, the circuit breaker on, the ECS controller (ECS's own
     blue/green would move weights itself and fight cutover)."""
     if res.type != SERVICE:
@@ -69,7 +45,7 @@ def _ecs_rolling_settings(res: Res, config: ZeroDowntimeConfig, report: Report) 
         )
 
 
-def _deployment_rolling_settings(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
+def _deployment_rolling_settings(res: Res, config: PolicyConfig, report: Report) -> None:
     """RollingUpdate with maxUnavailable 0: no pod leaves service before its replacement is ready."""
     if res.type != DEPLOYMENT:
         return
@@ -88,7 +64,7 @@ def _deployment_rolling_settings(res: Res, config: ZeroDowntimeConfig, report: R
         )
 
 
-def _deletion_protection(res: Res, config: ZeroDowntimeConfig, report: Report) -> None:
+def _deletion_protection(res: Res, config: PolicyConfig, report: Report) -> None:
     """A production stack's load balancer cannot be deleted by accident."""
     if res.type not in LOAD_BALANCER_TYPES:
         return
@@ -98,7 +74,6 @@ def _deletion_protection(res: Res, config: ZeroDowntimeConfig, report: Report) -
 
 
 ZERO_DOWNTIME_RULES = (
-    _target_group_settings,
     _ecs_rolling_settings,
     _deployment_rolling_settings,
     _deletion_protection,
@@ -147,30 +122,15 @@ def check_probes(res: Res, config: PolicyConfig, report: Report) -> None:
             )
 
 
-ZERO_DOWNTIME = (
-    Setting(
-        "minDeregistrationDelaySeconds",
-        "min_deregistration_delay_seconds",
-        {"type": "integer", "minimum": 0, "default": 5},
-        int,
-    ),
-    Setting(
-        "maxDeregistrationDelaySeconds",
-        "max_deregistration_delay_seconds",
-        {"type": "integer", "maximum": 3600, "default": 300},
-        int,
-    ),
-)
-
 RESOURCES = [
     ResourcePolicy(
         name="zero-downtime-settings",
         check=check_zero_downtime,
-        config=declare(ZeroDowntimeConfig, *ZERO_DOWNTIME),
+        config=declare(PolicyConfig),
         about=About(
             "Zero-downtime settings",
             Severity.MEDIUM,
-            "Turn health checks on, keep the deregistration delay within bounds, roll updates at 100% healthy (circuit breaker on; maxUnavailable 0, never Recreate), and protect production load balancers from deletion.",
+            "Roll updates at 100% healthy (circuit breaker on; maxUnavailable 0, never Recreate), and protect production load balancers from deletion.",
             ("availability",),
         ),
     ),

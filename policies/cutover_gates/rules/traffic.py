@@ -103,10 +103,8 @@ def check_weights(facts: StackFacts, config: PolicyConfig, report: Report) -> No
     previous = facts.previous
     for color in facts.receiving():
         fleet = facts.colors[color]
-        desired = fleet.desired_count()
-        if not desired:
-            report(f"{color} receives {weights[color]} of {total} weight but runs no tasks.")
-            continue
+        if not fleet.desired_count():
+            continue  # nothing running for its share: warm-capacity refuses it
         if facts.routing == "alb" and fleet.deployments and not fleet.bindings:
             report(
                 f"{color} receives {weights[color]} of {total} weight but no TargetGroupBinding "
