@@ -3,6 +3,8 @@ rules on a Kubernetes one. Pure: `cutover_components/helper_role.py` declares th
 
 from __future__ import annotations
 
+from cutover_gates.contract import WATCHDOG_CRON_JOB
+
 import cutover_components.iam as iam
 
 
@@ -32,7 +34,8 @@ def helper_policy(
 def kubernetes_helper_rules(deployments: list[str], route: str | None) -> list[dict]:
     """What the helper may do in the release namespace: its objects by name and, with gateway
     routing (no DynamoDB table), its journal: ConfigMaps and Leases it creates (RBAC cannot
-    scope create or list by name)."""
+    scope create or list by name), and reading the watchdog's CronJob by name: the exit gates
+    (said after every shift, and `cutover exit-gates`) check that it is not suspended."""
     rules: list[dict] = [
         {
             "apiGroups": ["apps"],
@@ -69,6 +72,12 @@ def kubernetes_helper_rules(deployments: list[str], route: str | None) -> list[d
                 "apiGroups": [""],
                 "resources": ["events"],
                 "verbs": ["create"],
+            },
+            {
+                "apiGroups": ["batch"],
+                "resources": ["cronjobs"],
+                "resourceNames": [WATCHDOG_CRON_JOB],
+                "verbs": ["get"],
             },
         ]
     return rules

@@ -73,6 +73,7 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
         ("deployments/scale", ("checkout-blue", "checkout-green")): ["get", "patch"],
         ("httproutes", (route["metadata"]["name"],)): ["get", "patch"],
         ("events", ()): ["create"],  # deployment events on the route
+        ("cronjobs", ("cutover-watchdog",)): ["get"],  # the exit gates: is it suspended?
     }
 
 
