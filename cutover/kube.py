@@ -55,7 +55,9 @@ def api_client() -> Any:
         if in_cluster:
             config.load_incluster_config(client_configuration=configuration)
         else:
+            # KUBECONFIG as it is now: the client's own default is read once, at its import
             config.load_kube_config(
+                config_file=text("KUBECONFIG"),
                 context=text("CUTOVER_KUBE_CONTEXT"),
                 client_configuration=configuration,
             )
