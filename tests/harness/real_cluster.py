@@ -37,7 +37,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -363,8 +363,11 @@ class ControlPlane:
 
 
 @contextlib.contextmanager
-def control_plane(tools: Mapping[str, Tool], tmp: Path) -> Iterator[ControlPlane]:
-    """etcd, then kube-apiserver with envtest's flags; ready when /readyz answers `ok`."""
+def control_plane(
+    tools: Mapping[str, Tool], tmp: Path, extra_args: Sequence[str] = ()
+) -> Iterator[ControlPlane]:
+    """etcd, then kube-apiserver with envtest's flags (and `extra_args`, e.g. an audit log);
+    ready when /readyz answers `ok`."""
     cert_dir = tmp / "apiserver-certs"
     ca = write_certs(cert_dir)
     token = secrets.token_hex(16)
@@ -388,6 +391,7 @@ def control_plane(tools: Mapping[str, Tool], tmp: Path) -> Iterator[ControlPlane
             "--authorization-mode=RBAC",
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
+            *extra_args,
         ]
         with started("kube-apiserver", args, tmp / "kube-apiserver.log") as apiserver:
             plane = ControlPlane(
@@ -671,9 +675,12 @@ def conditions(obj: Mapping[str, Any], generation: Any) -> dict[str, str]:
     }
 
 
-def install_gateway(plane: ControlPlane, gateway: Gateway, namespace: str, name: str) -> None:
+def install_gateway(
+    plane: ControlPlane, gateway: Gateway, namespace: str, name: str, routes_from: str = "Same"
+) -> None:
     """A GatewayClass for Traefik's controller and a Gateway with one HTTP listener on the
-    entry point's port; returns once Traefik reports the Gateway Programmed."""
+    entry point's port, taking routes of its own namespace (or `routes_from="All"`); returns
+    once Traefik reports the Gateway Programmed."""
     from kubernetes import client
 
     objects = client.CustomObjectsApi(plane.client())
@@ -699,7 +706,14 @@ def install_gateway(plane: ControlPlane, gateway: Gateway, namespace: str, name:
             "metadata": {"name": name},
             "spec": {
                 "gatewayClassName": "traefik",
-                "listeners": [{"name": "http", "protocol": "HTTP", "port": gateway.port}],
+                "listeners": [
+                    {
+                        "name": "http",
+                        "protocol": "HTTP",
+                        "port": gateway.port,
+                        "allowedRoutes": {"namespaces": {"from": routes_from}},
+                    }
+                ],
             },
         },
     )
