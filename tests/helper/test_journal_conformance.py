@@ -1,5 +1,5 @@
-"""One suite over every journal: the file, DynamoDB (moto's server), Kubernetes (the local API
-server) and the memory journal the deterministic layer uses (tests/harness/memory.py), which
+"""One suite over every journal: the file, DynamoDB (moto's server), Kubernetes (the real API
+server, as the helper's Role allows: tests/harness/cluster.py) and the memory journal the deterministic layer uses (tests/harness/memory.py), which
 is only as good as this suite says it is.
 
 What every backend must do: a save replaces exactly the generation and status it was read
@@ -27,8 +27,9 @@ from cutover.journal.lease import LEASE_SECONDS, LeaseLost, holder_identity
 from cutover.journal.owner import Owner
 from cutover.report import figures
 from cutover.timeline import EventType, Failure, Sample
+from cutover_components.helper_permissions import kubernetes_helper_rules
 from tests.harness.aws_stack import AwsStack
-from tests.harness.kube_api import KubeApi, kube_api_server, write_kubeconfig
+from tests.harness.cluster import KubeCluster
 from tests.harness.memory import Cloud, MemoryJournal
 
 KEY = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/conformance/1/2"
@@ -59,11 +60,26 @@ def damaged(deployment_id: str, kind: str) -> str | None:
     return text.replace('"SAMPLES"', "[" * 5000 + "]" * 5000 if kind == "deep" else "[]")
 
 
+CONFORMANCE = "conformance"  # the Kubernetes journal's namespace
+ACCOUNT = "cutover-conformance"
+
+
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KubeApi, Path]]:
-    api = KubeApi()
-    with kube_api_server(api) as server:
-        yield api, write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig", server)
+def kube_journal(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Kubernetes journal's namespace on the real API server, and a kubeconfig whose
+    token is a ServiceAccount's bound to the helper's rules there: the journal works within
+    the Role the program grants."""
+    kube.ensure_namespace(CONFORMANCE)
+    meta = {"name": ACCOUNT, "namespace": CONFORMANCE}
+    rules = kubernetes_helper_rules(["checkout-blue", "checkout-green"], "checkout")
+    rbac = "rbac.authorization.k8s.io"
+    kube.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta})
+    kube.apply({"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": meta, "rules": rules})
+    kube.apply({"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": meta,
+                "roleRef": {"apiGroup": rbac, "kind": "Role", "name": ACCOUNT},
+                "subjects": [{"kind": "ServiceAccount", **meta}]})  # fmt: skip
+    token = kube.token(CONFORMANCE, ACCOUNT)
+    return kube.kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig", token)
 
 
 def _dynamo(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Backend:
@@ -88,7 +104,9 @@ def _dynamo(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Backend:
     return Backend(DynamoJournal(table), damage, "dynamodb")
 
 
-def _kubernetes(kube: tuple[KubeApi, Path], monkeypatch: pytest.MonkeyPatch) -> Backend:
+def _kubernetes(
+    kube: KubeCluster, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
     from cutover import kube as client
     from cutover.journal.kubernetes import (
         ACTIVE_LABEL,
@@ -97,23 +115,28 @@ def _kubernetes(kube: tuple[KubeApi, Path], monkeypatch: pytest.MonkeyPatch) -> 
         KubernetesJournal,
     )
 
-    api, config = kube
+    # an empty journal: what the tests before this one wrote is deleted
+    kube.api("CoreV1Api").delete_collection_namespaced_config_map(CONFORMANCE)
+    kube.api("CoordinationV1Api").delete_collection_namespaced_lease(CONFORMANCE)
+    since = kube.audit_offset()
     monkeypatch.setenv("KUBECONFIG", str(config))
     client.api_client.cache_clear()
-    namespace = f"conformance-{random.randrange(10**9)}"
 
     def damage(deployment_id: str, kind: str) -> None:
         text = damaged(deployment_id, kind)
-        data = {} if text is None else {DOCUMENT_KEY: text}
-        with api.lock:
-            api.objects[("configmaps", namespace, f"cutover-deployment-{deployment_id.lower()}")] = {
-                "metadata": {"name": f"cutover-deployment-{deployment_id.lower()}",
-                             "namespace": namespace, "resourceVersion": "1",
-                             "labels": {SCOPE_LABEL: scope_of([KEY]), ACTIVE_LABEL: "true"}},
-                "data": data,
-            }  # fmt: skip
+        kube.apply({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"cutover-deployment-{deployment_id.lower()}",
+                         "namespace": CONFORMANCE,
+                         "labels": {SCOPE_LABEL: scope_of([KEY]), ACTIVE_LABEL: "true"}},
+            "data": {} if text is None else {DOCUMENT_KEY: text},
+        })  # fmt: skip
 
-    return Backend(KubernetesJournal(namespace), damage, "kubernetes")
+    yield Backend(KubernetesJournal(CONFORMANCE), damage, "kubernetes")
+    client.api_client.cache_clear()
+    journal_user = f"system:serviceaccount:{CONFORMANCE}:{ACCOUNT}"
+    refused = [str(c) for c in kube.calls(since) if c.user == journal_user and c.code == 403]
+    assert refused == [], f"the helper's Role refused the journal {refused}"
 
 
 def _file(tmp: Path) -> Backend:
@@ -142,29 +165,33 @@ def _memory() -> Backend:
     return Backend(MemoryJournal(cloud), damage, "memory")
 
 
-def _make(request: pytest.FixtureRequest, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
+def _make(
+    request: pytest.FixtureRequest, tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
     if request.param == "dynamodb":
-        return _dynamo(request.getfixturevalue("aws"), monkeypatch)
-    if request.param == "kubernetes":
-        return _kubernetes(request.getfixturevalue("kube"), monkeypatch)
-    if request.param == "file":
-        return _file(tmp)
-    return _memory()
+        yield _dynamo(request.getfixturevalue("aws"), monkeypatch)
+    elif request.param == "kubernetes":
+        kube, config = request.getfixturevalue("kube"), request.getfixturevalue("kube_journal")
+        yield from _kubernetes(kube, config, monkeypatch)
+    elif request.param == "file":
+        yield _file(tmp)
+    else:
+        yield _memory()
 
 
 @pytest.fixture(params=["file", "dynamodb", "kubernetes", "memory"])
 def backend(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Backend:
-    return _make(request, tmp_path, monkeypatch)
+) -> Iterator[Backend]:
+    yield from _make(request, tmp_path, monkeypatch)
 
 
 # Leases that run out (a file journal's flock is held exactly while its process lives).
 @pytest.fixture(params=["dynamodb", "kubernetes", "memory"])
 def leasing(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Backend:
-    return _make(request, tmp_path, monkeypatch)
+) -> Iterator[Backend]:
+    yield from _make(request, tmp_path, monkeypatch)
 
 
 def deployment(deployment_id: str = "20300101T000000Z-c0ffee") -> Deployment:

@@ -1,5 +1,6 @@
 """The metric analysis on a Gateway stack against a real Prometheus server (Debian's package)
-on 127.0.0.1, scraping an exporter whose per-color counters follow the HTTPRoute's weights."""
+on 127.0.0.1, scraping an exporter whose per-color counters follow the weights the real
+Gateway (Traefik, on the real API server: tests/harness/cluster.py) serves for the route."""
 
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from cutover.engine.guard import AnalysisGuard
 from cutover.metrics import PrometheusSource
 from rehearsal.traffic import Traffic
 from tests.harness.cli_runs import running, wait_for
-from tests.harness.cluster import NS, Cluster, gateway_cluster
+from tests.harness.cluster import NS, Cluster, KubeCluster, gateway_cluster
 from tests.harness.fault_proxy import FaultProxy
-from tests.harness.kube_api import KubeApi
 from tests.harness.prometheus import (
     QUERIES,
     ColorExporter,
@@ -28,24 +28,31 @@ from tests.harness.prometheus import (
     prometheus_server,
     require_prometheus,
 )
+from tests.harness.real_cluster import served_weights
 
 PERIOD = 3  # seconds a window; Prometheus scrapes every 250 ms
 
 
 @pytest.fixture(scope="module")
-def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, ColorExporter]]:
+def watched(
+    kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, ColorExporter]]:
     binary = require_prometheus()
     base = tmp_path_factory.mktemp("prometheus")
-    api = KubeApi()
+    services = {"blue": "checkout-blue", "green": "checkout-green"}
+    last = [{"blue": 100, "green": 0}]
 
     def served() -> dict[str, int]:
-        with api.lock:
-            if (NS, "checkout") not in api.routes:
-                return {"blue": 100, "green": 0}
-        named = api.weights(NS, "checkout")
-        return {"blue": named["checkout-blue"], "green": named["checkout-green"]}
+        """The weights the Gateway serves now (its loaded configuration); the last known
+        while it has none for the route."""
+        try:
+            found = served_weights(kube.gateway, services)
+        except OSError:
+            found = None
+        if found is not None:
+            last[0] = found
+        return last[0]
 
-    services = {"blue": "checkout-blue", "green": "checkout-green"}
     with (
         ColorExporter(NS, services, served, Traffic(per_second=400)) as exporter,
         prometheus_server(binary, exporter.address, base / "prometheus") as url,
@@ -59,7 +66,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
             "verifyMinutes": 0,
             "prometheus": {"url": url, "queries": QUERIES},
         }
-        with gateway_cluster(base, analysis, api) as cluster:
+        with gateway_cluster(kube, base, analysis) as cluster:
             yield cluster, exporter
 
 
@@ -75,12 +82,13 @@ def has_series(url: str) -> bool:
 
 
 @pytest.fixture
-def cluster(watched: tuple[Cluster, ColorExporter], tmp_path: Path) -> Cluster:
+def cluster(watched: tuple[Cluster, ColorExporter], tmp_path: Path) -> Iterator[Cluster]:
     cluster, exporter = watched
     cluster.reset(tmp_path)
     exporter.traffic.error_percent.update(blue=1.0, green=1.0)
     exporter.traffic.per_second = 400
-    return cluster
+    yield cluster
+    cluster.check_allowed()  # the Role the program declares let it make every call
 
 
 def exporter_of(watched: tuple[Cluster, ColorExporter]) -> ColorExporter:
@@ -174,8 +182,9 @@ def test_exit_gates_on_a_gateway_stack_read_prometheus_and_the_cronjob(cluster: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS  monitoring active: Prometheus http://127.0.0.1:" in result.stdout
     assert "watchdog CronJob cutover-watchdog active" in result.stdout
-    with cluster.api.lock:
-        cluster.api.objects["cronjobs", NS, "cutover-watchdog"]["spec"]["suspend"] = True
+    cluster.kube.api("BatchV1Api").patch_namespaced_cron_job(
+        "cutover-watchdog", NS, {"spec": {"suspend": True}}
+    )
     suspended = cluster.cutover(*cluster.args("exit-gates", *gates))
     assert suspended.returncode == 1
     assert "FAIL  monitoring active: the watchdog CronJob cutover-watchdog is suspended" in (
