@@ -26,7 +26,10 @@ $(PACK_STAMP): policies/requirements.txt requirements.lock
 	touch $(PACK_STAMP)
 
 # The fast layers first (lint, types, the workflows, pure logic in process), then the program,
-# the pack and the helper. CI on GitHub runs the same targets as separate jobs.
+# the pack and the helper. CI on GitHub runs the same targets as separate jobs. The helper's
+# Kubernetes tests run on a real kube-apiserver, etcd and Traefik (one per pytest worker) from
+# `make cluster-tools`: without them they are skipped saying so, or fail where
+# CUTOVER_TESTS_REQUIRE_CLUSTER is set (.ci/run builds the tools first and sets it).
 test: check fast slow
 
 check: lint typecheck
