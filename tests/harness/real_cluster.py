@@ -613,6 +613,7 @@ class Gateway:
     process: Process
     namespace: str = ""
     name: str = ""
+    metrics_port: int | None = None  # Traefik's Prometheus metrics, when asked for
 
     @property
     def url(self) -> str:
@@ -623,10 +624,18 @@ class Gateway:
             return json.load(r)
 
 
-def traefik_args(tool: Tool, plane: ControlPlane, port: int, api_port: int, tmp: Path) -> list[str]:
+def traefik_args(
+    tool: Tool,
+    plane: ControlPlane,
+    port: int,
+    api_port: int,
+    tmp: Path,
+    metrics_port: int | None = None,
+) -> list[str]:
     """Traefik's static configuration, as flags: one HTTP entry point (the Gateway listener's
     port must equal it), the API and ping on a second one, the Kubernetes Gateway provider
-    on the API server with the admin token and the CA, and no call home."""
+    on the API server with the admin token and the CA, and no call home. With `metrics_port`,
+    its Prometheus metrics on an entry point of their own there."""
     token = tmp / "traefik-token"
     token.write_text(plane.token)
     return [
@@ -648,15 +657,34 @@ def traefik_args(tool: Tool, plane: ControlPlane, port: int, api_port: int, tmp:
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
+        *(metrics_args(metrics_port) if metrics_port is not None else []),
+    ]
+
+
+# Latency buckets fine enough for a p99 of milliseconds (Traefik's default starts at 100 ms).
+METRICS_BUCKETS = "0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1,2,5"
+
+
+def metrics_args(port: int) -> list[str]:
+    """Traefik's Prometheus metrics on entry point `metrics` (127.0.0.1:`port`): per entry
+    point and per service (the series the analysis reads by the color's Service)."""
+    return [
+        f"--entryPoints.metrics.address=127.0.0.1:{port}",
+        "--metrics.prometheus=true",
+        "--metrics.prometheus.entryPoint=metrics",
+        "--metrics.prometheus.addServicesLabels=true",
+        "--metrics.prometheus.addEntryPointsLabels=true",
+        f"--metrics.prometheus.buckets={METRICS_BUCKETS}",
     ]
 
 
 @contextlib.contextmanager
-def traefik(tool: Tool, plane: ControlPlane, tmp: Path) -> Iterator[Gateway]:
+def traefik(tool: Tool, plane: ControlPlane, tmp: Path, metrics: bool = False) -> Iterator[Gateway]:
     port, api_port = free_port(), free_port()
-    args = traefik_args(tool, plane, port, api_port, tmp)
+    metrics_port = free_port() if metrics else None
+    args = traefik_args(tool, plane, port, api_port, tmp, metrics_port)
     with started("traefik", args, tmp / "traefik.log") as process:
-        gateway = Gateway(port, api_port, process)
+        gateway = Gateway(port, api_port, process, metrics_port=metrics_port)
 
         def pinged() -> bool:
             with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/ping", timeout=2) as r:
@@ -897,16 +925,20 @@ class RealCluster:
 
 @contextlib.contextmanager
 def real_cluster(
-    tmp: Path, colors: tuple[str, ...] = ("blue", "green"), namespace: str = "checkout"
+    tmp: Path,
+    colors: tuple[str, ...] = ("blue", "green"),
+    namespace: str = "checkout",
+    metrics: bool = False,
 ) -> Iterator[RealCluster]:
     """The control plane, the Gateway API CRDs, backends per color published as Services,
-    Traefik and a Programmed Gateway `checkout`; all torn down on the way out."""
+    Traefik (with its Prometheus metrics if `metrics`) and a Programmed Gateway `checkout`;
+    all torn down on the way out."""
     tools = load_tools()
     with contextlib.ExitStack() as stack:
         plane = stack.enter_context(control_plane(tools, tmp))
         apply_gateway_crds(plane, tools["gateway-api-crds"].path)
         backends = stack.enter_context(netns_backends(colors, tmp))
         services = publish_backends(plane, namespace, backends)
-        gateway = stack.enter_context(traefik(tools["traefik"], plane, tmp))
+        gateway = stack.enter_context(traefik(tools["traefik"], plane, tmp, metrics))
         install_gateway(plane, gateway, namespace, "checkout")
         yield RealCluster(plane, gateway, backends, services, namespace, tools, tmp)
