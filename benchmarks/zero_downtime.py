@@ -52,6 +52,7 @@ from tests.harness.zero_downtime import (  # noqa: E402
     deploy_stack,
     prometheus_on_traefik,
     set_error_share,
+    set_latency,
     wait_requests,
 )
 
@@ -265,7 +266,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the e2e test's smaller version")
     parser.add_argument("--tmp", type=Path, help="where logs go (default: a new temp folder)")
     parser.add_argument("--connections", type=int, default=20)
-    parser.add_argument("--pause-ms", type=int, default=18, help="each connection's wait")
+    parser.add_argument("--pause-ms", type=int, default=8, help="each connection's wait")
+    parser.add_argument(
+        "--service-ms", type=float, default=10, help="how long each backend holds an answer"
+    )
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
     load = LoadSettings(connections=args.connections, pause_ms=args.pause_ms)
@@ -279,6 +283,7 @@ def main() -> None:
         "wrkThreads": load.threads,
         "pauseMsPerRequest": load.pause_ms,
         "timeout": load.timeout,
+        "serviceMs": args.service_ms,
         "steps": profile.steps,
         "bake": profile.bake,
         "analysisPeriodSeconds": profile.period,
@@ -290,6 +295,7 @@ def main() -> None:
         cluster = stack.enter_context(real_cluster(tmp / "cluster", metrics=True))
         url = stack.enter_context(prometheus_on_traefik(cluster, tmp / "prometheus"))
         deployed = deploy_stack(cluster, analysis(profile, url), tmp)
+        set_latency(cluster, args.service_ms / 1000)
         conditions["traefik"] = cluster.tools["traefik"].version
         conditions["kubeApiserver"] = cluster.tools["kube-apiserver"].version
         phases = Bench(deployed, profile, load, tmp).run()

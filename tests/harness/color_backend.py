@@ -7,18 +7,21 @@ COLOR HOST PORT`), so its address is one an EndpointSlice accepts (not loopback)
 A release that errs: `PUT /_backend/errors` with a share (`0.1`) in its body makes that share
 of the requests that follow answer an application 500 whose body carries `INJECTED` (so a
 client tells them from the 5xx a gateway produces), spread evenly (every tenth, not a random
-tenth); `0` stops it. The harness calls it on the backend's own address, never through the
-Gateway.
+tenth); `0` stops it. A service that takes time: `PUT /_backend/latency` with seconds
+(`0.01`) holds every answer that long, so that requests are in flight whenever the weights
+move. The harness calls both on the backend's own address, never through the Gateway.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 INJECTED = "injected-error"  # the marker in the body of every injected 500
 CONTROL = "/_backend/errors"
+LATENCY = "/_backend/latency"
 
 
 class ErrorShare:
@@ -49,6 +52,7 @@ def serve(color: str, host: str, port: int) -> None:
     body = color.encode()
     failed = f"{INJECTED} {color}".encode()
     errors = ErrorShare()
+    latency = [0.0]  # seconds each answer is held
 
     class Handler(BaseHTTPRequestHandler):
         # Keep-alive, as the Gateway's connection pool expects of a backend; and no Nagle:
@@ -65,6 +69,8 @@ def serve(color: str, host: str, port: int) -> None:
             self.wfile.write(content)
 
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            if latency[0]:
+                time.sleep(latency[0])
             if errors.next_fails():
                 self.answer(500, failed)
             else:
@@ -72,16 +78,19 @@ def serve(color: str, host: str, port: int) -> None:
 
         def do_PUT(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length") or 0)
-            share = self.rfile.read(length).decode()
-            if self.path != CONTROL:
-                self.answer(404, b"not found")
-                return
+            value = self.rfile.read(length).decode()
             try:
-                errors.set(float(share))
+                if self.path == CONTROL:
+                    errors.set(float(value))
+                elif self.path == LATENCY and 0 <= float(value) <= 60:
+                    latency[0] = float(value)
+                else:
+                    self.answer(404, f"no control {self.path} for {value!r}".encode())
+                    return
             except ValueError as e:
                 self.answer(400, str(e).encode())
                 return
-            self.answer(200, f"errors {share}".encode())
+            self.answer(200, f"{self.path} {value}".encode())
 
         def log_message(self, *args: object) -> None:
             pass

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness.color_backend import CONTROL, INJECTED
+from tests.harness.color_backend import CONTROL, INJECTED, LATENCY
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
     GATEWAY_VERSION,
@@ -246,16 +246,27 @@ def deploy_stack(cluster: RealCluster, analysis: dict[str, Any], tmp: Path) -> S
 # -- the backends and the Gateway's own counts --------------------------------------------------
 
 
-def set_error_share(cluster: RealCluster, color: str, share: float) -> None:
-    """Make `color`'s backend answer `share` of its requests with an injected 500."""
+def control(cluster: RealCluster, color: str, path: str, value: float) -> None:
+    """PUT `value` to one of `color`'s backend's controls, on its own address."""
     backends = cluster.backends
     request = urllib.request.Request(
-        f"http://{backends.address}:{backends.ports[color]}{CONTROL}",
-        data=str(share).encode(),
+        f"http://{backends.address}:{backends.ports[color]}{path}",
+        data=str(value).encode(),
         method="PUT",
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         response.read()
+
+
+def set_error_share(cluster: RealCluster, color: str, share: float) -> None:
+    """Make `color`'s backend answer `share` of its requests with an injected 500."""
+    control(cluster, color, CONTROL, share)
+
+
+def set_latency(cluster: RealCluster, seconds: float) -> None:
+    """Make every backend hold each answer `seconds`: requests in flight at every flip."""
+    for color in cluster.backends.ports:
+        control(cluster, color, LATENCY, seconds)
 
 
 def gateway_requests(cluster: RealCluster) -> float:
@@ -289,7 +300,7 @@ def wait_requests(cluster: RealCluster, count: int, what: str, timeout: float) -
 class LoadSettings:
     connections: int = 20
     threads: int = 2
-    pause_ms: int = 18  # each connection's wait before each request
+    pause_ms: int = 8  # each connection's wait before each request
     timeout: str = "5s"  # a request unanswered this long counts as failed (a timeout)
 
 
@@ -367,6 +378,10 @@ def tally(figures: dict[str, Any]) -> dict[str, Any]:
         "servedBy": served,
         "seconds": round(seconds, 1),
         "perSecond": round(attempted / seconds) if seconds else 0,
+        # Little's law: the requests in flight at any moment, so at every flip
+        "inFlight": round(attempted / seconds * figures["latencyMeanMicros"] / 1e6, 1)
+        if seconds
+        else 0,
         "latencyMs": {
             "p50": round(micros["50"] / 1000, 2),
             "p99": round(micros["99"] / 1000, 2),
