@@ -21,6 +21,14 @@ OUTLIVED = {
     "CUTOVER_KUBE_CONNECT_TIMEOUT": "1",
     "USER": "ci",
 }
+# A Gateway stack makes no AWS call; any attempt fails fast on a closed local port.
+NO_AWS = {
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_MAX_ATTEMPTS": "1",
+    "AWS_ACCESS_KEY_ID": "none",
+    "AWS_SECRET_ACCESS_KEY": "none",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
 
 
 def run_cutover(

@@ -47,7 +47,7 @@ import pytest
 import yaml
 
 from cutover.deployment import scope_of
-from tests.harness.cli_runs import run_cutover, spawn_cutover, wait_for
+from tests.harness.cli_runs import NO_AWS, run_cutover, spawn_cutover, wait_for
 from tests.harness.program_runs import declare, kubernetes_config
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
@@ -604,11 +604,6 @@ def gateway_cluster(kube: KubeCluster, base: Path, analysis: dict[str, Any]) -> 
     env = {
         "KUBECONFIG": str(kubeconfig),
         "CUTOVER_KUBE_READ_TIMEOUT": "2",
-        # a Gateway stack makes no AWS call; any attempt fails fast on a closed local port
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_ACCESS_KEY_ID": "none",
-        "AWS_SECRET_ACCESS_KEY": "none",
-        "AWS_DEFAULT_REGION": "eu-west-1",
+        **NO_AWS,
     }
     yield Cluster(kube, env, outputs, gates, records, deploy_key, objects, base)

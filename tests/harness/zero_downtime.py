@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.harness.cli_runs import NO_AWS, OUTLIVED
 from tests.harness.color_backend import CONTROL, INJECTED, LATENCY
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
@@ -51,21 +52,9 @@ TRAEFIK_QUERIES = {
     "latency": "histogram_quantile($quantile, sum by (le) (rate("
     f"traefik_service_request_duration_seconds_bucket{{{SERVICE}}}[$window])))",
 }
-# A driver's calls bounded so that a short lease covers one write (2 attempts of 1 + 2 s).
-LEASE_SECONDS = 10
-CLI_ENV = {
-    "CUTOVER_LEASE_SECONDS": str(LEASE_SECONDS),
-    "CUTOVER_KUBE_ATTEMPTS": "2",
-    "CUTOVER_KUBE_CONNECT_TIMEOUT": "1",
-    "CUTOVER_KUBE_READ_TIMEOUT": "2",
-    # a Gateway stack makes no AWS call; any attempt fails fast on a closed local port
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    "AWS_MAX_ATTEMPTS": "1",
-    "AWS_ACCESS_KEY_ID": "none",
-    "AWS_SECRET_ACCESS_KEY": "none",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "USER": "bench",
-}
+# A driver that is to be outlived (tests/harness/cli_runs.py), its reads bounded too so that
+# the short lease covers one write (2 attempts of 1 + 2 s).
+CLI_ENV = {**OUTLIVED, "CUTOVER_KUBE_READ_TIMEOUT": "2", **NO_AWS, "USER": "bench"}
 
 
 def integral(value: Any) -> Any:
