@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness.cli_runs import NO_AWS, OUTLIVED
+from tests.harness.cluster import mark_ready, provider_numbers
 from tests.harness.color_backend import CONTROL, INJECTED, LATENCY
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
@@ -43,7 +44,6 @@ from tests.harness.real_cluster import (
 
 LUA = Path(__file__).with_name("zero_downtime.lua")
 HOST = "checkout.example.com"  # the route's hostname, as the program declares it
-ROUTE = "checkout"
 # Traefik's per-service series of a color's Service (the harness names its port `http`).
 SERVICE = 'service="$namespace-$service-http-80@kubernetesgateway"'
 TRAEFIK_QUERIES = {
@@ -55,18 +55,6 @@ TRAEFIK_QUERIES = {
 # A driver that is to be outlived (tests/harness/cli_runs.py), its reads bounded too so that
 # the short lease covers one write (2 attempts of 1 + 2 s).
 CLI_ENV = {**OUTLIVED, "CUTOVER_KUBE_READ_TIMEOUT": "2", **NO_AWS, "USER": "bench"}
-
-
-def integral(value: Any) -> Any:
-    """The program's state with whole floats as ints (the mocks hand numbers back as floats;
-    the API server refuses 6.0 replicas)."""
-    if isinstance(value, dict):
-        return {k: integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [integral(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 # -- the stack ----------------------------------------------------------------------------------
@@ -203,24 +191,10 @@ def deploy_stack(cluster: RealCluster, analysis: dict[str, Any], tmp: Path) -> S
     for resource in run.resources:
         if resource.type != "kubernetes:apps/v1:Deployment":
             continue
-        body = integral(resource.state)
-        name = body["metadata"]["name"]
+        body = provider_numbers(resource.state)
         created = apps.create_namespaced_deployment(cluster.namespace, body)
-        replicas = body["spec"]["replicas"]
-        apps.patch_namespaced_deployment_status(
-            name,
-            cluster.namespace,
-            {
-                "status": {
-                    "observedGeneration": created.metadata.generation,
-                    "replicas": replicas,
-                    "updatedReplicas": replicas,
-                    "readyReplicas": replicas,
-                    "availableReplicas": replicas,
-                }
-            },
-        )
-    route = integral(next(r.state for r in run.resources if r.type.endswith(":HTTPRoute")))
+        mark_ready(apps, created, body["spec"]["replicas"])  # as if its pods were ready
+    route = provider_numbers(next(r.state for r in run.resources if r.type.endswith(":HTTPRoute")))
     objects.create_namespaced_custom_object(
         GATEWAY_GROUP, GATEWAY_VERSION, cluster.namespace, "httproutes", route
     )
