@@ -45,7 +45,7 @@ class Notifier:
         for route in self.routes:
             try:
                 self._kubernetes_event(route, deployment, kind, detail)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - telling people must not stop a rollback
                 self.log(f"  (could not publish {kind} as a Kubernetes Event: {e})")
 
     def _kubernetes_event(
@@ -109,5 +109,5 @@ class Notifier:
                         for n, v, u in data
                     ],
                 )
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - a missing figure must not stop a rollback
                 self.log(f"  (could not publish metrics: {e})")

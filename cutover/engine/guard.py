@@ -111,7 +111,7 @@ class ReadyGuard:
     def check(self) -> Verdict:
         try:
             counts = {label: (count(), floor) for label, (count, floor) in self.counts.items()}
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - an uncounted fleet is inconclusive, not a crash
             return _inconclusive(self.kind, e)
 
         def describe(labels: list[str]) -> str:

@@ -156,7 +156,7 @@ def wait_until(
             value = condition()
             if value is not None and value is not False:
                 return value
-        except Exception as e:  # the thing awaited is not answering yet
+        except Exception as e:  # noqa: BLE001 - the thing awaited is not answering yet
             last = e
         if time.monotonic() > deadline:
             logs = "".join(f"\n{p.name} log:\n{tail(p.log)}" for p in processes)
