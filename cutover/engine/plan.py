@@ -34,4 +34,4 @@ def plan_shift(start: Weights, target: Color, steps: list[int]) -> list[Weights]
     """The weights of each step towards `target`, skipping steps at or below its current share."""
     current = share(start, target) * 100
     other = other_color(target)
-    return [{target: p, other: 100 - p} for p in steps if p > current]  # type: ignore[misc]
+    return [{target: p, other: 100 - p} for p in steps if p > current]

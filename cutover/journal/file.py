@@ -211,4 +211,5 @@ class FileJournal:
 
     def requested(self, scope: str, deployment_id: str) -> str | None:
         with self._document(write=False) as data:
-            return data["controls"].get(f"{scope}/{deployment_id}")
+            controls: dict[str, str] = data["controls"]
+            return controls.get(f"{scope}/{deployment_id}")
