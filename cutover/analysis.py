@@ -18,6 +18,7 @@ negative counts, NaN) are never judged: that window is inconclusive, naming the 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -321,8 +322,6 @@ def _said(figures: Figures, settings: Settings) -> str:
 
 
 def _clock(t: float) -> str:
-    import time
-
     return time.strftime("%H:%M:%S", time.gmtime(t))
 
 

@@ -43,7 +43,7 @@ def use_region_of(arn: str) -> None:
 @functools.cache
 def _session() -> Any:
     # One session for every client: its loaders and endpoint data are read once.
-    import boto3
+    import boto3  # slow to import: at the first AWS call, not on import
 
     explicit = os.environ.get("AWS_REGION")
     session = boto3.session.Session(region_name=explicit or None)
@@ -69,7 +69,7 @@ def longest_call_seconds() -> float:
 @functools.cache
 def client(service: str) -> Any:
     """One shared, thread-safe client per service."""
-    from botocore.config import Config
+    from botocore.config import Config  # slow to import: at the first AWS call, not on import
 
     config = Config(
         retries={

@@ -30,6 +30,7 @@ from cutover_gates.contract import (
 from cutover.aws import client, describe_alarms
 from cutover.deployment import Deployment
 from cutover.journal import Journal
+from cutover.kube import batch
 from cutover.preflight import check_gates
 from cutover.service import Service
 from cutover.timeline import EventType
@@ -154,8 +155,6 @@ def _gateway_monitoring(service: Service) -> tuple[list[str], list[str]]:
         problems.append("no metric analysis (cutover:analysis.prometheus) watches this stack")
     watchdog = o.data.get(WATCHDOG) or {}
     if watchdog.get("cronJob"):
-        from cutover.kube import batch
-
         job = batch().read_namespaced_cron_job(watchdog["cronJob"], watchdog["namespace"])
         if job.spec.suspend:
             problems.append(f"the watchdog CronJob {watchdog['cronJob']} is suspended")

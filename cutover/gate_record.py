@@ -18,11 +18,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from cutover_gates.contract import TRUSTED_KEYS_OF, Color
-from cutover_gates.keys import KMS_SPECS, TrustedKey, key_id
-from cutover_gates.record import Expected, RecordInvalid, Signer, parse_record, sign, verify
+from cutover_gates.keys import KMS_SPECS, TrustedKey, key_id, public_key_text
+from cutover_gates.record import (
+    Expected,
+    LocalSigner,
+    RecordInvalid,
+    Signer,
+    load_private_key,
+    make_record,
+    parse_record,
+    private_key_pem,
+    sign,
+    verify,
+)
 from cutover_gates.rules import gate_config
 
+from cutover.aws import client as aws_client
+from cutover.durations import format_duration
+from cutover.environment import text
 from cutover.errors import ConfigError, GateRefused
 from cutover.outputs import StackOutputs
 
@@ -36,11 +52,7 @@ class KmsSigner:
     the private key never leaves KMS. `client`: a boto3 KMS client (default: the helper's)."""
 
     def __init__(self, key: str, client: Any = None) -> None:
-        from cryptography.hazmat.primitives.serialization import load_der_public_key
-
         if client is None:
-            from cutover.aws import client as aws_client
-
             client = aws_client("kms")
         self.key, self.client = key, client
         try:
@@ -80,10 +92,6 @@ class KmsSigner:
 
 def signer_of(key_file: Path | None, kms_key: str | None, env: str) -> Signer:
     """The signer of --key FILE, --kms-key KEY, or the PEM in $`env`; ConfigError otherwise."""
-    from cutover_gates.record import LocalSigner, load_private_key
-
-    from cutover.environment import text
-
     if key_file is not None and kms_key:
         raise ConfigError("give --key or --kms-key, not both")
     if kms_key:
@@ -132,10 +140,6 @@ def check_trusted(signer: Signer, kind: str, pack_config: dict[str, Any], now: d
 def check_valid_for(kind: str, valid_for: float, pack_config: dict[str, Any]) -> None:
     """ConfigError (nothing signed) when a `kind` record valid for `valid_for` seconds would
     claim longer than the pack accepts one after its issue (its age limit)."""
-    from cutover_gates.rules import gate_config
-
-    from cutover.durations import format_duration
-
     try:
         limit = gate_config(pack_config, kind).max_age
     except (TypeError, ValueError):
@@ -204,8 +208,6 @@ def sign_release_record(
     pack_config: dict[str, Any],
 ) -> Path:
     """Sign a `kind` record of the release `color` runs on this stack into `folder`; its path."""
-    from cutover_gates.record import make_record
-
     release = outputs.releases[color]
     body = make_record(
         kind=kind,
@@ -234,10 +236,6 @@ class KeyPair:
 def new_key_pair(name: str, out: Path) -> KeyPair:
     """Make an Ed25519 key pair in `out` (never over an existing key); ConfigError when `name`
     is not a plain name or its key exists."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cutover_gates.keys import public_key_text
-    from cutover_gates.record import private_key_pem
-
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
         raise ConfigError(
             f"--name {name!r}; expected a plain name (letters, digits, - and _, e.g. chairman), "

@@ -16,6 +16,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from cutover.engine.plan import parse_steps
+from cutover.errors import ConfigError
+from cutover.stack_config import editable_stack_file
+
 
 def text_of(expected: str) -> Callable[[str], str]:
     """A parser of text that must say something (`expected`: what, for the message)."""
@@ -76,9 +80,6 @@ def out_folder(text: str) -> Path:
 def stack_file(text: str) -> Path:
     """A Pulumi.<stack>.yaml the command writes back into: readable, valid YAML, with a
     top-level `config:` block, and writable."""
-    from cutover.errors import ConfigError
-    from cutover.stack_config import editable_stack_file
-
     path = file_path(text)
     try:
         editable_stack_file(path)
@@ -90,8 +91,6 @@ def stack_file(text: str) -> Path:
 def steps(text: str) -> list[int]:
     """`10,50,100` as percentages; an empty step (`10,,100`) or an empty list is refused,
     never skipped or read as the default plan."""
-    from cutover.engine.plan import parse_steps
-
     if any(not part.strip() for part in text.split(",")):
         raise ValueError(
             f"{text!r} has an empty step; expected increasing percentages like 10,50,100"
@@ -117,7 +116,7 @@ def probe(text: str) -> tuple[str, int]:
 def findings(text: str) -> dict[str, int]:
     """`critical=0,high=2` as counts by severity; an empty list (a CI variable never set is not
     a clean scan), an empty or malformed part, or a severity named twice is refused."""
-    from cutover_gates.record import SEVERITIES
+    from cutover_gates.record import SEVERITIES  # loads cryptography: a rollback never needs it
 
     counts: dict[str, int] = {}
     parts = [p.strip() for p in text.split(",")]

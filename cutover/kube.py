@@ -46,8 +46,8 @@ def longest_call_seconds() -> float:
 @functools.cache
 def api_client() -> Any:
     """The shared ApiClient: urllib3 retries connection errors, 429 and 5xx with backoff."""
-    from kubernetes import client, config
-    from urllib3.util.retry import Retry
+    from kubernetes import client, config  # optional extra: cutover[kubernetes]
+    from urllib3.util.retry import Retry  # with the client it configures: only Kubernetes stacks
 
     configuration = client.Configuration()
     in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ and not os.environ.get("KUBECONFIG")
@@ -78,24 +78,24 @@ def api_client() -> Any:
 
 
 def custom_objects() -> Any:
-    from kubernetes import client
+    from kubernetes import client  # optional extra: cutover[kubernetes]
 
     return client.CustomObjectsApi(api_client())
 
 
 def apps() -> Any:
-    from kubernetes import client
+    from kubernetes import client  # optional extra: cutover[kubernetes]
 
     return client.AppsV1Api(api_client())
 
 
 def core() -> Any:
-    from kubernetes import client
+    from kubernetes import client  # optional extra: cutover[kubernetes]
 
     return client.CoreV1Api(api_client())
 
 
 def batch() -> Any:
-    from kubernetes import client
+    from kubernetes import client  # optional extra: cutover[kubernetes]
 
     return client.BatchV1Api(api_client())

@@ -7,12 +7,18 @@ rollback: a failed publish is logged and passed over.
 from __future__ import annotations
 
 import json
+import secrets
+import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from cutover_gates.contract import METRICS_NAMESPACE, Route, Status
 
+from cutover.aws import client
 from cutover.deployment import Deployment
+from cutover.kube import core, timeout
 from cutover.outputs import StackOutputs
+from cutover.report import figures
 
 
 class Notifier:
@@ -24,8 +30,6 @@ class Notifier:
         self.log = log
 
     def event(self, deployment: Deployment, kind: str, detail: str) -> None:
-        from cutover.aws import client
-
         message = {
             "event": kind,
             "deployment": deployment.id,
@@ -51,12 +55,6 @@ class Notifier:
     def _kubernetes_event(
         self, route: Route, deployment: Deployment, kind: str, detail: str
     ) -> None:
-        import secrets
-        import socket
-        from datetime import UTC, datetime
-
-        from cutover.kube import core, timeout
-
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace = route.namespace
         reason = "Cutover" + "".join(part.capitalize() for part in str(kind).split("-"))
@@ -86,9 +84,6 @@ class Notifier:
         core().create_namespaced_event(namespace, body, _request_timeout=timeout())
 
     def metrics(self, deployment: Deployment) -> None:
-        from cutover.aws import client
-        from cutover.report import figures
-
         numbers = figures(deployment)
         succeeded = deployment.status == Status.SUCCEEDED
         for o in self.outputs:

@@ -65,7 +65,7 @@ def resolve_config(
             raise ConfigError(
                 f"{where}: {policy.name}.enforcementLevel: got {level!r}; expected one of {sorted(LEVELS)}"
             )
-        import jsonschema  # only when there is config to check: it is slow to import
+        import jsonschema  # slow to import: only when there is config to check
 
         schema = {
             "type": "object",

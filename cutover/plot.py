@@ -13,6 +13,7 @@ took; how long users lost service; how long giving the traffic back took.
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a screen: before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 from cutover_gates.contract import Status, share
+from matplotlib.patches import Patch
 
 from cutover.deployment import Deployment
 from cutover.summary import Ending, Summary
@@ -195,10 +197,6 @@ def _endings(ax: Any, rows: list[dict[str, Any]], values: list[float]) -> None:
     """Bars of `values`, one per deployment, in the color of how it ended, with a legend
     entry for each ending shown (the rolled back ones' with their causes, counted) and, while
     there is room, each rolled back bar named by its cause."""
-    from collections import Counter
-
-    from matplotlib.patches import Patch
-
     colors = [ENDING_COLORS.get(Ending(r["ending"]), OTHER_COLOR) for r in rows]
     ax.bar(range(len(rows)), values, color=colors)
     failed = [(i, r) for i, r in enumerate(rows) if r["ending"] == Ending.ROLLED_BACK]

@@ -10,6 +10,7 @@ request rate), and an optional smoke test on the test listener. Refusals raise G
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -32,10 +33,13 @@ from cutover_gates.gate import judge_gate
 from cutover_gates.record import Expected, Unreadable, parse_record
 from cutover_gates.rules import gate_config
 
+from cutover.analysis import first_look_problem
 from cutover.deployment import Options
+from cutover.engine.guard import AlarmGuard, Guard, ProbeGuard
 from cutover.engine.plan import plan_shift
 from cutover.errors import ConfigError, GateRefused
 from cutover.journal import Journal
+from cutover.metrics import MetricsUnavailable, source_for
 from cutover.outputs import StackOutputs
 from cutover.pack_config import load_gates_config
 from cutover.service import Service
@@ -149,8 +153,6 @@ def guard_problems(services: list[Service], options: Options, now: float) -> lis
     """Each guard of the first step tried once, before anything moves: the target's alarms
     answer and none is in ALARM, every probe passes, and, with the analysis on, each stack's
     metric source answers and today's request rate lets the first step be judged in its bake."""
-    from cutover.engine.guard import AlarmGuard, Guard, ProbeGuard
-
     problems = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     tried: list[Guard] = [AlarmGuard(alarms)] if alarms else []
@@ -167,9 +169,6 @@ def guard_problems(services: list[Service], options: Options, now: float) -> lis
 
 
 def _analysis_problems(service: Service, options: Options, now: float) -> list[str]:
-    from cutover.analysis import first_look_problem
-    from cutover.metrics import MetricsUnavailable, source_for
-
     o, settings = service.outputs, service.outputs.analysis
     if settings is None or not settings.enabled:
         return []
@@ -252,8 +251,6 @@ def run_smoke(command: str, env: dict[str, str]) -> int:
     """Run the smoke command in a process group of its own, its exit code; if this process
     is interrupted meanwhile, the whole group is stopped (SIGTERM, then SIGKILL) before the
     interrupt goes on, so no smoke test outlives the shift it was for."""
-    import signal
-
     process = subprocess.Popen(command, shell=True, env=env, process_group=0)
     try:
         return process.wait()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,9 +187,6 @@ def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
     duration, and the DORA figures: deployment frequency (successes a day), change failure rate
     (deployments rolled back before they succeeded), time to restore (of those) and lead time
     (not measured)."""
-    import statistics
-    from collections import Counter
-
     finished = [s for s in summaries if s.finished_shift]
     shifts = [s for s in finished if s.counted]
     failed = [s for s in shifts if s.change_failed]
@@ -226,7 +225,6 @@ def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
 
 def _spread(ordered: list[float]) -> dict[str, float | None]:
     """p50, p95 and max of sorted figures (None for each when there are none)."""
-    import statistics
 
     def quantile(q: int) -> float | None:
         if not ordered:

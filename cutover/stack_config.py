@@ -20,7 +20,7 @@ from cutover.errors import ConfigError
 
 def stack_config(path: Path) -> dict[str, Any]:
     """The `config:` map of a `Pulumi.<stack>.yaml` file (values as YAML gives them)."""
-    import yaml
+    import yaml  # slow to import: only a command given a stack file reads it
 
     try:
         document = yaml.safe_load(path.read_text()) or {}

@@ -12,6 +12,7 @@ from typing import Any
 
 from cutover_gates.contract import COLORS, Color, Holder, Status
 
+from cutover.aws import describe_alarms
 from cutover.deployment import Deployment
 from cutover.service import Service
 from cutover.weights import Weights, format_weights
@@ -35,8 +36,6 @@ class ServiceStatus:
         names = [n for c in COLORS for n in o.alarm_names[c]]
         alarms: dict[str, dict[str, Any]] = {}
         if names:
-            from cutover.aws import describe_alarms
-
             alarms = describe_alarms(names)
         return cls(
             name=o.name,
