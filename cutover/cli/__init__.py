@@ -15,7 +15,9 @@ from typing import NamedTuple
 
 import click
 
-from cutover.errors import EXIT_CODES, ExitCode
+from cutover.environment import check_numbers
+from cutover.errors import EXIT_CODES, CutoverError, ExitCode
+from cutover.interrupt import Interrupted
 
 
 class CommandInfo(NamedTuple):
@@ -149,8 +151,6 @@ class Commands(click.Group):
 @click.version_option(package_name="cutover")
 def cli() -> None:
     """Zero-downtime blue-green deployments: gated, progressive, rolled back automatically."""
-    from cutover.environment import check_numbers
-
     check_numbers()  # before any command reads, locks or writes anything
 
 
@@ -166,11 +166,11 @@ def tell_skipped() -> None:
     """Name, once, the journal items a command could not read (it went on without them)."""
     if "cutover.cli.common" not in sys.modules:
         return
-    from cutover.cli.common import Context
+    from cutover.cli.common import Context  # only if a command ran: --help stays lean
 
     if not Context.opened:  # nothing was read (and the journal's modules may not import)
         return
-    from cutover.journal.items import skipped_line
+    from cutover.journal.items import skipped_line  # only if a command ran: --help stays lean
 
     told: set[str] = set()
     for ctx in Context.opened:
@@ -182,9 +182,6 @@ def tell_skipped() -> None:
 
 def run() -> None:
     """The command, with its failures as one line and an exit code."""
-    from cutover.errors import CutoverError
-    from cutover.interrupt import Interrupted
-
     try:
         # without standalone mode, click returns an Exit's code instead of raising it
         code = cli.main(standalone_mode=False)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,22 @@ import click
 from cutover_gates.contract import COLORS, Color, parse_color
 
 from cutover import inputs
+from cutover.aws import use_region_of
 from cutover.cli.output import Output, say
+from cutover.deployment import scope_of
+from cutover.durations import duration_of
+from cutover.engine.control import config_after_restore
+from cutover.engine.session import Session
+from cutover.engine.shift import Shift
+from cutover.errors import ConfigError, CutoverError
+from cutover.journal import open_journal
+from cutover.journal.lease import live_holder
+from cutover.journal.owner import newest
+from cutover.notifier import Notifier
+from cutover.outputs import load_all_outputs
+from cutover.service import services_of
+from cutover.stack_config import config_commands, write_back_cli, write_back_file
+from cutover.weights import shares
 
 if TYPE_CHECKING:
     from cutover_gates.contract import Holder
@@ -59,8 +75,6 @@ class Parsed(click.ParamType):
 
 def duration(most: str, allow_zero: bool = False) -> Parsed:
     """A duration option's type: 90s, 5m, 1h30m, 2d, 500ms or plain seconds, up to `most`."""
-    from cutover.durations import duration_of
-
     return Parsed("DURATION", duration_of(most, allow_zero))
 
 
@@ -190,17 +204,10 @@ class Context:
     opened: list[Context] = []  # every context of this process: `main` tells what they skipped
 
     def __init__(self, outputs: tuple[Path, ...], stack: str | None, journal: str) -> None:
-        from cutover.deployment import scope_of
-        from cutover.journal import open_journal
-        from cutover.outputs import load_all_outputs
-        from cutover.service import services_of
-
         self.stack = stack
         self.all_outputs = load_all_outputs(outputs, stack)
         for o in self.all_outputs:
             if o.on_aws:
-                from cutover.aws import use_region_of
-
                 use_region_of(o.listener_arn)
         self.services = services_of(self.all_outputs)
         first = self.all_outputs[0]
@@ -214,10 +221,6 @@ class Context:
     def shift(
         self, gates: Gates, interrupts: Interrupts | None = None, output: Output | None = None
     ) -> Shift:
-        from cutover.engine.session import Session
-        from cutover.engine.shift import Shift
-        from cutover.notifier import Notifier
-
         output = output or Output()
         notifier = Notifier(self.all_outputs, output)
         session = Session.of(self.services, self.journal, notifier, output, interrupts=interrupts,
@@ -227,9 +230,6 @@ class Context:
     def deployment(self, deployment_id: str | None) -> Deployment | None:
         """The deployment `deployment_id` of these stacks; without one, the newest that took
         their listeners or routes (the journal's epochs, never a host's clock)."""
-        from cutover.errors import ConfigError
-        from cutover.journal.owner import newest
-
         if deployment_id is None:
             return newest(self.journal, self.keys)
         found = self.journal.load(self.scope, deployment_id)
@@ -239,10 +239,6 @@ class Context:
 
     def live_holder(self) -> Holder | None:
         """Who holds the lock now; a lease whose process died on this host holds nothing."""
-        import time
-
-        from cutover.journal.lease import live_holder
-
         return live_holder(self.journal, self.keys, time.time())
 
     def write_back(self, stack_config: Path | None, weights: Weights, why: str) -> None:
@@ -250,10 +246,6 @@ class Context:
         `pulumi up` neither reverts a shift nor sends traffic back to a release it left:
         into `--stack-config`, with `pulumi config set` where the CLI and `--stack` are
         there, and otherwise the exact commands to run."""
-        from cutover.errors import CutoverError
-        from cutover.stack_config import config_commands, write_back_cli, write_back_file
-        from cutover.weights import shares
-
         color, percent = shares(weights)
         commands = "\n  ".join(" ".join(c) for c in config_commands(self.stack, color, percent))
         said = f"cutover:activeColor={color}, cutover:trafficPercent={percent}"
@@ -280,8 +272,6 @@ class Context:
     def write_back_restored(self, stack_config: Path | None, deployment: Deployment | None) -> None:
         """After a restore served again: the config follows the weights the deployment found
         (`control.config_after_restore`: never over a newer release's)."""
-        from cutover.engine.control import config_after_restore
-
         follows = config_after_restore(self.journal, self.services, deployment)
         if isinstance(follows, str):
             say(follows)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import click
-from cutover_gates.contract import APPROVAL, SECURITY_SIGNOFF, Color, Status
+from cutover_gates.contract import APPROVAL, KINDS, SECURITY_SIGNOFF, Color, Status
 
 from cutover.cli.common import (
     Context,
@@ -19,8 +19,17 @@ from cutover.cli.common import (
     text,
 )
 from cutover.cli.output import output_option, result, say
+from cutover.clock import Clock
 from cutover.deployment import Deployment
-from cutover.errors import ConfigError, DeploymentFailed
+from cutover.engine.control import give_back, nothing_to_give_back, request_and_wait, restored
+from cutover.engine.requests import PROMOTE_FULL
+from cutover.engine.requests import promote as promote_request
+from cutover.errors import ConfigError, DeploymentFailed, GateRefused
+from cutover.fleet import ensure_full_capacity
+from cutover.interrupt import Interrupts
+from cutover.journal.owner import newer_owner
+from cutover.notifier import Notifier
+from cutover.service import services_of_deployment
 from cutover.summary import outcome_json
 
 
@@ -57,10 +66,6 @@ def promote(
     Example:
       cutover promote --outputs prod.json
     """
-    from cutover.clock import Clock
-    from cutover.engine.control import request_and_wait
-    from cutover.engine.requests import PROMOTE_FULL, promote
-
     ctx = Context(outputs, stack, journal)
     latest = _active(ctx, "promote")
     if full:
@@ -71,7 +76,7 @@ def promote(
             "accepted only while it is paused (`cutover promote --full` skips what remains)"
         )
     else:
-        request = promote(latest.pause_index)
+        request = promote_request(latest.pause_index)
     if not request_and_wait(ctx.journal, latest.scope, latest.id, request, timeout, Clock()):
         raise DeploymentFailed(
             f"deployment {latest.id} has not acted on the promote after {timeout:g}s; it stays "
@@ -153,9 +158,6 @@ def rollback(
       cutover rollback --outputs prod.json --stack-config Pulumi.prod.yaml
       cutover rollback --outputs prod.json --deployment "$(cat id)" --if-moved
     """
-    from cutover.engine.control import nothing_to_give_back
-    from cutover.journal.owner import newer_owner
-
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(deployment_id)
     if deployment is None:
@@ -184,12 +186,6 @@ def _give_back(
     scale_timeout: float,
     stack_config: Path | None,
 ) -> None:
-    from cutover.engine.control import give_back, restored
-    from cutover.fleet import ensure_full_capacity
-    from cutover.interrupt import Interrupts
-    from cutover.notifier import Notifier
-    from cutover.service import services_of_deployment
-
     services = services_of_deployment(deployment, ctx.services)
     if services is None:
         raise ConfigError(
@@ -233,11 +229,7 @@ def resume(
       cutover resume --outputs prod.json --gates-config gates/pack-config.json \\
         --records gates/prod --stack-config Pulumi.prod.yaml
     """
-    from cutover_gates.contract import KINDS
-
-    from cutover.errors import GateRefused
-    from cutover.interrupt import Interrupts
-    from cutover.preflight import gate_judge
+    from cutover.preflight import gate_judge  # loads cryptography: a rollback never needs it
 
     ctx = Context(outputs, stack, journal)
     deployment = ctx.deployment(None)

@@ -3,10 +3,11 @@ rollback-drill record (what the rollback-tested gate requires)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from cutover_gates.contract import APPROVAL, ROLLBACK_DRILL, SECURITY_SIGNOFF, Color
+from cutover_gates.contract import APPROVAL, ROLLBACK_DRILL, SECURITY_SIGNOFF, Color, other_color
 
 from cutover.cli.common import (
     BAKE,
@@ -19,9 +20,14 @@ from cutover.cli.common import (
     outputs_options,
 )
 from cutover.cli.output import output_option, progress_in_place, result, say
+from cutover.deployment import Options
 from cutover.errors import ConfigError
+from cutover.gate_record import check_trusted, check_valid_for, sign_release_record, signer_of
 from cutover.interrupt import Interrupts
+from cutover.pack_config import load_gates_config
+from cutover.preflight import gate_judge, load_records, preflight
 from cutover.summary import outcome_json
+from cutover.timing import analysis_said, check_timing
 
 
 @click.command()
@@ -73,16 +79,6 @@ def drill(
       cutover drill --outputs prod.json --to green --percent 5 \\
         --gates-config gates/pack-config.json --records gates/prod
     """
-    from datetime import UTC, datetime
-
-    from cutover_gates.contract import other_color
-
-    from cutover.deployment import Options
-    from cutover.gate_record import check_trusted, check_valid_for, sign_release_record, signer_of
-    from cutover.pack_config import load_gates_config
-    from cutover.preflight import gate_judge, load_records, preflight
-    from cutover.timing import analysis_said, check_timing
-
     pack_config = load_gates_config(gates_config)
     check_valid_for(ROLLBACK_DRILL, valid_for, pack_config)
     signer = signer_of(key_file, kms_key, "CUTOVER_DEPLOY_KEY")

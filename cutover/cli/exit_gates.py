@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from cutover_gates.contract import STAGE_EXIT
 
 from cutover.cli.common import Context, deploy_key_options, gate_options, outputs_options
 from cutover.cli.output import output_option, result, say
-from cutover.errors import JudgedUnmet
+from cutover.environment import text
+from cutover.errors import ConfigError, JudgedUnmet
+from cutover.exit_gates import judge_stage_exit, stage_exit_details
+from cutover.gate_record import check_trusted, check_valid_for, sign_release_record, signer_of
+from cutover.pack_config import load_gates_config
+from cutover.preflight import load_records
 
 
 @click.command("exit-gates")
@@ -40,17 +47,6 @@ def exit_gates(
       cutover exit-gates --outputs prod.json --records gates/prod \\
         --gates-config gates/pack-config.json --key ~/.cutover/deploy.key
     """
-    from datetime import UTC, datetime
-
-    from cutover_gates.contract import STAGE_EXIT
-
-    from cutover.environment import text
-    from cutover.errors import ConfigError
-    from cutover.exit_gates import judge_stage_exit, stage_exit_details
-    from cutover.gate_record import check_trusted, check_valid_for, sign_release_record, signer_of
-    from cutover.pack_config import load_gates_config
-    from cutover.preflight import load_records
-
     pack_config = load_gates_config(gates_config)
     signing = key_file is not None or bool(kms_key) or bool(text("CUTOVER_DEPLOY_KEY"))
     key = signer_of(key_file, kms_key, "CUTOVER_DEPLOY_KEY") if signing else None

@@ -5,10 +5,15 @@ stops a command that moves traffic as a signal would."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from cutover.interrupt import output_closed
 
 if TYPE_CHECKING:
     from cutover.engine.guard import Progress
@@ -35,17 +40,12 @@ def say(message: str) -> None:
             click.echo(message, err=err)
     except BrokenPipeError:
         _silence(err)
-        from cutover.interrupt import output_closed
-
         output_closed()
 
 
 def _silence(err: bool) -> None:
     """Point the closed stream at /dev/null, so nothing later (nor Python's flush at exit)
     writes to the closed pipe."""
-    import os
-    import sys
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
     os.close(devnull)
@@ -55,8 +55,6 @@ def result(line: str | None, document: dict[str, Any]) -> None:
     """A command's outcome: `line` for people (None: said as it happened), or with --output
     json its one JSON `document` (with the line as `message`)."""
     if Printed.json:
-        import json
-
         said = {"message": line} if line else {}
         click.echo(json.dumps({**said, **document}, indent=2))
     elif line:
@@ -80,7 +78,7 @@ class Output:
         if self.live is None:
             say(message)
         elif not message.startswith(PROGRESS_PREFIXES):  # `show` draws those
-            from rich.text import Text
+            from rich.text import Text  # slow to import: only a terminal draws in place
 
             # the wait drawn is over once something else happened (a step, a restore): cleared,
             # or it would stand stale beside what follows; the next poll draws the new one
@@ -99,20 +97,18 @@ class _Drawn:
         self.progress = progress
 
     def __rich__(self) -> Any:
-        from rich.text import Text
+        from rich.text import Text  # slow to import: only a terminal draws in place
 
         return Text(str(self.progress).strip())
 
 
 @contextlib.contextmanager
 def progress_in_place() -> Iterator[Output]:
-    import sys
-
     if not sys.stdout.isatty() or Printed.json:
         yield Output()
         return
-    from rich.live import Live
-    from rich.text import Text
+    from rich.live import Live  # slow to import: only a terminal draws in place
+    from rich.text import Text  # slow to import: only a terminal draws in place
 
     with Live(Text(""), refresh_per_second=REDRAWS_PER_SECOND, transient=True) as live:
         Printed.live = live

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+from cutover_gates.contract import APPROVAL, EMERGENCY, SECURITY_SIGNOFF_POLICY, digest_of
+from cutover_gates.gate import limits_of
+from cutover_gates.record import DIGEST, make_record
 
 from cutover.cli.common import (
     COLOR,
@@ -18,7 +24,13 @@ from cutover.cli.common import (
     text,
 )
 from cutover.cli.output import output_option, result, say
+from cutover.errors import ConfigError, DeploymentFailed, GateRefused
+from cutover.gate_record import KmsSigner, check_valid_for, new_key_pair, signer_of, write_signed
 from cutover.inputs import findings
+from cutover.outputs import load_outputs
+from cutover.pack_config import load_gates_config
+from cutover.records_check import check_files
+from cutover.stack_config import stack_config
 
 
 @click.group()
@@ -44,8 +56,6 @@ def keys_new(name: str, out: Path, fmt: str) -> None:
     Example:
       cutover keys new --name chairman --out ~/.cutover
     """
-    from cutover.gate_record import new_key_pair
-
     made = new_key_pair(name, out)
     line = (
         f"private key: {made.private} (keep it secret)\npublic key:  {made.public}\n"
@@ -76,10 +86,6 @@ def keys_show(kms_key: str, name: str | None) -> None:
     Example:
       cutover keys show --kms-key alias/cutover-chairman --name chairman
     """
-    import json
-
-    from cutover.gate_record import KmsSigner
-
     say(json.dumps(KmsSigner(kms_key).trusted_entry(name or "")))
 
 
@@ -174,19 +180,7 @@ def _write_record(
 ) -> None:
     """Sign one release record into `out`: every value checked, and the signer trusted for
     it, before anything is written."""
-    import re
-    from datetime import UTC, datetime, timedelta
-
-    from cutover_gates.contract import digest_of
-    from cutover_gates.record import DIGEST, make_record
-
-    from cutover.errors import ConfigError
-    from cutover.gate_record import check_valid_for, signer_of, write_signed
-    from cutover.pack_config import load_gates_config
-
     if stack_file is not None and (version is None or digest is None):
-        from cutover.stack_config import stack_config
-
         colors = stack_config(stack_file).get("cutover:colors", {})
         fleet = colors.get(color, {}) if isinstance(colors, dict) else {}
         version = version or fleet.get("release")
@@ -244,10 +238,6 @@ def approve(emergency: bool, reason: str | None, **kw: Any) -> None:
         --gates-config policies/config/prod.json --kms-key alias/cutover-chairman \\
         --emergency --reason "INC-4711: payment outage fix" --out gates/prod/green-emergency.json
     """
-    from cutover_gates.contract import APPROVAL, EMERGENCY
-
-    from cutover.errors import ConfigError
-
     if emergency and not (reason or "").strip():
         raise ConfigError("--emergency needs --reason: say why traffic must move during the freeze")
     if reason and not emergency:
@@ -283,12 +273,6 @@ def signoff(scanner: str, findings_text: dict[str, int], **kw: Any) -> None:
         --scanner trivy --findings critical=0,high=2 --key ci-keys/security.key \\
         --out gates/prod/green-signoff.json
     """
-    from cutover_gates.contract import SECURITY_SIGNOFF_POLICY
-    from cutover_gates.gate import limits_of
-
-    from cutover.errors import ConfigError, GateRefused
-    from cutover.pack_config import load_gates_config
-
     counts = findings_text
     limits = limits_of(load_gates_config(kw["gates_config"]).get(SECURITY_SIGNOFF_POLICY) or {})
     said = ", ".join(f"{s} <= {n}" for s, n in limits.items())
@@ -353,11 +337,6 @@ def records_verify(
     Example:
       cutover records verify gates/prod/*.json --gates-config gates/pack-config.json
     """
-    from cutover.errors import DeploymentFailed, GateRefused
-    from cutover.outputs import load_outputs
-    from cutover.pack_config import load_gates_config
-    from cutover.records_check import check_files
-
     pack_config = load_gates_config(gates_config)
     outputs = load_outputs(str(outputs_file)) if outputs_file else None
     checked = check_files(list(files), pack_config, outputs)

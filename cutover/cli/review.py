@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,13 @@ from cutover.cli.common import (
     text,
 )
 from cutover.cli.output import output_option, result
-from cutover.errors import JudgedUnmet
+from cutover.deployment import new_deployment_id
+from cutover.errors import ConfigError, JudgedUnmet
+from cutover.exit_gates import judge_stage_exit
+from cutover.pack_config import load_gates_config, load_pack_config
+from cutover.preflight import load_records
+from cutover.report import kpis as key_figures
+from cutover.report import kpis_markdown, report_json, report_markdown
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment
@@ -67,11 +74,9 @@ def report(
       cutover report --outputs prod.json --out reports --plot --records gates/prod \\
         --gates-config gates/pack-config.json
     """
-    from cutover.report import report_json, report_markdown
-
     draw: Callable[[Deployment, Path], Path] | None = None
     if plot:  # before anything is read or written: without cutover[plots], exit 2 naming it
-        from cutover.plot import plot as draw
+        from cutover.plot import plot as draw  # needs matplotlib: cutover[plots]
 
     ctx = Context(outputs, stack, journal)
     doc = ctx.deployment(deployment_id)
@@ -80,10 +85,6 @@ def report(
         return
     gates = None
     if records is not None and gates_config is not None:
-        from cutover.exit_gates import judge_stage_exit
-        from cutover.pack_config import load_gates_config
-        from cutover.preflight import load_records
-
         found = load_records(records)
         pack = load_gates_config(gates_config)
         judged = judge_stage_exit(ctx.services, ctx.journal, ctx.scope, found, pack)
@@ -161,9 +162,7 @@ def preview_command(
       cutover preview --stack prod --policy-pack-config policies/config/prod.json \\
         --previous outputs.json
     """
-    from cutover.errors import ConfigError
-    from cutover.pack_config import load_pack_config
-    from cutover.preview import preview, render_json, render_text
+    from cutover.preview import preview, render_json, render_text  # needs cutover[preview]
 
     project_dir = project_dir.resolve()
     if not (project_dir / "Pulumi.yaml").is_file():
@@ -176,7 +175,7 @@ def preview_command(
     if previous_file is not None and previous_stack_file is not None:
         raise ConfigError("give --previous or --previous-stack-file, not both")
     if previous_stack_file is not None:
-        from cutover.preview import previous_of_stack_file
+        from cutover.preview import previous_of_stack_file  # needs cutover[preview]
 
         previous = previous_of_stack_file(project_dir, stack, previous_stack_file.resolve())
     if previous_file is not None:
@@ -236,17 +235,11 @@ def kpis(
     Example:
       cutover kpis --outputs prod.json --since 90d --out reports
     """
-    import time as clock
-
-    from cutover.deployment import new_deployment_id
-    from cutover.report import kpis as key_figures
-    from cutover.report import kpis_markdown
-
     kpi_plot: Callable[[dict[str, Any], Path], Path] | None = None
     if plot:  # before anything is read or written: without cutover[plots], exit 2 naming it
         if out is None:
             raise click.UsageError("--plot writes kpis.png: give --out FOLDER")
-        from cutover.plot import kpi_plot
+        from cutover.plot import kpi_plot  # needs matplotlib: cutover[plots]
 
     ctx = Context(outputs, stack, journal)
     since_id = new_deployment_id(clock.time() - since).split("-", 1)[0]
@@ -281,8 +274,6 @@ def write_out(
 ) -> Written:
     """Write `name`.md (or .json) and its plot into `out` (made if missing); ConfigError
     naming --out when the folder refuses them (checked before, but a disk can fill)."""
-    from cutover.errors import ConfigError
-
     try:
         out.mkdir(parents=True, exist_ok=True)
         image = draw(out / f"{name}.png") if draw else None

@@ -24,10 +24,16 @@ from cutover.cli.common import (
     text,
 )
 from cutover.cli.output import output_option, progress_in_place, result, say
+from cutover.deployment import Options
+from cutover.engine.plan import STRATEGIES, plan_shift
 from cutover.errors import EXIT_CODES, ConfigError, DeploymentFailed
+from cutover.exit_gates import judge_stage_exit
 from cutover.inputs import probe, steps
 from cutover.interrupt import Interrupted, Interrupts
+from cutover.pack_config import load_gates_config
+from cutover.preflight import gate_judge, load_records, preflight
 from cutover.summary import outcome_json
+from cutover.timing import analysis_said, check_timing
 
 if TYPE_CHECKING:
     from cutover.deployment import Deployment, Options
@@ -152,12 +158,6 @@ def shift(
       cutover shift --outputs prod.json --to green --strategy canary --bake 5m \\
         --gates-config gates/pack-config.json --records gates/prod
     """
-    from cutover.deployment import Options
-    from cutover.engine.plan import STRATEGIES
-    from cutover.pack_config import load_gates_config
-    from cutover.preflight import gate_judge, load_records, preflight
-    from cutover.timing import analysis_said, check_timing
-
     if plan_steps and strategy:
         raise click.UsageError("give --steps or --strategy, not both")
     options = Options(
@@ -209,8 +209,6 @@ def shift(
 
 def planned_steps(served: list[Weights], options: Options) -> int:
     """How many steps the shift takes from what is served now (the most of any service)."""
-    from cutover.engine.plan import plan_shift
-
     return max(len(plan_shift(w, options.target, options.steps)) for w in served)
 
 
@@ -262,8 +260,6 @@ def say_exit_gates(
     ctx: Context, found_records: list[tuple[Path, Any]], pack_config: dict[str, Any]
 ) -> None:
     """The stage's exit gates after a shift (informational; `cutover exit-gates` signs them)."""
-    from cutover.exit_gates import judge_stage_exit
-
     try:
         for judged in judge_stage_exit(
             ctx.services, ctx.journal, ctx.scope, found_records, pack_config

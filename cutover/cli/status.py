@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from cutover_gates.contract import Status
 from cutover.cli.common import Context, duration, outputs_options
 from cutover.cli.output import output_option, result, say
 from cutover.deployment import Deployment
+from cutover.errors import DeploymentFailed
+from cutover.status import StatusReport
+from cutover.view import exit_code, lines
 
 
 @click.command()
@@ -56,7 +60,6 @@ def status(
     if watch:
         follow(ctx, interval, timeout)
         return
-    from cutover.status import StatusReport
 
     report = StatusReport.gather(
         ctx.services, ctx.deployment(None), ctx.live_holder(), len(ctx.journal.skipped), time.time()
@@ -74,11 +77,6 @@ PLAIN_REPEAT_SECONDS = 10.0
 def follow(ctx: Context, interval: float, timeout: float | None) -> None:
     """`status --watch`: refresh until the latest deployment finishes, then exit with its
     code: 0 succeeded, 1 rolled back, or gone from the journal (its outcome unknown)."""
-    import sys
-
-    from cutover.errors import DeploymentFailed
-    from cutover.view import exit_code
-
     first = ctx.deployment(None)
     if first is None:
         say("no deployment in the journal")
@@ -119,8 +117,6 @@ def follow(ctx: Context, interval: float, timeout: float | None) -> None:
 
 def _view(ctx: Context, latest: Deployment) -> tuple[list[str], tuple[Any, ...], Status]:
     """The lines to show, what they depend on (not the countdown), and the deployment's state."""
-    from cutover.view import lines
-
     holder = ctx.live_holder()
     state = latest.state(lease_live=holder is not None)
     served = {s.outputs.name: s.router.served() for s in ctx.services}
@@ -130,7 +126,7 @@ def _view(ctx: Context, latest: Deployment) -> tuple[list[str], tuple[Any, ...],
 
 
 def _live() -> Any:
-    from rich.live import Live
+    from rich.live import Live  # slow to import: only a terminal draws in place
 
     live = Live(auto_refresh=False, transient=False)
     live.start()
@@ -139,7 +135,7 @@ def _live() -> Any:
 
 def _table(view: list[str]) -> Any:
     """The view as a rich table: the headline, then one row a fact."""
-    from rich.table import Table
+    from rich.table import Table  # slow to import: only a terminal draws in place
 
     table = Table(title=view[0], show_header=False, box=None, title_justify="left")
     for line in view[1:]:

@@ -8,6 +8,10 @@ import click
 
 from cutover.cli.common import Context, outputs_options
 from cutover.cli.output import output_option, result, say
+from cutover.engine.watchdog import notifier_for_services, watch_once
+from cutover.errors import DeploymentFailed
+from cutover.interrupt import Interrupts
+from cutover.journal.items import damaged
 
 
 @click.command()
@@ -33,11 +37,6 @@ def watchdog(
     Example:
       cutover watchdog --outputs prod.json
     """
-    from cutover.engine.watchdog import notifier_for_services, watch_once
-    from cutover.errors import DeploymentFailed
-    from cutover.interrupt import Interrupts
-    from cutover.journal.items import damaged
-
     ctx = Context(outputs, stack, journal)
     interrupts = Interrupts(say)
     with interrupts, interrupts.shielded():  # a pass is bounded: a signal never cuts a restore
