@@ -12,20 +12,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from cutover_gates.analysis_config import Settings
 from cutover_gates.contract import COLORS, Color, other_color
 
+from cutover.analysis import BASELINE_WINDOWS, judge
 from cutover.aws import describe_alarms
 from cutover.deployment import Options
+from cutover.metrics import MetricSource, MetricsUnavailable, source_for
 from cutover.service import Service
 from cutover.timeline import Sample
 from cutover.weights import Weights, format_weights
-
-if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process never judges
-    from cutover_gates.analysis_config import Settings
-
-    from cutover.metrics import MetricSource
 
 State = Literal["ok", "fail", "inconclusive"]
 # Guards whose failure means users are not being served (counted as downtime).
@@ -138,8 +136,8 @@ class ProbeGuard:
         self.url, self.expected, self.timeout = url, expected, timeout
 
     def check(self) -> Verdict:
-        import urllib.error
-        import urllib.request  # here, not at the top: a rollback process never probes
+        import urllib.error  # slow to import: only a shift with probes polls them
+        import urllib.request  # slow to import: only a shift with probes polls them
 
         try:
             with urllib.request.urlopen(self.url, timeout=self.timeout) as response:  # noqa: S310
@@ -184,9 +182,6 @@ class AnalysisGuard:
         self.before: dict[str, list[Any]] = {}  # the pre-shift baseline, read once
 
     def check(self) -> Verdict:
-        from cutover.analysis import BASELINE_WINDOWS, judge
-        from cutover.metrics import MetricsUnavailable
-
         # a window is judged once its figures are published: `delaySeconds` after its end
         now = self.now() - self.delay
         until = now - now % self.period
@@ -232,7 +227,6 @@ def analysis_guard(
     for a baseline before it; `phase_began`: since when its tests have looked."""
     if not options.analysis or weights[options.target] == 0:
         return None
-    from cutover.metrics import source_for
 
     sources = [
         (s.outputs.name, source, s.outputs.analysis)

@@ -38,7 +38,8 @@ from cutover.engine.session import Session, write_seconds
 from cutover.engine.takeover import Restoring, TakeOver
 from cutover.errors import LockHeld
 from cutover.fleet import ensure_full_capacity
-from cutover.journal import Journal
+from cutover.journal import Journal, open_journal
+from cutover.journal.items import skipped_line
 from cutover.journal.lease import LeaseLost, LeaseState
 from cutover.journal.owner import Owner, Superseded, newer_owner
 from cutover.notifier import Notifier
@@ -277,9 +278,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
     Raises when a restore failed, so the function's Errors alarm tells the stack's topic.
     """
-    from cutover.journal import open_journal
-    from cutover.journal.items import skipped_line
-
     outputs = StackOutputs(json.loads(os.environ["CUTOVER_OUTPUTS"]), "CUTOVER_OUTPUTS")
     journal = open_journal("stack", outputs.journal_table, None)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
