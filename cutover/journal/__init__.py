@@ -26,7 +26,10 @@ from cutover_gates.contract import Color, Holder, Outcome
 
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError
+from cutover.journal.dynamodb import DynamoJournal
+from cutover.journal.file import FileJournal
 from cutover.journal.items import Skipped
+from cutover.journal.kubernetes import KubernetesJournal
 from cutover.journal.lease import LeaseState
 from cutover.journal.owner import Owner
 from cutover.summary import Summary
@@ -91,7 +94,6 @@ def open_journal(spec: str, table: str | None, namespace: str | None) -> Journal
             raise ConfigError(
                 "--journal dynamodb: this stack has no journal table; use --journal stack"
             )
-        from cutover.journal.dynamodb import DynamoJournal
 
         return DynamoJournal(table)
     if spec == "kubernetes":
@@ -99,11 +101,8 @@ def open_journal(spec: str, table: str | None, namespace: str | None) -> Journal
             raise ConfigError(
                 "--journal kubernetes: this stack has no Kubernetes namespace; use --journal stack"
             )
-        from cutover.journal.kubernetes import KubernetesJournal
 
         return KubernetesJournal(namespace)
     if spec.startswith("file:") and len(spec) > 5:
-        from cutover.journal.file import FileJournal
-
         return FileJournal(Path(spec[5:]).expanduser().resolve())
     raise ConfigError(f"--journal {spec!r}; expected stack, dynamodb, kubernetes or file:PATH")

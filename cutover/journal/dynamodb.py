@@ -20,10 +20,12 @@ from __future__ import annotations
 import contextlib
 import json
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cutover_gates.contract import Color, Outcome, Status, parse_color
 
+from cutover.aws import client
 from cutover.deployment import Deployment, UnknownStatus
 from cutover.journal.dynamodb_locks import DynamoLocks
 from cutover.journal.items import Skipped, parse_item, parse_outcome, skip
@@ -44,8 +46,6 @@ def _document(item: dict[str, Any]) -> str | bytes:
 
 class DynamoJournal(DynamoLocks):
     def __init__(self, table: str) -> None:
-        from cutover.aws import client
-
         self.table = table
         self.db = client("dynamodb")
         self._marked: set[str] = set()
@@ -310,7 +310,6 @@ class DynamoJournal(DynamoLocks):
         """Keep each finished deployment's summary on its item, once, so the next read takes
         it from the projection; conditional on the item still having none and the status it
         was read with."""
-        from concurrent.futures import ThreadPoolExecutor
 
         def keep(found: tuple[dict[str, Any], Summary]) -> None:
             item, summary = found

@@ -63,7 +63,7 @@ class KubernetesJournal:
     """The journal as ConfigMaps and Leases in `namespace`."""
 
     def __init__(self, namespace: str) -> None:
-        from kubernetes import client
+        from kubernetes import client  # optional extra: cutover[kubernetes]
 
         self.namespace = namespace
         self.core = client.CoreV1Api(api_client())
@@ -74,7 +74,7 @@ class KubernetesJournal:
 
     def _read(self, call: Any, name: str) -> dict[str, Any] | None:
         """An object as JSON, or None when it does not exist."""
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # optional extra: cutover[kubernetes]
 
         try:
             response = call(
@@ -114,7 +114,7 @@ class KubernetesJournal:
         }
 
     def acquire_one(self, key: str, holder: Holder, now: float) -> bool:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # optional extra: cutover[kubernetes]
 
         try:
             self.leases.create_namespaced_lease(
@@ -145,7 +145,7 @@ class KubernetesJournal:
         return True
 
     def heartbeat(self, listeners: list[str], holder: Holder, now: float) -> bool:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # optional extra: cutover[kubernetes]
 
         for key in listeners:
             current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
@@ -163,7 +163,7 @@ class KubernetesJournal:
         return True
 
     def release(self, listeners: list[str], holder: Holder) -> None:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # optional extra: cutover[kubernetes]
 
         for key in listeners:
             current = self._read(self.leases.read_namespaced_lease, self._lease_name(key))
@@ -207,7 +207,7 @@ class KubernetesJournal:
     def _write(self, name: str, body: dict[str, Any]) -> bool:
         """Create the ConfigMap (no resourceVersion in `body`) or replace exactly the version
         `body` names; False on a conflict (it exists, or changed since that version)."""
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # optional extra: cutover[kubernetes]
 
         try:
             if "resourceVersion" in body["metadata"]:
