@@ -8,13 +8,23 @@ which gates apply); then every policy result with its enforcement level.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import GATE_POLICIES, ROLLBACK_TESTED_POLICY, TRAFFIC
+import yaml
+from cutover_gates.contract import (
+    GATE_POLICIES,
+    JOURNAL_TABLE,
+    ROLLBACK_TESTED_POLICY,
+    ROUTE,
+    TRAFFIC,
+)
 
+from cutover.errors import ConfigError
 from cutover.preview.pack import Diagnostic, PolicyInfo, PolicyPackProcess
 from cutover.preview.program import (
     ProgramMocks,
@@ -99,13 +109,6 @@ def previous_of_stack_file(project_dir: Path, stack: str, stack_file: Path) -> d
     request's base branch), run in a fresh process (the Pulumi runtime is one a process): what
     traffic moves from. Without the journal's location (the one the earlier run names is the
     mocks'), so the preview says it did not read the journal's outcomes."""
-    import subprocess
-    import sys
-
-    from cutover_gates.contract import JOURNAL_TABLE, ROUTE
-
-    from cutover.errors import ConfigError
-
     config = stack_config(stack_file)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
@@ -124,8 +127,6 @@ def previous_of_stack_file(project_dir: Path, stack: str, stack_file: Path) -> d
 
 def pack_version(pack_dir: Path) -> str:
     """The pack's version, from PulumiPolicy.yaml as `pulumi policy publish` reads it."""
-    import yaml
-
     try:
         return str(yaml.safe_load((pack_dir / "PulumiPolicy.yaml").read_text())["version"])
     except (OSError, KeyError, TypeError, yaml.YAMLError):
@@ -171,8 +172,6 @@ def operation(resource: Resource, colors: dict[str, str], previous: dict[str, An
         counts = before.get("desiredCounts") or {}
         return "~" if color in counts and int(s["desiredCount"]) != counts[color] else ""
     if resource.type == "aws:ecs/taskDefinition:TaskDefinition" and color:
-        import json
-
         image = json.loads(s["containerDefinitions"])[0]["image"]
         old = ((previous.get("releases") or {}).get(color) or {}).get("image")
         return "~" if old and old != image else ""
@@ -201,8 +200,6 @@ def facts(
     if resource.type == "aws:ecs/service:Service":
         return f"{tags.get('cutover:color')} release {tags.get('cutover:release')}: {int(s['desiredCount'])} of capacity {tags.get('cutover:capacity')} tasks"
     if resource.type == "aws:ecs/taskDefinition:TaskDefinition":
-        import json
-
         image = json.loads(s["containerDefinitions"])[0]["image"]
         return f"image {image.split('/')[-1]}"
     if resource.type == "aws:ssm/parameter:Parameter":

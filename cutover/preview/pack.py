@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
@@ -33,10 +36,6 @@ def pack_python(pack_dir: Path) -> str:
     """The interpreter the engine's shim starts the pack with: the `virtualenv` runtime option
     of PulumiPolicy.yaml (relative to the pack), else `python3` on PATH (or PULUMI_PYTHON_CMD).
     ConfigError, as the shim's own message, when the pack or its environment is missing."""
-    import shutil
-
-    import yaml
-
     project = pack_dir / "PulumiPolicy.yaml"
     try:
         found = yaml.safe_load(project.read_text())
@@ -229,8 +228,6 @@ class PolicyPackProcess:
 
     def analyze_each(self, resources: list[Resource]) -> list[Diagnostic]:
         """Analyze every custom resource, several requests in flight at once (as the engine does)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=4) as pool:
             found = pool.map(self.analyze, [r for r in resources if r.custom])
         return [d for diagnostics in found for d in diagnostics]

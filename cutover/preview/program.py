@@ -9,6 +9,7 @@ One run per process: the Pulumi runtime is process-wide.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from google.protobuf.json_format import MessageToDict
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+from cutover.errors import CutoverError
+from cutover.stack_config import stack_config
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -223,9 +232,6 @@ class RecordingMonitor(MockMonitor):
         return response
 
     def _record(self, request: Any, urn: str, properties: Any, custom: bool) -> None:
-        from google.protobuf.json_format import MessageToDict
-        from pulumi.runtime import rpc
-
         self.registrations.append(
             Resource(
                 urn=urn,
@@ -267,10 +273,6 @@ def run_program(
 ) -> ProgramRun:
     """Run `project_dir/__main__.py` for `stack` with `config` (full keys, e.g. `cutover:activeColor`;
     objects as JSON strings or values) and return what it declared and exported."""
-    from pulumi.runtime import settings as runtime_settings
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
-
     project = project_name(project_dir)
     mocks = mocks or ProgramMocks()
     monitor = RecordingMonitor(mocks)
@@ -310,10 +312,6 @@ def main(argv: list[str] | None = None) -> int:
 
     Used by tests and tools that need a fresh process per run.
     """
-    import argparse
-
-    from cutover.errors import CutoverError
-
     parser = argparse.ArgumentParser(prog="python -m cutover.preview.program")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument("--stack", required=True)
@@ -324,7 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true", help="run as an update, not a preview")
     args = parser.parse_args(argv)
     project_dir = args.project_dir.resolve()
-    from cutover.stack_config import stack_config
 
     try:
         config = (
