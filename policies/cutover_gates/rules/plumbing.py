@@ -6,10 +6,16 @@ that imports the SDK (`policies/__main__.py` calls `serve`)."""
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Mapping
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import grpc
+import yaml
+from pulumi.runtime.proto import analyzer_pb2_grpc
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -19,7 +25,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.policy import _PolicyAnalyzerServicer
+from pulumi_policy.policy import _GRPC_CHANNEL_OPTIONS, _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UnknownValueError
 
 from cutover_gates.config_schema import PRODUCTION_STACKS, PolicyConfig
@@ -29,8 +35,6 @@ from cutover_gates.rules.policy import Policy, Report, ResourcePolicy, StackPoli
 
 def _website() -> str | None:
     """PulumiPolicy.yaml `website`: where reviewers read about each policy (README anchors)."""
-    import yaml
-
     try:
         found = yaml.safe_load(
             (Path(__file__).resolve().parents[2] / "PulumiPolicy.yaml").read_text()
@@ -193,14 +197,6 @@ class Analyzer(_PolicyAnalyzerServicer):  # type: ignore[misc]
 def serve(name: str, description: str, policies: list[Policy]) -> None:
     """Serve the declared `policies` as `PolicyPack` does (print the port, answer the engine
     until stopped), through `Analyzer`; mandatory is the level of a policy that names none."""
-    import sys
-    import time
-    from concurrent import futures
-
-    import grpc
-    from pulumi.runtime.proto import analyzer_pb2_grpc
-    from pulumi_policy.policy import _GRPC_CHANNEL_OPTIONS
-
     analyzer = Analyzer(
         name,
         "0.0.1",  # the SDK's version: the CLI reads the pack's from PulumiPolicy.yaml
