@@ -373,8 +373,8 @@ def _watchdog(found: Mapping[str, Any], production: bool, gateway: bool) -> Watc
 
 def load_config() -> StackConfig:
     """Read the stack's `cutover:` config from Pulumi and validate it."""
-    import pulumi
-    from pulumi.runtime import config as runtime_config
+    import pulumi  # only reading config needs the SDK: parse_config loads none
+    from pulumi.runtime import config as runtime_config  # only reading config needs the SDK
 
     keys = {
         k.split(":", 1)[1]

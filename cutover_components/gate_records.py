@@ -132,7 +132,7 @@ class KubernetesGateRecords(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: KubernetesGateRecordsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        import pulumi_kubernetes as k8s
+        import pulumi_kubernetes as k8s  # slow to import (seconds): ECS stacks never need it
 
         super().__init__("cutover:index:KubernetesGateRecords", name, None, opts)
         self.config_map = k8s.core.v1.ConfigMap(

@@ -78,7 +78,7 @@ class KubernetesHelperRole(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: KubernetesHelperRoleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        import pulumi_kubernetes as k8s
+        import pulumi_kubernetes as k8s  # slow to import (seconds): ECS stacks never need it
 
         super().__init__("cutover:index:KubernetesHelperRole", name, None, opts)
         self.role = k8s.rbac.v1.Role(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 from cutover_gates.contract import WATCHDOG_CRON_JOB as NAME
 
 OUTPUTS_KEY = "outputs.json"
@@ -81,8 +82,6 @@ class KubernetesWatchdog(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: KubernetesWatchdogArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        import pulumi_kubernetes as k8s
-
         super().__init__("cutover:index:KubernetesWatchdog", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         metadata = {"name": NAME, "namespace": args.namespace, "labels": args.labels}

@@ -17,6 +17,10 @@ from typing import Any
 import pulumi
 from cutover_gates.contract import COLORS, JOURNAL_TABLE, ROUTE
 
+from cutover.aws import use_region_of
+from cutover.journal import open_journal
+from cutover.outputs import StackOutputs
+
 # The JSON published for a color with nothing to say (no shift towards it yet).
 NOTHING = "{}"
 
@@ -28,13 +32,8 @@ def read_outcomes(previous: dict[str, Any]) -> dict[str, str]:
     if not previous.get(JOURNAL_TABLE) and not previous.get(ROUTE):
         return {c: NOTHING for c in COLORS}
     try:
-        from cutover.journal import open_journal
-        from cutover.outputs import StackOutputs
-
         outputs = StackOutputs(previous, "the stack's previous outputs")
         if outputs.on_aws:
-            from cutover.aws import use_region_of
-
             use_region_of(outputs.listener_arn)
         namespace = outputs.services["blue"].namespace or None
         found = open_journal("stack", outputs.journal_table, namespace).outcomes(outputs.route_key)

@@ -39,8 +39,19 @@ from cutover_gates.contract import (
 from cutover.outputs import export_kubernetes_outputs, export_outputs
 from cutover_components.cluster import ServiceCluster, ServiceClusterArgs
 from cutover_components.color_fleet import ColorFleet, ColorFleetArgs
-from cutover_components.gate_records import GateRecordFile, GateRecords, GateRecordsArgs
-from cutover_components.helper_role import HelperRole, HelperRoleArgs
+from cutover_components.gate_records import (
+    GateRecordFile,
+    GateRecords,
+    GateRecordsArgs,
+    KubernetesGateRecords,
+    KubernetesGateRecordsArgs,
+)
+from cutover_components.helper_role import (
+    HelperRole,
+    HelperRoleArgs,
+    KubernetesHelperRole,
+    KubernetesHelperRoleArgs,
+)
 from cutover_components.journal import DeploymentJournal, DeploymentJournalArgs
 from cutover_components.latest_deployments import latest_deployments
 from cutover_components.load_balancer import WeightedLoadBalancer, WeightedLoadBalancerArgs
@@ -189,26 +200,17 @@ class BlueGreenService(pulumi.ComponentResource):
 
     def _kubernetes(self, name: str) -> None:
         """Both colors as Deployments, behind a weighted Gateway API HTTPRoute or the ALB."""
-        # Imported here: pulumi-kubernetes takes seconds to import, and ECS stacks never need it.
-        from cutover_components.gate_records import (
-            KubernetesGateRecords,
-            KubernetesGateRecordsArgs,
-        )
-        from cutover_components.gateway_route import WeightedRoute, WeightedRouteArgs
-        from cutover_components.helper_role import (
-            KubernetesHelperRole,
-            KubernetesHelperRoleArgs,
-        )
-        from cutover_components.kubernetes_color import KubernetesColor, KubernetesColorArgs
+        import cutover_components.gateway_route as gateway_route  # pulumi-kubernetes is slow
+        import cutover_components.kubernetes_color as kubernetes_color  # pulumi-kubernetes is slow
 
         config, traffic, cluster = self.config, self.traffic, self.config.kubernetes
         assert cluster is not None
         lb = self.declare_alb(name) if cluster.routing == "alb" else None
         labels = {"app.kubernetes.io/name": config.service.name}
         self.fleets = {
-            c: KubernetesColor(
+            c: kubernetes_color.KubernetesColor(
                 f"{name}-{c}",
-                KubernetesColorArgs(
+                kubernetes_color.KubernetesColorArgs(
                     service=config.service,
                     cluster=cluster,
                     color=config.color(c),
@@ -250,9 +252,9 @@ class BlueGreenService(pulumi.ComponentResource):
         if lb is not None:
             self.export_alb(name, services, [])
             return
-        self.route = WeightedRoute(
+        self.route = gateway_route.WeightedRoute(
             name,
-            WeightedRouteArgs(
+            gateway_route.WeightedRouteArgs(
                 service_name=config.service.name,
                 cluster=cluster,
                 weights=config.weights,
@@ -278,7 +280,7 @@ class BlueGreenService(pulumi.ComponentResource):
 
     def _kubernetes_watchdog(self, name: str) -> None:
         """The CronJob that gives traffic back on a Gateway stack."""
-        from cutover_components.kubernetes_watchdog import (
+        from cutover_components.kubernetes_watchdog import (  # pulumi-kubernetes is slow
             NAME,
             KubernetesWatchdog,
             KubernetesWatchdogArgs,
