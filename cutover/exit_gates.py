@@ -18,14 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cutover_gates.contract import (
-    COLORS,
-    DASHBOARD,
-    ROLLBACK_DRILL,
-    WATCHDOG,
-    Color,
-    Status,
-)
+from cutover_gates.contract import COLORS, ROLLBACK_DRILL, Color, Status
+from cutover_gates.stack_outputs import DASHBOARD, WATCHDOG
 
 from cutover.aws import client, describe_alarms
 from cutover.deployment import Deployment

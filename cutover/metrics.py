@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cutover_gates.analysis_config import Settings
-from cutover_gates.contract import COLORS, AlbMetrics, Color
+from cutover_gates.contract import COLORS, Color
+from cutover_gates.stack_outputs import AlbMetrics
 
 from cutover.analysis import Window, window_starts
 from cutover.aws import client

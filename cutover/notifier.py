@@ -12,7 +12,8 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cutover_gates.contract import METRICS_NAMESPACE, Route, Status
+from cutover_gates.contract import METRICS_NAMESPACE, Status
+from cutover_gates.stack_outputs import Route
 
 from cutover.aws import client
 from cutover.deployment import Deployment

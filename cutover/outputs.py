@@ -1,4 +1,4 @@
-"""The stack outputs contract (`cutover_gates.contract` names them): the one place that knows the outputs' names.
+"""The helper's side of the stack outputs (`cutover_gates.stack_outputs` names and shapes them).
 
 The program exports through `export_outputs`; the helper reads the JSON of
 `pulumi stack output --json` through `parse_outputs`.
@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cutover_gates.config_keys import SettingError
-from cutover_gates.contract import (
+from cutover_gates.contract import ALB_RESOLUTION_SECONDS, COLORS, Color
+from cutover_gates.stack_outputs import (
     ALARM_NAMES,
-    ALB_RESOLUTION_SECONDS,
     ANALYSIS,
-    COLORS,
     JOURNAL_TABLE,
     LISTENER_ARN,
     LOAD_BALANCER_DNS_NAME,
@@ -31,7 +30,6 @@ from cutover_gates.contract import (
     TEST_URL,
     TOPIC_ARN,
     AlbMetrics,
-    Color,
     ColorService,
     Release,
     Route,

@@ -15,7 +15,8 @@ import json
 from typing import Any
 
 import pulumi
-from cutover_gates.contract import COLORS, JOURNAL_TABLE, ROUTE
+from cutover_gates.contract import COLORS
+from cutover_gates.stack_outputs import JOURNAL_TABLE, ROUTE
 
 from cutover.aws import use_region_of
 from cutover.journal import open_journal

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
-from cutover_gates.contract import (
+from cutover_gates.contract import COLORS, Color
+from cutover_gates.stack_outputs import (
     ANALYSIS,
-    COLORS,
     DASHBOARD,
     HELPER_ROLE_ARN,
     METRICS,
@@ -31,7 +31,6 @@ from cutover_gates.contract import (
     TRAFFIC,
     WATCHDOG,
     AlbMetrics,
-    Color,
     ColorService,
     Release,
 )

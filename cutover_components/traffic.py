@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import pulumi
-from cutover_gates.contract import COLORS, TRAFFIC, Color
+from cutover_gates.contract import COLORS, Color
 from cutover_gates.rollback_window import (
     keeps_full_capacity,
     next_traffic_state,
     parse_traffic_state,
 )
+from cutover_gates.stack_outputs import TRAFFIC
 
 from cutover_components.stack import StackConfig
 

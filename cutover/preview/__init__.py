@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cutover_gates.contract import (
-    GATE_POLICIES,
-    JOURNAL_TABLE,
-    ROLLBACK_TESTED_POLICY,
-    ROUTE,
-    TRAFFIC,
-)
+from cutover_gates.contract import GATE_POLICIES, ROLLBACK_TESTED_POLICY
+from cutover_gates.stack_outputs import JOURNAL_TABLE, ROUTE, TRAFFIC
 
 from cutover.errors import ConfigError
 from cutover.preview.pack import Diagnostic, PolicyInfo, PolicyPackProcess

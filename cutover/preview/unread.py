@@ -21,13 +21,12 @@ from typing import Any
 
 from cutover_gates.contract import (
     COLORS,
-    JOURNAL_TABLE,
     LATEST_DEPLOYMENT,
     RECORDS_CONFIG_MAP,
-    ROUTE,
     record_config_map_key,
     record_parameter,
 )
+from cutover_gates.stack_outputs import JOURNAL_TABLE, ROUTE
 
 from cutover.preview.pack import Diagnostic
 from cutover.preview.program import Resource

@@ -16,7 +16,6 @@ from cutover_gates.contract import (
     COLORS,
     LATEST_DEPLOYMENT,
     RECORDS_CONFIG_MAP,
-    TRAFFIC,
     WATCHDOG_CRON_JOB,
     WATCHDOG_ROLE,
     LatestOutcome,
@@ -27,6 +26,7 @@ from cutover_gates.contract import (
 )
 from cutover_gates.record import parse_record
 from cutover_gates.rollback_window import TrafficState, parse_traffic_state
+from cutover_gates.stack_outputs import TRAFFIC
 
 LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 LISTENER_RULE_TYPES = ("aws:lb/listenerRule:ListenerRule", "aws:alb/listenerRule:ListenerRule")

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cutover_gates.contract import AlbMetrics, ColorService, Holder, Release, Route
+from cutover_gates.contract import Holder
+from cutover_gates.stack_outputs import AlbMetrics, ColorService, Release, Route
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,0 +1,183 @@
+"""The stack outputs: their names as `pulumi stack output --json` prints them, and the typed
+shape of each one the helper and the pack read.
+
+The program exports them, the helper reads them (`cutover.outputs` is its one boundary) and
+the pack reads a previous update's; like the contract beside it, this module lives inside the
+pack. Pure: no I/O, no third-party imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cutover_gates.config_keys import SettingError, whole
+from cutover_gates.contract import ALB_RESOLUTION_SECONDS, COLORS
+
+STACK = "stack"
+PROJECT = "project"
+PLATFORM = "platform"
+LISTENER_ARN = "listenerArn"
+TARGET_GROUP_ARNS = "targetGroupArns"
+ALARM_NAMES = "alarmNames"
+RELEASES = "releases"
+SERVICES = "services"
+JOURNAL_TABLE = "journalTable"
+TOPIC_ARN = "topicArn"
+LOAD_BALANCER_DNS_NAME = "loadBalancerDnsName"
+TEST_URL = "testUrl"
+TRAFFIC = "traffic"
+HELPER_ROLE_ARN = "helperRoleArn"
+ROUTE = "route"
+# the stack's `cutover:analysis` settings, and where an ALB stack's per-color metrics are:
+# {"namespace": "AWS/ApplicationELB", "loadBalancer": <arn suffix>, "targetGroups": {color: ...}}
+ANALYSIS = "analysis"
+METRICS = "metrics"
+DASHBOARD = "dashboard"
+# {"function", "schedule"} on AWS, {"cronJob", "namespace"} on a Gateway stack
+WATCHDOG = "watchdog"
+
+
+@dataclass(frozen=True)
+class Release:
+    """The release a color runs, as output `releases` names it: its version and the digest of
+    its image (what the gate records bind; "" where the image is not pinned), and the image
+    (the program exports it, for the offline preview's diff)."""
+
+    version: str
+    digest: str
+    image: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"version": self.version, "digest": self.digest}
+        return {**found, "image": self.image} if self.image else found
+
+    @classmethod
+    def from_json(cls, data: Any) -> Release:
+        """ValueError naming the first malformed field."""
+        if not isinstance(data, Mapping):
+            raise ValueError("must be {version, digest}")
+        if not isinstance(data.get("version"), str) or not data["version"]:
+            raise ValueError("version must be a non-empty string")
+        if not isinstance(data.get("digest", ""), str):
+            raise ValueError("digest must be a string (sha256:..., or empty when not pinned)")
+        return cls(data["version"], str(data.get("digest", "")), str(data.get("image") or ""))
+
+
+@dataclass(frozen=True)
+class ColorService:
+    """One color's service as output `services` names it: what runs it (an ECS cluster and
+    service, or a Kubernetes namespace, Deployment and Service) and how many it runs."""
+
+    platform: str  # ecs or kubernetes
+    service: str  # the ECS service, or the color's Kubernetes Service
+    capacity: int  # full capacity: what a color runs before it takes traffic
+    idle_capacity: int  # what the color not serving keeps warm
+    desired_count: int  # what this update runs
+    cluster: str = ""  # ECS
+    namespace: str = ""  # Kubernetes
+    deployment: str = ""  # Kubernetes
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"platform": self.platform, "service": self.service, "capacity": self.capacity,
+                 "idleCapacity": self.idle_capacity, "desiredCount": self.desired_count}  # fmt: skip
+        place = {"cluster": self.cluster} if self.platform == "ecs" else \
+            {"namespace": self.namespace, "deployment": self.deployment}  # fmt: skip
+        return {**found, **place}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ColorService:
+        """ValueError naming the first malformed field."""
+        if not isinstance(data, Mapping):
+            raise ValueError("must be an object")
+        platform = data.get("platform", "ecs")
+        named = ("cluster",) if platform == "ecs" else ("namespace", "deployment")
+        if platform not in ("ecs", "kubernetes"):
+            raise ValueError(f"platform must be ecs or kubernetes, not {platform!r}")
+        for key in ("service", *named):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ValueError(f"{key} must be a non-empty string")
+        counts = {}
+        for key in ("capacity", "idleCapacity", "desiredCount"):
+            value = data.get(key, data.get("capacity") if key != "capacity" else None)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # outputs passed through the engine arrive as floats
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{key} must be a whole number of 0 or more")
+            counts[key] = value
+        return cls(
+            platform=str(platform),
+            service=str(data["service"]),
+            capacity=counts["capacity"],
+            idle_capacity=counts["idleCapacity"],
+            desired_count=counts["desiredCount"],
+            cluster=str(data.get("cluster", "")),
+            namespace=str(data.get("namespace", "")),
+            deployment=str(data.get("deployment", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Route:
+    """A Gateway stack's HTTPRoute, as output `route` names it."""
+
+    namespace: str
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "name": self.name}
+
+    @property
+    def key(self) -> str:
+        """What the journal and the lock know it by."""
+        return f"httproute/{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_json(cls, data: Any) -> Route:
+        """ValueError when `data` does not name the route's namespace and name."""
+        if not isinstance(data, Mapping) or not all(
+            isinstance(data.get(k), str) and data[k] for k in ("namespace", "name")
+        ):
+            raise ValueError("must name the HTTPRoute's namespace and name")
+        return cls(data["namespace"], data["name"])
+
+
+@dataclass(frozen=True)
+class AlbMetrics:
+    """Where an ALB stack's CloudWatch figures are, as output `metrics` names them: the
+    namespace, the load balancer's and each color's target group's dimension, and how often
+    they are published (seconds)."""
+
+    namespace: str
+    load_balancer: str
+    target_groups: dict[str, str]
+    resolution_seconds: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "loadBalancer": self.load_balancer,
+                "targetGroups": dict(self.target_groups),
+                "resolutionSeconds": self.resolution_seconds}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Any) -> AlbMetrics:
+        """ValueError when `data` is not {namespace, loadBalancer, targetGroups: {blue,
+        green}, resolutionSeconds} (the resolution defaulting to the ALB's)."""
+        said = "must be {namespace, loadBalancer, targetGroups: {blue, green}, resolutionSeconds}"
+        if not isinstance(data, Mapping):
+            raise ValueError(said)
+        groups = data.get("targetGroups")
+        try:  # a whole number of seconds (outputs passed through the engine arrive as floats)
+            resolution = whole(1, 3600)(
+                "resolutionSeconds", data.get("resolutionSeconds", ALB_RESOLUTION_SECONDS)
+            )
+        except SettingError:
+            raise ValueError(said) from None
+        if not (
+            all(isinstance(data.get(k), str) for k in ("namespace", "loadBalancer"))
+            and isinstance(groups, Mapping)
+            and set(groups) == set(COLORS)
+            and all(isinstance(v, str) for v in groups.values())
+        ):
+            raise ValueError(said)
+        return cls(data["namespace"], data["loadBalancer"], dict(groups), resolution)
