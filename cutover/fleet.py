@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from cutover_gates.contract import Color
+from cutover_gates.stack_outputs import EcsService, KubernetesService
 
 from cutover.clock import Clock, poll_until
 from cutover.errors import DeploymentFailed
@@ -49,10 +50,15 @@ class EcsFleet:
             1 for t in health["TargetHealthDescriptions"] if t["TargetHealth"]["State"] == "healthy"
         )
 
+    def _service(self, color: Color) -> EcsService:
+        found = self.outputs.services[color]
+        assert isinstance(found, EcsService)  # an ECS stack's, as its outputs were parsed
+        return found
+
     def scale_up(self, color: Color, capacity: int) -> int | None:
         from cutover.aws import client
 
-        service = self.outputs.services[color]
+        service = self._service(color)
         found = client("ecs").describe_services(cluster=service.cluster, services=[service.service])
         desired = found["services"][0]["desiredCount"] if found["services"] else 0
         if desired >= capacity:
@@ -72,6 +78,7 @@ class KubernetesFleet:
 
     def _deployment(self, color: Color) -> tuple[str, str]:
         service = self.outputs.services[color]
+        assert isinstance(service, KubernetesService)  # a Kubernetes stack's, as parsed
         return service.deployment, service.namespace
 
     def ready(self, color: Color) -> int:

@@ -183,5 +183,5 @@ def source_for(outputs: StackOutputs) -> MetricSource | None:
         return CloudWatchSource(outputs.metrics, settings) if outputs.metrics else None
     if not (settings.prometheus or {}).get("url"):
         return None
-    namespace = outputs.services["blue"].namespace or "default"
+    namespace = outputs.namespace or "default"
     return PrometheusSource(settings, namespace, {c: outputs.services[c].service for c in COLORS})

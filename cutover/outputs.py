@@ -31,8 +31,10 @@ from cutover_gates.stack_outputs import (
     TOPIC_ARN,
     AlbMetrics,
     ColorService,
+    KubernetesService,
     Release,
     Route,
+    color_service_from_json,
 )
 
 if TYPE_CHECKING:
@@ -170,10 +172,13 @@ class StackOutputs:
         }
         services = {c: data[SERVICES][c] for c in COLORS}
         self.services: dict[Color, ColorService] = {
-            c: shape(f"{SERVICES}.{c}", ColorService.from_json,
+            c: shape(f"{SERVICES}.{c}", color_service_from_json,
                      {"platform": self.platform, **found} if isinstance(found, dict) else found)
             for c, found in services.items()
         }  # fmt: skip
+        for c, found in self.services.items():
+            if found.platform != self.platform:
+                raise fail(f"{SERVICES}.{c}", f"platform must be the stack's ({self.platform})")
         self.journal_table: str | None = data.get(JOURNAL_TABLE)
         self.topic_arn: str | None = data.get(TOPIC_ARN)
         self.test_url: str | None = data.get(TEST_URL)
@@ -209,6 +214,12 @@ class StackOutputs:
         """What the journal and the lock know this service's routing by: the listener ARN, or
         `httproute/<namespace>/<name>`."""
         return self.route.key if self.route is not None else self.listener_arn
+
+    @property
+    def namespace(self) -> str | None:
+        """A Kubernetes stack's release namespace (where its journal is kept); None on ECS."""
+        blue = self.services["blue"]
+        return blue.namespace if isinstance(blue, KubernetesService) else None
 
     @property
     def on_aws(self) -> bool:

@@ -36,8 +36,8 @@ def read_outcomes(previous: dict[str, Any]) -> dict[str, str]:
         outputs = StackOutputs(previous, "the stack's previous outputs")
         if outputs.on_aws:
             use_region_of(outputs.listener_arn)
-        namespace = outputs.services["blue"].namespace or None
-        found = open_journal("stack", outputs.journal_table, namespace).outcomes(outputs.route_key)
+        journal = open_journal("stack", outputs.journal_table, outputs.namespace)
+        found = journal.outcomes(outputs.route_key)
     except Exception as e:  # noqa: BLE001 - said to the pack, which fails closed
         why = json.dumps({"unreadable": f"{type(e).__name__}: {e}"})
         return {c: why for c in COLORS}

@@ -31,7 +31,8 @@ from cutover_gates.stack_outputs import (
     TRAFFIC,
     WATCHDOG,
     AlbMetrics,
-    ColorService,
+    EcsService,
+    KubernetesService,
     Release,
 )
 
@@ -88,14 +89,13 @@ def color_service(
     config: StackConfig,
     traffic: TrafficPlan,
     color: Color,
-    platform: str,
+    shape: type[EcsService] | type[KubernetesService],
     **names: pulumi.Input[str],
 ) -> pulumi.Output[dict[str, Any]]:
-    """One color's entry of output `services`, exported through the contract's ColorService
+    """One color's entry of output `services`, exported through its platform's `shape`
     (`names`: what runs it, as its fields name them)."""
     return pulumi.Output.all(desired_count=traffic.desired_counts[color], **names).apply(
-        lambda found: ColorService(
-            platform=platform,
+        lambda found: shape(
             capacity=config.color(color).capacity,
             idle_capacity=config.color(color).idle_capacity,
             **found,
@@ -191,7 +191,7 @@ class BlueGreenService(pulumi.ComponentResource):
             self.options(),
         )
         services = {
-            c: color_service(config, traffic, c, "ecs", cluster=cluster.cluster.name,
+            c: color_service(config, traffic, c, EcsService, cluster=cluster.cluster.name,
                              service=self.fleets[c].service.name)
             for c in COLORS
         }  # fmt: skip
@@ -233,7 +233,7 @@ class BlueGreenService(pulumi.ComponentResource):
         )
         services = {
             c: color_service(
-                config, traffic, c, "kubernetes", namespace=cluster.namespace,
+                config, traffic, c, KubernetesService, namespace=cluster.namespace,
                 deployment=self.fleets[c].resource_name, service=self.fleets[c].resource_name,
             )
             for c in COLORS

@@ -211,9 +211,7 @@ class Context:
                 use_region_of(o.listener_arn)
         self.services = services_of(self.all_outputs)
         first = self.all_outputs[0]
-        self.journal = open_journal(
-            journal, first.journal_table, first.services["blue"].namespace or None
-        )
+        self.journal = open_journal(journal, first.journal_table, first.namespace)
         self.keys = [s.key for s in self.services]
         self.scope = scope_of(self.keys)
         Context.opened.append(self)

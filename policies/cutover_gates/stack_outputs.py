@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from cutover_gates.config_keys import SettingError, whole
 from cutover_gates.contract import ALB_RESOLUTION_SECONDS, COLORS
@@ -65,57 +65,95 @@ class Release:
         return cls(data["version"], str(data.get("digest", "")), str(data.get("image") or ""))
 
 
-@dataclass(frozen=True)
-class ColorService:
-    """One color's service as output `services` names it: what runs it (an ECS cluster and
-    service, or a Kubernetes namespace, Deployment and Service) and how many it runs."""
+Platform = Literal["ecs", "kubernetes"]
 
-    platform: str  # ecs or kubernetes
-    service: str  # the ECS service, or the color's Kubernetes Service
+
+def _named(data: Mapping[str, Any], *keys: str) -> list[str]:
+    """The non-empty strings `data` holds under `keys`; ValueError naming the first that is not."""
+    for key in keys:
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ValueError(f"{key} must be a non-empty string")
+    return [str(data[key]) for key in keys]
+
+
+def _counts(data: Mapping[str, Any]) -> list[int]:
+    """capacity, idleCapacity and desiredCount (each but the first defaulting to it); whole
+    numbers, which outputs passed through the engine carry as floats."""
+    counts = []
+    for key in ("capacity", "idleCapacity", "desiredCount"):
+        value = data.get(key, data.get("capacity") if key != "capacity" else None)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{key} must be a whole number of 0 or more")
+        counts.append(value)
+    return counts
+
+
+@dataclass(frozen=True)
+class EcsService:
+    """One color's ECS service as output `services` names it: its cluster and service, and how
+    many tasks it runs."""
+
+    platform: ClassVar[Platform] = "ecs"
+    cluster: str
+    service: str
     capacity: int  # full capacity: what a color runs before it takes traffic
     idle_capacity: int  # what the color not serving keeps warm
     desired_count: int  # what this update runs
-    cluster: str = ""  # ECS
-    namespace: str = ""  # Kubernetes
-    deployment: str = ""  # Kubernetes
 
     def to_json(self) -> dict[str, Any]:
-        found = {"platform": self.platform, "service": self.service, "capacity": self.capacity,
-                 "idleCapacity": self.idle_capacity, "desiredCount": self.desired_count}  # fmt: skip
-        place = {"cluster": self.cluster} if self.platform == "ecs" else \
-            {"namespace": self.namespace, "deployment": self.deployment}  # fmt: skip
-        return {**found, **place}
+        return {"platform": self.platform, "service": self.service, "capacity": self.capacity,
+                "idleCapacity": self.idle_capacity, "desiredCount": self.desired_count,
+                "cluster": self.cluster}  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: Any) -> ColorService:
+    def from_json(cls, data: Mapping[str, Any]) -> EcsService:
         """ValueError naming the first malformed field."""
-        if not isinstance(data, Mapping):
-            raise ValueError("must be an object")
-        platform = data.get("platform", "ecs")
-        named = ("cluster",) if platform == "ecs" else ("namespace", "deployment")
-        if platform not in ("ecs", "kubernetes"):
-            raise ValueError(f"platform must be ecs or kubernetes, not {platform!r}")
-        for key in ("service", *named):
-            if not isinstance(data.get(key), str) or not data[key]:
-                raise ValueError(f"{key} must be a non-empty string")
-        counts = {}
-        for key in ("capacity", "idleCapacity", "desiredCount"):
-            value = data.get(key, data.get("capacity") if key != "capacity" else None)
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)  # outputs passed through the engine arrive as floats
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{key} must be a whole number of 0 or more")
-            counts[key] = value
-        return cls(
-            platform=str(platform),
-            service=str(data["service"]),
-            capacity=counts["capacity"],
-            idle_capacity=counts["idleCapacity"],
-            desired_count=counts["desiredCount"],
-            cluster=str(data.get("cluster", "")),
-            namespace=str(data.get("namespace", "")),
-            deployment=str(data.get("deployment", "")),
-        )
+        service, cluster = _named(data, "service", "cluster")
+        return cls(cluster, service, *_counts(data))
+
+
+@dataclass(frozen=True)
+class KubernetesService:
+    """One color's Kubernetes workload as output `services` names it: its namespace,
+    Deployment and Service, and how many replicas it runs."""
+
+    platform: ClassVar[Platform] = "kubernetes"
+    namespace: str
+    deployment: str
+    service: str  # the color's Kubernetes Service
+    capacity: int  # full capacity: what a color runs before it takes traffic
+    idle_capacity: int  # what the color not serving keeps warm
+    desired_count: int  # what this update runs
+
+    def to_json(self) -> dict[str, Any]:
+        return {"platform": self.platform, "service": self.service, "capacity": self.capacity,
+                "idleCapacity": self.idle_capacity, "desiredCount": self.desired_count,
+                "namespace": self.namespace, "deployment": self.deployment}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KubernetesService:
+        """ValueError naming the first malformed field."""
+        service, namespace, deployment = _named(data, "service", "namespace", "deployment")
+        return cls(namespace, deployment, service, *_counts(data))
+
+
+# One color's service: one shape per platform, told apart by its `platform`.
+ColorService = EcsService | KubernetesService
+
+
+def color_service_from_json(data: Any) -> ColorService:
+    """The shape its `platform` names (ecs when it names none); ValueError naming the first
+    malformed field."""
+    if not isinstance(data, Mapping):
+        raise ValueError("must be an object")
+    platform = data.get("platform", "ecs")
+    if platform == EcsService.platform:
+        return EcsService.from_json(data)
+    if platform == KubernetesService.platform:
+        return KubernetesService.from_json(data)
+    raise ValueError(f"platform must be ecs or kubernetes, not {platform!r}")
 
 
 @dataclass(frozen=True)

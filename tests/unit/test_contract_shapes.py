@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 from cutover_gates.contract import Holder
-from cutover_gates.stack_outputs import AlbMetrics, ColorService, Release, Route
+from cutover_gates.stack_outputs import (
+    AlbMetrics,
+    ColorService,
+    EcsService,
+    KubernetesService,
+    Release,
+    Route,
+    color_service_from_json,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,12 +33,15 @@ counts = st.integers(0, 1000)
 def test_a_color_service_reads_back_what_it_wrote(
     platform: str, service: str, place: str, capacity: int, idle: int, desired: int
 ) -> None:
-    where = {"cluster": place} if platform == "ecs" else {"namespace": place, "deployment": place}
-    shape = ColorService(platform, service, capacity, idle, desired, **where)
-    assert ColorService.from_json(shape.to_json()) == shape
+    shape: ColorService = (
+        EcsService(place, service, capacity, idle, desired)
+        if platform == "ecs"
+        else KubernetesService(place, place, service, capacity, idle, desired)
+    )
+    assert color_service_from_json(shape.to_json()) == shape
     # through the engine, numbers arrive as floats
     floats = {k: float(v) if isinstance(v, int) else v for k, v in shape.to_json().items()}
-    assert ColorService.from_json(floats) == shape
+    assert color_service_from_json(floats) == shape
 
 
 def outputs_with(service: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +68,10 @@ def outputs_with(service: dict[str, Any]) -> dict[str, Any]:
         ({"capacity": -1}, "output 'services.green' capacity must be a whole number of 0 or more"),
         ({"cluster": ""}, "output 'services.green' cluster must be a non-empty string"),
         ({"platform": "nomad"}, "output 'services.green' platform must be ecs or kubernetes"),
+        (
+            {"platform": "kubernetes", "namespace": "n", "deployment": "d"},
+            "output 'services.green' platform must be the stack's (ecs)",
+        ),
         ({"desiredCount": True}, "desiredCount must be a whole number of 0 or more"),
     ],
 )
