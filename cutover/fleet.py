@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from cutover_gates.contract import Color
-from cutover_gates.stack_outputs import EcsService, KubernetesService
+from cutover_gates.output_shapes import EcsService, KubernetesService
 
 from cutover.clock import Clock, poll_until
 from cutover.errors import DeploymentFailed

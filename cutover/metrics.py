@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from cutover_gates.analysis_config import Settings
 from cutover_gates.contract import COLORS, Color
-from cutover_gates.stack_outputs import AlbMetrics
+from cutover_gates.output_shapes import AlbMetrics
 
 from cutover.analysis import Window, window_starts
 from cutover.aws import client

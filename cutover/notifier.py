@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cutover_gates.contract import METRICS_NAMESPACE, Status
-from cutover_gates.stack_outputs import Route
+from cutover_gates.output_shapes import Route
 
 from cutover.aws import client
 from cutover.deployment import Deployment

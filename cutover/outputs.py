@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cutover_gates.config_keys import SettingError
 from cutover_gates.contract import ALB_RESOLUTION_SECONDS, COLORS, Color
+from cutover_gates.output_shapes import (
+    AlbMetrics,
+    ColorService,
+    KubernetesService,
+    Release,
+    Route,
+    color_service_from_json,
+)
 from cutover_gates.stack_outputs import (
     ALARM_NAMES,
     ANALYSIS,
@@ -29,12 +37,6 @@ from cutover_gates.stack_outputs import (
     TARGET_GROUP_ARNS,
     TEST_URL,
     TOPIC_ARN,
-    AlbMetrics,
-    ColorService,
-    KubernetesService,
-    Release,
-    Route,
-    color_service_from_json,
 )
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pulumi
 from cutover_gates.contract import COLORS, Color
+from cutover_gates.output_shapes import AlbMetrics, EcsService, KubernetesService, Release
 from cutover_gates.stack_outputs import (
     ANALYSIS,
     DASHBOARD,
@@ -30,10 +31,6 @@ from cutover_gates.stack_outputs import (
     PROJECT,
     TRAFFIC,
     WATCHDOG,
-    AlbMetrics,
-    EcsService,
-    KubernetesService,
-    Release,
 )
 
 from cutover.outputs import export_kubernetes_outputs, export_outputs

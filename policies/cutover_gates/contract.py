@@ -2,7 +2,7 @@
 
 The pack is published on its own (`pulumi policy publish` uploads only `policies/`), so this
 module lives inside it; the program and the helper import it as `cutover_gates.contract`.
-The stack outputs' names and shapes are beside it, in `cutover_gates.stack_outputs`.
+The stack outputs' names and shapes are beside it (`stack_outputs`, `output_shapes`).
 Pure: no I/O, no third-party imports.
 """
 

@@ -211,7 +211,7 @@ def test_a_seeded_batch_of_30_healthy_shifts_has_no_false_rollback(
 def test_one_get_metric_data_call_asks_for_both_colors_three_series() -> None:
     """The guard's GetMetricData call asks for both colors' three series at once."""
     from cutover_gates.analysis_config import Settings
-    from cutover_gates.stack_outputs import AlbMetrics
+    from cutover_gates.output_shapes import AlbMetrics
 
     from cutover.metrics import CloudWatchSource
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from cutover_gates.contract import Holder
-from cutover_gates.stack_outputs import (
+from cutover_gates.output_shapes import (
     AlbMetrics,
     ColorService,
     EcsService,
