@@ -64,7 +64,7 @@ def poll_cost() -> dict[str, float]:
         )
         from cutover.engine.guard import AnalysisGuard
         from cutover.metrics import CloudWatchSource
-        from cutover.outputs import load_outputs
+        from cutover.outputs import analysis_of, load_outputs
         from cutover.service import services_of
 
         data = json.loads(out.read_text())
@@ -85,9 +85,10 @@ def poll_cost() -> dict[str, float]:
         )
         services = services_of([load_outputs(str(out))])
         outputs = services[0].outputs
-        assert outputs.metrics is not None and outputs.analysis is not None  # an ALB stack's
+        settings = analysis_of(outputs)
+        assert outputs.metrics is not None and settings is not None  # an ALB stack's
         now = float(began + WINDOWS * PERIOD)
-        queries = CloudWatchSource(outputs.metrics, outputs.analysis).queries()
+        queries = CloudWatchSource(outputs.metrics, settings).queries()
         window = {
             "StartTime": datetime.fromtimestamp(began, UTC),
             "EndTime": datetime.fromtimestamp(now, UTC),
@@ -98,11 +99,11 @@ def poll_cost() -> dict[str, float]:
             cloudwatch.get_metric_data(MetricDataQueries=queries, **window)
             return time.perf_counter() - started
 
-        source = CloudWatchSource(outputs.metrics, outputs.analysis)
+        source = CloudWatchSource(outputs.metrics, settings)
 
         def poll() -> float:
             # a step that began `WINDOWS` windows ago, judged at its latest window's end
-            sources = [(outputs.name, source, outputs.analysis)]
+            sources = [(outputs.name, source, settings)]
             guard = AnalysisGuard(sources, "green", True, float(began), float(began), lambda: now)
             started = time.perf_counter()
             verdict = guard.check()

@@ -100,10 +100,10 @@ def fence_ratio(bench: Bench, outputs: dict) -> dict[str, float]:
     os.environ.update(BOUNDS)
     from cutover.journal.dynamodb import DynamoJournal
     from cutover.journal.lease import Lease
-    from cutover.outputs import StackOutputs
+    from cutover.outputs import parse_outputs
     from cutover.routers.alb import AlbRouter
 
-    data = StackOutputs(outputs, "bench")
+    data = parse_outputs(outputs, "bench")
     router = AlbRouter(data.listener_arn, data.target_group_arns, "bench")
     journal = DynamoJournal(outputs["journalTable"])
     lease = Lease(journal, [data.listener_arn], write_seconds=router.longest_write)
@@ -147,7 +147,7 @@ def dead_deployments(bench: Bench, outputs: dict, count: int) -> list[Any]:
     from cutover.journal.dynamodb import DynamoJournal
     from cutover.journal.lease import Lease
     from cutover.notifier import Notifier
-    from cutover.outputs import StackOutputs
+    from cutover.outputs import parse_outputs
     from cutover.service import services_of
 
     lb = outputs["listenerArn"].replace(":listener/", ":loadbalancer/").rsplit("/", 1)[0]
@@ -160,7 +160,7 @@ def dead_deployments(bench: Bench, outputs: dict, count: int) -> list[Any]:
             DefaultActions=[_forward(arns, 100, 0)],
         )["Listeners"][0]["ListenerArn"]  # fmt: skip
         bench.listeners.append(listener)
-        (service,) = services_of([StackOutputs({**outputs, "listenerArn": listener}, "bench")])
+        (service,) = services_of([parse_outputs({**outputs, "listenerArn": listener}, "bench")])
         clock = NoRenewals().clock
         lease = Lease(
             journal, [service.key], write_seconds=service.router.longest_write, clock=clock

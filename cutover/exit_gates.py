@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from cutover_gates.contract import COLORS, ROLLBACK_DRILL, Color, Status
-from cutover_gates.stack_outputs import DASHBOARD, WATCHDOG
 
 from cutover.aws import client, describe_alarms
 from cutover.deployment import Deployment
 from cutover.journal import Journal
 from cutover.kube import batch
+from cutover.outputs import analysis_of
 from cutover.preflight import check_gates
 from cutover.service import Service
 from cutover.timeline import EventType
@@ -58,7 +58,8 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
     if latest.status != Status.SUCCEEDED:
         reason = f" ({latest.failure})" if latest.failure else ""
         return ExitGate(DEPLOYMENT_SUCCESSFUL, False, said + reason)
-    stack_asks = service.outputs.analysis.verify_minutes * 60 if service.outputs.analysis else 0.0
+    settings = analysis_of(service.outputs)
+    stack_asks = settings.verify_minutes * 60 if settings else 0.0
     verified = [e for e in latest.events if e.type == EventType.VERIFIED]
     if (stack_asks or latest.options.verify_for) and not verified:
         return ExitGate(
@@ -78,7 +79,7 @@ def deployment_successful(service: Service, latest: Deployment | None) -> ExitGa
         )
     if verified:
         said += f", verified {verified[-1].seconds:g}s at 100%"
-    analysis = service.outputs.analysis
+    analysis = analysis_of(service.outputs)
     if not latest.options.analysis and analysis is not None and analysis.enabled:
         said += ", with the metric analysis off (--analysis off)"
     return ExitGate(DEPLOYMENT_SUCCESSFUL, True, f"{said}; serving {format_weights(served)}")
@@ -111,14 +112,14 @@ def _aws_monitoring(service: Service) -> tuple[list[str], list[str]]:
     if not names:
         problems.append("the stack names no alarms")
     seen = [f"{len(alarms)} alarms with actions, none in ALARM"]
-    dashboard = o.data.get(DASHBOARD)
+    dashboard = o.dashboard
     if dashboard:
         try:
             cloudwatch.get_dashboard(DashboardName=dashboard)
             seen.append(f"dashboard {dashboard}")
         except cloudwatch.exceptions.ResourceNotFound:
             problems.append(f"dashboard {dashboard} does not exist")
-    watchdog = o.data.get(WATCHDOG) or {}
+    watchdog = o.watchdog or {}
     if watchdog.get("schedule"):
         rule = client("events").describe_rule(Name=watchdog["schedule"])
         if rule.get("State") != "ENABLED":
@@ -134,8 +135,9 @@ def _gateway_monitoring(service: Service) -> tuple[list[str], list[str]]:
     o = service.outputs
     problems: list[str] = []
     seen: list[str] = []
-    prometheus = (o.analysis.prometheus or {}) if o.analysis else {}
-    if o.analysis and o.analysis.enabled and prometheus.get("url"):
+    settings = analysis_of(o)
+    prometheus = (settings.prometheus or {}) if settings else {}
+    if settings and settings.enabled and prometheus.get("url"):
         url = str(prometheus["url"]).rstrip("/") + "/api/v1/query?query=up"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
@@ -147,7 +149,7 @@ def _gateway_monitoring(service: Service) -> tuple[list[str], list[str]]:
         )
     else:
         problems.append("no metric analysis (cutover:analysis.prometheus) watches this stack")
-    watchdog = o.data.get(WATCHDOG) or {}
+    watchdog = o.watchdog or {}
     if watchdog.get("cronJob"):
         job = batch().read_namespaced_cron_job(watchdog["cronJob"], watchdog["namespace"])
         if job.spec.suspend:

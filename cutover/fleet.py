@@ -11,10 +11,10 @@ from typing import Protocol
 
 from cutover_gates.contract import Color
 from cutover_gates.output_shapes import EcsService, KubernetesService
+from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.clock import Clock, poll_until
 from cutover.errors import DeploymentFailed
-from cutover.outputs import StackOutputs
 
 
 class Fleet(Protocol):

@@ -35,12 +35,12 @@ from cutover_gates.record import (
     verify,
 )
 from cutover_gates.rules import gate_config
+from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.aws import client as aws_client
 from cutover.durations import format_duration
 from cutover.environment import text
 from cutover.errors import ConfigError, GateRefused
-from cutover.outputs import StackOutputs
 
 # KMS signs messages of at most this many bytes with MessageType RAW.
 KMS_MESSAGE_LIMIT = 4096

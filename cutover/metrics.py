@@ -18,10 +18,11 @@ from typing import Any, Protocol
 from cutover_gates.analysis_config import Settings
 from cutover_gates.contract import COLORS, Color
 from cutover_gates.output_shapes import AlbMetrics
+from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.analysis import Window, window_starts
 from cutover.aws import client
-from cutover.outputs import StackOutputs
+from cutover.outputs import analysis_of
 
 REQUESTS, ERRORS, LATENCY = "RequestCount", "HTTPCode_Target_5XX_Count", "TargetResponseTime"
 
@@ -176,7 +177,7 @@ class PrometheusSource:
 
 def source_for(outputs: StackOutputs) -> MetricSource | None:
     """Where a stack's figures come from: CloudWatch on an ALB, Prometheus on a Gateway."""
-    settings = outputs.analysis
+    settings = analysis_of(outputs)
     if settings is None:
         return None
     if outputs.routing == "alb":

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 from cutover_gates.contract import METRICS_NAMESPACE, Status
 from cutover_gates.output_shapes import Route
+from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.aws import client
 from cutover.deployment import Deployment
 from cutover.kube import core, timeout
-from cutover.outputs import StackOutputs
 from cutover.report import figures
 
 

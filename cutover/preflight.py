@@ -32,6 +32,7 @@ from cutover_gates.contract import (
 from cutover_gates.gate import judge_gate
 from cutover_gates.record import Expected, Unreadable, parse_record
 from cutover_gates.rules import gate_config
+from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.analysis import first_look_problem
 from cutover.deployment import Options
@@ -40,7 +41,7 @@ from cutover.engine.plan import plan_shift
 from cutover.errors import ConfigError, GateRefused
 from cutover.journal import Journal
 from cutover.metrics import MetricsUnavailable, source_for
-from cutover.outputs import StackOutputs
+from cutover.outputs import analysis_of
 from cutover.pack_config import load_gates_config
 from cutover.service import Service
 
@@ -169,7 +170,7 @@ def guard_problems(services: list[Service], options: Options, now: float) -> lis
 
 
 def _analysis_problems(service: Service, options: Options, now: float) -> list[str]:
-    o, settings = service.outputs, service.outputs.analysis
+    o, settings = service.outputs, analysis_of(service.outputs)
     if settings is None or not settings.enabled:
         return []
     source = source_for(o)

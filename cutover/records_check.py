@@ -12,8 +12,7 @@ from cutover_gates.contract import STAGE_EXIT, TRUSTED_KEYS_OF
 from cutover_gates.gate import judge, judge_records
 from cutover_gates.record import Expected, RecordInvalid, Unreadable, parse_record
 from cutover_gates.rules import gate_config
-
-from cutover.outputs import StackOutputs
+from cutover_gates.stack_outputs import StackOutputs
 
 
 @dataclass

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cutover_gates.stack_outputs import StackOutputs
+
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError
 from cutover.fleet import Fleet, fleet_of
-from cutover.outputs import StackOutputs
+from cutover.outputs import parse_outputs
 from cutover.routers import TrafficRouter, router_for
 
 
@@ -38,7 +40,9 @@ Rebuild = Callable[[list[dict[str, Any]]], list[Service]]
 
 
 def rebuild_services(journaled: list[dict[str, Any]]) -> list[Service]:
-    return services_of([StackOutputs(o, "the outputs its deployment journaled") for o in journaled])
+    return services_of(
+        [parse_outputs(o, "the outputs its deployment journaled") for o in journaled]
+    )
 
 
 def services_of_deployment(

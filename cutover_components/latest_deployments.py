@@ -20,7 +20,7 @@ from cutover_gates.stack_outputs import JOURNAL_TABLE, ROUTE
 
 from cutover.aws import use_region_of
 from cutover.journal import open_journal
-from cutover.outputs import StackOutputs
+from cutover.outputs import parse_outputs
 
 # The JSON published for a color with nothing to say (no shift towards it yet).
 NOTHING = "{}"
@@ -33,7 +33,7 @@ def read_outcomes(previous: dict[str, Any]) -> dict[str, str]:
     if not previous.get(JOURNAL_TABLE) and not previous.get(ROUTE):
         return {c: NOTHING for c in COLORS}
     try:
-        outputs = StackOutputs(previous, "the stack's previous outputs")
+        outputs = parse_outputs(previous, "the stack's previous outputs")
         if outputs.on_aws:
             use_region_of(outputs.listener_arn)
         journal = open_journal("stack", outputs.journal_table, outputs.namespace)

@@ -24,6 +24,7 @@ from cutover.deployment import Options
 from cutover.errors import ConfigError
 from cutover.gate_record import check_trusted, check_valid_for, sign_release_record, signer_of
 from cutover.interrupt import Interrupts
+from cutover.outputs import analysis_of
 from cutover.pack_config import load_gates_config
 from cutover.preflight import gate_judge, load_records, preflight
 from cutover.summary import outcome_json
@@ -95,7 +96,7 @@ def drill(
     options = Options(target=target, steps=[percent], bake=bake, interval=interval,
                       kind="drill", analysis=analysis == "on",
                       max_inconclusive=max_inconclusive)  # fmt: skip
-    settings = [o.analysis for o in ctx.all_outputs]
+    settings = [analysis_of(o) for o in ctx.all_outputs]
     analysis_line = analysis_said(settings, options)
     check_timing(settings, options, 1)
     say(analysis_line)

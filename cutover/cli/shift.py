@@ -30,15 +30,17 @@ from cutover.errors import EXIT_CODES, ConfigError, DeploymentFailed
 from cutover.exit_gates import judge_stage_exit
 from cutover.inputs import probe, steps
 from cutover.interrupt import Interrupted, Interrupts
+from cutover.outputs import analysis_of
 from cutover.pack_config import load_gates_config
 from cutover.preflight import gate_judge, load_records, preflight
 from cutover.summary import outcome_json
 from cutover.timing import analysis_said, check_timing
 
 if TYPE_CHECKING:
+    from cutover_gates.stack_outputs import StackOutputs
+
     from cutover.deployment import Deployment, Options
     from cutover.engine.shift import Gates
-    from cutover.outputs import StackOutputs
     from cutover.weights import Weights
 
 
@@ -176,13 +178,13 @@ def shift(
     found_records = load_records(records)
     ctx = Context(outputs, stack, journal)
     options.verify_for = verify_seconds(ctx.all_outputs) if verify_for is None else verify_for
-    analysis_line = analysis_said([o.analysis for o in ctx.all_outputs], options)  # checks them
+    analysis_line = analysis_said([analysis_of(o) for o in ctx.all_outputs], options)  # checks them
     steps_left = planned_steps([s.router.served() for s in ctx.services], options)
     if not steps_left:
         line = f"{target} already serves all traffic; nothing to shift."
         result(line, {"deployment": None, "status": "nothing to shift"})
         return
-    check_timing([o.analysis for o in ctx.all_outputs], options, steps_left)
+    check_timing([analysis_of(o) for o in ctx.all_outputs], options, steps_left)
     gates = gate_judge(ctx.services, ctx.journal, target, list(KINDS), gates_config, records)
     interrupts = Interrupts(say)
     with interrupts:  # from before the smoke test: a signal there moves nothing, exit 1
@@ -253,7 +255,8 @@ def write_id(path: Path, deployment_id: str) -> None:
 
 def verify_seconds(all_outputs: list[StackOutputs]) -> float:
     """The stacks' verification at 100%: the longest `cutover:analysis.verifyMinutes`."""
-    return max((60 * o.analysis.verify_minutes for o in all_outputs if o.analysis), default=0.0)
+    found = [analysis_of(o) for o in all_outputs]
+    return max((60 * s.verify_minutes for s in found if s), default=0.0)
 
 
 def say_exit_gates(

@@ -21,6 +21,7 @@ from cutover.analysis import BASELINE_WINDOWS, judge
 from cutover.aws import describe_alarms
 from cutover.deployment import Options
 from cutover.metrics import MetricSource, MetricsUnavailable, source_for
+from cutover.outputs import analysis_of
 from cutover.service import Service
 from cutover.timeline import Sample
 from cutover.weights import Weights, format_weights
@@ -229,9 +230,10 @@ def analysis_guard(
         return None
 
     sources = [
-        (s.outputs.name, source, s.outputs.analysis)
+        (s.outputs.name, source, settings)
         for s in services
-        if s.outputs.analysis is not None and s.outputs.analysis.enabled
+        for settings in [analysis_of(s.outputs)]
+        if settings is not None and settings.enabled
         for source in [source_for(s.outputs)]
         if source is not None
     ]

@@ -95,7 +95,7 @@ class Shift:
                 endpoint=os.environ.get("AWS_ENDPOINT_URL"),
                 generation=1,
                 epochs=epochs,
-                stack_outputs={x.key: x.outputs.data for x in s.services},
+                stack_outputs={x.key: x.outputs.to_json() for x in s.services},
             )
             s.record(EventType.STARTED, weights=start)
         except BaseException:

@@ -43,7 +43,7 @@ from cutover.journal.items import skipped_line
 from cutover.journal.lease import LeaseLost, LeaseState
 from cutover.journal.owner import Owner, Superseded, newer_owner
 from cutover.notifier import Notifier
-from cutover.outputs import StackOutputs
+from cutover.outputs import parse_outputs
 from cutover.service import (
     Rebuild,
     Service,
@@ -278,7 +278,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
     Raises when a restore failed, so the function's Errors alarm tells the stack's topic.
     """
-    outputs = StackOutputs(json.loads(os.environ["CUTOVER_OUTPUTS"]), "CUTOVER_OUTPUTS")
+    outputs = parse_outputs(json.loads(os.environ["CUTOVER_OUTPUTS"]), "CUTOVER_OUTPUTS")
     journal = open_journal("stack", outputs.journal_table, None)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     time_left = (lambda: remaining() / 1000 - LAMBDA_MARGIN_SECONDS) if remaining else None

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from cutover_gates.contract import COLORS
+from cutover_gates.stack_outputs import StackOutputs
 
-from cutover.outputs import StackOutputs
 from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights
 

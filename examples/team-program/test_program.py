@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cutover.outputs import StackOutputs
+from cutover.outputs import parse_outputs
 from cutover.preview.program import ProgramRun, Resource, run_program
 from cutover.stack_config import stack_config
 
@@ -29,7 +29,9 @@ def one(run: ProgramRun, typ: str, name: str) -> Resource:
 
 
 def test_cutover_can_drive_the_stack_from_its_outputs(run: ProgramRun) -> None:
-    outputs = StackOutputs(run.outputs, "the payments stack's outputs")  # as `--outputs` reads them
+    outputs = parse_outputs(
+        run.outputs, "the payments stack's outputs"
+    )  # as `--outputs` reads them
     assert outputs.stack == "prod" and outputs.services["blue"].service == "payments-blue"
     assert run.outputs["traffic"]["weights"] == {"blue": 100, "green": 0}
     assert run.outputs["url"] == "https://payments.example.com"

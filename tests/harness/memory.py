@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cutover_gates.contract import COLORS, Color, Holder, Outcome
+from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.clock import Clock
 from cutover.deployment import Deployment
@@ -36,7 +37,7 @@ from cutover.journal.lease import (
 )
 from cutover.journal.owner import Owner
 from cutover.notifier import Notifier
-from cutover.outputs import StackOutputs
+from cutover.outputs import parse_outputs
 from cutover.routers.fence import Fence, no_fence
 from cutover.service import Service
 from cutover.summary import Summary
@@ -424,7 +425,7 @@ def outputs(key: str = LISTENER) -> StackOutputs:
                 (("blue", "1.41.0"), ("green", "1.42.0"))}  # fmt: skip
     services = {c: {"service": f"checkout-{c}", "namespace": "checkout",
                     "deployment": f"checkout-{c}", "capacity": 2} for c in COLORS}  # fmt: skip
-    return StackOutputs(
+    return parse_outputs(
         {"stack": "prod", "route": {"namespace": "checkout", "name": key[-12:].replace("/", "-")},
          "releases": releases, "services": services, "platform": "kubernetes"},
         "memory",

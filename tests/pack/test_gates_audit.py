@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cutover_gates.contract import Outcome, Status
 from cutover_gates.record import make_record, sign
 
-from cutover.outputs import StackOutputs
+from cutover.outputs import parse_outputs
 from cutover.preflight import check_gates
 from cutover.preview.pack import PolicyPackProcess
 from cutover.preview.program import ProgramRun, Resource
@@ -109,7 +109,7 @@ def test_a_rolled_back_release_needs_a_newer_approval_at_every_door(
     rolled_at = NOW - timedelta(minutes=30)
     outcome = Outcome("20261127T0800-green", Status.ROLLED_BACK, "green", *release("green"),
                       rolled_at.timestamp(), "5xx rate 6% against 0.5%", "watchdog")  # fmt: skip
-    outputs = StackOutputs(flip.outputs, "the flip's outputs")
+    outputs = parse_outputs(flip.outputs, "the flip's outputs")
     before = record("approval", issued=rolled_at - timedelta(minutes=5))
     after = record("approval", issued=NOW - timedelta(minutes=5))
     for approval, refused in ((before, True), (after, False)):

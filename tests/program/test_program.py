@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from cutover_gates.stack_outputs import REQUIRED
 
-from cutover import outputs
 from cutover.preview.program import ProgramRun, Resource
 from tests.harness.program_runs import prod_config, run
 
@@ -325,8 +325,8 @@ def test_every_resource_is_parented_by_a_component(runs: dict[str, ProgramRun]) 
 
 def test_outputs_are_the_contract_and_all_known_in_preview(runs: dict[str, ProgramRun]) -> None:
     out = runs["split"].outputs
-    assert set(outputs.REQUIRED) <= set(out)
-    assert set(out) - set(outputs.REQUIRED) == {
+    assert set(REQUIRED) <= set(out)
+    assert set(out) - set(REQUIRED) == {
         "project",
         "platform",
         "traffic",

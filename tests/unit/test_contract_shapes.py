@@ -16,11 +16,12 @@ from cutover_gates.output_shapes import (
     Route,
     color_service_from_json,
 )
+from cutover_gates.stack_outputs import REQUIRED, StackOutputs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cutover.errors import ConfigError
-from cutover.outputs import StackOutputs
+from cutover.outputs import parse_outputs
 
 names = st.text("abcdefghijklmnopqrstuvwxyz-0123456789", min_size=1, max_size=20)
 counts = st.integers(0, 1000)
@@ -58,6 +59,26 @@ def outputs_with(service: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def test_stack_outputs_read_back_what_they_wrote_as_a_deployment_journals_them() -> None:
+    """A deployment journals each stack's outputs (to_json) to rebuild a release train's
+    services from: they read back the same, and keep what an earlier release requires."""
+    alb = parse_outputs({**outputs_with({}), "traffic": {"weights": {}}, "dashboard": "d",
+                         "analysis": {"verifyMinutes": 5}}, "outputs.json")  # fmt: skip
+    assert set(REQUIRED) <= set(alb.to_json()) and "traffic" not in alb.to_json()
+    assert StackOutputs.from_json(alb.to_json(), "journal") == alb
+    kubernetes = {"platform": "kubernetes", "namespace": "shop", "deployment": "checkout-blue",
+                  "service": "checkout-blue", "capacity": 2}  # fmt: skip
+    gateway = parse_outputs(
+        {"stack": "prod", "platform": "kubernetes", "route": {"namespace": "shop", "name": "r"},
+         "releases": outputs_with({})["releases"],
+         "services": {"blue": kubernetes, "green": {**kubernetes, "deployment": "checkout-green"}}},
+        "outputs.json",
+    )  # fmt: skip
+    assert StackOutputs.from_json(gateway.to_json(), "journal") == gateway
+    assert (gateway.routing, gateway.namespace, gateway.route_key) == ("gateway", "shop",
+                                                                       "httproute/shop/r")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("service", "said"),
     [
@@ -79,7 +100,7 @@ def test_a_malformed_service_is_named_with_what_is_expected(
     service: dict[str, Any], said: str
 ) -> None:
     with pytest.raises(ConfigError) as raised:
-        StackOutputs(outputs_with(service), "outputs.json")
+        parse_outputs(outputs_with(service), "outputs.json")
     assert said in str(raised.value)
     assert str(raised.value).startswith("outputs.json: ")
 
@@ -87,7 +108,7 @@ def test_a_malformed_service_is_named_with_what_is_expected(
 def test_an_idle_capacity_left_out_is_the_full_capacity() -> None:
     data = outputs_with({})
     del data["services"]["green"]["idleCapacity"], data["services"]["green"]["desiredCount"]
-    green = StackOutputs(data, "outputs.json").services["green"]
+    green = parse_outputs(data, "outputs.json").services["green"]
     assert (green.capacity, green.idle_capacity, green.desired_count) == (6, 6, 6)
 
 
@@ -104,7 +125,7 @@ def test_a_malformed_release_is_named(release: Any, said: str) -> None:
     data = outputs_with({})
     data["releases"]["green"] = release
     with pytest.raises(ConfigError) as raised:
-        StackOutputs(data, "outputs.json")
+        parse_outputs(data, "outputs.json")
     assert said in str(raised.value)
 
 
