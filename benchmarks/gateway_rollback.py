@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cutover.kube import Api  # noqa: E402
 from cutover.routers.gateway import GatewayRouter, weight_patch  # noqa: E402
 from tests.harness.real_cluster import (  # noqa: E402
     GATEWAY_GROUP,
@@ -157,6 +158,7 @@ def main() -> None:
             "checkout",
             {"blue": "checkout-blue", "green": "checkout-green"},
             "prod/checkout",
+            Api("CustomObjectsApi"),
         )
         snapshot = router.snapshot()
         restore_ops = weight_patch(snapshot["backendRefs"])

@@ -98,13 +98,14 @@ def trial(bench: Bench, outputs: dict, journal: list[str]) -> tuple[float, float
 def fence_ratio(bench: Bench, outputs: dict) -> dict[str, float]:
     """A fenced step write against a bare one, interleaved, medians of 41."""
     os.environ.update(BOUNDS)
+    from cutover.aws import client
     from cutover.journal.dynamodb import DynamoJournal
     from cutover.journal.lease import Lease
     from cutover.outputs import parse_outputs
     from cutover.routers.alb import AlbRouter
 
     data = parse_outputs(outputs, "bench")
-    router = AlbRouter(data.listener_arn, data.target_group_arns, "bench")
+    router = AlbRouter(data.listener_arn, data.target_group_arns, "bench", client("elbv2"))
     journal = DynamoJournal(outputs["journalTable"])
     lease = Lease(journal, [data.listener_arn], write_seconds=router.longest_write)
     lease.acquire("20300101T000000Z-fence0")

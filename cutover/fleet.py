@@ -7,7 +7,7 @@ ready replicas of the color's Deployment, scaled through its scale subresource.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from cutover_gates.contract import Color
 from cutover_gates.output_shapes import EcsService, KubernetesService
@@ -15,6 +15,7 @@ from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.clock import Clock, poll_until
 from cutover.errors import DeploymentFailed
+from cutover.kube import timeout
 
 
 class Fleet(Protocol):
@@ -36,14 +37,13 @@ class EcsFleet:
     unit = "healthy targets"
     disruptions_allowed: int | None = None
 
-    def __init__(self, outputs: StackOutputs) -> None:
+    def __init__(self, outputs: StackOutputs, elbv2: Any, ecs: Any) -> None:
         self.outputs = outputs
+        self.elbv2, self.ecs = elbv2, ecs  # boto3 clients
 
     def ready(self, color: Color) -> int:
         """Targets reported healthy in the color's target group."""
-        from cutover.aws import client
-
-        health = client("elbv2").describe_target_health(
+        health = self.elbv2.describe_target_health(
             TargetGroupArn=self.outputs.target_group_arns[color]
         )
         return sum(
@@ -56,14 +56,12 @@ class EcsFleet:
         return found
 
     def scale_up(self, color: Color, capacity: int) -> int | None:
-        from cutover.aws import client
-
         service = self._service(color)
-        found = client("ecs").describe_services(cluster=service.cluster, services=[service.service])
+        found = self.ecs.describe_services(cluster=service.cluster, services=[service.service])
         desired = found["services"][0]["desiredCount"] if found["services"] else 0
         if desired >= capacity:
             return None
-        client("ecs").update_service(
+        self.ecs.update_service(
             cluster=service.cluster, service=service.service, desiredCount=capacity
         )
         return int(desired)
@@ -73,8 +71,9 @@ class KubernetesFleet:
     unit = "ready replicas"
     disruptions_allowed: int | None = 1  # the PodDisruptionBudget's maxUnavailable
 
-    def __init__(self, outputs: StackOutputs) -> None:
+    def __init__(self, outputs: StackOutputs, apps: Any) -> None:
         self.outputs = outputs
+        self.apps = apps  # the AppsV1Api the Deployments are read and scaled through
 
     def _deployment(self, color: Color) -> tuple[str, str]:
         service = self.outputs.services[color]
@@ -82,28 +81,20 @@ class KubernetesFleet:
         return service.deployment, service.namespace
 
     def ready(self, color: Color) -> int:
-        from cutover.kube import apps, timeout
-
         name, namespace = self._deployment(color)
-        found = apps().read_namespaced_deployment(name, namespace, _request_timeout=timeout())
+        found = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=timeout())
         return int(found.status.ready_replicas or 0)
 
     def scale_up(self, color: Color, capacity: int) -> int | None:
-        from cutover.kube import apps, timeout
-
         name, namespace = self._deployment(color)
-        found = apps().read_namespaced_deployment(name, namespace, _request_timeout=timeout())
+        found = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=timeout())
         desired = int(found.spec.replicas or 0)
         if desired >= capacity:
             return None
-        apps().patch_namespaced_deployment_scale(
+        self.apps.patch_namespaced_deployment_scale(
             name, namespace, {"spec": {"replicas": capacity}}, _request_timeout=timeout()
         )
         return desired
-
-
-def fleet_of(outputs: StackOutputs) -> Fleet:
-    return KubernetesFleet(outputs) if outputs.platform == "kubernetes" else EcsFleet(outputs)
 
 
 def ensure_full_capacity(

@@ -77,16 +77,22 @@ def api_client() -> Any:
     return client.ApiClient(configuration)
 
 
-def custom_objects() -> Any:
-    from kubernetes import client  # optional extra: cutover[kubernetes]
+class Api:
+    """One API group's client over the shared ApiClient (`Api("AppsV1Api")`), made at its first
+    call as a boto3 client reads its credentials at its first call: a command that never calls
+    the cluster reads no kubeconfig (nor needs cutover[kubernetes])."""
 
-    return client.CustomObjectsApi(api_client())
+    def __init__(self, group: str) -> None:
+        self.group = group
 
+    @functools.cached_property
+    def made(self) -> Any:
+        from kubernetes import client  # optional extra: cutover[kubernetes]
 
-def apps() -> Any:
-    from kubernetes import client  # optional extra: cutover[kubernetes]
+        return getattr(client, self.group)(api_client())
 
-    return client.AppsV1Api(api_client())
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made, name)
 
 
 def core() -> Any:

@@ -6,13 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cutover_gates.contract import COLORS
 from cutover_gates.stack_outputs import StackOutputs
 
+from cutover import kube
+from cutover.aws import client
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError
-from cutover.fleet import Fleet, fleet_of
+from cutover.fleet import EcsFleet, Fleet, KubernetesFleet
 from cutover.outputs import parse_outputs
-from cutover.routers import TrafficRouter, router_for
+from cutover.routers import TrafficRouter
+from cutover.routers.alb import AlbRouter
+from cutover.routers.gateway import GatewayRouter
 
 
 @dataclass
@@ -32,7 +37,23 @@ def services_of(all_outputs: list[StackOutputs]) -> list[Service]:
     keys = [o.route_key for o in all_outputs]
     if len(set(keys)) != len(keys):
         raise ConfigError("two --outputs name the same listener or route; give each service once")
-    return [Service(o, router_for(o), fleet_of(o)) for o in all_outputs]
+    return [service_of(o) for o in all_outputs]
+
+
+def service_of(outputs: StackOutputs) -> Service:
+    """A stack's service: its router (the ALB listener, or the Gateway's HTTPRoute) and its
+    fleet (ECS tasks, or a Kubernetes Deployment's replicas), each handed the clients it calls."""
+    router: TrafficRouter
+    if outputs.route is not None:  # a Gateway stack
+        route, api = outputs.route, kube.Api("CustomObjectsApi")
+        services: dict[str, str] = {c: outputs.services[c].service for c in COLORS}
+        router = GatewayRouter(route.namespace, route.name, services, outputs.name, api)
+    else:
+        elbv2 = client("elbv2")
+        router = AlbRouter(outputs.listener_arn, outputs.target_group_arns, outputs.name, elbv2)
+    if outputs.platform == "kubernetes":
+        return Service(outputs, router, KubernetesFleet(outputs, kube.Api("AppsV1Api")))
+    return Service(outputs, router, EcsFleet(outputs, client("elbv2"), client("ecs")))
 
 
 # Services rebuilt from the outputs a deployment journaled (a release train's other stacks).

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from cutover_gates.contract import COLORS
-from cutover_gates.stack_outputs import StackOutputs
-
 from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights
 
@@ -44,15 +41,3 @@ class TrafficRouter(Protocol):
     def weights_of(self, snapshot: dict[str, Any]) -> Weights:
         """The weights a snapshot holds."""
         ...
-
-
-def router_for(outputs: StackOutputs) -> TrafficRouter:
-    """The stack's router: its ALB listener, or its Gateway API HTTPRoute."""
-    if outputs.route is not None:  # a Gateway stack
-        from cutover.routers.gateway import GatewayRouter
-
-        services: dict[str, str] = {c: outputs.services[c].service for c in COLORS}
-        return GatewayRouter(outputs.route.namespace, outputs.route.name, services, outputs.name)
-    from cutover.routers.alb import AlbRouter
-
-    return AlbRouter(outputs.listener_arn, outputs.target_group_arns, outputs.name)

@@ -6,7 +6,7 @@ from typing import Any
 
 from cutover_gates.contract import COLORS
 
-from cutover.aws import client, longest_call_seconds
+from cutover.aws import longest_call_seconds
 from cutover.errors import ConfigError
 from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights, check_weights
@@ -20,7 +20,10 @@ class AlbRouter:
     (it re-verifies its restore once a write can no longer land).
     """
 
-    def __init__(self, listener_arn: str, target_group_arns: dict[str, str], name: str) -> None:
+    def __init__(
+        self, listener_arn: str, target_group_arns: dict[str, str], name: str, elbv2: Any
+    ) -> None:
+        self.elbv2 = elbv2  # a boto3 elbv2 client
         self.listener_arn = listener_arn
         self.target_group_arns = target_group_arns
         self.color_of = {arn: color for color, arn in target_group_arns.items()}
@@ -31,10 +34,9 @@ class AlbRouter:
         return longest_call_seconds()
 
     def _action(self) -> dict[str, Any]:
-        elbv2 = client("elbv2")
         try:
-            listeners = elbv2.describe_listeners(ListenerArns=[self.listener_arn])["Listeners"]
-        except elbv2.exceptions.ListenerNotFoundException:
+            listeners = self.elbv2.describe_listeners(ListenerArns=[self.listener_arn])["Listeners"]
+        except self.elbv2.exceptions.ListenerNotFoundException:
             raise ConfigError(
                 f"{self.name}: listener {self.listener_arn} does not exist; are the outputs "
                 "those of this stack's last `pulumi up`?"
@@ -75,7 +77,7 @@ class AlbRouter:
         return self.weights_of(self.snapshot())
 
     def _write(self, groups: list[dict[str, Any]], stickiness: dict[str, Any]) -> None:
-        client("elbv2").modify_listener(
+        self.elbv2.modify_listener(
             ListenerArn=self.listener_arn,
             DefaultActions=[
                 {

@@ -17,7 +17,7 @@ from typing import Any
 from cutover_gates.contract import COLORS
 
 from cutover.errors import ConfigError, CutoverError, ExitCode
-from cutover.kube import GATEWAY_API, custom_objects, longest_call_seconds, timeout
+from cutover.kube import GATEWAY_API, longest_call_seconds, timeout
 from cutover.routers.fence import Fence, no_fence
 from cutover.weights import Weights, check_weights
 
@@ -51,7 +51,10 @@ class NotServed(CutoverError):
 class GatewayRouter:
     """Weighted backendRefs of one HTTPRoute between the blue and green Services."""
 
-    def __init__(self, namespace: str, route: str, services: dict[str, str], name: str) -> None:
+    def __init__(
+        self, namespace: str, route: str, services: dict[str, str], name: str, api: Any
+    ) -> None:
+        self.api = api  # the CustomObjectsApi the route is read and patched through
         self.namespace = namespace
         self.route = route
         self.color_of = {service: color for color, service in services.items()}
@@ -66,7 +69,7 @@ class GatewayRouter:
 
         group, version, plural = GATEWAY_API
         try:
-            return custom_objects().get_namespaced_custom_object(  # type: ignore[no-any-return]
+            return self.api.get_namespaced_custom_object(  # type: ignore[no-any-return]
                 group, version, self.namespace, plural, self.route, _request_timeout=timeout()
             )
         except ApiException as e:
@@ -80,7 +83,7 @@ class GatewayRouter:
     def _patch(self, operations: list[dict[str, Any]]) -> None:
         group, version, plural = GATEWAY_API
         # the answer (the whole route) is drained but not decoded: only its status matters
-        response = custom_objects().patch_namespaced_custom_object(
+        response = self.api.patch_namespaced_custom_object(
             group,
             version,
             self.namespace,
