@@ -62,6 +62,7 @@ def poll_cost() -> dict[str, float]:
             cwd=ROOT,
             env=os.environ,
         )
+        from cutover.aws import client
         from cutover.engine.guard import AnalysisGuard
         from cutover.metrics import CloudWatchSource
         from cutover.outputs import analysis_of, load_outputs
@@ -88,7 +89,7 @@ def poll_cost() -> dict[str, float]:
         settings = analysis_of(outputs)
         assert outputs.metrics is not None and settings is not None  # an ALB stack's
         now = float(began + WINDOWS * PERIOD)
-        queries = CloudWatchSource(outputs.metrics, settings).queries()
+        queries = CloudWatchSource(outputs.metrics, settings, client("cloudwatch")).queries()
         window = {
             "StartTime": datetime.fromtimestamp(began, UTC),
             "EndTime": datetime.fromtimestamp(now, UTC),
@@ -99,7 +100,7 @@ def poll_cost() -> dict[str, float]:
             cloudwatch.get_metric_data(MetricDataQueries=queries, **window)
             return time.perf_counter() - started
 
-        source = CloudWatchSource(outputs.metrics, settings)
+        source = CloudWatchSource(outputs.metrics, settings, client("cloudwatch"))
 
         def poll() -> float:
             # a step that began `WINDOWS` windows ago, judged at its latest window's end

@@ -50,10 +50,11 @@ class MetricSource(Protocol):
 
 
 class CloudWatchSource:
-    """The ALB's per-target-group metrics (stack output `metrics`)."""
+    """The ALB's per-target-group metrics (stack output `metrics`), through `cloudwatch` (a
+    boto3 CloudWatch client)."""
 
-    def __init__(self, metrics: AlbMetrics, settings: Settings) -> None:
-        self.metrics, self.settings = metrics, settings
+    def __init__(self, metrics: AlbMetrics, settings: Settings, cloudwatch: Any) -> None:
+        self.metrics, self.settings, self.cloudwatch = metrics, settings, cloudwatch
 
     def queries(self) -> list[dict[str, Any]]:
         period = self.settings.period_seconds
@@ -95,7 +96,7 @@ class CloudWatchSource:
         }
         try:
             while True:
-                page = client("cloudwatch").get_metric_data(**args)
+                page = self.cloudwatch.get_metric_data(**args)
                 for result in page["MetricDataResults"]:
                     series = found.setdefault(result["Id"], {})
                     for t, v in zip(result["Timestamps"], result["Values"], strict=False):
@@ -181,7 +182,8 @@ def source_for(outputs: StackOutputs) -> MetricSource | None:
     if settings is None:
         return None
     if outputs.routing == "alb":
-        return CloudWatchSource(outputs.metrics, settings) if outputs.metrics else None
+        metrics = outputs.metrics
+        return CloudWatchSource(metrics, settings, client("cloudwatch")) if metrics else None
     if not (settings.prometheus or {}).get("url"):
         return None
     namespace = outputs.namespace or "default"

@@ -217,7 +217,7 @@ def test_one_get_metric_data_call_asks_for_both_colors_three_series() -> None:
 
     metrics = AlbMetrics("AWS/ApplicationELB", "app/lb/1",
                          {"blue": "targetgroup/b/1", "green": "targetgroup/g/2"}, 60)  # fmt: skip
-    queries = CloudWatchSource(metrics, Settings(latency_statistic="p99")).queries()
+    queries = CloudWatchSource(metrics, Settings(latency_statistic="p99"), None).queries()
     assert [(q["Id"], q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Stat"])
             for q in queries] == [
         ("blue_requests", "RequestCount", "Sum"),
