@@ -134,9 +134,9 @@ class PrometheusSource:
         self.read: dict[tuple[Color, float], Window] = {}  # complete windows do not change
 
     def query(self, name: str, color: Color, at: float) -> float | None:
-        import urllib.error
-        import urllib.parse
-        import urllib.request  # here, not at the top: a rollback process never queries
+        import urllib.error  # slow to import: only a Prometheus source queries
+        import urllib.parse  # slow to import: only a Prometheus source queries
+        import urllib.request  # slow to import: only a Prometheus source queries
 
         promql = string.Template(self.templates[name]).safe_substitute(
             namespace=self.namespace,

@@ -65,7 +65,7 @@ class GatewayRouter:
         return longest_call_seconds()
 
     def _get(self) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # optional extra: cutover[kubernetes]
 
         group, version, plural = GATEWAY_API
         try:
@@ -153,7 +153,7 @@ class GatewayRouter:
 
     def _write(self, refs_of: Any, fence: Fence) -> None:
         """Read, fence, patch at the version read; on a conflict, all three again."""
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # optional extra: cutover[kubernetes]
 
         for attempt in range(CONFLICT_RETRIES + 1):
             route = self._get()

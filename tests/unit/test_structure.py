@@ -6,12 +6,16 @@ library never on its commands, a command on no other command but what they share
 from __future__ import annotations
 
 import ast
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
+
+from cutover.cli import EXTRAS
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "cutover"
@@ -220,3 +224,46 @@ def test_every_blind_except_says_why() -> None:
         if "noqa: BLE001" in line and not re.search(r"noqa: BLE001 - \S", line)
     ]
     assert bare == []
+
+
+def function_level_imports(path: Path) -> list[tuple[int, str, str]]:
+    """Each import statement inside a function of `path`: its line, the module it imports
+    (the first, for `import a, b`) and the comment that ends its line ("" for none)."""
+    source = path.read_text()
+    comments = {
+        token.start[0]: token.string.lstrip("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Import):
+                module = node.names[0].name
+            elif isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+            else:
+                continue
+            found.append((node.lineno, module, comments.get(node.lineno, "")))
+    return sorted(set(found))
+
+
+def test_a_module_imports_at_the_top_unless_its_line_says_why() -> None:
+    """Library and command modules import at the top. An import inside a function is of an
+    optional extra's module (`# optional extra: cutover[kubernetes]`, the extra that brings
+    it), or keeps something heavy off a path that must stay lean (the watchdog's Lambda
+    imports only boto3, `cutover --help` starts cold, the unit layer loads no SDK), and its
+    line says which."""
+    unsaid, wrong = [], []
+    for path in EVERY_MODULE:
+        for line, module, comment in function_level_imports(path):
+            where = f"{path.relative_to(ROOT)}:{line} {module}"
+            extra = re.match(r"optional extra: cutover\[(\w+)\]", comment)
+            if extra and EXTRAS.get(module.split(".")[0]) != extra[1]:
+                wrong.append(f"{where}: {comment}")
+            elif not comment or re.match(r"(noqa|type:|fmt:|pragma)", comment):
+                unsaid.append(where)
+    assert wrong == []
+    assert unsaid == []
