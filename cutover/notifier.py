@@ -19,7 +19,6 @@ from cutover_gates.stack_outputs import StackOutputs
 from cutover.aws import client
 from cutover.deployment import Deployment
 from cutover.kube import core, timeout
-from cutover.report import figures
 
 
 class Notifier:
@@ -85,6 +84,8 @@ class Notifier:
         core().create_namespaced_event(namespace, body, _request_timeout=timeout())
 
     def metrics(self, deployment: Deployment) -> None:
+        from cutover.report import figures  # statistics is slow to import: only once a shift ended
+
         numbers = figures(deployment)
         succeeded = deployment.status == Status.SUCCEEDED
         for o in self.outputs:

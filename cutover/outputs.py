@@ -7,8 +7,6 @@ The program exports through `export_outputs`; the helper reads the JSON of
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +129,9 @@ def load_all_outputs(files: tuple[Path, ...], stack: str | None) -> list[StackOu
     if files and stack:
         raise ConfigError("give --outputs or --stack, not both")
     if stack:
+        import shutil  # only --stack runs the Pulumi CLI: the watchdog never does
+        import subprocess  # only --stack runs the Pulumi CLI: the watchdog never does
+
         if shutil.which("pulumi") is None:
             raise ConfigError(
                 "--stack needs the Pulumi CLI on PATH; save the outputs and use --outputs FILE"

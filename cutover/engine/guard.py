@@ -12,19 +12,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from cutover_gates.analysis_config import Settings
 from cutover_gates.contract import COLORS, Color, other_color
 
-from cutover.analysis import BASELINE_WINDOWS, judge
 from cutover.aws import describe_alarms
 from cutover.deployment import Options
-from cutover.metrics import MetricSource, MetricsUnavailable, source_for
 from cutover.outputs import analysis_of
 from cutover.service import Service
 from cutover.timeline import Sample
 from cutover.weights import Weights, format_weights
+
+if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process never judges
+    from cutover_gates.analysis_config import Settings
+
+    from cutover.metrics import MetricSource
 
 State = Literal["ok", "fail", "inconclusive"]
 # Guards whose failure means users are not being served (counted as downtime).
@@ -183,6 +185,9 @@ class AnalysisGuard:
         self.before: dict[str, list[Any]] = {}  # the pre-shift baseline, read once
 
     def check(self) -> Verdict:
+        from cutover.analysis import BASELINE_WINDOWS, judge  # only a shift judges
+        from cutover.metrics import MetricsUnavailable  # only a shift judges
+
         # a window is judged once its figures are published: `delaySeconds` after its end
         now = self.now() - self.delay
         until = now - now % self.period
@@ -228,6 +233,7 @@ def analysis_guard(
     for a baseline before it; `phase_began`: since when its tests have looked."""
     if not options.analysis or weights[options.target] == 0:
         return None
+    from cutover.metrics import source_for  # only a shift judges: not the watchdog, a rollback
 
     sources = [
         (s.outputs.name, source, settings)

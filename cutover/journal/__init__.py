@@ -26,10 +26,7 @@ from cutover_gates.contract import Color, Holder, Outcome
 
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError
-from cutover.journal.dynamodb import DynamoJournal
-from cutover.journal.file import FileJournal
 from cutover.journal.items import Skipped
-from cutover.journal.kubernetes import KubernetesJournal
 from cutover.journal.lease import LeaseState
 from cutover.journal.owner import Owner
 from cutover.summary import Summary
@@ -94,6 +91,7 @@ def open_journal(spec: str, table: str | None, namespace: str | None) -> Journal
             raise ConfigError(
                 "--journal dynamodb: this stack has no journal table; use --journal stack"
             )
+        from cutover.journal.dynamodb import DynamoJournal  # each backend only when opened
 
         return DynamoJournal(table)
     if spec == "kubernetes":
@@ -101,8 +99,11 @@ def open_journal(spec: str, table: str | None, namespace: str | None) -> Journal
             raise ConfigError(
                 "--journal kubernetes: this stack has no Kubernetes namespace; use --journal stack"
             )
+        from cutover.journal.kubernetes import KubernetesJournal  # each only when opened
 
         return KubernetesJournal(namespace)
     if spec.startswith("file:") and len(spec) > 5:
+        from cutover.journal.file import FileJournal  # each backend only when opened
+
         return FileJournal(Path(spec[5:]).expanduser().resolve())
     raise ConfigError(f"--journal {spec!r}; expected stack, dynamodb, kubernetes or file:PATH")
