@@ -83,6 +83,22 @@ def client(service: str) -> Any:
     return _session().client(service, config=config)
 
 
+class Client:
+    """The client a router, a fleet or a metric source is handed (`Client("elbv2")`): the shared
+    client of `service`, made at its first call, so building a stack's services makes no
+    client (nor imports boto3) that the command never calls."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    @functools.cached_property
+    def made(self) -> Any:
+        return client(self.service)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made, name)
+
+
 # DescribeAlarms takes at most 100 names a call, and pages its answer.
 ALARM_NAMES_PER_CALL = 100
 

@@ -21,7 +21,7 @@ from cutover_gates.output_shapes import AlbMetrics
 from cutover_gates.stack_outputs import StackOutputs
 
 from cutover.analysis import Window, window_starts
-from cutover.aws import client
+from cutover.aws import Client
 from cutover.outputs import analysis_of
 
 REQUESTS, ERRORS, LATENCY = "RequestCount", "HTTPCode_Target_5XX_Count", "TargetResponseTime"
@@ -183,7 +183,7 @@ def source_for(outputs: StackOutputs) -> MetricSource | None:
         return None
     if outputs.routing == "alb":
         metrics = outputs.metrics
-        return CloudWatchSource(metrics, settings, client("cloudwatch")) if metrics else None
+        return CloudWatchSource(metrics, settings, Client("cloudwatch")) if metrics else None
     if not (settings.prometheus or {}).get("url"):
         return None
     namespace = outputs.namespace or "default"

@@ -10,7 +10,7 @@ from cutover_gates.contract import COLORS
 from cutover_gates.stack_outputs import StackOutputs
 
 from cutover import kube
-from cutover.aws import client
+from cutover.aws import Client
 from cutover.deployment import Deployment
 from cutover.errors import ConfigError
 from cutover.fleet import EcsFleet, Fleet, KubernetesFleet
@@ -49,11 +49,11 @@ def service_of(outputs: StackOutputs) -> Service:
         services: dict[str, str] = {c: outputs.services[c].service for c in COLORS}
         router = GatewayRouter(route.namespace, route.name, services, outputs.name, api)
     else:
-        elbv2 = client("elbv2")
+        elbv2 = Client("elbv2")
         router = AlbRouter(outputs.listener_arn, outputs.target_group_arns, outputs.name, elbv2)
     if outputs.platform == "kubernetes":
         return Service(outputs, router, KubernetesFleet(outputs, kube.Api("AppsV1Api")))
-    return Service(outputs, router, EcsFleet(outputs, client("elbv2"), client("ecs")))
+    return Service(outputs, router, EcsFleet(outputs, Client("elbv2"), Client("ecs")))
 
 
 # Services rebuilt from the outputs a deployment journaled (a release train's other stacks).
