@@ -6,6 +6,7 @@ library never on its commands, a command on no other command but what they share
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import subprocess
 import sys
@@ -22,6 +23,12 @@ PACK = ROOT / "policies" / "cutover_gates"
 PROGRAM = ROOT / "cutover_components"
 TREES = {"cutover": PACKAGE, "cutover_components": PROGRAM, "cutover_gates": PACK}
 EVERY_MODULE = sorted(p for tree in TREES.values() for p in tree.rglob("*.py"))
+
+
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """`path`'s syntax tree, parsed once for every test here."""
+    return ast.parse(path.read_text())
 
 
 def module_name(path: Path) -> str:
@@ -88,7 +95,7 @@ def imported(path: Path, with_names: bool = False, type_only_too: bool = False) 
     with `type_only_too`, the names imported for annotations only); `with_names`: and each
     `from m import n` as m.n too."""
     found: set[str] = set()
-    tree = ast.parse(path.read_text())
+    tree = parsed(path)
     skipped = set() if type_only_too else type_only(tree)
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -166,7 +173,7 @@ STATUSES = {"in-progress", "paused", "succeeded", "rolled-back", "drilled", "int
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_status_is_written_as_a_string_literal(path: Path) -> None:
-    tree = ast.parse(path.read_text())
+    tree = parsed(path)
     # dict keys and subscripts name figures ("succeeded": 3), enum members name events
     keys = {id(k) for n in ast.walk(tree) if isinstance(n, ast.Dict) for k in n.keys}
     keys |= {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
@@ -227,10 +234,9 @@ def test_every_blind_except_says_why() -> None:
 def function_level_imports(path: Path) -> list[tuple[int, str, str]]:
     """Each import statement inside a function of `path`: its line, the module it imports
     (the first, for `import a, b`) and the comment that ends its line ("" for none)."""
-    source = path.read_text()
-    lines = source.splitlines()
+    lines = path.read_text().splitlines()
     found = []
-    for function in ast.walk(ast.parse(source)):
+    for function in ast.walk(parsed(path)):
         if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         for node in ast.walk(function):
