@@ -54,7 +54,7 @@ def router(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gatewa
     monkeypatch.setenv("KUBECONFIG", cluster.env["KUBECONFIG"])
     kube.api_client.cache_clear()
     services = {"blue": "checkout-blue", "green": "checkout-green"}
-    yield GatewayRouter(NS, "checkout", services, "prod/checkout")
+    yield GatewayRouter(NS, "checkout", services, "prod/checkout", kube.Api("CustomObjectsApi"))
     kube.api_client.cache_clear()
 
 
@@ -140,8 +140,8 @@ def test_a_writer_stalled_before_its_patch_cannot_land_over_a_takeovers_restore(
     snapshot = router.snapshot()
     router.set({"blue": 50, "green": 50})
     cluster.wait_accepted()  # the Gateway's status write is done: no third writer below
-    taker = GatewayRouter(NS, "checkout", {"blue": "checkout-blue", "green": "checkout-green"},
-                          "prod/checkout")  # fmt: skip
+    services = {"blue": "checkout-blue", "green": "checkout-green"}
+    taker = GatewayRouter(NS, "checkout", services, "prod/checkout", router.api)
     asked: list[str] = []
 
     def drivers_lease() -> None:
