@@ -566,8 +566,7 @@ def publish_backends(plane: ControlPlane, namespace: str, backends: Backends) ->
     here since no controller-manager or kubelet runs. Returns the Service name per color."""
     from kubernetes import client
 
-    api = plane.client()
-    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    core = client.CoreV1Api(plane.client())
     with contextlib.suppress(client.ApiException):
         core.create_namespace({"metadata": {"name": namespace}})
     services = {}
@@ -581,6 +580,23 @@ def publish_backends(plane: ControlPlane, namespace: str, backends: Backends) ->
                 "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]},
             },
         )
+    publish_endpoints(plane, namespace, services, backends)
+    return services
+
+
+def publish_endpoints(
+    plane: ControlPlane, namespace: str, services: Mapping[str, str], backends: Backends
+) -> None:
+    """For each color's Service (which may have a selector: no controller turns it into
+    endpoints here), the EndpointSlice naming that color's server in the namespace, as the
+    EndpointSlice controller would for a ready Pod."""
+    from kubernetes import client
+
+    api = plane.client()
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    for color, name in services.items():
+        # The port's name must match the Service port's (unnamed: ""): Traefik pairs them so.
+        port_name = core.read_namespaced_service(name, namespace).spec.ports[0].name or ""
         discovery.create_namespaced_endpoint_slice(
             namespace,
             {
@@ -593,11 +609,9 @@ def publish_backends(plane: ControlPlane, namespace: str, backends: Backends) ->
                 },
                 "addressType": "IPv4",
                 "endpoints": [{"addresses": [backends.address], "conditions": {"ready": True}}],
-                # The port's name must match the Service port's: Traefik pairs them by name.
-                "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+                "ports": [{"name": port_name, "port": backends.ports[color], "protocol": "TCP"}],
             },
         )
-    return services
 
 
 # -- the Gateway (Traefik) ----------------------------------------------------------------------
@@ -795,15 +809,20 @@ def route_programmed(route: Mapping[str, Any]) -> bool:
     )
 
 
-def served_weights(gateway: Gateway, services: Mapping[str, str]) -> dict[str, int] | None:
+def served_weights(
+    gateway: Gateway, services: Mapping[str, str], namespace: str | None = None
+) -> dict[str, int] | None:
     """The weights per color in the weighted service Traefik has loaded for the route (its
-    API shows the configuration in force), or None while it has none naming our Services."""
+    API shows the configuration in force), or None while it has none naming our Services.
+    Traefik names each member `<namespace>-<service>-<port name>-<port>`: the Services are
+    those of `namespace` (the Gateway's by default)."""
+    prefix = f"{namespace or gateway.namespace}-"
     for service in gateway.api("/api/http/services"):
         members = (service.get("weighted") or {}).get("services") or []
         found = {}
         for member in members:
             for color, name in services.items():
-                if f"-{name}-" in f"-{member['name']}-":
+                if member["name"].startswith(f"{prefix}{name}-"):
                     found[color] = int(member.get("weight", 1))
         if set(found) == set(services):
             return found
@@ -840,14 +859,16 @@ def wait_route_served(
     return route
 
 
-def sample(gateway: Gateway, requests: int) -> Counter[str]:
+def sample(gateway: Gateway, requests: int, host: str | None = None) -> Counter[str]:
     """Send `requests` GETs through the Gateway (one kept-alive connection, as a client
-    would) and count the bodies: each backend answers its color."""
+    would; with `host` as the Host header, for a route with hostnames) and count the bodies:
+    each backend answers its color, anything but a 200 counts as `HTTP <status>`."""
     counts: Counter[str] = Counter()
+    headers = {"Host": host} if host else {}
     connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
     try:
         for _ in range(requests):
-            connection.request("GET", "/")
+            connection.request("GET", "/", headers=headers)
             response = connection.getresponse()
             body = response.read().decode()
             counts[body if response.status == 200 else f"HTTP {response.status}"] += 1
@@ -940,5 +961,6 @@ def real_cluster(
         backends = stack.enter_context(netns_backends(colors, tmp))
         services = publish_backends(plane, namespace, backends)
         gateway = stack.enter_context(traefik(tools["traefik"], plane, tmp, metrics))
-        install_gateway(plane, gateway, namespace, "checkout")
+        # A stack's route lives in its own release namespace, as in production.
+        install_gateway(plane, gateway, namespace, "checkout", routes_from="All")
         yield RealCluster(plane, gateway, backends, services, namespace, tools, tmp)
