@@ -142,16 +142,8 @@ def engine_stack(folder: Path, stack: str, config: dict[str, Any], kubeconfig: P
     )
     (folder / "state").mkdir(exist_ok=True)
     env = engine_env(folder / "pulumi-home", folder / "state", kubeconfig)
-    subprocess.run(
-        [str(tools["pulumi"].path), "stack", "init", stack, "--non-interactive"],
-        cwd=folder,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=ENGINE_TIMEOUT,
-    )
     pulumi_stack = PulumiStack(folder, stack, env, tools["pulumi"].path)
+    pulumi_stack.run("stack", "init")  # `--stack NAME` names the new stack
     pulumi_stack.write_config(
         {
             **config,
