@@ -69,6 +69,12 @@ class WeightedRoute(pulumi.ComponentResource):
             annotations[f"cutover/{GATEWAY_IDLE_TIMEOUT_MARKER}"] = str(
                 cluster.gateway_idle_timeout_seconds
             )
+        # `cutover` writes the weights with JSON patches between updates, and the API server
+        # then counts it a manager of spec.rules: without force, the provider's server-side
+        # apply of any later update that changes the weights (`pulumi config set
+        # cutover:activeColor ...; pulumi up`) fails with a field conflict. The stack config
+        # follows what the helper serves, so what the update applies is the declared truth.
+        annotations["pulumi.com/patchForce"] = "true"
         if cluster.hostnames:
             spec["hostnames"] = list(cluster.hostnames)
         self.route = k8s.apiextensions.CustomResource(

@@ -23,6 +23,7 @@ def test_route_weights_and_colors_on_kubernetes() -> None:
     assert route["metadata"]["annotations"] == {
         "cutover/rollback-window-minutes": "120",
         "cutover/endpoint-removal-seconds": "10",
+        "pulumi.com/patchForce": "true",
     }
     assert "sessionPersistence" not in route["spec"]["rules"][0]
     refs = route["spec"]["rules"][0]["backendRefs"]
@@ -88,6 +89,7 @@ def test_what_the_stack_declares_of_its_gateway_and_pods_reaches_them() -> None:
         "cutover/rollback-window-minutes": "120",
         "cutover/endpoint-removal-seconds": "15",
         "cutover/gateway-idle-timeout-seconds": "30",
+        "pulumi.com/patchForce": "true",
     }
     persistence = route["spec"]["rules"][0]["sessionPersistence"]
     assert persistence == {"type": "Cookie", "absoluteTimeout": "1h30m"}
