@@ -291,6 +291,36 @@ def test_a_shift_moves_the_real_route_and_up_refresh_after_a_rollback_keeps_it(
     assert json.loads(gates.data["green.latest-deployment.json"])["status"] == "rolled-back"
 
 
+def test_pulumi_up_moves_a_route_the_helper_has_written(engine: EngineStack) -> None:
+    """The README's first way to move traffic, `pulumi config set cutover:activeColor green`
+    and `pulumi up`, on a route `cutover` has written (the fixture's drill patched its
+    weights, so the API server counts the helper a manager of spec.rules): the update serves
+    green, and the same way back serves blue. The route carries `pulumi.com/patchForce`:
+    without it the provider's server-side apply is refused with a field conflict, and no
+    update could change the weights again once the helper had."""
+    stack, cluster = engine.pulumi, engine.cluster
+    assert route_weights(cluster) == {"blue": 100, "green": 0}
+    route = objects(cluster).get_namespaced_custom_object(
+        GATEWAY_GROUP, GATEWAY_VERSION, NAMESPACE, "httproutes", ROUTE
+    )
+    managers = {
+        field["manager"]
+        for field in route["metadata"]["managedFields"]
+        if "f:rules" in (field.get("fieldsV1") or {}).get("f:spec", {})
+    }
+    assert any(not m.startswith("pulumi-kubernetes") for m in managers), managers
+
+    for color, weights in (
+        ("green", {"blue": 0, "green": 100}),
+        ("blue", {"blue": 100, "green": 0}),
+    ):
+        stack.run("config", "set", "cutover:activeColor", color)
+        stack.up()
+        assert route_weights(cluster) == weights
+        wait_served(cluster, weights)
+        assert sample(cluster.gateway, 50, host=HOST) == {color: 50}
+
+
 def test_the_served_split_follows_each_step_of_a_real_shift_and_a_rollback(
     engine: EngineStack,
 ) -> None:
