@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from cutover.stack_config import stack_config
-from tests.harness.pulumi_engine import ROOT, PulumiStack, engine_stack
+from tests.harness.pulumi_engine import ROOT, PulumiStack, engine_stack, run_process
 from tests.harness.ready_replicas import replicas_ready
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
@@ -70,15 +70,7 @@ class EngineStack:
 
     def cutover(self, *args: str, timeout: float = SHIFT_TIMEOUT) -> str:
         """Run the real `cutover` CLI; fail with its output unless it exits 0."""
-        done = subprocess.run(
-            [sys.executable, "-m", "cutover", *args],
-            cwd=self.folder,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        done = run_process([sys.executable, "-m", "cutover", *args], self.folder, self.env, timeout)
         assert done.returncode == 0, f"cutover {' '.join(args)}: {done.stdout}\n{done.stderr}"
         return done.stdout
 

@@ -39,7 +39,30 @@ CLUSTER_IDENTIFIER = "cutover-e2e"
 
 
 class EngineFailed(AssertionError):
-    """A `pulumi` command exited non-zero; the message has its output."""
+    """A `pulumi` command exited non-zero, or a command hung; the message has its output."""
+
+
+def run_process(
+    argv: list[str], folder: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end in `folder`, its output captured; one still running after
+    `timeout` seconds is killed and fails with what it had said."""
+    try:
+        return subprocess.run(
+            argv,
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as e:
+        said = [(s.decode(errors="replace") if isinstance(s, bytes) else s or "")
+                for s in (e.stdout, e.stderr)]  # fmt: skip
+        raise EngineFailed(
+            f"{' '.join(argv)} still running after {timeout:.0f} s:\n" + "\n".join(said)
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -59,22 +82,12 @@ class PulumiStack:
         self, *args: str, check: bool = True, timeout: float = ENGINE_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
         """`pulumi ARGS --stack STACK --non-interactive` in the project folder."""
-        try:
-            done = subprocess.run(
-                [str(self.pulumi), *args, "--stack", self.stack, "--non-interactive"],
-                cwd=self.folder,
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as e:
-            said = [(s.decode(errors="replace") if isinstance(s, bytes) else s or "")
-                    for s in (e.stdout, e.stderr)]  # fmt: skip
-            raise EngineFailed(
-                f"pulumi {' '.join(args)} still running after {timeout:.0f} s:\n" + "\n".join(said)
-            ) from None
+        done = run_process(
+            [str(self.pulumi), *args, "--stack", self.stack, "--non-interactive"],
+            self.folder,
+            self.env,
+            timeout,
+        )
         if check and done.returncode != 0:
             raise EngineFailed(
                 f"pulumi {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
