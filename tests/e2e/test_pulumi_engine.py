@@ -6,8 +6,8 @@
 harness's) against the real kube-apiserver; the real `cutover` CLI then moves the real
 HTTPRoute, which Traefik serves to the colors' real HTTP servers. See
 tests/e2e/program/__main__.py for the skipAwait annotation the Deployments and Services get,
-and tests/harness/ready_replicas.py for the ready replicas the harness reports in the
-kubelet's place.
+and tests/harness/cluster.py's ReadyReplicas for the ready replicas the harness reports in
+the kubelet's place.
 
 Not here: `pulumi preview --policy-pack policies`. The v3.79.0 language host cannot start a
 Python policy pack folder under the v3.276.0 CLI (.ci/cluster-tools says why), and the CLI's
@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 
 from cutover.stack_config import stack_config
+from tests.harness.cluster import ReadyReplicas
 from tests.harness.pulumi_engine import ROOT, PulumiStack, engine_stack, run_process
-from tests.harness.ready_replicas import replicas_ready
 from tests.harness.real_cluster import (
     GATEWAY_GROUP,
     GATEWAY_VERSION,
@@ -185,7 +185,7 @@ def engine(cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> It
     sign_gates(folder, cutover, stack_file=stack.stack_file)
     records = sorted(str(p) for p in engine.records.glob("*.json"))
     stack.write_config({**stack.config(), "cutover:gateRecords": records})
-    with replicas_ready(cluster.plane, NAMESPACE):
+    with ReadyReplicas(cluster.plane):
         stack.up()
         stack.write_outputs(engine.outputs)
         publish_endpoints(cluster.plane, NAMESPACE, SERVICES, cluster.backends)

@@ -814,15 +814,19 @@ def served_weights(
 ) -> dict[str, int] | None:
     """The weights per color in the weighted service Traefik has loaded for the route (its
     API shows the configuration in force), or None while it has none naming our Services.
-    Traefik names each member `<namespace>-<service>-<port name>-<port>`: the Services are
-    those of `namespace` (the Gateway's by default)."""
-    prefix = f"{namespace or gateway.namespace}-"
+    Traefik names each member `<namespace>-<service>-<port name>-<port>`: with `namespace`,
+    only the Services of that namespace count (two routes may name Services alike)."""
     for service in gateway.api("/api/http/services"):
         members = (service.get("weighted") or {}).get("services") or []
         found = {}
         for member in members:
             for color, name in services.items():
-                if member["name"].startswith(f"{prefix}{name}-"):
+                named = (
+                    member["name"].startswith(f"{namespace}-{name}-")
+                    if namespace
+                    else f"-{name}-" in f"-{member['name']}-"
+                )
+                if named:
                     found[color] = int(member.get("weight", 1))
         if set(found) == set(services):
             return found
@@ -851,7 +855,7 @@ def wait_route_served(
 
     route = wait_until(read, f"HTTPRoute {name} programmed", PROGRAM_TIMEOUT, gateway.process)
     wait_until(
-        lambda: served_weights(gateway, services) == dict(weights),
+        lambda: served_weights(gateway, services, gateway.namespace) == dict(weights),
         f"Traefik serving {dict(weights)}",
         PROGRAM_TIMEOUT,
         gateway.process,
