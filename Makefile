@@ -65,7 +65,7 @@ cluster-tools:
 # The real layer: tests/e2e against those tools. Kept out of `test`: the first build of the
 # tools takes tens of minutes. A tool the proxy refuses fails cluster-tools naming it; the e2e
 # tests still run, and those needing it fail saying what is missing.
-e2e: $(STAMP)
+e2e: $(STAMP) $(PACK_STAMP)
 	-bash .ci/cluster-tools
 	$(BIN)/pytest tests/e2e
 

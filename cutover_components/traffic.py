@@ -12,16 +12,21 @@ from cutover_gates.rollback_window import (
     keeps_full_capacity,
     next_traffic_state,
     parse_traffic_state,
+    previous_traffic_output,
 )
-from cutover_gates.stack_outputs import TRAFFIC
+from cutover_gates.stack_outputs import PREVIOUS_TRAFFIC, TRAFFIC
 
 from cutover_components.stack import StackConfig
 
 
 def previous_update() -> pulumi.StackReference:
-    """This stack's outputs after its last update, read through a self StackReference."""
+    """This stack's outputs after its last update, read through a self StackReference; what
+    they say of traffic is exported again as `previousTraffic` (what this update moves traffic
+    from), for the pack: the engine shows a policy pack the stack's outputs, never its reads."""
     own = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    return pulumi.StackReference(f"{pulumi.get_stack()}-previous", stack_name=own)
+    reference = pulumi.StackReference(f"{pulumi.get_stack()}-previous", stack_name=own)
+    pulumi.export(PREVIOUS_TRAFFIC, reference.outputs.apply(previous_traffic_output))
+    return reference
 
 
 def previous_traffic(reference: pulumi.StackReference) -> pulumi.Output[Any]:

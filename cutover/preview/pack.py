@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 import yaml
+from cutover_gates.facts import ROOT_STACK
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
@@ -221,7 +222,7 @@ class PolicyPackProcess:
                     },
                 )
                 for r in resources
-                if r.custom
+                if r.custom or r.type == ROOT_STACK
             ]
         )
         return _diagnostics(self.stub.AnalyzeStack(request))

@@ -15,12 +15,15 @@ import json
 import os
 import runpy
 import sys
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
+from cutover_gates.facts import ROOT_STACK
 from google.protobuf.json_format import MessageToDict
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
@@ -271,20 +274,25 @@ def run_program(
     mocks: ProgramMocks | None = None,
     preview: bool = True,
 ) -> ProgramRun:
-    """Run `project_dir/__main__.py` for `stack` with `config` (full keys, e.g. `cutover:activeColor`;
-    objects as JSON strings or values) and return what it declared and exported."""
+    """Run the project's program (its Pulumi.yaml's `main`, else `project_dir/__main__.py`) for
+    `stack` with `config` (full keys, e.g. `cutover:activeColor`; objects as JSON strings or
+    values) and return what it declared and exported."""
     project = project_name(project_dir)
+    program = program_path(project_dir).resolve()
     mocks = mocks or ProgramMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(
         {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     )
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
-    sys.path.insert(0, str(project_dir))
+    sys.path.insert(0, str(program.parent))
     cwd = os.getcwd()
     os.chdir(project_dir)
     try:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        try:
+            runpy.run_path(str(program), run_name="__main__")
+        except Exception as e:  # noqa: BLE001 - the user's program: its failure is theirs, one line
+            raise ProgramFailed(program, e) from None
         _sync_await(wait_for_rpcs())
         root = runtime_settings.get_root_resource()
         exported = dict(getattr(root, "outputs", {}))
@@ -292,19 +300,49 @@ def run_program(
         _sync_await(wait_for_rpcs())
     finally:
         os.chdir(cwd)
-        sys.path.remove(str(project_dir))
-    return ProgramRun(project, stack, list(monitor.registrations), _plain(outputs))
+        sys.path.remove(str(program.parent))
+    # the stack itself last, as the engine shows it to a policy pack: its outputs its state
+    name = f"{project}-{stack}"
+    itself = Resource(
+        urn=f"urn:pulumi:{stack}::{project}::{ROOT_STACK}::{name}",
+        type=ROOT_STACK, name=name, custom=False, parent="", inputs={}, state=_plain(outputs),
+    )  # fmt: skip
+    return ProgramRun(project, stack, [*monitor.registrations, itself], _plain(outputs))
 
 
 async def _resolve(value: Any) -> Any:
     return await pulumi.Output.from_input(value).future()
 
 
+class ProgramFailed(CutoverError):
+    """The program raised while it declared its resources (`pulumi preview` would fail too)."""
+
+    def __init__(self, program: Path, error: Exception) -> None:
+        frames = traceback.extract_tb(error.__traceback__)
+        # the deepest line of the program's own folder: where its author looks first
+        ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(program.parent)]
+        at = f" at {ours[-1].filename}:{ours[-1].lineno}" if ours else ""
+        super().__init__(f"the program {program} failed{at}: {type(error).__name__}: {error}")
+
+
 def project_name(project_dir: Path) -> str:
-    for line in (project_dir / "Pulumi.yaml").read_text().splitlines():
-        if line.startswith("name:"):
-            return line.split(":", 1)[1].strip()
-    raise ValueError(f"{project_dir / 'Pulumi.yaml'} has no `name:`")
+    name = _project(project_dir).get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{project_dir / 'Pulumi.yaml'} has no `name:`")
+    return name
+
+
+def program_path(project_dir: Path) -> Path:
+    """The file the engine runs: Pulumi.yaml's `main` (a folder's `__main__.py`, or a file),
+    relative to the project folder; by default the project's own `__main__.py`."""
+    main = _project(project_dir).get("main")
+    program = (project_dir / main) if isinstance(main, str) and main else project_dir
+    return program / "__main__.py" if program.is_dir() else program
+
+
+def _project(project_dir: Path) -> dict[str, Any]:
+    found = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    return found if isinstance(found, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,8 @@ from cutover_gates.contract import (
     record_parameter_prefix,
 )
 from cutover_gates.record import parse_record
-from cutover_gates.rollback_window import TrafficState, parse_traffic_state
-from cutover_gates.stack_outputs import TRAFFIC
+from cutover_gates.rollback_window import FIRST_UPDATE, TrafficState, parse_traffic_state
+from cutover_gates.stack_outputs import PREVIOUS_TRAFFIC
 
 LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 LISTENER_RULE_TYPES = ("aws:lb/listenerRule:ListenerRule", "aws:alb/listenerRule:ListenerRule")
@@ -36,7 +36,7 @@ SERVICE = "aws:ecs/service:Service"
 TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 PARAMETER = "aws:ssm/parameter:Parameter"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
+ROOT_STACK = "pulumi:pulumi:Stack"  # its properties are the stack's outputs
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 KUBERNETES_SERVICE = "kubernetes:core/v1:Service"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
@@ -166,7 +166,7 @@ class StackFacts:
     )  # its schedule, target, function, alarm, CronJob
     # per color, what the stack's journal says of its latest shift (LATEST_DEPLOYMENT)
     outcomes: dict[str, LatestOutcome] = field(default_factory=dict)
-    # the stack's first update: its self StackReference found no outputs at all
+    # the stack's first update: the update before left no outputs at all
     first_update: bool = False
 
     def of_watchdog(self, *types: str) -> list[Res]:
@@ -264,7 +264,7 @@ def collect(resources: list[Res]) -> StackFacts:
             or (r.type in CRON_JOB_TYPES and r.name == WATCHDOG_CRON_JOB)
         ):
             watchdog.append(r)
-        color = r.marker("color") if r.type != STACK_REFERENCE else None
+        color = r.marker("color") if r.type != ROOT_STACK else None
         if r.type in LISTENER_TYPES and r.tag("cutover:role") == "production":
             listener = r
         elif r.type in HTTP_ROUTE_TYPES and r.marker("role") == "production":
@@ -280,10 +280,10 @@ def collect(resources: list[Res]) -> StackFacts:
             tail = str(r.props["name"])[len(prefix) :].split("/")  # color/kind[/keyId]
             if len(tail) in (2, 3):
                 _file(records, outcomes, tail[0], tail[1], r.props["value"])
-        elif r.type == STACK_REFERENCE:
-            outputs = r.props.get("outputs") or {}
-            previous = parse_traffic_state(outputs.get(TRAFFIC))
-            first_update = not outputs
+        elif r.type == ROOT_STACK:
+            before = r.props.get(PREVIOUS_TRAFFIC)
+            previous = parse_traffic_state(before)
+            first_update = before == FIRST_UPDATE
         if color in colors:
             bucket = {
                 TARGET_GROUP_TYPES[0]: colors[color].target_groups,

@@ -1,7 +1,9 @@
 """The rollback window: which colors must stay at full capacity.
 
 The program exports a traffic state (weights, releases, when the weights last changed) and
-reads its previous value back through a StackReference to its own stack. A color keeps its
+reads its previous value back through a StackReference to its own stack; it exports that
+previous value too (`previousTraffic`), since the engine shows a policy pack the stack's
+outputs but not the reads behind them. A color keeps its
 full capacity while it receives traffic, in the update that moves traffic away from it, and
 for the rollback window after that. Pure logic, shared by the program and the pack.
 """
@@ -33,6 +35,18 @@ class TrafficState:
             "desiredCounts": dict(self.desired_counts),
             "changedAt": self.changed_at.isoformat(timespec="seconds"),
         }
+
+
+FIRST_UPDATE = "first-update"  # output previousTraffic of a stack's first update
+
+
+def previous_traffic_output(previous_outputs: Mapping[str, Any] | None) -> Any:
+    """Output `previousTraffic`: the `traffic` output of the update before, as it was (the pack
+    parses it, and fails closed on what it cannot), or FIRST_UPDATE when no update left any
+    output."""
+    if not previous_outputs:
+        return FIRST_UPDATE
+    return previous_outputs.get("traffic")
 
 
 def parse_traffic_state(value: Any) -> TrafficState | None:

@@ -40,6 +40,8 @@ TOPIC_ARN = "topicArn"
 LOAD_BALANCER_DNS_NAME = "loadBalancerDnsName"
 TEST_URL = "testUrl"
 TRAFFIC = "traffic"
+# the `traffic` the update before left (what this update moves traffic from), or FIRST_UPDATE
+PREVIOUS_TRAFFIC = "previousTraffic"
 HELPER_ROLE_ARN = "helperRoleArn"
 ROUTE = "route"
 # the stack's `cutover:analysis` settings, and where an ALB stack's per-color metrics are:

@@ -9,10 +9,10 @@ tests/e2e/program/__main__.py for the skipAwait annotation the Deployments and S
 and tests/harness/cluster.py's ReadyReplicas for the ready replicas the harness reports in
 the kubelet's place.
 
-Not here: `pulumi preview --policy-pack policies`. The v3.79.0 language host cannot start a
-Python policy pack folder under the v3.276.0 CLI (.ci/cluster-tools says why), and the CLI's
-own host is refused by the module proxy, so the pack's verdicts under the real engine are not
-compared with `cutover preview`'s here.
+`pulumi preview --policy-pack` starts the pack as a binary analyzer
+(policies/pulumi-analyzer-cutover-gates): the v3.79.0 language host cannot start a Python
+policy pack folder under the v3.276.0 CLI (.ci/cluster-tools says why), and the CLI's own host
+is refused by the module proxy.
 """
 
 from __future__ import annotations
@@ -351,3 +351,120 @@ def test_the_served_split_follows_each_step_of_a_real_shift_and_a_rollback(
     wait_served(cluster, {"blue": 100, "green": 0})
     counts = sample(cluster.gateway, REQUESTS, host=HOST)
     assert counts == {"blue": REQUESTS}, counts
+
+
+# The same inputs for both judges: the stack's config as the tests left it, and variants
+# that move traffic (onto a signed release, and onto one nobody signed), or drop requests in
+# a flip.
+VERDICT_CASES: dict[str, dict[str, Any]] = {
+    "the stack as it is": {},
+    "green at 100%": {"cutover:activeColor": "green"},
+    "green at 100% on a release nobody signed": {
+        "cutover:activeColor": "green",
+        "cutover:colors": {
+            "green.release": "1.43.0",
+            "green.image": "registry.example/checkout@sha256:" + "7" * 64,
+        },
+    },
+    "a Gateway idle timeout of an hour": {
+        "cutover:kubernetes": {"gateway.idleTimeoutSeconds": 3600}
+    },
+    "pods with no preStop": {"cutover:kubernetes": {"preStopSeconds": 0}},
+}
+
+
+def varied(config: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`config` with `change`: a top-level value, or dotted keys inside an object value."""
+    out = json.loads(json.dumps(config))
+    for key, value in change.items():
+        if not isinstance(value, dict):
+            out[key] = value
+            continue
+        for dotted, leaf in value.items():
+            *path, last = dotted.split(".")
+            node = out[key]
+            for part in path:
+                node = node.setdefault(part, {})
+            node[last] = leaf
+    return out
+
+
+Verdict = tuple[str, str, str, str]  # policy, enforcement level, resource name, message
+
+
+def engine_verdicts(stack: PulumiStack, launcher: Path, pack_config: Path) -> set[Verdict]:
+    """`pulumi preview --policy-pack` by the real CLI: the pack's violations from its engine
+    events (the streaming JSON the CLI's --help names), each with its resource's name."""
+    done = run_process(
+        [str(stack.pulumi), "preview", "--json", "--stack", stack.stack, "--non-interactive",
+         "--policy-pack", str(launcher), "--policy-pack-config", str(pack_config)],
+        stack.folder, {**stack.env, "PULUMI_ENABLE_STREAMING_JSON_PREVIEW": "true"}, 300,
+    )  # fmt: skip
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    found = {
+        (p["policyName"], p["enforcementLevel"], p.get("resourceUrn", "").rsplit("::", 1)[-1],
+         p["message"].strip())
+        for e in events if (p := e.get("policyEvent"))
+    }  # fmt: skip
+    assert events and (found or done.returncode == 0), done.stdout[-3000:] + done.stderr
+    return found
+
+
+def cutover_verdicts(engine: EngineStack, project: Path, stack_file: Path) -> set[Verdict]:
+    """`cutover preview` on the same project, stack file, pack config and previous outputs."""
+    done = run_process(
+        [sys.executable, "-m", "cutover", "preview", "--project-dir", str(project),
+         "--stack", "prod", "--stack-file", str(stack_file),
+         "--policy-pack", str(ROOT / "policies"), "--policy-pack-config", str(engine.gates),
+         "--previous", str(engine.outputs), "--output", "json"],
+        engine.folder, engine.env, 300,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["notJudged"] == [], result["notRead"]
+    return {
+        (p["name"], v["level"], v["urn"].rsplit("::", 1)[-1], v["message"].strip())
+        for p in result["policies"] for v in p["violations"]
+    }  # fmt: skip
+
+
+def test_the_real_engine_and_cutover_preview_judge_alike(engine: EngineStack) -> None:
+    """`pulumi preview --policy-pack` (the real CLI, the real pack, on the stack `pulumi up`
+    made) and `cutover preview` give the same verdicts, policy by policy and resource by
+    resource, on the same inputs: the stack as it is, traffic moved with and without its
+    records and on a release nobody signed, and two settings that drop requests in a flip.
+
+    The pack is given to the CLI as a binary analyzer (`policies/pulumi-analyzer-cutover-gates`,
+    which runs what the Python language host runs for the pack folder): the v3.79.0 host
+    cannot start a pack folder under the v3.276.0 CLI. The program previewed is the
+    repository's own `__main__.py` (a second project folder of the same project and backend),
+    without tests/e2e/program's skipAwait: a preview awaits nothing, and so both judge what a
+    production stack declares."""
+    project = engine.folder / "preview-project"
+    project.mkdir(exist_ok=True)
+    (project / "Pulumi.yaml").write_text(
+        (engine.pulumi.folder / "Pulumi.yaml")
+        .read_text()
+        .replace(
+            f"main: {os.path.relpath(ROOT / 'tests' / 'e2e' / 'program', engine.pulumi.folder)}",
+            f"main: {os.path.relpath(ROOT, project)}",
+        )
+    )
+    assert f"main: {os.path.relpath(ROOT, project)}" in (project / "Pulumi.yaml").read_text()
+    judged = PulumiStack(project, "prod", engine.pulumi.env, engine.pulumi.pulumi)
+    base = engine.pulumi.config()
+    launcher = ROOT / "policies" / "pulumi-analyzer-cutover-gates"
+    seen: dict[str, set[Verdict]] = {}
+    for name, change in VERDICT_CASES.items():
+        judged.stack_file.write_text(engine.pulumi.stack_file.read_text())  # its salt too
+        judged.write_config(varied(base, change))
+        real = engine_verdicts(judged, launcher, engine.gates)
+        ours = cutover_verdicts(engine, project, judged.stack_file)
+        assert real == ours, (name, sorted(real - ours), sorted(ours - real))
+        seen[name] = real
+    refused = {n: {v[0] for v in found if v[1] == "mandatory"} for n, found in seen.items()}
+    assert {"chairman-approval", "security-signoff"} <= refused[
+        "green at 100% on a release nobody signed"
+    ]
+    assert "keep-alive-outlasts-idle-timeout" in refused["a Gateway idle timeout of an hour"]
+    assert "stop-outlasts-draining" in refused["pods with no preStop"]

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cutover_gates.facts import ROOT_STACK
+
 from cutover.stack_config import stack_config
 
 if TYPE_CHECKING:
@@ -126,10 +128,12 @@ def engine_urns(run: ProgramRun, *, before: bool = False) -> dict[str, str]:
     def chain(resource: Resource) -> str:
         parent = by_urn.get(resource.parent)
         moved = before and {"noParent": True} in resource.aliases
-        if parent is None or moved:  # at the stack's root (the Stack is not recorded)
+        if parent is None or parent.type == ROOT_STACK or moved:  # at the stack's root
             return resource.type
         return f"{chain(parent)}${resource.type}"
 
     return {
-        r.urn: f"urn:pulumi:{run.stack}::{run.project}::{chain(r)}::{r.name}" for r in run.resources
+        r.urn: f"urn:pulumi:{run.stack}::{run.project}::{chain(r)}::{r.name}"
+        for r in run.resources
+        if r.type != ROOT_STACK
     }

@@ -330,6 +330,7 @@ def test_outputs_are_the_contract_and_all_known_in_preview(runs: dict[str, Progr
         "project",
         "platform",
         "traffic",
+        "previousTraffic",
         "helperRoleArn",
         "watchdog",
         "analysis",
