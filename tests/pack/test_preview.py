@@ -301,3 +301,24 @@ def test_the_pull_request_preview_compares_each_stack_file_with_its_base(tmp_pat
     assert "## cutover preview: prod, against its base-branch version (exit 1)" in moved.stdout
     assert "Blocked: a mandatory policy is violated by what was read." in moved.stdout
     assert "::warning::stack prod" in moved.stderr
+
+
+def test_a_program_in_pulumi_yamls_main_is_run_and_its_failure_is_one_line(tmp_path: Path) -> None:
+    """The program is Pulumi.yaml's `main` (here a folder), as the engine runs it; when it
+    raises, the preview fails with one line naming where, never a traceback."""
+    project, program = tmp_path / "project", tmp_path / "program"
+    project.mkdir()
+    program.mkdir()
+    (project / "Pulumi.yaml").write_text("name: cutover\nmain: ../program\nruntime: python\n")
+    (project / "Pulumi.prod.yaml").write_text("config: {}\n")
+    (program / "__main__.py").write_text("raise RuntimeError('no cluster named here')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "cutover", "preview", "--project-dir", str(project),
+         "--policy-pack", str(ROOT / "policies")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: the program {program / '__main__.py'} failed at {program / '__main__.py'}:1: "
+        "RuntimeError: no cluster named here"
+    ]
