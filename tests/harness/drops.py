@@ -65,8 +65,13 @@ def flip(base: str) -> dict[str, Any]:
 
 def stack_config(case: Case) -> dict[str, Any]:
     """The whole `cutover:` config of `case`: its base flipped to green, its keys set over it."""
-    config = flip(case.base)
-    for path, value in case.config.items():
+    return set_keys(flip(case.base), case.config)
+
+
+def set_keys(config: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+    """`config` (changed in place, and returned) with each of `keys` set: `cutover:` keys
+    without their prefix, a dotted key setting a nested one."""
+    for path, value in keys.items():
         top, *rest = path.split(".")
         node = config.setdefault(f"cutover:{top}", {}) if rest else config
         for part in rest[:-1]:
