@@ -6,7 +6,7 @@ ready replicas of the color's Deployment, scaled through its scale subresource.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from cutover_gates.contract import Color
@@ -16,6 +16,7 @@ from cutover_gates.stack_outputs import StackOutputs
 from cutover.clock import Clock, poll_until
 from cutover.errors import DeploymentFailed
 from cutover.kube import timeout
+from cutover.weights import format_weights
 
 
 class Fleet(Protocol):
@@ -95,6 +96,35 @@ class KubernetesFleet:
             name, namespace, {"spec": {"replicas": capacity}}, _request_timeout=timeout()
         )
         return desired
+
+
+def ready_needed(capacity: int, weight: int, total: int) -> int:
+    """Ready instances a color needs before it is given `weight` of `total`: that share of
+    the `capacity` its stack declares for all the traffic, rounded up (a fraction of an
+    instance is not warm), and at least one while it gets any (a color with weight and
+    nothing ready turns its requests into 5xx: an empty target group's 503 on an ALB, a
+    Gateway's 503 for a backend without ready endpoints). Integers only: 70% of 10 is 7."""
+    if weight <= 0 or total <= 0:
+        return 0
+    return max(1, -(-capacity * weight // total))
+
+
+def short_for_step(
+    outputs: StackOutputs, fleet: Fleet, color: Color, weights: Mapping[str, int]
+) -> str | None:
+    """Why `color` cannot be given its weight in `weights` yet: fewer ready than the step's
+    share of its capacity (`ready_needed`); None when it has enough. Reads the fleet once."""
+    capacity = outputs.services[color].capacity
+    total = sum(weights.values())
+    need = ready_needed(capacity, weights[color], total)
+    ready = fleet.ready(color)
+    if ready >= need:
+        return None
+    percent = 100 * weights[color] / total
+    return (
+        f"{outputs.name}: {color} has {ready} {fleet.unit}; {format_weights(weights)} needs "
+        f"{need} ({percent:g}% of its capacity {capacity}, rounded up)"
+    )
 
 
 def ensure_full_capacity(

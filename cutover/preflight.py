@@ -1,11 +1,11 @@
 """Pre-deployment validation (substage 30.1): before any traffic moves, the release gates (the
 same judgement as the policy pack, on local records and the journal's outcomes: `gate_judge`,
 which the shift also asks before every later step, and `cutover resume` before it continues),
-the target color's capacity and health,
-the other color intact to take traffic back, every guard of the first step tried once (its
-alarms, probes and metric source, and the analysis able to judge the first step at today's
-request rate), and an optional smoke test on the test listener. Refusals raise GateRefused
-(exit 2): nothing was changed."""
+the target color's capacity and health (at least what the first step's share needs of it:
+`cutover.fleet.ready_needed`), the other color intact to take traffic back, every guard of the
+first step tried once (its alarms, probes and metric source, and the analysis able to judge the
+first step at today's request rate), and an optional smoke test on the test listener. Refusals
+raise GateRefused (exit 2): nothing was changed."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from cutover.deployment import Options
 from cutover.engine.guard import AlarmGuard, Guard, ProbeGuard
 from cutover.engine.plan import plan_shift
 from cutover.errors import ConfigError, GateRefused
+from cutover.fleet import short_for_step
 from cutover.journal import Journal
 from cutover.metrics import MetricsUnavailable, source_for
 from cutover.outputs import analysis_of
@@ -220,10 +221,14 @@ def preflight(
         o, fleet = s.outputs, s.fleet
         need = min_healthy or o.services[target].capacity
         ready = fleet.ready(target)
+        first = plan_shift(s.router.served(), target, options.steps)[:1]
         if ready < need:
             problems.append(
                 f"{o.name}: {target} has {ready} {fleet.unit}; it needs {need} before it takes traffic"
             )
+        elif first:  # a --min-healthy below what the first step's share needs
+            short = short_for_step(o, fleet, target, first[0])
+            problems += [short] if short else []
         other = other_color(target)
         if fleet.ready(other) == 0:
             problems.append(

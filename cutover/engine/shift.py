@@ -4,10 +4,12 @@ A shift takes its listeners (`cutover.journal.owner`: the next epoch of each, re
 an interrupted deployment still owns one), saves the snapshot of every listener's routing
 before the first write, each step's intent before it is written and its result after, so
 `cutover rollback` (or the watchdog) can restore the snapshot after a crash at any point.
-Before every step the gates are judged again (the same judgement as the pack), and guards run
-through every bake and every pause. On a failed gate or guard, an abort, the deadline or a
-signal, the snapshot is written back first (one call per listener, concurrently) and only
-then journaled.
+Before every step the gates are judged again (the same judgement as the pack), and a step that
+raises the target's share is written only if the target has the ready instances that share
+needs (otherwise traffic goes back); guards run through every bake and every pause. On a
+failed gate or guard, a target short of ready instances, an abort, the deadline or a signal,
+the snapshot is written back first (one call per listener, concurrently) and only then
+journaled.
 
 The session (journal, lease, notifier, clock, signal handling) is handed in; this module is
 the state machine only, and its walk goes down: shift, then a bake, a restore or a takeover.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from cutover_gates.contract import COLORS, Status
+from cutover_gates.contract import COLORS, Status, share
 
 from cutover.deployment import Deployment, Options, new_deployment_id, scope_of
 from cutover.engine.bake import Bake, Why
@@ -33,9 +35,11 @@ from cutover.engine.restore import (
 from cutover.engine.session import Session
 from cutover.engine.takeover import give_back_after_takeover, may_still_write
 from cutover.errors import DeploymentFailed
+from cutover.fleet import short_for_step
 from cutover.interrupt import Interrupted
 from cutover.journal.lease import LeaseLost, LeaseUnconfirmed, check_lease_covers
 from cutover.journal.owner import check_newest, take_listeners
+from cutover.service import Service
 from cutover.timeline import EventType, Failure
 from cutover.weights import Weights, format_weights
 
@@ -170,6 +174,10 @@ class Shift:
             refused = self.gates()  # the gates hold right before every move, not only at start
             if refused:
                 return self.fail("gates", "; ".join(refused), s.clock.now())
+            short = self._not_ready_for(index)
+            if short:
+                return self.fail("capacity", "; ".join(short) + "; its weight was not raised",
+                                 s.clock.now())  # fmt: skip
             s.lease.before_write()  # never move traffic on a lease that may be another's
             s.record(EventType.STEP_INTENT, index=index, weights=weights)
             self._write(weights)
@@ -233,6 +241,25 @@ class Shift:
         s.record(EventType.PROMOTED, index=index, full=self.full)
         s.notifier.event(d, EventType.PROMOTED, f"to {format_weights(weights)}")
         return None
+
+    def _not_ready_for(self, index: int) -> list[str]:
+        """Each service whose target color has fewer ready instances than step `index`
+        needs, when the step raises the target's share (`cutover.fleet.short_for_step`); a
+        count that cannot be read is named too: a weight is never raised on a count nobody
+        read."""
+        s, d = self.session, self.deployment
+        target, weights = d.target, d.plan[index]
+        if share(weights, target) <= share(self._serving_before(index), target):
+            return []
+
+        def short(service: Service) -> str | None:
+            try:
+                return short_for_step(service.outputs, service.fleet, target, weights)
+            except Exception as e:  # noqa: BLE001 - unread is not known to be ready
+                return (f"{service.outputs.name}: {target}'s {service.fleet.unit} could not be "
+                        f"read ({type(e).__name__}: {e})")  # fmt: skip
+
+        return [problem for problem in s.pool.map(short, s.services) if problem]
 
     def _serving_before(self, index: int) -> Weights:
         """What is served before step `index`: the previous step, or what the shift found

@@ -323,6 +323,24 @@ def test_target_color_below_capacity_is_refused(aws: AwsStack) -> None:
     assert aws.served() == {"blue": 100, "green": 0}
 
 
+def test_a_first_step_needing_more_than_min_healthy_is_refused(aws: AwsStack) -> None:
+    """--min-healthy 1 lets a target with one healthy target take traffic, but not half of
+    it: 50% of a capacity of 6 needs 3."""
+    aws.targets("green", 1)
+    result = aws.cutover(*shift(aws, "--steps", "50,100", "--min-healthy", "1", *FAST))
+    assert result.returncode == 2, result.stderr
+    assert (
+        "prod/checkout: green has 1 healthy targets; blue 50 / green 50 needs 3 (50% of its "
+        "capacity 6, rounded up)"
+    ) in result.stderr
+    assert aws.served() == {"blue": 100, "green": 0} and not aws.deployments()
+    stepped = aws.cutover(*shift(aws, "--steps", "10,100", "--min-healthy", "1", *FAST))
+    assert stepped.returncode == 1, stepped.stderr  # 10% needs 1 and goes; 100% needs 6
+    (doc,) = aws.deployments()
+    assert doc["failure"]["reason"] == "capacity" and aws.served() == {"blue": 100, "green": 0}
+    assert "green has 1 healthy targets; blue 0 / green 100 needs 6" in doc["failure"]["detail"]
+
+
 def test_failing_smoke_test_refuses_the_shift(aws: AwsStack) -> None:
     smoke = 'test "$CUTOVER_TEST_URL" = never'
     result = aws.cutover(*shift(aws, "--steps", "100", *FAST, "--smoke", smoke))
