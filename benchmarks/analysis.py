@@ -63,7 +63,7 @@ def poll_cost() -> dict[str, float]:
             env=os.environ,
         )
         from cutover.aws import client
-        from cutover.engine.guard import AnalysisGuard
+        from cutover.engine.metric_guards import AnalysisGuard
         from cutover.metrics import CloudWatchSource
         from cutover.outputs import analysis_of, load_outputs
         from cutover.service import services_of

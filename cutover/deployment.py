@@ -24,8 +24,8 @@ from cutover.weights import Weights, check_weights, format_weights
 Mode = Literal["auto", "assisted", "manual"]
 SPARSE_SAMPLE_SECONDS = 60.0
 # Samples kept per deployment: past this, older samples that repeat the one before them are
-# thinned out (downtime, every change and every analysis verdict are kept), so a shift of any
-# length fits its journal item (DynamoDB's 400 KB).
+# thinned out (downtime, every change and every analysis and downtime verdict are kept), so a
+# shift of any length fits its journal item (DynamoDB's 400 KB).
 MAX_SAMPLES = 1500
 Kind = Literal["shift", "drill"]
 MODES: tuple[Mode, ...] = ("auto", "assisted", "manual")
@@ -232,7 +232,7 @@ class Deployment:
             not sparse
             or last is None
             or last.guards != sample.guards
-            or sample.analysis is not None
+            or sample.judged
             or sample.t - last.t >= SPARSE_SAMPLE_SECONDS
         ):
             self.samples.append(sample)
@@ -248,7 +248,7 @@ class Deployment:
         for sample in self.samples[:half]:
             repeats = (
                 kept
-                and sample.analysis is None
+                and not sample.judged
                 and sample.ok == kept[-1].ok
                 and sample.guards == kept[-1].guards
             )

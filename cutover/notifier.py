@@ -98,6 +98,8 @@ class Notifier:
             ]
             if numbers["rollbackSeconds"] is not None:
                 data.append(("RollbackSeconds", numbers["rollbackSeconds"], "Seconds"))
+            if numbers["failedRequests"] is not None:  # counted by the downtime guard
+                data.append(("FailedRequests", float(numbers["failedRequests"]), "Count"))
             try:
                 client("cloudwatch").put_metric_data(
                     Namespace=METRICS_NAMESPACE,

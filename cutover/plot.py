@@ -7,7 +7,8 @@ point where the weights were served again, since the two are often a fraction of
 apart), and below, each guard on its own row: which one failed, and when.
 
 The KPIs, per deployment in time order (labelled by full id): how it ended and how long it
-took; how long users lost service; how long giving the traffic back took.
+took; how long users lost service (and, beside it, the seconds with requests failing at the
+load balancer, where the downtime guard counted them); how long giving the traffic back took.
 """
 
 from __future__ import annotations
@@ -236,13 +237,21 @@ def kpi_figure(data: dict[str, Any]) -> Any:
     ended.set_title("How each deployment ended, and how long it took", fontsize=10)
     ended.set_ylabel(f"duration ({unit})")
     ended.set_ylim(0, max([r["shiftSeconds"] / scale for r in rows], default=1.0) * 1.2 or 1.0)
-    # how long users lost service
+    # how long users lost service: without a healthy target or a probe, and (where the
+    # downtime guard counted them) with requests failing at the load balancer, side by side
     downtimes = [r["downtimeSeconds"] for r in rows]
-    down.bar(places, downtimes, color=FAIL_COLOR, label="no healthy target, or a probe failing")
+    failing = [r.get("failedRequestSeconds") or 0.0 for r in rows]
+    label = "no healthy target, or a probe failing"
+    if any(failing):
+        down.bar([x - 0.2 for x in places], downtimes, width=0.4, color=FAIL_COLOR, label=label)
+        down.bar([x + 0.2 for x in places], failing, width=0.4, color=OPERATOR_COLOR,
+                 label="requests failing at the load balancer")  # fmt: skip
+    else:
+        down.bar(places, downtimes, color=FAIL_COLOR, label=label)
     down.set_title("How long users lost service", fontsize=10)
     down.set_ylabel("downtime (s)")
-    down.set_ylim(0, max([1.0, *downtimes]) * 1.15)
-    if any(downtimes):
+    down.set_ylim(0, max([1.0, *downtimes, *failing]) * 1.15)
+    if any(downtimes) or any(failing):
         down.legend(**BESIDE)
     else:
         _said_when_none(down, f"no downtime in any of the {len(rows)} deployments")

@@ -3,8 +3,9 @@ same judgement as the policy pack, on local records and the journal's outcomes: 
 which the shift also asks before every later step, and `cutover resume` before it continues),
 the target color's capacity and health (at least what the first step's share needs of it:
 `cutover.fleet.ready_needed`), the other color intact to take traffic back, every guard of the
-first step tried once (its alarms, probes and metric source, and the analysis able to judge the
-first step at today's request rate), and an optional smoke test on the test listener. Refusals
+first step tried once (its alarms, probes and metric source, the downtime guard's figures
+holding today's requests, and the analysis able to judge the first step at today's request
+rate), and an optional smoke test on the test listener. Refusals
 raise GateRefused (exit 2): nothing was changed."""
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from cutover.engine.plan import plan_shift
 from cutover.errors import ConfigError, GateRefused
 from cutover.fleet import short_for_step
 from cutover.journal import Journal
-from cutover.metrics import MetricsUnavailable, source_for
+from cutover.metrics import LoadBalancerSource, MetricsUnavailable, source_for
 from cutover.outputs import analysis_of
 from cutover.pack_config import load_gates_config
 from cutover.service import Service
@@ -154,7 +155,8 @@ def pack_config_trusting(keys: dict[str, str]) -> dict[str, Any]:
 def guard_problems(services: list[Service], options: Options, now: float) -> list[str]:
     """Each guard of the first step tried once, before anything moves: the target's alarms
     answer and none is in ALARM, every probe passes, and, with the analysis on, each stack's
-    metric source answers and today's request rate lets the first step be judged in its bake."""
+    metric source answers, the downtime guard's figures hold today's requests, and today's
+    request rate lets the first step be judged in its bake."""
     problems = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     tried: list[Guard] = [AlarmGuard(alarms)] if alarms else []
@@ -188,12 +190,44 @@ def _analysis_problems(service: Service, options: Options, now: float) -> list[s
     except MetricsUnavailable as e:
         return [f"{o.name}: the metric analysis cannot read its figures: {e}"]
     rate = sum(w.requests for ws in found.values() for w in ws[-1:]) / period
+    problem = _downtime_problem(o, source, start, end, rate * period)
+    if problem:
+        return [problem]
     plan = plan_shift(service.router.served(), options.target, options.steps)
     if not plan:
         return []
     problem = first_look_problem(rate, plan[0][options.target] / 100, settings, options.bake,
                                  o.name)  # fmt: skip
     return [problem] if problem else []
+
+
+def _downtime_problem(
+    outputs: StackOutputs, source: LoadBalancerSource, start: float, end: float, seen: float
+) -> str | None:
+    """Why the downtime guard could not judge this stack: its figures cannot be read, or they
+    hold no request in the window where the analysis's hold `seen` (its queries read nothing:
+    never silently a guard that always passes)."""
+    try:
+        windows = source.load_balancer(start, end)
+    except MetricsUnavailable as e:
+        return f"{outputs.name}: the downtime guard cannot read its figures: {e}"
+    if seen <= 0 or any(w.requests > 0 for w in windows[-1:]):
+        return None
+    if outputs.routing == "gateway":
+        read, fix = (
+            "cutover:analysis.prometheus.queries.gatewayRequests reads none",
+            "give gatewayRequests and gatewayErrors for your Gateway's request metrics",
+        )
+    else:
+        read, fix = (
+            "the load balancer's RequestCount (AWS/ApplicationELB, dimension LoadBalancer) "
+            "holds none",
+            "check output `metrics.loadBalancer` (the ALB's ARN suffix)",
+        )
+    return (
+        f"{outputs.name}: the analysis reads {seen:.0f} requests in the latest window but "
+        f"{read}, so the downtime guard would judge nothing: {fix}, or --analysis off"
+    )
 
 
 def preflight(

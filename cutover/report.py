@@ -28,9 +28,20 @@ def figures(deployment: Deployment) -> dict[str, Any]:
     return {
         "shiftSeconds": summary.shift_seconds,
         "downtimeSeconds": summary.downtime_seconds,
+        "failedRequests": summary.failed_requests,
+        "totalRequests": summary.total_requests,
+        "failedRequestSeconds": summary.failed_request_seconds,
         "rollbackSeconds": summary.rollback_seconds,
         "restoreWriteSeconds": summary.restore_write_seconds,
     }
+
+
+def failed_requests_said(failed: int | None, total: int | None, seconds: float | None) -> str:
+    """`3 of 14,000 (0.0214%); 1 s with any failing`, or `not measured`."""
+    if failed is None or total is None:
+        return "not measured (no downtime guard ran: the metric analysis was off)"
+    share = f" ({100 * failed / total:.3g}%)" if total else ""
+    return f"{failed:,} of {total:,}{share}; {seconds or 0:g} s with any failing"
 
 
 def success_rate(summaries: Iterable[Summary]) -> dict[str, Any]:
@@ -58,6 +69,15 @@ def analysis_rows(deployment: Deployment) -> list[dict[str, Any]]:
     ]
 
 
+def downtime_rows(deployment: Deployment) -> list[dict[str, Any]]:
+    """Each window the downtime guard judged, with its counts, in time order."""
+    return [
+        {"at": _time(s.t), "weights": s.weights, **s.downtime}
+        for s in deployment.samples
+        if s.downtime is not None
+    ]
+
+
 def report_json(
     deployment: Deployment,
     history: Iterable[Summary],
@@ -77,6 +97,7 @@ def report_json(
         "timeline": [{"at": _time(e.t), "type": e.type, **e.detail} for e in deployment.events],
         "analysisOn": deployment.options.analysis,
         "analysis": analysis_rows(deployment),
+        "downtime": downtime_rows(deployment),
         "exitGates": exit_gates,
     }
 
@@ -93,7 +114,12 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
         "- Metric analysis: "
         + ("on" if data["analysisOn"] else "off for this deployment (--analysis off)"),
         f"- Shift duration: {data['shiftSeconds']} s",
-        f"- Downtime: {data['downtimeSeconds']} s",
+        f"- Downtime: {data['downtimeSeconds']} s (a serving color without healthy targets, or "
+        "a probe failing)",
+        "- Failed requests during the shift (at the load balancer or Gateway itself): "
+        + failed_requests_said(
+            data["failedRequests"], data["totalRequests"], data["failedRequestSeconds"]
+        ),
         f"- Rollback time: {data['rollbackSeconds']} s"
         + (
             " (measured against a local emulator on 127.0.0.1, not a cloud)"
@@ -115,7 +141,8 @@ def report_markdown(data: dict[str, Any], plot: Path | None) -> str:
         lines.append(
             f"| {event['at']} | {event['type']} | {json.dumps(detail) if detail else ''} |"
         )
-    lines += _analysis_table(data["analysis"]) + _exit_gates_table(data["exitGates"])
+    lines += _analysis_table(data["analysis"]) + _downtime_table(data["downtime"])
+    lines += _exit_gates_table(data["exitGates"])
     if plot is not None:
         lines += ["", f"![weights and guards]({plot.name})"]
     return "\n".join(lines) + "\n"
@@ -133,10 +160,9 @@ def _analysis_table(rows: list[dict[str, Any]]) -> list[str]:
     def evidence(metric: dict[str, Any] | None) -> str:
         if not metric or metric.get("evidence") is None:
             return "n/a"
-        value = float(metric["evidence"])
-        # an e-value of 0 (the target no worse at all) is a log of -inf: "none", not `-inf`
-        number = "none" if value == -math.inf else "∞" if value == math.inf else f"{value:.2f}"
-        said = number + (" **failed**" if metric["failed"] else "")
+        said = _evidence_said(float(metric["evidence"])) + (
+            " **failed**" if metric["failed"] else ""
+        )
         return said + (" (dry run)" if metric.get("dryRun") else "")
 
     lines = [
@@ -158,6 +184,46 @@ def _analysis_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{evidence(metrics.get('errorRate'))}, {evidence(metrics.get('latency'))} |"
         )
     return lines
+
+
+def _downtime_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["", "## Downtime guard", "", "No window was judged (the analysis off, or no "
+                "traffic moved)."]  # fmt: skip
+
+    def counted(figures: dict[str, Any]) -> str:
+        share = figures.get("failedPercent")
+        said = "n/a" if share is None else f"{share:.3g}%"
+        return f"{figures['failed']} of {figures['requests']} ({said})"
+
+    lines = [
+        "",
+        "## Downtime guard",
+        "",
+        "Requests that failed at the load balancer (or Gateway) itself, from the shift's first "
+        "write on, against its windows just before it, per window judged; it fails when the "
+        f"failed share is more than {rows[0].get('maxIncrease', 0):g} points above the share "
+        f"before, at evidence {THRESHOLD:.2f} (the analysis's test).",
+        "",
+        "| time (UTC) | weights | verdict | failed during | seconds with any | failed before | "
+        "evidence |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        during, before = row.get("during") or {}, row.get("before") or {}
+        evidence = row.get("evidence")
+        lines.append(
+            f"| {row['at']} | {format_weights(row['weights'])} | {row['state']} | "
+            f"{counted(during) if during else 'n/a'} | {during.get('failedSeconds', 'n/a')} | "
+            f"{counted(before) if before else 'n/a'} | "
+            f"{_evidence_said(evidence) if evidence is not None else 'n/a'} |"
+        )
+    return lines
+
+
+def _evidence_said(value: float) -> str:
+    """An e-value's log as a table shows it: an e-value of 0 is `none`, not `-inf`."""
+    return "none" if value == -math.inf else "∞" if value == math.inf else f"{value:.2f}"
 
 
 def _exit_gates_table(gates: list[dict[str, Any]] | None) -> list[str]:
@@ -183,7 +249,9 @@ def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
     """The stage's key figures over the deployments of the last `days`, added up one summary
     at a time (cutover.summary says what counts as a deployment and how each ends): how many,
     how many succeeded, what rolled back the others, the operators' rollbacks after a success
-    apart, downtime in total and per deployment, rollback time as p50/p95/max, the mean shift
+    apart, downtime in total and per deployment (the seconds without service, and the requests
+    that failed at the load balancer where the downtime guard counted them), rollback time as
+    p50/p95/max, the mean shift
     duration, and the DORA figures: deployment frequency (successes a day), change failure rate
     (deployments rolled back before they succeeded), time to restore (of those) and lead time
     (not measured)."""
@@ -196,6 +264,7 @@ def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
     )
     durations = [s.shift_seconds for s in shifts]
     rate = success_rate(shifts)
+    measured = [s for s in shifts if s.failed_requests is not None]
     return {
         **rate,
         "rolledBack": len(failed),
@@ -203,12 +272,21 @@ def kpis(summaries: Iterable[Summary], days: float) -> dict[str, Any]:
         "rolledBackAfterSuccess": sum(1 for s in shifts if s.rolled_back_after_success),
         "givenBackBeforeMoving": len(finished) - len(shifts),
         "downtimeSeconds": round(sum(s.downtime_seconds for s in shifts), 3),
+        "failedRequests": sum(s.failed_requests or 0 for s in measured) if measured else None,
+        "totalRequests": sum(s.total_requests or 0 for s in measured) if measured else None,
+        "failedRequestSeconds": (
+            round(sum(s.failed_request_seconds or 0.0 for s in measured), 3) if measured else None
+        ),
+        "requestsMeasured": len(measured),  # deployments whose downtime guard counted them
         "perDeployment": [
             {
                 "deployment": s.deployment,
                 "ending": str(s.ending),
                 "cause": s.cause,
                 "downtimeSeconds": s.downtime_seconds,
+                "failedRequests": s.failed_requests,
+                "totalRequests": s.total_requests,
+                "failedRequestSeconds": s.failed_request_seconds,
                 "rollbackSeconds": s.rollback_seconds,
                 "shiftSeconds": s.shift_seconds,
             }
@@ -250,6 +328,13 @@ def _outcome(row: dict[str, Any]) -> str:
     return str(row["ending"])
 
 
+def _failed_cell(row: dict[str, Any]) -> str:
+    """A deployment's failed requests in the KPIs' table: `3 of 14000`, or `n/a`."""
+    if row.get("failedRequests") is None or row.get("totalRequests") is None:
+        return "n/a"
+    return f"{row['failedRequests']} of {row['totalRequests']}"
+
+
 def kpis_markdown(data: dict[str, Any]) -> str:
     rate, failures = data["successRate"], data["changeFailureRate"]
     rollback, restore = data["rollbackSeconds"], data["timeToRestoreSeconds"]
@@ -264,7 +349,17 @@ def kpis_markdown(data: dict[str, Any]) -> str:
         f"- Rolled back by an operator after they succeeded: {data['rolledBackAfterSuccess']} "
         "(`cutover rollback`; successes, not failed changes)",
         f"- Given back before any traffic moved: {data['givenBackBeforeMoving']} (not counted)",
-        f"- Downtime: {_said(data['downtimeSeconds'])} in total",
+        f"- Downtime: {_said(data['downtimeSeconds'])} in total (a serving color without healthy "
+        "targets, or a probe failing)",
+        "- Failed requests at the load balancer or Gateway itself: "
+        + (
+            failed_requests_said(
+                data["failedRequests"], data["totalRequests"], data["failedRequestSeconds"]
+            )
+            + f" over the {data['requestsMeasured']} deployment(s) that counted them"
+            if data["requestsMeasured"]
+            else "not measured (no deployment ran the downtime guard)"
+        ),
         f"- Rollback time: p50 {_said(rollback['p50'])}, p95 {_said(rollback['p95'])}, "
         f"max {_said(rollback['max'])}",
         f"- Mean shift duration: {_said(data['meanShiftSeconds'])}",
@@ -274,11 +369,12 @@ def kpis_markdown(data: dict[str, Any]) -> str:
         f"- Time to restore: p50 {_said(restore['p50'])}, max {_said(restore['max'])}",
         f"- Lead time for changes: {LEAD_TIME_NOT_MEASURED}",
         "",
-        "| deployment | outcome | downtime (s) | rollback (s) | duration (s) |",
-        "| --- | --- | --- | --- | --- |",
+        "| deployment | outcome | downtime (s) | failed requests | rollback (s) | duration (s) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
         f"| {r['deployment']} | {_outcome(r)} | {_said(r['downtimeSeconds'], '')} | "
+        f"{_failed_cell(r)} | "
         f"{_said(r['rollbackSeconds'], '') if r['rollbackSeconds'] is not None else 'none'} | "
         f"{_said(r['shiftSeconds'], '')} |"
         for r in data["perDeployment"]

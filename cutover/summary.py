@@ -10,7 +10,11 @@ cannot see the reason for, so it is kept apart and never counted as a failed cha
 
 Downtime is the time during which a color serving traffic had no healthy targets or a probe
 failed (from the guard samples), counted from the first step the target served: a deployment
-given back before any traffic reached the new color took nothing away from users. Rollback
+given back before any traffic reached the new color took nothing away from users. Beside it,
+request by request: the requests the load balancer (or Gateway) took from the shift's first
+write on and those that failed there, and the seconds with any failure, as the downtime
+guard's latest judged window counted them (None where no downtime guard ran: the analysis
+off, or a journal from before it). Rollback
 time runs from the failure being observed to the restored weights read back as served; time
 to restore from the first failing sample (or the failure, when no sample failed) to the same.
 """
@@ -30,6 +34,18 @@ from cutover.timeline import EventType
 
 def _rounded(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
+
+
+def _number(value: Any) -> float | None:
+    """A journaled count as a number; None when it is missing or not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _whole(value: Any) -> int | None:
+    found = _number(value)
+    return None if found is None else round(found)
 
 
 class Ending(StrEnum):
@@ -73,6 +89,11 @@ class Summary:
     moved_traffic: bool  # it wrote weights (a step's intent is journaled before its write)
     cause: str | None  # what gave the traffic back (cause_of), None when nothing did
     rolled_back_after_success: bool  # by an operator, after it had succeeded
+    # the load balancer's requests and failures from the first write, and the seconds with
+    # any failure (None: not measured)
+    total_requests: int | None = None
+    failed_requests: int | None = None
+    failed_request_seconds: float | None = None
 
     @property
     def finished_shift(self) -> bool:
@@ -111,8 +132,8 @@ class Summary:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Summary:
         """A summary as the journal keeps it. One kept by an earlier release has no
-        `movedTraffic` (whether the target was served stands in), `cause` or
-        `rolledBackAfterSuccess`."""
+        `movedTraffic` (whether the target was served stands in), `cause`,
+        `rolledBackAfterSuccess` or request counts (not measured)."""
         found: dict[str, Any] = {k: data.get(_camel(k)) for k in cls.__dataclass_fields__}
         if found["moved_traffic"] is None:
             found["moved_traffic"] = bool(found["served_target"])
@@ -121,20 +142,31 @@ class Summary:
 
     @classmethod
     def of(cls, deployment: Deployment) -> Summary:
-        return cls._of(deployment, [(s.t, s.ok) for s in deployment.samples])
+        judged = next((s.downtime for s in reversed(deployment.samples) if s.downtime), None)
+        return cls._of(deployment, [(s.t, s.ok) for s in deployment.samples], judged)
 
     @classmethod
     def of_document(cls, data: dict[str, Any]) -> Summary:
         """The summary of a deployment as its journal keeps it (JSON), reading of its guard
-        samples only when and whether users were served: what a journal written before
-        summaries were kept (hundreds of samples a deployment) costs to add up. ValueError,
-        KeyError or TypeError as `Deployment.from_json` raises them."""
-        polls = [(float(s["t"]), bool(s["ok"])) for s in data.get("samples", [])]
-        return cls._of(Deployment.from_json({**data, "samples": []}), polls)
+        samples only when and whether users were served, and the downtime guard's latest
+        counts: what a journal written before summaries were kept (hundreds of samples a
+        deployment) costs to add up. ValueError, KeyError or TypeError as
+        `Deployment.from_json` raises them."""
+        samples = data.get("samples", [])
+        polls = [(float(s["t"]), bool(s["ok"])) for s in samples]
+        judged = next((s["downtime"] for s in reversed(samples) if s.get("downtime")), None)
+        return cls._of(Deployment.from_json({**data, "samples": []}), polls, judged)
 
     @classmethod
-    def _of(cls, deployment: Deployment, polls: list[tuple[float, bool]]) -> Summary:
-        """`polls`: each guard sample's time and whether users were served."""
+    def _of(
+        cls,
+        deployment: Deployment,
+        polls: list[tuple[float, bool]],
+        judged: dict[str, Any] | None = None,
+    ) -> Summary:
+        """`polls`: each guard sample's time and whether users were served; `judged`: the
+        downtime guard's latest figures (its `during` counts since the first write)."""
+        during = (judged or {}).get("during") or {}
         timings = deployment.timings
         served_from = next(
             (
@@ -185,6 +217,9 @@ class Summary:
                 and e.detail.get("previousStatus") == Status.SUCCEEDED
                 for e in deployment.events
             ),
+            total_requests=_whole(during.get("requests")),
+            failed_requests=_whole(during.get("failed")),
+            failed_request_seconds=_rounded(_number(during.get("failedSeconds"))),
         )
 
 

@@ -75,18 +75,29 @@ class Event:
 
 @dataclass
 class Sample:
-    """One guard poll: the weights served, whether users were served, each guard's state, and
-    the analysis's figures for both colors when it judged a window at this poll."""
+    """One guard poll: the weights served, whether users were served, each guard's state, the
+    analysis's figures for both colors when it judged a window at this poll, and the downtime
+    guard's (the load balancer's requests and failures since the first write) when it did."""
 
     t: float
     weights: Weights
     ok: bool
     guards: dict[str, str]
     analysis: dict[str, Any] | None = None
+    downtime: dict[str, Any] | None = None
+
+    @property
+    def judged(self) -> bool:
+        """The analysis or the downtime guard judged a window at this poll."""
+        return self.analysis is not None or self.downtime is not None
 
     def to_json(self) -> dict[str, Any]:
         found = {"t": self.t, "weights": self.weights, "ok": self.ok, "guards": self.guards}
-        return found | ({"analysis": self.analysis} if self.analysis is not None else {})
+        if self.analysis is not None:
+            found["analysis"] = self.analysis
+        if self.downtime is not None:
+            found["downtime"] = self.downtime
+        return found
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sample:
@@ -96,6 +107,7 @@ class Sample:
             bool(data["ok"]),
             dict(data["guards"]),
             data.get("analysis"),
+            data.get("downtime"),
         )
 
 

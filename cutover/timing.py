@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cutover_gates.analysis_config import Settings
 
-from cutover.analysis import points
+from cutover.analysis import BASELINE_WINDOWS, points
 from cutover.deployment import Options
 from cutover.durations import format_duration
 from cutover.errors import ConfigError
@@ -91,5 +91,7 @@ def analysis_said(all_settings: list[Settings | None], options: Options) -> str:
         f"Metric analysis: {options.target} against the other color per {period}s window "
         f"(error rate +{points(on[0].max_error_rate_increase)}, {on[0].latency_statistic} "
         f"latency +{on[0].max_latency_increase_percent:g}%, at least {on[0].min_requests} "
-        "requests a window)."
+        "requests a window); downtime guard: requests failing at the load balancer from the "
+        f"first write on against the {BASELINE_WINDOWS} windows before it "
+        f"(+{points(on[0].max_failed_request_increase)})."
     )

@@ -4,7 +4,8 @@
 stack in it from the Pulumi program, signs throwaway gates, writes everything into a folder
 (default `rehearsal-out/`) and prints the environment and commands to paste; with
 `--per-second`, it also starts steady traffic. `traffic` (re)starts the traffic with chosen
-error rates per color; `down` stops the traffic and the server. Nothing is contacted but
+error rates per color (its targets' 5xx, `--error-percent`, and the load balancer's own on the
+requests sent to it, `--elb-error-percent`); `down` stops the traffic and the server. Nothing is contacted but
 127.0.0.1.
 """
 
@@ -67,20 +68,25 @@ def _detached(command: list[str], log: Path, env: dict[str, str] | None = None) 
     return process.pid
 
 
-def _errors(text: str) -> dict[str, float]:
-    found = {"blue": 1.0, "green": 1.0}
+def _percents(text: str, flag: str = "--error-percent", default: float = 1.0) -> dict[str, float]:
+    """`blue=N,green=N` as each color's percent (`default` for a color not named)."""
+    found = {"blue": default, "green": default}
     for part in filter(None, text.split(",")):
         color, _, value = part.partition("=")
         if color not in found:
-            raise ValueError(f"--error-percent {text!r}: expected blue=N,green=N")
+            raise ValueError(f"{flag} {text!r}: expected blue=N,green=N")
         try:
             found[color] = float(value)
         except ValueError:
-            raise ValueError(f"--error-percent {text!r}: {value!r} is not a number") from None
+            raise ValueError(f"{flag} {text!r}: {value!r} is not a number") from None
     return found
 
 
-def up(folder: Path, per_second: float | None, errors: str) -> None:
+def _elb_errors(text: str) -> dict[str, float]:
+    return _percents(text, "--elb-error-percent", 0.0)
+
+
+def up(folder: Path, per_second: float | None, errors: str, elb_errors: str) -> None:
     if (folder / STATE).exists():
         down(folder)
     if folder.exists():
@@ -108,7 +114,7 @@ def up(folder: Path, per_second: float | None, errors: str) -> None:
     lines = [f"export {k}={v}" for k, v in aws_env(endpoint).items()]
     (folder / "env.sh").write_text("\n".join(lines) + "\n")
     if per_second:
-        traffic(folder, per_second, errors)
+        traffic(folder, per_second, errors, elb_errors)
     print(f"A rehearsal of the prod stack runs on {endpoint} (moto, pid {pid}); its files are "
           f"in {folder}/:")  # fmt: skip
     print("  outputs.json       the stack's outputs, as `pulumi stack output --json` gives them")
@@ -122,12 +128,13 @@ def up(folder: Path, per_second: float | None, errors: str) -> None:
     print("Stop it with `python -m rehearsal down`.")
 
 
-def traffic(folder: Path, per_second: float, errors: str) -> None:
+def traffic(folder: Path, per_second: float, errors: str, elb_errors: str) -> None:
     state = _state(folder)
     _stop(state.get("traffic"))
     env = {**os.environ, **aws_env(state["endpoint"])}
     command = [sys.executable, "-m", "rehearsal", "serve-traffic", "--dir", str(folder),
-               "--per-second", str(per_second), "--error-percent", errors]  # fmt: skip
+               "--per-second", str(per_second), "--error-percent", errors,
+               "--elb-error-percent", elb_errors]  # fmt: skip
     ready = folder / "traffic.ready"
     ready.unlink(missing_ok=True)
     state["traffic"] = pid = _detached(command, folder / "traffic.log", env)
@@ -139,11 +146,11 @@ def traffic(folder: Path, per_second: float, errors: str) -> None:
         except ProcessLookupError:
             raise SystemExit(f"error: the traffic stopped; see {folder}/traffic.log") from None
         time.sleep(0.2)
-    print(f"Traffic: {per_second:g} requests a second, errors {errors or 'blue=1,green=1'} "
-          f"(pid {state['traffic']}).")  # fmt: skip
+    print(f"Traffic: {per_second:g} requests a second, errors {errors or 'blue=1,green=1'}, "
+          f"load balancer errors {elb_errors or 'blue=0,green=0'} (pid {state['traffic']}).")  # fmt: skip
 
 
-def serve_traffic(folder: Path, per_second: float, errors: str) -> None:
+def serve_traffic(folder: Path, per_second: float, errors: str, elb_errors: str) -> None:
     """Publish the traffic until stopped (what `traffic` starts in the background)."""
     import boto3
 
@@ -154,7 +161,8 @@ def serve_traffic(folder: Path, per_second: float, errors: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     running = LiveTraffic(
         boto3.client("cloudwatch"), boto3.client("elbv2"), outputs,
-        Traffic(per_second=per_second, error_percent=_errors(errors)), seed=1,
+        Traffic(per_second=per_second, error_percent=_percents(errors),
+                elb_error_percent=_elb_errors(elb_errors)), seed=1,
     )  # fmt: skip
     with running:
         running.wait_published(2 * PERIOD)  # a whole aligned window, however slow the machine
@@ -181,20 +189,24 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--per-second", type=float, default=None if name == "up" else 400)
             command.add_argument("--error-percent", default="blue=1,green=1",
                                  help="each color's 5xx rate, e.g. blue=1,green=6")  # fmt: skip
+            command.add_argument("--elb-error-percent", default="blue=0,green=0",
+                                 help="the load balancer's own 5xx rate on the requests sent to "
+                                 "each color (its targets refusing connections), e.g. green=5")  # fmt: skip
     args = parser.parse_args(argv)
     if args.command != "down":  # refused before anything starts or changes
         try:
-            _errors(args.error_percent)
+            _percents(args.error_percent)
+            _elb_errors(args.elb_error_percent)
         except ValueError as e:
             parser.exit(2, f"error: {e}\n")
         if args.per_second is not None and not args.per_second > 0:
             parser.exit(2, f"error: --per-second {args.per_second:g}: expected more than 0\n")
     if args.command == "up":
-        up(args.dir, args.per_second, args.error_percent)
+        up(args.dir, args.per_second, args.error_percent, args.elb_error_percent)
     elif args.command == "traffic":
-        traffic(args.dir, args.per_second, args.error_percent)
+        traffic(args.dir, args.per_second, args.error_percent, args.elb_error_percent)
     elif args.command == "serve-traffic":
-        serve_traffic(args.dir, args.per_second, args.error_percent)
+        serve_traffic(args.dir, args.per_second, args.error_percent, args.elb_error_percent)
     else:
         down(args.dir)
     return 0

@@ -1,9 +1,12 @@
-"""A rehearsal's traffic as an ALB reports it: per-target-group RequestCount, HTTPCode_Target_5XX_Count and
-TargetResponseTime written into moto's CloudWatch, split by the weights the listener serves.
+"""A rehearsal's traffic as an ALB reports it, written into moto's CloudWatch, split by the
+weights the listener serves: per target group RequestCount, HTTPCode_Target_5XX_Count,
+TargetResponseTime and TargetConnectionErrorCount, and per load balancer RequestCount,
+HTTPCode_ELB_5XX_Count and RejectedConnectionCount (AWS publishes the last two per load
+balancer only).
 
 This is the load balancer's side of a rehearsal (what AWS would publish), not the analysis:
-the analysis reads these series through GetMetricData like any other, in the demo, the tests
-and the benchmark.
+the analysis and the downtime guard read these series through GetMetricData like any other,
+in the demo, the tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from cutover_gates.contract import COLORS
 
 @dataclass
 class Traffic:
-    """Requests per second over both colors; each color's error rate (percent) and latency."""
+    """Requests per second over both colors; each color's error rate (percent: its targets'
+    5xx), latency, and the rate at which the load balancer answers the requests sent to it
+    with its own 5xx (percent: its targets refuse connections, the ALB answers 502); and the
+    share of all connections the load balancer rejects (percent)."""
 
     per_second: float = 1000.0
     error_percent: dict[str, float] = field(default_factory=lambda: {"blue": 1.0, "green": 1.0})
     latency: dict[str, float] = field(default_factory=lambda: {"blue": 0.1, "green": 0.1})
+    elb_error_percent: dict[str, float] = field(default_factory=lambda: {"blue": 0.0, "green": 0.0})
+    rejected_percent: float = 0.0
 
     def served(
         self, color: str, seconds: float, weights: dict[str, int], rng: random.Random
@@ -31,11 +39,27 @@ class Traffic:
         """`color`'s requests, 5xx errors and mean latency over `seconds` under `weights`,
         with binomial noise on the errors (by its normal approximation) and 5% on latency."""
         requests = round(self.per_second * seconds * weights[color] / (sum(weights.values()) or 1))
-        rate = self.error_percent[color] / 100
-        spread = (requests * rate * (1 - rate)) ** 0.5
-        errors = min(requests, max(0, round(rng.gauss(requests * rate, spread))))
+        errors = _binomial(requests, self.error_percent[color], rng)
         latency = max(0.001, rng.gauss(self.latency[color], self.latency[color] * 0.05))
         return requests, errors, latency
+
+    def failed_at_load_balancer(self, color: str, requests: int, rng: random.Random) -> int:
+        """Of `requests` sent to `color`, those the load balancer answered with its own 5xx."""
+        return _binomial(requests, self.elb_error_percent[color], rng)
+
+    def rejected(self, requests: int, rng: random.Random) -> int:
+        """Connections the load balancer rejected beside `requests` it took."""
+        return _binomial(requests, self.rejected_percent, rng)
+
+
+def _binomial(n: int, percent: float, rng: random.Random) -> int:
+    """A binomial count of `n` trials at `percent`, by its normal approximation (at 0%, none,
+    drawing nothing: a seeded run's other figures stay what they were)."""
+    if percent == 0:
+        return 0
+    rate = percent / 100
+    spread = (n * rate * (1 - rate)) ** 0.5
+    return min(n, max(0, round(rng.gauss(n * rate, spread))))
 
 
 def datums(
@@ -49,28 +73,32 @@ def datums(
     """What the ALB publishes for `seconds` of traffic at `at` under `weights`, with noise."""
     found = []
     moment = datetime.fromtimestamp(at, UTC)
+    balancer = [{"Name": "LoadBalancer", "Value": metrics["loadBalancer"]}]
+
+    def datum(name: str, dimensions: list[dict[str, str]], value: float) -> dict[str, Any]:
+        return {"MetricName": name, "Dimensions": dimensions, "Timestamp": moment,
+                "Value": value, "StorageResolution": 1}  # fmt: skip
+
+    total = failed = 0
     for color in COLORS:
         requests, errors, latency = traffic.served(color, seconds, weights, rng)
         if not requests:
             continue
-        dimensions = [
-            {"Name": "LoadBalancer", "Value": metrics["loadBalancer"]},
-            {"Name": "TargetGroup", "Value": metrics["targetGroups"][color]},
+        refused = traffic.failed_at_load_balancer(color, requests, rng)
+        total, failed = total + requests, failed + refused
+        group = [*balancer, {"Name": "TargetGroup", "Value": metrics["targetGroups"][color]}]
+        found += [
+            datum("RequestCount", group, requests),
+            datum("HTTPCode_Target_5XX_Count", group, errors),
+            datum("TargetResponseTime", group, latency),
+            datum("TargetConnectionErrorCount", group, refused),
         ]
-        for name, value in (
-            ("RequestCount", requests),
-            ("HTTPCode_Target_5XX_Count", errors),
-            ("TargetResponseTime", latency),
-        ):
-            found.append(
-                {
-                    "MetricName": name,
-                    "Dimensions": dimensions,
-                    "Timestamp": moment,
-                    "Value": value,
-                    "StorageResolution": 1,
-                }  # fmt: skip
-            )
+    if total:
+        found += [
+            datum("RequestCount", balancer, total),
+            datum("HTTPCode_ELB_5XX_Count", balancer, failed),
+            datum("RejectedConnectionCount", balancer, traffic.rejected(total, rng)),
+        ]
     return found
 
 

@@ -15,10 +15,10 @@ from cutover.engine.guard import (
     Progress,
     Tally,
     Verdict,
-    analysis_guard,
     guards_for,
     sample_of,
 )
+from cutover.engine.metric_guards import DowntimeGuard, analysis_guard
 from cutover.engine.requests import Action, Request
 from cutover.engine.session import Session
 from cutover.weights import Weights
@@ -29,7 +29,8 @@ Why = tuple[str, str]  # why a wait ended early: (reason, detail)
 class Bake:
     """Watch `weights` for `seconds` (None: a pause, until promoted) under every guard;
     `served`: what each service serves, where they differ (a pause before the first step of a
-    train that found different splits)."""
+    train that found different splits); `downtime`: the shift's downtime guard, which watches
+    every bake from the first write on."""
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class Bake:
         deadline: float | None,
         pause_index: int | None = None,
         served: list[Weights] | None = None,
+        downtime: DowntimeGuard | None = None,
     ) -> None:
         self.session = session
         self.weights = weights
@@ -49,7 +51,7 @@ class Bake:
         analysis = analysis_guard(session.services, d.options, weights, d.started_at, clock.now,
                                   d.phase_began(weights))  # fmt: skip
         self.guards: list[Guard] = guards_for(session.services, d.options, weights, analysis,
-                                              served)  # fmt: skip
+                                              served, downtime)  # fmt: skip
         self.tally = Tally(d.options.max_inconclusive)
         self.started = clock.monotonic()
         self.progress = Progress(self.started, seconds, clock.monotonic)

@@ -1,5 +1,6 @@
 """Guards watched while a step bakes: alarms, ready instances (healthy targets on ECS, ready
-replicas on Kubernetes), HTTP probes, and the metric analysis of target against baseline.
+replicas on Kubernetes), HTTP probes, and those judged per window from the metrics: the
+analysis of target against baseline and the downtime guard (`cutover.engine.metric_guards`).
 
 Each check returns a Verdict: ok, fail, or inconclusive (the API could not answer after
 botocore's bounded retries, or too few requests to judge). The shift counts each guard's
@@ -12,25 +13,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from cutover_gates.contract import COLORS, Color, other_color
+from cutover_gates.contract import COLORS, Color
 
 from cutover.aws import describe_alarms
 from cutover.deployment import Options
-from cutover.outputs import analysis_of
 from cutover.service import Service
 from cutover.timeline import Sample
 from cutover.weights import Weights, format_weights
 
-if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process never judges
-    from cutover_gates.analysis_config import Settings
-
-    from cutover.metrics import MetricSource
-
 State = Literal["ok", "fail", "inconclusive"]
 # Guards whose failure means users are not being served (counted as downtime).
 SERVING_GUARDS = ("targets", "probe")
+# The guards judged per window from the metrics (cutover.engine.metric_guards), whose figures
+# a sample keeps.
+ANALYSIS, DOWNTIME = "analysis", "downtime"
 
 
 @dataclass(frozen=True)
@@ -153,114 +151,18 @@ class ProbeGuard:
         return Verdict(self.kind, state, f"{self.url}: {status} (expected {self.expected})")
 
 
-class AnalysisGuard:
-    """Judges the target color against the baseline color once per analysis window.
-
-    The sequential tests run over every window since the phase began: since the first step
-    while the other color serves (the live baseline), since the target first served
-    everything against the other color's windows before the shift began. Between windows the
-    last verdict is repeated (not fresh), so a window is counted once however often the shift
-    polls.
-    """
-
-    kind = "analysis"
-
-    def __init__(
-        self,
-        sources: list[tuple[str, MetricSource, Settings]],
-        target: Color,
-        live_baseline: bool,
-        phase_began: float,
-        shift_began: float,
-        now: Callable[[], float],
-    ) -> None:
-        self.sources, self.target, self.live_baseline = sources, target, live_baseline
-        self.phase_began, self.shift_began, self.now = phase_began, shift_began, now
-        self.period = max(settings.period_seconds for _, _, settings in sources)
-        self.delay = max(settings.delay_seconds for _, _, settings in sources)
-        self.judged_until = phase_began - phase_began % self.period
-        self.last = Verdict(
-            self.kind, "ok", f"first {self.period}s window not over yet", fresh=False
-        )
-        self.before: dict[str, list[Any]] = {}  # the pre-shift baseline, read once
-
-    def check(self) -> Verdict:
-        from cutover.analysis import BASELINE_WINDOWS, judge  # only a shift judges
-        from cutover.metrics import MetricsUnavailable  # only a shift judges
-
-        # a window is judged once its figures are published: `delaySeconds` after its end
-        now = self.now() - self.delay
-        until = now - now % self.period
-        if until <= self.judged_until:
-            return Verdict(self.kind, self.last.state, self.last.detail, False, self.last.figures)
-        self.judged_until = until
-        baseline = other_color(self.target)
-        judgements = []
-        try:
-            for name, source, settings in self.sources:
-                windows = source.windows(self.phase_began, now)
-                if self.live_baseline:
-                    before = windows[baseline]
-                else:
-                    if name not in self.before:
-                        start = self.shift_began - BASELINE_WINDOWS * settings.period_seconds
-                        self.before[name] = source.windows(start, self.shift_began)[baseline]
-                    before = self.before[name]
-                judgement = judge(windows[self.target], before, settings, (self.target, baseline),
-                                  fixed_baseline=not self.live_baseline)  # fmt: skip
-                judgements.append((name, judgement))
-        except MetricsUnavailable as e:
-            self.last = Verdict(self.kind, "inconclusive", str(e))
-            return self.last
-        order = {"fail": 0, "inconclusive": 1, "ok": 2}
-        name, judgement = min(judgements, key=lambda j: order[j[1].state])
-        prefix = f"{name}: " if len(self.sources) > 1 else ""
-        figures = judgement.figures.to_json() if judgement.figures is not None else None
-        self.last = Verdict(self.kind, judgement.state, prefix + judgement.detail, figures=figures)
-        return self.last
-
-
-def analysis_guard(
-    services: list[Service],
-    options: Options,
-    weights: Weights,
-    began: float,
-    now: Callable[[], float],
-    phase_began: float | None = None,
-) -> AnalysisGuard | None:
-    """The analysis of a step serving `weights`, when the stacks enable it and the target
-    serves some traffic (and the shift did not turn it off). `began`: when the shift began,
-    for a baseline before it; `phase_began`: since when its tests have looked."""
-    if not options.analysis or weights[options.target] == 0:
-        return None
-    from cutover.metrics import source_for  # only a shift judges: not the watchdog, a rollback
-
-    sources = [
-        (s.outputs.name, source, settings)
-        for s in services
-        for settings in [analysis_of(s.outputs)]
-        if settings is not None and settings.enabled
-        for source in [source_for(s.outputs)]
-        if source is not None
-    ]
-    if not sources:
-        return None
-    live = weights[other_color(options.target)] > 0
-    phase = now() if phase_began is None else phase_began
-    return AnalysisGuard(sources, options.target, live, phase, began, now)
-
-
 def guards_for(
     services: list[Service],
     options: Options,
     weights: Weights,
-    analysis: AnalysisGuard | None,
+    analysis: Guard | None,
     served: list[Weights] | None = None,
+    downtime: Guard | None = None,
 ) -> list[Guard]:
     """What watches a step serving `weights`: the target color's alarms, ready instances of
     every color serving traffic, the routing still serving what was written (`served`, per
-    service; by default `weights` on each), the shift's probes, and its metric `analysis`
-    (analysis_guard)."""
+    service; by default `weights` on each), the shift's probes, its metric `analysis` and its
+    `downtime` guard (`cutover.engine.metric_guards`)."""
     found: list[Guard] = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     if alarms:
@@ -274,7 +176,7 @@ def guards_for(
     found.append(ReadyGuard(serving))
     found.append(RoutingGuard(services, served or [weights] * len(services)))
     found += [ProbeGuard(url, status) for url, status in options.probes]
-    return found + ([analysis] if analysis else [])
+    return found + [g for g in (analysis, downtime) if g is not None]
 
 
 def _floor(service: Service, color: Color, options: Options) -> int:
@@ -308,15 +210,20 @@ class Tally:
 
 
 def sample_of(verdicts: list[Verdict], weights: Weights, t: float) -> Sample:
-    """A poll as the journal keeps it, with the analysis's figures when it judged a window."""
+    """A poll as the journal keeps it, with the analysis's and the downtime guard's figures
+    when they judged a window."""
+
+    def judged(kind: str) -> dict[str, Any] | None:
+        return next(({"state": v.state, **v.figures} for v in verdicts
+                     if v.guard == kind and v.fresh and v.figures), None)  # fmt: skip
+
     return Sample(
         t=t,
         weights=weights,
         ok=all(v.state != "fail" for v in verdicts if v.guard in SERVING_GUARDS),
         guards={v.guard: v.state for v in verdicts},
-        analysis=next(
-            ({"state": v.state, **v.figures} for v in verdicts if v.fresh and v.figures), None
-        ),
+        analysis=judged(ANALYSIS),
+        downtime=judged(DOWNTIME),
     )
 
 

@@ -24,6 +24,7 @@ from cutover_gates.contract import COLORS, Status, share
 
 from cutover.deployment import Deployment, Options, new_deployment_id, scope_of
 from cutover.engine.bake import Bake, Why
+from cutover.engine.metric_guards import DowntimeGuard, downtime_guard
 from cutover.engine.plan import plan_shift
 from cutover.engine.restore import (
     journal_after_restore,
@@ -59,6 +60,7 @@ class Shift:
         self.session = session
         self.gates = gates
         self.full = False  # `cutover promote --full`: no more pauses or bakes
+        self.downtime: DowntimeGuard | None = None  # from the first write on, one per shift
 
     @property
     def deployment(self) -> Deployment:
@@ -216,9 +218,12 @@ class Shift:
 
     def _bake(self, weights: Weights, seconds: float | None, deadline: float | None,
               pause_index: int | None = None) -> Why | None:  # fmt: skip
-        found = snapshot_weights(self.session.services, self.deployment)
+        s = self.session
+        found = snapshot_weights(s.services, self.deployment)
         served = found if pause_index == 0 else None  # before any step: what each one found
-        bake = Bake(self.session, weights, seconds, deadline, pause_index, served)
+        if self.downtime is None:
+            self.downtime = downtime_guard(s.services, self.deployment, s.clock.now)
+        bake = Bake(s, weights, seconds, deadline, pause_index, served, self.downtime)
         failure = bake.run()
         self.full = self.full or bake.promoted_full
         return failure

@@ -17,8 +17,9 @@ from typing import Any
 from cutover_gates.config_keys import Key, SettingError, boolean, number, read, text, whole
 from cutover_gates.contract import ALB_RESOLUTION_SECONDS
 
-# The figures read for each color and window (the keys of `prometheus.queries`).
-QUERY_NAMES = ("requests", "errors", "latency")
+# The figures read for each color and window, then the Gateway's own for each window (the
+# downtime guard's), as the keys of `prometheus.queries`.
+QUERY_NAMES = ("requests", "errors", "latency", "gatewayRequests", "gatewayErrors")
 # What a metric's rule may say: `critical` (fails the release alone) and `dryRun` (judged,
 # journaled and reported, never fails the release).
 METRICS = ("errorRate", "latency")
@@ -56,6 +57,9 @@ KEYS: dict[str, Key] = {
     "periodSeconds": Key("period_seconds", whole(1, 3600), 60),
     "maxErrorRateIncrease": Key("max_error_rate_increase", number(0.01, 100), 1.0),
     "maxLatencyIncreasePercent": Key("max_latency_increase_percent", number(1, 1000), 50.0),
+    # the downtime guard's margin: percentage points of requests failing at the load balancer
+    # or Gateway itself, over its rate before the shift
+    "maxFailedRequestIncrease": Key("max_failed_request_increase", number(0.01, 100), 0.1),
     "latencyStatistic": Key(
         "latency_statistic", text(STATISTIC.pattern, "p50 to p99.9, Average or Maximum"), "p99"
     ),
@@ -83,6 +87,7 @@ class Settings:
     period_seconds: int = KEYS["periodSeconds"].default
     max_error_rate_increase: float = KEYS["maxErrorRateIncrease"].default  # percentage points
     max_latency_increase_percent: float = KEYS["maxLatencyIncreasePercent"].default
+    max_failed_request_increase: float = KEYS["maxFailedRequestIncrease"].default  # points
     latency_statistic: str = KEYS["latencyStatistic"].default  # p99, p95, Average, ...
     min_requests: int = KEYS["minRequests"].default
     verify_minutes: float = 0.0

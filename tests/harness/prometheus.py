@@ -1,8 +1,12 @@
 """A real Prometheus server (Debian's `prometheus`) on 127.0.0.1, scraping a small exporter of
-per-color request, error and latency counters that follow the weights the HTTPRoute serves.
+per-color request, error and latency counters that follow the weights the HTTPRoute serves,
+and of the Gateway's requests by response code.
 
-The exporter stands for the service's pods (what a mesh or the app exports); the analysis
-reads it only through Prometheus's HTTP API, as in production.
+The exporter stands for the service's pods and the Gateway (what a mesh, the Gateway or the
+app exports); the analysis and the downtime guard read it only through Prometheus's HTTP API,
+as in production. The Gateway's series are Istio's shape: a `flags` label that is `-` unless
+the Gateway itself failed the request (here `UF`, an upstream connection failure, at the
+traffic model's `elb_error_percent` of each color's requests).
 """
 
 from __future__ import annotations
@@ -24,12 +28,18 @@ from rehearsal.traffic import Traffic
 
 # What the analysis asks Prometheus for the exporter's series (cutover:analysis.prometheus.queries).
 SELECTOR = 'namespace="$namespace",service="$service"'
+GATEWAY = 'namespace="$namespace",route="$route"'
 QUERIES = {
     "requests": f"sum(increase(app_requests_total{{{SELECTOR}}}[$window]))",
     "errors": f"sum(increase(app_errors_total{{{SELECTOR}}}[$window]))",
     "latency": f"sum(increase(app_latency_seconds_sum{{{SELECTOR}}}[$window])) / "
     f"sum(increase(app_latency_seconds_count{{{SELECTOR}}}[$window]))",
+    "gatewayRequests": f"sum(increase(gateway_requests_total{{{GATEWAY}}}[$window]))",
+    "gatewayErrors": f'sum(increase(gateway_requests_total{{{GATEWAY},code=~"5..",flags!="-"}}'
+    "[$window]))",
 }
+# The Gateway's series: (code, flags) -> what the tick counts there.
+GATEWAY_CODES = {("200", "-"): "served", ("500", "-"): "errors", ("503", "UF"): "refused"}
 
 
 def require_prometheus() -> str:
@@ -54,6 +64,7 @@ class ColorExporter:
         weights: Callable[[], dict[str, int]],
         traffic: Traffic,
         seed: int = 11,
+        route: str = "checkout",
     ) -> None:
         self.namespace, self.services, self.weights, self.traffic = (
             namespace,
@@ -61,8 +72,10 @@ class ColorExporter:
             weights,
             traffic,
         )
+        self.route = route
         self.rng = random.Random(seed)
         self.counts = {c: {"requests": 0, "errors": 0, "latency": 0.0} for c in services}
+        self.gateway = dict.fromkeys(GATEWAY_CODES.values(), 0)
         self.lock = threading.Lock()
         self.stop = threading.Event()
         exporter = self
@@ -98,6 +111,10 @@ class ColorExporter:
                 for color, service in self.services.items():
                     labels = f'namespace="{self.namespace}",service="{service}"'
                     lines.append(f"{name}{{{labels}}} {self.counts[color][key]}")
+            for (code, flags), key in GATEWAY_CODES.items():
+                labels = (f'namespace="{self.namespace}",route="{self.route}",code="{code}",'
+                          f'flags="{flags}"')  # fmt: skip
+                lines.append(f"gateway_requests_total{{{labels}}} {self.gateway[key]}")
         return "\n".join(lines) + "\n"
 
     def run(self, tick: float = 0.1) -> None:
@@ -106,9 +123,13 @@ class ColorExporter:
             with self.lock:
                 for color, count in self.counts.items():
                     requests, errors, latency = self.traffic.served(color, tick, weights, self.rng)
-                    count["requests"] += requests
-                    count["errors"] += errors
-                    count["latency"] += requests * latency
+                    refused = self.traffic.failed_at_load_balancer(color, requests, self.rng)
+                    count["requests"] += requests - refused  # what reached the pods
+                    count["errors"] += min(errors, requests - refused)
+                    count["latency"] += (requests - refused) * latency
+                    self.gateway["refused"] += refused
+                    self.gateway["errors"] += min(errors, requests - refused)
+                    self.gateway["served"] += requests - refused - min(errors, requests - refused)
 
     def __enter__(self) -> ColorExporter:
         for thread in self.threads:

@@ -8,11 +8,12 @@ import json
 import random
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from cutover.deployment import Options
-from cutover.engine.guard import analysis_guard
+from cutover.engine.metric_guards import analysis_guard
 from cutover.outputs import load_outputs
 from cutover.service import services_of
 from rehearsal.aws import aws_env
@@ -63,6 +64,73 @@ def test_a_target_five_points_worse_is_rolled_back_within_three_looks(metered: A
     )
     assert judged[-1]["target"]["errorRate"] > 4 > judged[-1]["baseline"]["errorRate"]
     assert "Metric analysis: green against the other color per 2s window" in result.stdout
+
+
+def test_load_balancer_errors_rising_during_the_shift_roll_it_back(metered: AwsStack) -> None:
+    """Green's targets refuse 5% of their connections, so the ALB answers those with its own
+    502s: the analysis (targets' 5xx, color against color) sees nothing, the downtime guard
+    (the load balancer's own failures against its windows before the first write) does."""
+    refusing = Traffic(per_second=2000, elb_error_percent={"blue": 0.0, "green": 5.0})
+    with live(metered, refusing):
+        result = metered.cutover(
+            *shift(metered, "--steps", "10,100", "--bake", "30s", "--interval", "0.25s")
+        )
+    assert result.returncode == 1, result.stderr
+    assert metered.served(SERVICE) == {"blue": 100, "green": 0}
+    assert "downtime guard: requests failing at the load balancer" in result.stdout
+    (doc,) = metered.deployments()
+    assert doc["failure"]["reason"] == "guard failed"
+    assert doc["failure"]["detail"].startswith(
+        "downtime: failed requests more than 0.1 points above the share before the shift ("
+    ), doc["failure"]["detail"]
+    assert all(s["guards"].get("analysis") != "fail" for s in doc["samples"])
+    judged = [s["downtime"] for s in doc["samples"] if s.get("downtime")]
+    last = judged[-1]
+    assert last["state"] == "fail" and last["evidence"] >= last["threshold"]
+    assert last["during"]["failed"] > 0 and last["during"]["failedSeconds"] > 0
+    assert last["before"]["failed"] == 0 and last["before"]["requests"] > 0
+    assert last["connectionErrors"]["green"] > 0 == last["connectionErrors"]["blue"]
+    figures = _report(metered, doc["id"])
+    assert figures["failedRequests"] == last["during"]["failed"] > 0
+    assert figures["totalRequests"] == last["during"]["requests"]
+    assert figures["downtime"][-1]["state"] == "fail"
+    kpis = metered.cutover(*metered.args("kpis", "--output", "json", service=SERVICE))
+    assert json.loads(kpis.stdout)["failedRequests"] == last["during"]["failed"], kpis.stderr
+
+
+def test_a_clean_shift_is_left_alone_and_counts_no_failed_request(metered: AwsStack) -> None:
+    with live(metered, Traffic(per_second=2000)) as running:
+        running.wait_published(8 * PERIOD)  # the windows before the shift: this traffic's
+        result = metered.cutover(
+            *shift(metered, "--steps", "10,100", "--bake", "8s", "--interval", "0.25s")
+        )
+    assert result.returncode == 0, result.stderr
+    (doc,) = metered.deployments()
+    judged = [s["downtime"] for s in doc["samples"] if s.get("downtime")]
+    assert len(judged) >= 6 and {j["state"] for j in judged} == {"ok"}
+    assert judged[-1]["during"]["failed"] == 0 and judged[-1]["during"]["requests"] >= 10_000
+    assert judged[-1]["before"]["failed"] == 0 and judged[-1]["before"]["requests"] > 0
+    report = metered.cutover(*metered.args("report", "--out", str(metered.tmp), service=SERVICE))
+    assert report.returncode == 0, report.stderr
+    markdown = (metered.tmp / f"deployment-{doc['id']}.md").read_text()
+    total = judged[-1]["during"]["requests"]
+    assert (
+        "- Failed requests during the shift (at the load balancer or Gateway itself): 0 of "
+        f"{total:,} (0%); 0 s with any failing"
+    ) in markdown
+    assert "## Downtime guard" in markdown
+    kpis = metered.cutover(*metered.args("kpis", service=SERVICE))
+    assert f"- Failed requests at the load balancer or Gateway itself: 0 of {total:,} (0%)" in (
+        kpis.stdout
+    )
+
+
+def _report(aws: AwsStack, deployment: str) -> dict[str, Any]:
+    """`cutover report --output json` of `deployment`, as written."""
+    result = aws.cutover(*aws.args("report", "--deployment", deployment, "--output", "json",
+                                   "--out", str(aws.tmp), service=SERVICE))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads((aws.tmp / f"deployment-{deployment}.json").read_text()))
 
 
 def test_a_plan_whose_first_step_cannot_be_judged_at_todays_rate_is_refused(

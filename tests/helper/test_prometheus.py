@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cutover_gates.analysis_config import Settings
 
-from cutover.engine.guard import AnalysisGuard
+from cutover.engine.metric_guards import AnalysisGuard
 from cutover.metrics import PrometheusSource
 from rehearsal.traffic import Traffic
 from tests.harness.cli_runs import running, wait_for
@@ -86,6 +86,7 @@ def cluster(watched: tuple[Cluster, ColorExporter], tmp_path: Path) -> Iterator[
     cluster, exporter = watched
     cluster.reset(tmp_path)
     exporter.traffic.error_percent.update(blue=1.0, green=1.0)
+    exporter.traffic.elb_error_percent.update(blue=0.0, green=0.0)
     exporter.traffic.per_second = 400
     yield cluster
     cluster.check_allowed()  # the Role the program declares let it make every call
@@ -123,6 +124,36 @@ def test_a_healthy_target_passes_every_step(cluster: Cluster) -> None:
     assert len(judged) >= 4 and "fail" not in {j["state"] for j in judged}
     assert any(j["state"] == "ok" and j["target"]["requests"] >= 50 for j in judged)
     assert "Metric analysis: green against the other color per 3s window" in result.stdout
+    # the Gateway failed nothing itself: the downtime guard leaves the shift alone, counting
+    downtime = [s["downtime"] for s in doc["samples"] if s.get("downtime")]
+    assert len(downtime) >= 4 and {d["state"] for d in downtime} == {"ok"}
+    assert downtime[-1]["during"]["failed"] == 0 < downtime[-1]["during"]["requests"]
+
+
+def test_gateway_errors_rising_during_the_shift_roll_it_back(
+    cluster: Cluster, watched: tuple[Cluster, ColorExporter]
+) -> None:
+    """The Gateway fails 10% of the requests it sends green (an upstream connection failure
+    it answers 503 itself): the downtime guard reads its request metrics by response code
+    through Prometheus and gives the traffic back."""
+    exporter_of(watched).traffic.elb_error_percent["green"] = 10.0
+    result = cluster.cutover(
+        *cluster.shift("--steps", "10,100", "--bake", "40s", "--interval", "0.25s")
+    )
+    assert result.returncode == 1, result.stderr
+    assert cluster.weights() == {"blue": 100, "green": 0}
+    (doc,) = cluster.deployments()
+    assert doc["failure"]["detail"].startswith(
+        "downtime: failed requests more than 0.1 points above the share before the shift ("
+    ), doc["failure"]["detail"]
+    assert "requests failed at the Gateway" in doc["failure"]["detail"]
+    last = [s["downtime"] for s in doc["samples"] if s.get("downtime")][-1]
+    assert last["state"] == "fail" and last["during"]["failed"] > 0 == last["before"]["failed"]
+    assert last["during"]["failedSeconds"] >= PERIOD  # whole windows on Prometheus
+    report = cluster.cutover(*cluster.args("report", "--output", "json", "--out", str(cluster.tmp)))
+    assert report.returncode == 0, report.stderr
+    data = json.loads((cluster.tmp / f"deployment-{doc['id']}.json").read_text())
+    assert data["failedRequests"] == last["during"]["failed"]
 
 
 def _outputs_through(cluster: Cluster, url: str) -> Path:

@@ -308,7 +308,7 @@ class Recorded:
 
 
 def test_a_window_is_judged_once_and_only_after_its_figures_are_published() -> None:
-    from cutover.engine.guard import AnalysisGuard
+    from cutover.engine.metric_guards import AnalysisGuard
 
     source, now = Recorded(), [6000.0]
     delayed = Settings(latency_statistic="Average", delay_seconds=60)
@@ -332,7 +332,12 @@ def test_the_default_prometheus_queries_read_every_figure() -> None:
     from cutover.metrics import DEFAULT_QUERIES
 
     assert tuple(DEFAULT_QUERIES) == QUERY_NAMES
-    assert all("$namespace" in q and "$service" in q for q in DEFAULT_QUERIES.values())
+    assert all("$namespace" in q for q in DEFAULT_QUERIES.values())
+    per_color = ("requests", "errors", "latency")
+    assert all('"$service"' in DEFAULT_QUERIES[name] for name in per_color)
+    # the Gateway's own, both colors at once; its failures only those the Gateway flagged
+    assert all('=~"$services"' in q for n, q in DEFAULT_QUERIES.items() if n not in per_color)
+    assert 'response_flags!="-"' in DEFAULT_QUERIES["gatewayErrors"]
 
 
 def test_a_first_step_too_small_for_its_bake_is_refused_with_what_would_work() -> None:

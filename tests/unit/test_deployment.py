@@ -144,6 +144,9 @@ def test_figures_count_downtime_from_failing_samples_and_rollback_from_timings()
     assert numbers == {
         "shiftSeconds": 5.0,
         "downtimeSeconds": 2.0,
+        "failedRequests": None,  # no downtime guard counted them
+        "totalRequests": None,
+        "failedRequestSeconds": None,
         "rollbackSeconds": 0.5,
         "restoreWriteSeconds": 0.1,
     }
