@@ -98,32 +98,40 @@ class KubernetesFleet:
         return desired
 
 
-def ready_needed(capacity: int, weight: int, total: int) -> int:
+def ready_needed(keeps: int, weight: int, total: int) -> int:
     """Ready instances a color needs before it is given `weight` of `total`: that share of
-    the `capacity` its stack declares for all the traffic, rounded up (a fraction of an
-    instance is not warm), and at least one while it gets any (a color with weight and
+    the `keeps` instances it must keep ready to serve all the traffic, rounded up (a fraction
+    of an instance is not warm), and at least one while it gets any (a color with weight and
     nothing ready turns its requests into 5xx: an empty target group's 503 on an ALB, a
     Gateway's 503 for a backend without ready endpoints). Integers only: 70% of 10 is 7."""
     if weight <= 0 or total <= 0:
         return 0
-    return max(1, -(-capacity * weight // total))
+    return max(1, -(-keeps * weight // total))
 
 
 def short_for_step(
     outputs: StackOutputs, fleet: Fleet, color: Color, weights: Mapping[str, int]
 ) -> str | None:
     """Why `color` cannot be given its weight in `weights` yet: fewer ready than the step's
-    share of its capacity (`ready_needed`); None when it has enough. Reads the fleet once."""
+    share of what it keeps ready for all the traffic (`ready_needed`): its capacity, less what
+    its disruption budget lets go (a Kubernetes PodDisruptionBudget: the floor the ready guard
+    holds the target to); None when it has enough. Reads the fleet once."""
     capacity = outputs.services[color].capacity
+    allowed = fleet.disruptions_allowed or 0
+    keeps = max(1, capacity - allowed)
     total = sum(weights.values())
-    need = ready_needed(capacity, weights[color], total)
+    need = ready_needed(keeps, weights[color], total)
     ready = fleet.ready(color)
     if ready >= need:
         return None
-    percent = 100 * weights[color] / total
+    of = (
+        f"its capacity {capacity}"
+        if keeps == capacity
+        else f"the {keeps} of its capacity {capacity} its disruption budget keeps ready"
+    )
     return (
         f"{outputs.name}: {color} has {ready} {fleet.unit}; {format_weights(weights)} needs "
-        f"{need} ({percent:g}% of its capacity {capacity}, rounded up)"
+        f"{need} ({100 * weights[color] / total:g}% of {of}, rounded up)"
     )
 
 

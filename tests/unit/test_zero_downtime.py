@@ -19,11 +19,13 @@ from cutover.downtime import failing_seconds, judge_downtime
 from cutover.engine.guard import Verdict, sample_of
 from cutover.engine.metric_guards import DowntimeGuard
 from cutover.errors import DeploymentFailed
-from cutover.fleet import ready_needed
+from cutover.fleet import ready_needed, short_for_step
 from cutover.metrics import balancer_window
+from cutover.outputs import parse_outputs
 from cutover.report import kpis, kpis_markdown, report_json, report_markdown
 from cutover.summary import Summary
 from cutover.timeline import Event, EventType, Sample
+from tests.harness.memory import outputs
 from tests.harness.world import START, World
 
 
@@ -343,3 +345,31 @@ def test_the_report_and_the_kpis_say_the_failed_requests_beside_the_seconds() ->
     assert "| 3 of 12000 |" in said and "| n/a |" in said
     none = kpis_markdown({"since": "x", **kpis([Summary.of(unmeasured)], days=30)})
     assert "- Failed requests at the load balancer or Gateway itself: not measured" in none
+
+
+class Replicas:
+    """A Kubernetes color with `ready` replicas and one allowed unavailable."""
+
+    unit = "ready replicas"
+    disruptions_allowed = 1
+
+    def __init__(self, ready: int) -> None:
+        self.count = ready
+
+    def ready(self, color: str) -> int:
+        return self.count
+
+
+def test_on_kubernetes_a_step_needs_its_share_of_what_the_budget_keeps_ready() -> None:
+    data = outputs().to_json()
+    for color in ("blue", "green"):
+        data["services"][color] = {**data["services"][color], "capacity": 6}
+    six = parse_outputs(data, "memory")
+    full = {"blue": 0, "green": 100}
+    assert short_for_step(six, Replicas(5), "green", full) is None  # the budget allows one
+    assert short_for_step(six, Replicas(4), "green", full) == (
+        "prod/checkout: green has 4 ready replicas; blue 0 / green 100 needs 5 (100% of the 5 "
+        "of its capacity 6 its disruption budget keeps ready, rounded up)"
+    )
+    assert short_for_step(six, Replicas(2), "green", {"blue": 50, "green": 50}) is not None
+    assert short_for_step(six, Replicas(3), "green", {"blue": 50, "green": 50}) is None
