@@ -245,7 +245,7 @@ def kpi_figure(data: dict[str, Any]) -> Any:
     if any(failing):
         down.bar([x - 0.2 for x in places], downtimes, width=0.4, color=FAIL_COLOR, label=label)
         down.bar([x + 0.2 for x in places], failing, width=0.4, color=OPERATOR_COLOR,
-                 label="requests failing at the load balancer")  # fmt: skip
+                 label="requests failing at the load balancer or Gateway")  # fmt: skip
     else:
         down.bar(places, downtimes, color=FAIL_COLOR, label=label)
     down.set_title("How long users lost service", fontsize=10)

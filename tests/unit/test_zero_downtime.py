@@ -347,6 +347,18 @@ def test_the_report_and_the_kpis_say_the_failed_requests_beside_the_seconds() ->
     assert "- Failed requests at the load balancer or Gateway itself: not measured" in none
 
 
+def test_the_kpi_plot_draws_the_seconds_with_failed_requests_beside_the_downtime() -> None:
+    from cutover.plot import kpi_figure
+
+    summaries = [Summary.of(_counted(3, 12_000, 2.0, Status.SUCCEEDED)),
+                 Summary.of(_counted(0, 8000, 0.0, Status.SUCCEEDED))]  # fmt: skip
+    down = kpi_figure({"since": "x", **kpis(summaries, days=30)}).axes[1]
+    assert [b.get_height() for b in down.patches] == [0.0, 0.0, 2.0, 0.0]
+    assert [t.get_text() for t in down.get_legend().get_texts()] == [
+        "no healthy target, or a probe failing", "requests failing at the load balancer or Gateway",
+    ]  # fmt: skip
+
+
 class Replicas:
     """A Kubernetes color with `ready` replicas and one allowed unavailable."""
 
