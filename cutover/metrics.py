@@ -303,7 +303,11 @@ class PrometheusSource:
         return [self.balancer[t] for t in window_starts(start, end, period)]
 
 
-def source_for(outputs: StackOutputs) -> CloudWatchSource | PrometheusSource | None:
+# Where a stack's figures come from: both the colors' and the load balancer's own.
+Source = CloudWatchSource | PrometheusSource
+
+
+def source_for(outputs: StackOutputs) -> Source | None:
     """Where a stack's figures come from: CloudWatch on an ALB, Prometheus on a Gateway."""
     settings = analysis_of(outputs)
     if settings is None:

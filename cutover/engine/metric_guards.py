@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process 
     from cutover_gates.analysis_config import Settings
 
     from cutover.downtime import LoadBalancerWindow
-    from cutover.metrics import LoadBalancerSource, MetricSource
+    from cutover.metrics import LoadBalancerSource, MetricSource, Source
 
 
 class WindowClock:
@@ -185,16 +185,7 @@ def analysis_guard(
     for a baseline before it; `phase_began`: since when its tests have looked."""
     if not options.analysis or weights[options.target] == 0:
         return None
-    from cutover.metrics import source_for  # only a shift judges: not the watchdog, a rollback
-
-    sources = [
-        (s.outputs.name, source, settings)
-        for s in services
-        for settings in [analysis_of(s.outputs)]
-        if settings is not None and settings.enabled
-        for source in [source_for(s.outputs)]
-        if source is not None
-    ]
+    sources = [(s.outputs.name, source, settings) for s, source, settings in _sources(services)]
     if not sources:
         return None
     live = weights[other_color(options.target)] > 0
@@ -211,19 +202,23 @@ def downtime_guard(
     moved_at = next((e.t for e in deployment.events if e.type == EventType.STEP_INTENT), None)
     if moved_at is None or not deployment.options.analysis:
         return None
+    sources = [
+        (s.outputs.name, "the Gateway" if s.outputs.routing == "gateway" else "the load balancer",
+         source, settings)
+        for s, source, settings in _sources(services)
+    ]  # fmt: skip
+    return DowntimeGuard(sources, moved_at, now) if sources else None
+
+
+def _sources(services: list[Service]) -> list[tuple[Service, Source, Settings]]:
+    """Each service whose stack enables the analysis, with its metric source and settings."""
     from cutover.metrics import source_for  # only a shift judges: not the watchdog, a rollback
 
-    sources = [
-        (s.outputs.name, _where(s), source, settings)
+    return [
+        (s, source, settings)
         for s in services
         for settings in [analysis_of(s.outputs)]
         if settings is not None and settings.enabled
         for source in [source_for(s.outputs)]
         if source is not None
     ]
-    return DowntimeGuard(sources, moved_at, now) if sources else None
-
-
-def _where(service: Service) -> str:
-    """What answers the requests the downtime guard counts, in its words."""
-    return "the Gateway" if service.outputs.routing == "gateway" else "the load balancer"
