@@ -140,7 +140,11 @@ def test_gateway_errors_rising_during_the_shift_roll_it_back(
     result = cluster.cutover(
         *cluster.shift("--steps", "10,100", "--bake", "40s", "--interval", "0.25s")
     )
-    assert result.returncode == 1, result.stderr
+    # when the guard let the shift through, its verdicts say why
+    judged = [
+        s["downtime"] for d in cluster.deployments() for s in d["samples"] if s.get("downtime")
+    ]
+    assert result.returncode == 1, (result.stdout, result.stderr, judged)
     assert cluster.weights() == {"blue": 100, "green": 0}
     (doc,) = cluster.deployments()
     assert doc["failure"]["detail"].startswith(
