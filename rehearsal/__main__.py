@@ -5,8 +5,8 @@ stack in it from the Pulumi program, signs throwaway gates, writes everything in
 (default `rehearsal-out/`) and prints the environment and commands to paste; with
 `--per-second`, it also starts steady traffic. `traffic` (re)starts the traffic with chosen
 error rates per color (its targets' 5xx, `--error-percent`, and the load balancer's own on the
-requests sent to it, `--elb-error-percent`); `down` stops the traffic and the server. Nothing is contacted but
-127.0.0.1.
+requests sent to it, `--elb-error-percent`); `down` stops the traffic and the server. Nothing
+is contacted but 127.0.0.1.
 """
 
 from __future__ import annotations
