@@ -46,11 +46,17 @@ LUA = Path(__file__).with_name("zero_downtime.lua")
 HOST = "checkout.example.com"  # the route's hostname, as the program declares it
 # Traefik's per-service series of a color's Service (the harness names its port `http`).
 SERVICE = 'service="$namespace-$service-http-80@kubernetesgateway"'
+ROUTE = 'service=~"$namespace-($services)-http-80@kubernetesgateway"'  # both colors'
 TRAEFIK_QUERIES = {
     "requests": f"sum(increase(traefik_service_requests_total{{{SERVICE}}}[$window]))",
     "errors": f'sum(increase(traefik_service_requests_total{{{SERVICE},code=~"5.."}}[$window]))',
     "latency": "histogram_quantile($quantile, sum by (le) (rate("
     f"traefik_service_request_duration_seconds_bucket{{{SERVICE}}}[$window])))",
+    # the downtime guard's: both colors' series, failed where Traefik answers for a backend it
+    # could not reach (502, 503, 504), never the colors' injected 500s (the analysis's)
+    "gatewayRequests": f"sum(increase(traefik_service_requests_total{{{ROUTE}}}[$window]))",
+    "gatewayErrors": f'sum(increase(traefik_service_requests_total{{{ROUTE},code=~"502|503|504"}}'
+    "[$window]))",
 }
 # A driver that is to be outlived (tests/harness/cli_runs.py), its reads bounded too so that
 # the short lease covers one write (2 attempts of 1 + 2 s).
