@@ -96,25 +96,26 @@ class CloudWatchSource:
             "latency": (LATENCY, self.settings.latency_statistic),
         }
         return [
-            {
-                "Id": f"{color}_{figure}",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": self.metrics.namespace,
-                        "MetricName": name,
-                        "Dimensions": [
-                            {"Name": "LoadBalancer", "Value": self.metrics.load_balancer},
-                            {"Name": "TargetGroup", "Value": self.metrics.target_groups[color]},
-                        ],
-                    },
-                    "Period": period,
-                    "Stat": stat,
-                },
-                "ReturnData": True,
-            }
+            self.query(f"{color}_{figure}", name, self.dimensions(color), period, stat)
             for color in COLORS
             for figure, (name, stat) in figures.items()
         ]
+
+    def dimensions(self, color: Color | None = None) -> list[dict[str, str]]:
+        """The load balancer's dimensions, and with `color` its target group's."""
+        found = [{"Name": "LoadBalancer", "Value": self.metrics.load_balancer}]
+        if color is not None:
+            found.append({"Name": "TargetGroup", "Value": self.metrics.target_groups[color]})
+        return found
+
+    def query(
+        self, query_id: str, name: str, dimensions: list[dict[str, str]], period: int, stat: str
+    ) -> dict[str, Any]:
+        """One GetMetricData query: `stat` of the metric `name` with `dimensions`, a value per
+        `period` seconds."""
+        metric = {"Namespace": self.metrics.namespace, "MetricName": name, "Dimensions": dimensions}
+        stat_of = {"Metric": metric, "Period": period, "Stat": stat}
+        return {"Id": query_id, "MetricStat": stat_of, "ReturnData": True}
 
     def windows(self, start: float, end: float) -> dict[Color, list[Window]]:
         starts = window_starts(start, end, self.settings.period_seconds)
@@ -137,30 +138,14 @@ class CloudWatchSource:
     def load_balancer_queries(self) -> list[dict[str, Any]]:
         """The load balancer's own counts, at the metrics' resolution (the seconds with
         failures are counted at it)."""
-        balancer = [{"Name": "LoadBalancer", "Value": self.metrics.load_balancer}]
-        series = [("lb_requests", REQUESTS, balancer), ("lb_errors", ELB_ERRORS, balancer),
-                  ("lb_rejected", REJECTED, balancer)]  # fmt: skip
-        series += [
-            (f"{c}_connection_errors", CONNECTION_ERRORS,
-             [*balancer, {"Name": "TargetGroup", "Value": self.metrics.target_groups[c]}])
-            for c in COLORS
-        ]  # fmt: skip
-        return [
-            {
-                "Id": query_id,
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": self.metrics.namespace,
-                        "MetricName": name,
-                        "Dimensions": dimensions,
-                    },
-                    "Period": self.metrics.resolution_seconds,
-                    "Stat": "Sum",
-                },
-                "ReturnData": True,
-            }
-            for query_id, name, dimensions in series
-        ]
+        series: list[tuple[str, str, Color | None]] = [
+            ("lb_requests", REQUESTS, None),
+            ("lb_errors", ELB_ERRORS, None),
+            ("lb_rejected", REJECTED, None),
+        ]  # the load balancer's, then each target group's
+        series += [(f"{c}_connection_errors", CONNECTION_ERRORS, c) for c in COLORS]
+        resolution = self.metrics.resolution_seconds
+        return [self.query(i, name, self.dimensions(c), resolution, "Sum") for i, name, c in series]
 
     def load_balancer(self, start: float, end: float) -> list[LoadBalancerWindow]:
         period = self.settings.period_seconds
