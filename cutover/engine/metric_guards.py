@@ -8,6 +8,7 @@ figures are published, and repeat their last verdict between windows (not fresh)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cutover_gates.contract import COLORS, Color, other_color
@@ -24,6 +25,10 @@ if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process 
 
     from cutover.downtime import LoadBalancerWindow
     from cutover.metrics import LoadBalancerSource, MetricSource, Source
+
+
+# Which of several stacks' verdicts a guard gives: a failure, else an inconclusive one.
+WORST_FIRST = {"fail": 0, "inconclusive": 1, "ok": 2}
 
 
 class WindowClock:
@@ -82,7 +87,7 @@ class AnalysisGuard:
 
         now = self.clock.due()
         if now is None:
-            return Verdict(self.kind, self.last.state, self.last.detail, False, self.last.figures)
+            return replace(self.last, fresh=False)
         baseline = other_color(self.target)
         judgements = []
         try:
@@ -101,8 +106,7 @@ class AnalysisGuard:
         except MetricsUnavailable as e:
             self.last = Verdict(self.kind, "inconclusive", str(e))
             return self.last
-        order = {"fail": 0, "inconclusive": 1, "ok": 2}
-        name, judgement = min(judgements, key=lambda j: order[j[1].state])
+        name, judgement = min(judgements, key=lambda j: WORST_FIRST[j[1].state])
         prefix = f"{name}: " if len(self.sources) > 1 else ""
         figures = judgement.figures.to_json() if judgement.figures is not None else None
         self.last = Verdict(self.kind, judgement.state, prefix + judgement.detail, figures=figures)
@@ -139,7 +143,7 @@ class DowntimeGuard:
 
         now = self.clock.due()
         if now is None:
-            return Verdict(self.kind, self.last.state, self.last.detail, False, self.last.figures)
+            return replace(self.last, fresh=False)
         judged = []
         try:
             for name, where, source, settings in self.sources:
@@ -152,8 +156,7 @@ class DowntimeGuard:
         except MetricsUnavailable as e:
             self.last = Verdict(self.kind, "inconclusive", str(e))
             return self.last
-        order = {"fail": 0, "inconclusive": 1, "ok": 2}
-        name, judgement, _ = min(judged, key=lambda j: order[j[1].state])
+        name, judgement, _ = min(judged, key=lambda j: WORST_FIRST[j[1].state])
         prefix = f"{name}: " if len(self.sources) > 1 else ""
         evidence = [j.evidence for _, j, _ in judged if j.evidence is not None]
         figures = {
