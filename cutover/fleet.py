@@ -109,16 +109,20 @@ def ready_needed(keeps: int, weight: int, total: int) -> int:
     return max(1, -(-keeps * weight // total))
 
 
+def keeps_ready(outputs: StackOutputs, fleet: Fleet, color: Color) -> int:
+    """What `color` keeps ready to serve all the traffic: its capacity, less what its disruption
+    budget lets go (a Kubernetes PodDisruptionBudget; ECS has none), and at least one. The
+    floor the ready guard holds the target to, and what a step's share is taken of."""
+    return max(1, outputs.services[color].capacity - (fleet.disruptions_allowed or 0))
+
+
 def short_for_step(
     outputs: StackOutputs, fleet: Fleet, color: Color, weights: Mapping[str, int]
 ) -> str | None:
     """Why `color` cannot be given its weight in `weights` yet: fewer ready than the step's
-    share of what it keeps ready for all the traffic (`ready_needed`): its capacity, less what
-    its disruption budget lets go (a Kubernetes PodDisruptionBudget: the floor the ready guard
-    holds the target to); None when it has enough. Reads the fleet once."""
-    capacity = outputs.services[color].capacity
-    allowed = fleet.disruptions_allowed or 0
-    keeps = max(1, capacity - allowed)
+    share of what it keeps ready for all the traffic (`ready_needed` of `keeps_ready`); None
+    when it has enough. Reads the fleet once."""
+    capacity, keeps = outputs.services[color].capacity, keeps_ready(outputs, fleet, color)
     total = sum(weights.values())
     need = ready_needed(keeps, weights[color], total)
     ready = fleet.ready(color)

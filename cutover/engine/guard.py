@@ -19,6 +19,7 @@ from cutover_gates.contract import COLORS, Color
 
 from cutover.aws import describe_alarms
 from cutover.deployment import Options
+from cutover.fleet import keeps_ready
 from cutover.service import Service
 from cutover.timeline import Sample
 from cutover.weights import Weights, format_weights
@@ -181,11 +182,10 @@ def guards_for(
 
 def _floor(service: Service, color: Color, options: Options) -> int:
     """Ready instances `color` must keep: 1, or for the target color on a fleet with a
-    disruption budget, its capacity less what the budget allows."""
-    allowed = service.fleet.disruptions_allowed
-    if allowed is None or color != options.target:
+    disruption budget, what it keeps ready (`cutover.fleet.keeps_ready`)."""
+    if service.fleet.disruptions_allowed is None or color != options.target:
         return 1
-    return max(1, service.outputs.services[color].capacity - allowed)
+    return keeps_ready(service.outputs, service.fleet, color)
 
 
 class Tally:
