@@ -5,9 +5,9 @@ deployments deadlock), give back what was taken when one is held, and renew the 
 the deployment runs. A holder that stops renewing (killed, frozen, cut off) loses the lease
 after LEASE_SECONDS; on its own host, a dead holder's lease is taken over at once.
 
-The fencing rule (README, "Two writers"): `lease_live` is the one rule for whether a lease
-is held, for reads and for the conditional writes alike (the journals express
-`expires_at <= now` in their conditions, with the same `now`). A holder moves traffic only
+The fencing rule (docs/helper.md, "One owner per listener"): `lease_live` is the one rule
+for whether a lease is held, for reads and for the conditional writes alike (the journals
+express `expires_at <= now` in their conditions, with the same `now`). A holder moves traffic only
 while its last confirmed renewal covers the longest time a write can take (`before_write`,
 which renews synchronously first otherwise), and confirms after each write that the write
 was accepted inside that renewal (`landed_in_time`); a write that may have landed after a

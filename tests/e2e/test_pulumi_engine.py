@@ -287,7 +287,7 @@ def test_a_shift_moves_the_real_route_and_up_refresh_after_a_rollback_keeps_it(
 
 
 def test_pulumi_up_moves_a_route_the_helper_has_written(engine: EngineStack) -> None:
-    """The README's first way to move traffic, `pulumi config set cutover:activeColor green`
+    """The first way to move traffic (README, docs/architecture.md), `pulumi config set cutover:activeColor green`
     and `pulumi up`, on a route `cutover` has written (the fixture's drill patched its
     weights, so the API server counts the helper a manager of spec.rules): the update serves
     green, and the same way back serves blue. The route carries `pulumi.com/patchForce`:

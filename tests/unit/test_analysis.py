@@ -341,8 +341,9 @@ def test_the_default_prometheus_queries_read_every_figure() -> None:
 
 
 def test_a_first_step_too_small_for_its_bake_is_refused_with_what_would_work() -> None:
-    """The README's canary at 400 requests a second with 10 s windows: 5% sends 200 a window,
-    enough; at 4 requests a second it sends 2, and the analysis would only ever pool."""
+    """The canary of docs/analysis.md at 400 requests a second with 10 s windows: 5% sends
+    200 a window, enough; at 4 requests a second it sends 2, and the analysis would only ever
+    pool."""
     fast = Settings(period_seconds=10, delay_seconds=0, min_requests=50)
     assert first_look_problem(400, 0.05, fast, 60, "checkout") is None
     said = first_look_problem(4, 0.05, fast, 60, "checkout")

@@ -98,7 +98,7 @@ def test_a_shift_refuses_to_start_over_an_interrupted_one_and_names_it() -> None
 
 
 def test_a_pipeline_cleanup_never_gives_back_over_a_newer_release() -> None:
-    """Defect 2 (the README's pipeline cleanup): `rollback --deployment A --if-moved` after a
+    """Defect 2 (docs/helper.md's pipeline cleanup): `rollback --deployment A --if-moved` after a
     newer deployment B took the listener gives nothing back, even where A's own journal
     would say it must (its restore unconfirmed); `rollback --deployment A` is refused."""
     world = World()

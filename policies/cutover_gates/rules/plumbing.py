@@ -34,7 +34,7 @@ from cutover_gates.rules.policy import Policy, Report, ResourcePolicy, StackPoli
 
 
 def _website() -> str | None:
-    """PulumiPolicy.yaml `website`: where reviewers read about each policy (README anchors)."""
+    """PulumiPolicy.yaml `website`: where reviewers read about each policy (docs/policies.md's anchors)."""
     try:
         found = yaml.safe_load(
             (Path(__file__).resolve().parents[2] / "PulumiPolicy.yaml").read_text()
@@ -113,7 +113,7 @@ def _metadata(policy: Policy) -> dict[str, Any]:
         "tags": ["cutover", *about.tags],
         "config_schema": PolicyConfigSchema(policy.config.properties()),
     }
-    if WEBSITE:  # PulumiPolicy.yaml `website`: where the README's policy sections are
+    if WEBSITE:  # PulumiPolicy.yaml `website`: where docs/policies.md is hosted
         found["url"] = f"{WEBSITE}#policy-{policy.name}"
     return found
 
