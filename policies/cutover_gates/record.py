@@ -123,6 +123,13 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def issue_time(moment: datetime) -> str:
+    """A record's issuedAt, to the millisecond: it is compared with a rollback journaled to a
+    fraction of a second, so an approval signed just after a rollback, in the same second,
+    reads as issued after it (in whole seconds it read as not after, and was refused)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def parse_time(text: Any, field: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
@@ -155,7 +162,7 @@ def make_record(
         "stack": stack,
         "release": {"version": version, "digest": digest},
         "color": color,
-        "issuedAt": timestamp(issued_at),
+        "issuedAt": issue_time(issued_at),
         "expiresAt": timestamp(issued_at + valid_for),
         "details": details or {},
     }

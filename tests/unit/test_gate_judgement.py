@@ -133,6 +133,20 @@ def test_an_approval_must_be_newer_than_the_rollback_of_its_release(minutes: int
     assert judge_gate(expected, [approval], config, NOW, None) is None
 
 
+def test_an_approval_signed_in_the_second_of_the_rollback_counts_only_after_it() -> None:
+    """An approval signed 0.3 s after a rollback, within the same second, is issued after it
+    (the README's rehearsal signs one right after its rollback); one 0.3 s before is not."""
+    expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
+    rolled = ROLLED_AT + timedelta(seconds=0.5)
+    outcome = Outcome("d-1", Status.ROLLED_BACK, "green", "1.43.0", DIGEST, rolled.timestamp(),
+                      "5xx rate 6%", "watchdog")  # fmt: skip
+    after = signed(APPROVAL, rolled + timedelta(seconds=0.3))
+    before = signed(APPROVAL, rolled - timedelta(seconds=0.3))
+    assert judge_gate(expected, [after], config_of(APPROVAL), NOW, outcome) is None
+    refused = judge_gate(expected, [before], config_of(APPROVAL), NOW, outcome)
+    assert refused is not None and "was rolled back on this stack at" in refused
+
+
 def test_an_outcome_that_cannot_be_read_fails_the_approval_closed() -> None:
     expected = Expected(APPROVAL, "cutover", "prod", "1.43.0", DIGEST, "green")
     config = config_of(APPROVAL)
