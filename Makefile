@@ -48,13 +48,13 @@ fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 slow: $(STAMP) $(PACK_STAMP)
-	$(BIN)/pytest -n 3 tests/program tests/pack tests/helper
+	$(BIN)/pytest -n 3 -m "not cluster" tests/program tests/pack tests/helper
 
 slow-program-and-pack: $(STAMP) $(PACK_STAMP)
 	$(BIN)/pytest -n 3 tests/program tests/pack
 
 slow-helper: $(STAMP) $(PACK_STAMP)
-	$(BIN)/pytest -n 3 tests/helper
+	$(BIN)/pytest -n 3 -m "not cluster" tests/helper
 
 # The real tools (kube-apiserver, etcd, the Gateway API CRDs, pulumi, its Python language host,
 # pulumi-resource-kubernetes, Traefik) built from the Go module proxy into a cache keyed by
@@ -67,6 +67,7 @@ cluster-tools:
 # tests still run, and those needing it fail saying what is missing.
 e2e: $(STAMP) $(PACK_STAMP)
 	-bash .ci/cluster-tools
+	$(BIN)/pytest -n 2 -m cluster tests/helper
 	$(BIN)/pytest tests/e2e
 
 # A rehearsal of the prod stack to try the README's commands against (`python -m rehearsal

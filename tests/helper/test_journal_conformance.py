@@ -179,7 +179,11 @@ def _make(
         yield _memory()
 
 
-@pytest.fixture(params=["file", "dynamodb", "kubernetes", "memory"])
+# the Kubernetes journal runs on the real control plane: `make e2e` judges it (see conftest.py)
+KUBERNETES = pytest.param("kubernetes", marks=pytest.mark.cluster)
+
+
+@pytest.fixture(params=["file", "dynamodb", KUBERNETES, "memory"])
 def backend(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Backend]:
@@ -187,7 +191,7 @@ def backend(
 
 
 # Leases that run out (a file journal's flock is held exactly while its process lives).
-@pytest.fixture(params=["dynamodb", "kubernetes", "memory"])
+@pytest.fixture(params=["dynamodb", KUBERNETES, "memory"])
 def leasing(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Backend]:
