@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cutover_gates.analysis_config import Settings
 
+from cutover.analysis import BASELINE_WINDOWS
 from cutover.engine.metric_guards import AnalysisGuard
 from cutover.metrics import PrometheusSource
 from rehearsal.traffic import Traffic
@@ -72,13 +73,18 @@ def watched(
 
 def has_series(url: str) -> bool:
     """The latest complete window (what a shift's preflight reads) holds requests."""
+    return held(url, "app_requests_total", PERIOD) > 0
+
+
+def held(url: str, series: str, seconds: int) -> float:
+    """The increase of `series` over the `seconds` up to the latest complete window."""
     latest = time.time() // PERIOD * PERIOD
     query = urllib.parse.urlencode(
-        {"query": f"sum(increase(app_requests_total[{PERIOD}s]))", "time": latest}
+        {"query": f"sum(increase({series}[{seconds}s]))", "time": latest}
     )
     with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=2) as response:
         result = json.load(response)["data"]["result"]
-    return bool(result) and float(result[0]["value"][1]) > 0
+    return float(result[0]["value"][1]) if result else 0.0
 
 
 @pytest.fixture
@@ -140,14 +146,24 @@ def test_gateway_errors_rising_during_the_shift_roll_it_back(
     it answers 503 itself): the downtime guard reads its request metrics by response code
     through Prometheus and gives the traffic back."""
     exporter_of(watched).traffic.elb_error_percent["green"] = 10.0
+    # the five windows before the shift are its baseline: on a busy machine Prometheus can
+    # miss the exporter's scrapes while the cluster resets, and a baseline of a few hundred
+    # requests cannot tell a 0.9-point rise (the guard then says ok); wait until they are full
+    url = json.loads(cluster.outputs.read_text())["analysis"]["prometheus"]["url"]
+    full = 0.8 * exporter_of(watched).traffic.per_second * BASELINE_WINDOWS * PERIOD
+    wait_for(lambda: held(url, "gateway_requests_total", BASELINE_WINDOWS * PERIOD) >= full,
+             60, "the five windows before the shift to hold the Gateway's requests")  # fmt: skip
     result = cluster.cutover(
         *cluster.shift("--steps", "10,100", "--bake", "40s", "--interval", "0.25s")
     )
-    # when the guard let the shift through, its verdicts say why
+    # when the guard let the shift through, its verdicts say why, window by window
     judged = [
-        s["downtime"] for d in cluster.deployments() for s in d["samples"] if s.get("downtime")
-    ]
-    assert result.returncode == 1, (result.stdout, result.stderr, judged)
+        (s["t"], s["downtime"]["state"], s["downtime"]["during"], s["downtime"]["before"])
+        for d in cluster.deployments() for s in d["samples"] if s.get("downtime")
+    ]  # fmt: skip
+    steps = [(e["t"], e["weights"]) for d in cluster.deployments() for e in d["events"]
+             if e["type"] == "step"]  # fmt: skip
+    assert result.returncode == 1, (result.stdout, result.stderr, steps, judged)
     assert cluster.weights() == {"blue": 100, "green": 0}
     (doc,) = cluster.deployments()
     assert doc["failure"]["detail"].startswith(
