@@ -9,10 +9,10 @@ from typing import Any
 import pulumi
 from cutover_gates.contract import COLORS, Color
 from cutover_gates.rollback_window import (
+    FIRST_UPDATE,
     keeps_full_capacity,
     next_traffic_state,
     parse_traffic_state,
-    previous_traffic_output,
 )
 from cutover_gates.stack_outputs import PREVIOUS_TRAFFIC, TRAFFIC
 
@@ -25,8 +25,17 @@ def previous_update() -> pulumi.StackReference:
     from), for the pack: the engine shows a policy pack the stack's outputs, never its reads."""
     own = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     reference = pulumi.StackReference(f"{pulumi.get_stack()}-previous", stack_name=own)
-    pulumi.export(PREVIOUS_TRAFFIC, reference.outputs.apply(previous_traffic_output))
+    pulumi.export(PREVIOUS_TRAFFIC, reference.outputs.apply(_previous_traffic_output))
     return reference
+
+
+def _previous_traffic_output(previous_outputs: dict[str, Any] | None) -> Any:
+    """Output `previousTraffic`: the `traffic` output of the update before, as it was (the pack
+    parses it, and fails closed on what it cannot), or FIRST_UPDATE when no update left any
+    output."""
+    if not previous_outputs:
+        return FIRST_UPDATE
+    return previous_outputs.get(TRAFFIC)
 
 
 def previous_traffic(reference: pulumi.StackReference) -> pulumi.Output[Any]:

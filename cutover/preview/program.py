@@ -229,7 +229,9 @@ class RecordingMonitor(MockMonitor):
         return response
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        # Reads (a StackReference among them) are resources the engine shows the pack too.
+        # Reads (the self StackReference) are part of what the program declared. The real
+        # engine's AnalyzeStack was seen without it, so the pack reads the previous traffic
+        # from the stack's own outputs (previousTraffic), never from a read.
         response = super().ReadResource(request)
         self._record(request, response.urn, request.properties, custom=True)
         return response

@@ -40,15 +40,6 @@ class TrafficState:
 FIRST_UPDATE = "first-update"  # output previousTraffic of a stack's first update
 
 
-def previous_traffic_output(previous_outputs: Mapping[str, Any] | None) -> Any:
-    """Output `previousTraffic`: the `traffic` output of the update before, as it was (the pack
-    parses it, and fails closed on what it cannot), or FIRST_UPDATE when no update left any
-    output."""
-    if not previous_outputs:
-        return FIRST_UPDATE
-    return previous_outputs.get("traffic")
-
-
 def parse_traffic_state(value: Any) -> TrafficState | None:
     """The previous `traffic` output, or None when there is none (first update) or it is malformed."""
     if not isinstance(value, Mapping):

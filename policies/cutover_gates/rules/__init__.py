@@ -2,7 +2,8 @@
 
 Gates (approval, sign-off, drill, freeze) apply to updates that move traffic: when a color's
 weight changes, or a color receiving traffic changes release, compared with the stack's
-previous update (its `traffic` output, read through the program's self StackReference). Each
+previous update (its `traffic` output, which the program reads through a self StackReference
+and exports again as `previousTraffic`: the engine shows the pack outputs, not reads). Each
 message says what is wrong and what to do. Anything that cannot be decided because a value is
 unknown during preview fails closed with a violation saying so. Each policy is declared beside
 its check, its description the check's docstring: `gates.py`, `rollback.py` (a warm previous
