@@ -156,5 +156,24 @@ class KubernetesGateRecords(pulumi.ComponentResource):
         self.register_outputs({})
 
 
+# pulumi-kubernetes replaces a ConfigMap whose data changes unless its provider has this set;
+# a preview of that replacement shows the pack the ConfigMap as it is, not as the update leaves
+# it (measured with the real engine: a record dropped from `cutover:gateRecords` still counted,
+# and so would a color's outcome the journal changed since). Updated in place, the pack judges
+# the records and outcomes this update publishes.
+MUTABLE_CONFIG_MAPS = "enableConfigMapMutable"
+
+
+def require_mutable_config_maps() -> None:
+    """Refuse to publish the records in a ConfigMap the provider would replace: checked before
+    the stack declares anything, so an update refused for it changes nothing."""
+    if pulumi.Config("kubernetes").get(MUTABLE_CONFIG_MAPS) != "true":
+        raise ConfigError(
+            f"kubernetes:{MUTABLE_CONFIG_MAPS} must be true (`pulumi config set "
+            f"kubernetes:{MUTABLE_CONFIG_MAPS} true`): the gate records' ConfigMap is then "
+            "updated in place, and a preview judges the records this update publishes"
+        )
+
+
 def _color_of(color: str) -> Callable[[dict[str, str]], str]:
     return lambda found: found[color]

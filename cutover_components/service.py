@@ -42,6 +42,7 @@ from cutover_components.gate_records import (
     GateRecordsArgs,
     KubernetesGateRecords,
     KubernetesGateRecordsArgs,
+    require_mutable_config_maps,
 )
 from cutover_components.helper_role import (
     HelperRole,
@@ -101,9 +102,8 @@ def color_service(
 
 
 class BlueGreenService(pulumi.ComponentResource):
-    """Both colors of one service, the weighted routing between them and what gates and
-    guards a shift: alarms, the deployment journal, the gate records, the helper's role and
-    the watchdog.
+    """Both colors of one service, the weighted routing between them and what gates and guards a
+    shift: alarms, the deployment journal, the gate records, the helper's role and the watchdog.
 
     It exports the stack outputs `cutover` reads (`pulumi stack output --json` is the
     helper's `--outputs`), so a stack holds one BlueGreenService. Children the caller may
@@ -115,8 +115,10 @@ class BlueGreenService(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: BlueGreenServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("cutover:index:BlueGreenService", name, None, opts)
         config = self.config = args.config
+        if config.kubernetes is not None:
+            require_mutable_config_maps()  # before any resource: a refused update changes nothing
+        super().__init__("cutover:index:BlueGreenService", name, None, opts)
         self.records = list(args.gate_records)
         self.tags = stack_tags(config)
         # Stacks declared before this component existed had its children at the stack's root:

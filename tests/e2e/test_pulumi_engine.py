@@ -450,7 +450,20 @@ def test_the_real_engine_and_cutover_preview_judge_alike(engine: EngineStack) ->
     judged = PulumiStack(project, "prod", engine.pulumi.env, engine.pulumi.pulumi)
     base = engine.pulumi.config()
     launcher = ROOT / "policies" / "pulumi-analyzer-cutover-gates"
-    for name, (keys, refused) in VERDICT_CASES.items():
+    # a record dropped from the stack's list: the gate records' ConfigMap is updated in place
+    # (kubernetes:enableConfigMapMutable), so the engine shows the pack what this update
+    # publishes; replaced, it showed the record still there
+    unsigned = [r for r in base["cutover:gateRecords"] if not r.endswith("green-approval.json")]
+    assert len(unsigned) == len(base["cutover:gateRecords"]) - 1
+    dropped = {**FLIP, "gateRecords": unsigned}
+    cases = {
+        **VERDICT_CASES,
+        "green at 100% with its approval dropped": (
+            dropped,
+            {"chairman-approval": "approval record"},
+        ),
+    }
+    for name, (keys, refused) in cases.items():
         judged.stack_file.write_text(engine.pulumi.stack_file.read_text())  # its salt too
         judged.write_config(drops.set_keys(json.loads(json.dumps(base)), keys))
         real = engine_verdicts(judged, launcher, engine.gates)

@@ -109,6 +109,7 @@ def kubernetes_config(active: str = "green", percent: int = 90, routing: str = "
         config["cutover:analysis"] = {"prometheus": {"url": PROMETHEUS_URL}}
     config.update(
         {
+            "kubernetes:enableConfigMapMutable": "true",
             "cutover:platform": "kubernetes",
             "cutover:activeColor": active,
             "cutover:trafficPercent": percent,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from cutover.preview.program import ProgramRun
-from tests.harness.program_runs import declare, kubernetes_config, previous_outputs, prod_config
+from tests.harness.program_runs import (
+    declare,
+    kubernetes_config,
+    previous_outputs,
+    prod_config,
+    run,
+)
 
 
 def by_type(run: ProgramRun, kind: str) -> dict[str, dict]:
@@ -200,3 +206,19 @@ def test_the_watchdog_is_a_cronjob_bound_to_the_helper_role() -> None:
     mounted = json.loads(outputs["data"]["outputs.json"])
     assert mounted["route"] == run.outputs["route"] and mounted["stack"] == "prod"
     assert run.outputs["watchdog"] == {"cronJob": "cutover-watchdog", "namespace": "checkout"}
+
+
+def test_the_gate_records_configmap_is_updated_in_place_or_nothing_is_declared() -> None:
+    """pulumi-kubernetes replaces a ConfigMap whose data changes unless its provider sets
+    enableConfigMapMutable, and a preview of a replacement shows the pack the records as they
+    are, not as the update publishes them (the e2e layer shows the real engine then judging
+    alike): without it the program stops, naming the key, before it declares anything."""
+    for value in (None, "false"):
+        config = kubernetes_config()
+        config.pop("kubernetes:enableConfigMapMutable")
+        if value is not None:
+            config["kubernetes:enableConfigMapMutable"] = value
+        result = run(config)
+        assert result.returncode == 2, result.stderr
+        assert "kubernetes:enableConfigMapMutable must be true (`pulumi config set" in result.stderr
+        assert result.stdout == ""
