@@ -126,7 +126,11 @@ def engine_env(home: Path, backend: Path, kubeconfig: Path) -> dict[str, str]:
     program runs (its journal reader)."""
     env = pulumi_env(home)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PULUMI_BACKEND_URL"] = backend.as_uri()
+    # metadata=skip: gocloud's fileblob rewrites each state file's `.attrs` sidecar in place
+    # (create, then encode), and the program's self StackReference reading the checkpoint
+    # while the update saves it then failed with "failed to load checkpoint: EOF" (once in
+    # seven fresh stacks here); with no sidecar, every read is of a file renamed whole
+    env["PULUMI_BACKEND_URL"] = f"{backend.as_uri()}?metadata=skip"
     env["KUBECONFIG"] = str(kubeconfig)
     # The program is run from tests/e2e/program: nothing of the caller's may shadow the project.
     env.pop("PYTHONPATH", None)
