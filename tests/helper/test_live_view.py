@@ -42,6 +42,12 @@ def read_screen(main: int, until: Callable[[bytes], bool], timeout: float = 30) 
     return screen
 
 
+def read_to_close(main: int, timeout: float = 60) -> bytes:
+    """What the program wrote to its terminal until it closed it: every byte, not only those
+    read before its process was seen to exit (its last lines may still be unread then)."""
+    return read_screen(main, lambda _: False, timeout)
+
+
 def test_a_bake_tells_its_progress_without_flooding_the_log(aws: AwsStack) -> None:
     result = aws.cutover(*shift(aws, "--steps", "100", "--bake", "11.5s", "--interval", "0.2s"))
     assert result.returncode == 0, result.stderr
@@ -86,7 +92,7 @@ def test_status_watch_on_a_terminal_is_a_live_table(aws: AwsStack) -> None:
         screen = read_screen(main, lambda s: b"s left" in s and b"guards:" in s)
         abort = aws.cutover(*aws.args("abort"))
         assert abort.returncode == 0, abort.stderr
-        screen += read_screen(main, lambda _: watcher.poll() is not None)
+        screen += read_to_close(main)
         watcher.wait(timeout=30)
         os.close(main)
         process.communicate(timeout=30)
@@ -101,7 +107,7 @@ def test_a_shift_on_a_terminal_redraws_its_progress_in_place(aws: AwsStack) -> N
     process, main = on_terminal(
         aws, *shift(aws, "--steps", "100", "--bake", "11s", "--interval", "0.2s")
     )
-    screen = read_screen(main, lambda _: process.poll() is not None, timeout=60)
+    screen = read_to_close(main)
     process.wait(timeout=30)
     os.close(main)
     text = screen.decode(errors="replace")

@@ -11,7 +11,7 @@ import re
 
 from tests.harness.aws_stack import AwsStack
 from tests.harness.cli_runs import running
-from tests.helper.test_live_view import on_terminal, read_screen
+from tests.helper.test_live_view import on_terminal, read_screen, read_to_close
 from tests.helper.test_shift import FAST, shift
 
 
@@ -78,7 +78,7 @@ def test_an_abort_on_a_terminal_clears_the_wait_before_the_restore_is_said(
         screen = read_screen(main, lambda s: b"s left" in s)
         aborted = aws.cutover(*aws.args("abort"))
         assert aborted.returncode == 0, aborted.stderr
-        screen += read_screen(main, lambda _: process.poll() is not None, timeout=60)
+        screen += read_to_close(main)
         process.wait(timeout=30)
     finally:
         os.close(main)
