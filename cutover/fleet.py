@@ -117,15 +117,19 @@ def keeps_ready(outputs: StackOutputs, fleet: Fleet, color: Color) -> int:
 
 
 def short_for_step(
-    outputs: StackOutputs, fleet: Fleet, color: Color, weights: Mapping[str, int]
+    outputs: StackOutputs,
+    fleet: Fleet,
+    color: Color,
+    weights: Mapping[str, int],
+    ready: int | None = None,
 ) -> str | None:
     """Why `color` cannot be given its weight in `weights` yet: fewer ready than the step's
     share of what it keeps ready for all the traffic (`ready_needed` of `keeps_ready`); None
-    when it has enough. Reads the fleet once."""
+    when it has enough. Reads the fleet once, unless the caller just read `ready`."""
     capacity, keeps = outputs.services[color].capacity, keeps_ready(outputs, fleet, color)
     total = sum(weights.values())
     need = ready_needed(keeps, weights[color], total)
-    ready = fleet.ready(color)
+    ready = fleet.ready(color) if ready is None else ready
     if ready >= need:
         return None
     of = (

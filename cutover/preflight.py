@@ -46,6 +46,7 @@ from cutover.metrics import LoadBalancerSource, MetricsUnavailable, source_for
 from cutover.outputs import analysis_of
 from cutover.pack_config import load_gates_config
 from cutover.service import Service
+from cutover.weights import Weights
 
 
 def load_records(folder: Path) -> list[tuple[Path, Any]]:
@@ -152,11 +153,14 @@ def pack_config_trusting(keys: dict[str, str]) -> dict[str, Any]:
     return {POLICY_OF_KIND[kind]: {TRUSTED_KEYS.key: [key]} for kind, key in keys.items()}
 
 
-def guard_problems(services: list[Service], options: Options, now: float) -> list[str]:
+def guard_problems(
+    services: list[Service], options: Options, now: float, first: list[Weights | None]
+) -> list[str]:
     """Each guard of the first step tried once, before anything moves: the target's alarms
     answer and none is in ALARM, every probe passes, and, with the analysis on, each stack's
     metric source answers, the downtime guard's figures hold today's requests, and today's
-    request rate lets the first step be judged in its bake."""
+    request rate lets the first step (`first`, each service's; None: the shift has no step
+    there) be judged in its bake."""
     problems = []
     alarms = [n for s in services for n in s.outputs.alarm_names[options.target]]
     tried: list[Guard] = [AlarmGuard(alarms)] if alarms else []
@@ -167,12 +171,14 @@ def guard_problems(services: list[Service], options: Options, now: float) -> lis
             problems.append(f"{verdict.guard} guard {verdict.state} before any traffic moved: "
                             f"{verdict.detail}")  # fmt: skip
     if options.analysis:
-        for s in services:
-            problems += _analysis_problems(s, options, now)
+        for s, step in zip(services, first, strict=True):
+            problems += _analysis_problems(s, options, now, step)
     return problems
 
 
-def _analysis_problems(service: Service, options: Options, now: float) -> list[str]:
+def _analysis_problems(
+    service: Service, options: Options, now: float, first: Weights | None
+) -> list[str]:
     o, settings = service.outputs, analysis_of(service.outputs)
     if settings is None or not settings.enabled:
         return []
@@ -193,10 +199,9 @@ def _analysis_problems(service: Service, options: Options, now: float) -> list[s
     problem = _downtime_problem(o, source, start, end, rate * period)
     if problem:
         return [problem]
-    plan = plan_shift(service.router.served(), options.target, options.steps)
-    if not plan:
+    if first is None:
         return []
-    problem = first_look_problem(rate, plan[0][options.target] / 100, settings, options.bake,
+    problem = first_look_problem(rate, first[options.target] / 100, settings, options.bake,
                                  o.name)  # fmt: skip
     return [problem] if problem else []
 
@@ -251,17 +256,18 @@ def preflight(
                     "the inactive color's Service before shifting, and drop --smoke"
                 )
     problems: list[str] = gates()
+    first: list[Weights | None] = []  # each service's first step, its routing read once
     for s in services:
         o, fleet = s.outputs, s.fleet
         need = min_healthy or o.services[target].capacity
         ready = fleet.ready(target)
-        first = plan_shift(s.router.served(), target, options.steps)[:1]
+        first.append(next(iter(plan_shift(s.router.served(), target, options.steps)), None))
         if ready < need:
             problems.append(
                 f"{o.name}: {target} has {ready} {fleet.unit}; it needs {need} before it takes traffic"
             )
-        elif first:  # a --min-healthy below what the first step's share needs
-            short = short_for_step(o, fleet, target, first[0])
+        elif first[-1] is not None:  # a --min-healthy below what the first step needs
+            short = short_for_step(o, fleet, target, first[-1], ready)
             problems += [short] if short else []
         other = other_color(target)
         if fleet.ready(other) == 0:
@@ -269,7 +275,7 @@ def preflight(
                 f"{o.name}: {other} has no {fleet.unit}; it could not take traffic back"
             )
     if not problems:  # the guards are tried once the gates and fleets allow a shift at all
-        problems += guard_problems(services, options, now())
+        problems += guard_problems(services, options, now(), first)
     if problems:
         raise GateRefused("refused, nothing was changed:\n  " + "\n  ".join(problems))
     if smoke:
