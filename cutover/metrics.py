@@ -279,13 +279,14 @@ class PrometheusSource:
         """The Gateway's windows; the seconds with failures are whole windows (a query a
         window)."""
         period = self.settings.period_seconds
-        for t in window_starts(start, end, period):
+        starts = window_starts(start, end, period)
+        for t in starts:
             if t not in self.balancer:
                 requests = self.query("gatewayRequests", t + period) or 0.0
                 failed = self.query("gatewayErrors", t + period) or 0.0
                 failing = ((t, t + period),) if failed > 0 else ()
                 self.balancer[t] = LoadBalancerWindow(t, requests, failed, failing)
-        return [self.balancer[t] for t in window_starts(start, end, period)]
+        return [self.balancer[t] for t in starts]
 
 
 # Where a stack's figures come from: both the colors' and the load balancer's own.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cutover_gates.contract import COLORS, Color, other_color
 
@@ -29,6 +29,24 @@ if TYPE_CHECKING:  # the analysis is imported where it runs: a rollback process 
 
 # Which of several stacks' verdicts a guard gives: a failure, else an inconclusive one.
 WORST_FIRST = {"fail": 0, "inconclusive": 1, "ok": 2}
+
+
+class Judged(Protocol):
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+J = TypeVar("J", bound=Judged)
+
+
+def worst(judged: Sequence[tuple[str, J]]) -> tuple[J, str]:
+    """The worst of each stack's judgement (by name), and its detail, naming the stack when
+    there are several."""
+    name, judgement = min(judged, key=lambda j: WORST_FIRST[j[1].state])
+    return judgement, (f"{name}: " if len(judged) > 1 else "") + judgement.detail
 
 
 class WindowClock:
@@ -106,10 +124,9 @@ class AnalysisGuard:
         except MetricsUnavailable as e:
             self.last = Verdict(self.kind, "inconclusive", str(e))
             return self.last
-        name, judgement = min(judgements, key=lambda j: WORST_FIRST[j[1].state])
-        prefix = f"{name}: " if len(self.sources) > 1 else ""
+        judgement, detail = worst(judgements)
         figures = judgement.figures.to_json() if judgement.figures is not None else None
-        self.last = Verdict(self.kind, judgement.state, prefix + judgement.detail, figures=figures)
+        self.last = Verdict(self.kind, judgement.state, detail, figures=figures)
         return self.last
 
 
@@ -156,8 +173,7 @@ class DowntimeGuard:
         except MetricsUnavailable as e:
             self.last = Verdict(self.kind, "inconclusive", str(e))
             return self.last
-        name, judgement, _ = min(judged, key=lambda j: WORST_FIRST[j[1].state])
-        prefix = f"{name}: " if len(self.sources) > 1 else ""
+        judgement, detail = worst([(name, j) for name, j, _ in judged])
         evidence = [j.evidence for _, j, _ in judged if j.evidence is not None]
         figures = {
             "during": Counted.of([w for *_, during in judged for w in during]).to_json(),
@@ -171,7 +187,7 @@ class DowntimeGuard:
             "threshold": round(THRESHOLD, 3),
             "maxIncrease": max(s.max_failed_request_increase for *_, s in self.sources),
         }
-        self.last = Verdict(self.kind, judgement.state, prefix + judgement.detail, figures=figures)
+        self.last = Verdict(self.kind, judgement.state, detail, figures=figures)
         return self.last
 
 
